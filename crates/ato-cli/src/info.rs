@@ -1,0 +1,128 @@
+//! `ato info`: parameter and MAC counts of a model of the registry.
+
+use crate::overrides::merge_overrides;
+use anyhow::{Context, Result};
+use ato_models::{describe, ModelConfig, ModelName};
+use ato_zig::WidthPolynomial;
+use clap::{Args, ValueEnum};
+use figment::providers::Serialized;
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Data sets a model can be sized for (class count and input resolution).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatasetKind {
+    Cifar10,
+    Cifar100,
+    Synth10,
+    Synth100,
+    Imagenet,
+}
+
+impl DatasetKind {
+    /// (classes, input side).
+    pub fn shape(self) -> (usize, usize) {
+        match self {
+            DatasetKind::Cifar10 | DatasetKind::Synth10 => (10, 32),
+            DatasetKind::Cifar100 | DatasetKind::Synth100 => (100, 32),
+            DatasetKind::Imagenet => (1000, 224),
+        }
+    }
+
+    /// The data set a model is usually trained on: CIFAR-10 for the CIFAR ResNets,
+    /// ImageNet otherwise.
+    pub fn natural_for(name: ModelName) -> Self {
+        match name.family() {
+            ato_models::Family::CifarResNet { .. } => DatasetKind::Cifar10,
+            _ => DatasetKind::Imagenet,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Model name: resnet20, resnet32, resnet56, resnet110, resnet18, resnet34, resnet50,
+    /// mobilenetv2.
+    pub model: String,
+    /// Size the model for this data set [default: cifar10 for CIFAR ResNets, else imagenet].
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
+    /// Model keys as in configs, e.g. `model.shortcut=A`, `model.width_mult=0.5`,
+    /// `model.widths=[8,8,8]`.
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Print one JSON object: params, macs, prunable_macs, gates, gated_channels.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The counts `ato info` prints.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub params: u64,
+    pub macs: u64,
+    pub prunable_macs: u64,
+    pub gates: usize,
+    pub gated_channels: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelOnly {
+    model: ModelConfig,
+}
+
+/// The model config for `name` on `dataset` with `model.*` overrides applied.
+pub fn model_config(
+    name: &str,
+    dataset: Option<DatasetKind>,
+    overrides: &[String],
+) -> Result<ModelConfig> {
+    let name = ModelName::parse(name)?;
+    let (classes, size) = dataset.unwrap_or(DatasetKind::natural_for(name)).shape();
+    let base = ModelOnly {
+        model: ModelConfig::new(name, classes, size),
+    };
+    let fig = merge_overrides(Figment::from(Serialized::defaults(base)), overrides)?;
+    let cfg: ModelOnly = fig.extract().context("invalid model keys")?;
+    cfg.model.validate()?;
+    Ok(cfg.model)
+}
+
+/// Counts for a config, from its architecture record alone.
+pub fn model_info(cfg: &ModelConfig) -> Result<ModelInfo> {
+    let arch = describe(cfg)?;
+    let w = arch.gate_widths();
+    let macs = WidthPolynomial::macs(&arch);
+    Ok(ModelInfo {
+        params: WidthPolynomial::params(&arch).eval(&w),
+        macs: macs.eval(&w),
+        prunable_macs: macs.prunable(&w),
+        gates: arch.gates.len(),
+        gated_channels: arch.gated_channels(),
+    })
+}
+
+pub fn run(args: &InfoArgs) -> Result<()> {
+    let cfg = model_config(&args.model, args.dataset, &args.overrides)?;
+    let info = model_info(&cfg)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        let pct = 100.0 * info.prunable_macs as f64 / info.macs as f64;
+        println!(
+            "model           {} ({} classes, {}×{} input)",
+            cfg.name, cfg.num_classes, cfg.input_size, cfg.input_size
+        );
+        println!("params          {}", info.params);
+        println!(
+            "MACs            {} ({:.2} G)",
+            info.macs,
+            info.macs as f64 / 1e9
+        );
+        println!("prunable MACs   {} ({pct:.1}%)", info.prunable_macs);
+        println!("gates           {}", info.gates);
+        println!("gated channels  {}", info.gated_channels);
+    }
+    Ok(())
+}

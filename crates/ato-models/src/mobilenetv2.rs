@@ -1,0 +1,177 @@
+//! MobileNetV2 (Sandler et al. 2018, torchvision layout): the hidden width of every inverted
+//! residual with expansion > 1 is a gate. The CIFAR variant uses a stride-1 stem.
+
+use crate::layers::{apply_gate, global_avg_pool, ConvBn, GateValues};
+use crate::params::ParamStore;
+use crate::ModelError;
+use ato_zig::blocks::{self, ConvBnSpec, InvertedResidualSpec};
+use ato_zig::{ArchBuilder, Dim, GateId, LinearSpec};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::Linear;
+
+/// (expansion t, output channels c, repeats n, first stride s) of the paper's Table 2.
+const SETTINGS: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
+
+/// Rounds `v` to a multiple of 8, never more than 10% below `v` (torchvision's rule).
+pub fn make_divisible(v: f64) -> usize {
+    let d = 8.0;
+    let new = ((v + d / 2.0) / d).floor() * d;
+    let new = new.max(d);
+    if new < 0.9 * v {
+        (new + d) as usize
+    } else {
+        new as usize
+    }
+}
+
+struct InvertedResidual {
+    expand: Option<ConvBn>,
+    dw: ConvBn,
+    project: ConvBn,
+    gate: Option<GateId>,
+    residual: bool,
+}
+
+impl InvertedResidual {
+    fn new(
+        spec: &InvertedResidualSpec,
+        w: &[usize],
+        s: &mut ParamStore,
+    ) -> std::result::Result<Self, ModelError> {
+        Ok(Self {
+            expand: spec
+                .expand
+                .as_ref()
+                .map(|e| ConvBn::new(e, w, s))
+                .transpose()?,
+            dw: ConvBn::new(&spec.depthwise, w, s)?,
+            project: ConvBn::new(&spec.project, w, s)?,
+            gate: spec.gate,
+            residual: spec.residual,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, gates: Option<GateValues>, train: bool) -> Result<Tensor> {
+        let mut h = x.clone();
+        if let Some(e) = &self.expand {
+            h = relu6(&e.forward_t(&h, train)?)?;
+        }
+        h = relu6(&self.dw.forward_t(&h, train)?)?;
+        if let Some(g) = self.gate {
+            h = apply_gate(h, gates, g)?;
+        }
+        let h = self.project.forward_t(&h, train)?;
+        if self.residual {
+            h + x
+        } else {
+            Ok(h)
+        }
+    }
+}
+
+fn relu6(x: &Tensor) -> Result<Tensor> {
+    x.clamp(0f32, 6f32)
+}
+
+/// MobileNetV2 with gated hidden widths.
+pub struct MobileNetV2 {
+    stem: ConvBn,
+    blocks: Vec<InvertedResidual>,
+    head: ConvBn,
+    classifier: Linear,
+}
+
+pub(crate) struct MobileNetV2Spec {
+    stem: ConvBnSpec,
+    blocks: Vec<InvertedResidualSpec>,
+    head: ConvBnSpec,
+    classifier: LinearSpec,
+}
+
+impl MobileNetV2 {
+    pub(crate) fn build(
+        b: &mut ArchBuilder,
+        width_mult: f64,
+        stem_stride: usize,
+        num_classes: usize,
+        input: usize,
+    ) -> MobileNetV2Spec {
+        let stem_ch = make_divisible(32.0 * width_mult);
+        let last_ch = make_divisible(1280.0 * width_mult.max(1.0));
+        let stem = blocks::conv_bn(
+            b,
+            "stem.conv",
+            "stem.bn",
+            Dim::Fixed(3),
+            Dim::Fixed(stem_ch),
+            3,
+            stem_stride,
+            (input, input),
+        );
+        let mut hw = stem.out_hw();
+        let mut in_ch = stem_ch;
+        let mut specs = Vec::new();
+        for &(t, c, n, s) in &SETTINGS {
+            let out_ch = make_divisible(c as f64 * width_mult);
+            for i in 0..n {
+                let prefix = format!("features.{}", specs.len() + 1);
+                let stride = if i == 0 { s } else { 1 };
+                let spec = blocks::inverted_residual(b, &prefix, in_ch, out_ch, stride, t, hw);
+                hw = spec.project.out_hw();
+                in_ch = out_ch;
+                specs.push(spec);
+            }
+        }
+        let head = blocks::conv_bn(
+            b,
+            "head.conv",
+            "head.bn",
+            Dim::Fixed(in_ch),
+            Dim::Fixed(last_ch),
+            1,
+            1,
+            hw,
+        );
+        let classifier = b.linear("classifier", Dim::Fixed(last_ch), Dim::Fixed(num_classes));
+        MobileNetV2Spec {
+            stem,
+            blocks: specs,
+            head,
+            classifier,
+        }
+    }
+
+    pub(crate) fn new(
+        spec: &MobileNetV2Spec,
+        w: &[usize],
+        s: &mut ParamStore,
+    ) -> std::result::Result<Self, ModelError> {
+        Ok(Self {
+            stem: ConvBn::new(&spec.stem, w, s)?,
+            blocks: spec
+                .blocks
+                .iter()
+                .map(|b| InvertedResidual::new(b, w, s))
+                .collect::<std::result::Result<_, _>>()?,
+            head: ConvBn::new(&spec.head, w, s)?,
+            classifier: crate::layers::linear(&spec.classifier, w, s)?,
+        })
+    }
+
+    pub fn forward_t(&self, x: &Tensor, gates: Option<GateValues>, train: bool) -> Result<Tensor> {
+        let mut h = relu6(&self.stem.forward_t(x, train)?)?;
+        for b in &self.blocks {
+            h = b.forward_t(&h, gates, train)?;
+        }
+        let h = relu6(&self.head.forward_t(&h, train)?)?;
+        self.classifier.forward(&global_avg_pool(&h)?)
+    }
+}

@@ -1,0 +1,241 @@
+//! [`Model`]: a network of the registry with its architecture record, gates and variables.
+
+use crate::config::{Family, ModelConfig};
+use crate::layers::GateValues;
+use crate::mobilenetv2::MobileNetV2;
+use crate::params::ParamStore;
+use crate::resnet::{ResNet, ResNetLayout};
+use crate::ModelError;
+use ato_zig::{
+    compact_tensors, gates, Arch, ArchBuilder, Gate, KeptChannels, NamedVars, WidthPolynomial,
+};
+use candle_core::{Device, Result as CandleResult, Tensor, Var};
+use candle_nn::VarMap;
+use std::collections::HashMap;
+
+enum Network {
+    ResNet(ResNet),
+    MobileNetV2(MobileNetV2),
+}
+
+/// A model of the registry: the network, its [`Arch`], its gates and its variables.
+pub struct Model {
+    config: ModelConfig,
+    arch: Arch,
+    gates: Vec<Gate>,
+    varmap: VarMap,
+    device: Device,
+    network: Network,
+}
+
+/// True for BN running statistics, which are stored with the model but never trained.
+pub fn is_buffer(name: &str) -> bool {
+    name.ends_with(".running_mean") || name.ends_with(".running_var")
+}
+
+impl Model {
+    /// A freshly initialised model; the same seed gives the same weights on every device.
+    pub fn new(config: &ModelConfig, device: &Device, seed: u64) -> Result<Self, ModelError> {
+        Self::build(config, device, ParamStore::fresh(device, seed))
+    }
+
+    /// A model whose tensors (parameters and running statistics) are `tensors`; every tensor
+    /// must be present with the architecture's shape, and none may be left over.
+    pub fn from_tensors(
+        config: &ModelConfig,
+        tensors: HashMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        Self::build(config, device, ParamStore::given(device, tensors))
+    }
+
+    fn build(
+        config: &ModelConfig,
+        device: &Device,
+        mut store: ParamStore,
+    ) -> Result<Self, ModelError> {
+        let (arch, declared) = declare(config)?;
+        let widths = arch.gate_widths();
+        let network = match declared {
+            Declared::ResNet(s) => Network::ResNet(ResNet::new(&s, &widths, &mut store)?),
+            Declared::MobileNetV2(s) => {
+                Network::MobileNetV2(MobileNetV2::new(&s, &widths, &mut store)?)
+            }
+        };
+        let varmap = store.finish()?;
+        Ok(Self {
+            config: config.clone(),
+            gates: gates(&arch),
+            arch,
+            varmap,
+            device: device.clone(),
+            network,
+        })
+    }
+
+    /// Logits for a batch `x` of shape (N, 3, H, W). `gates`, when given, holds one (C_g,)
+    /// multiplier per gate applied to the gated channels (differentiable: the controller's
+    /// masks enter here). `train` selects batch statistics (and updates the running ones).
+    pub fn forward_t(
+        &self,
+        x: &Tensor,
+        gates: Option<&[Tensor]>,
+        train: bool,
+    ) -> CandleResult<Tensor> {
+        if let Some(g) = gates {
+            if g.len() != self.gates.len() {
+                candle_core::bail!(
+                    "{} gate vectors given, the model has {} gates",
+                    g.len(),
+                    self.gates.len()
+                );
+            }
+            for (t, gate) in g.iter().zip(&self.gates) {
+                if t.dims() != [gate.width] {
+                    candle_core::bail!(
+                        "gate `{}` expects shape [{}], got {:?}",
+                        gate.name,
+                        gate.width,
+                        t.dims()
+                    );
+                }
+            }
+        }
+        let g = gates.map(GateValues);
+        match &self.network {
+            Network::ResNet(n) => n.forward_t(x, g, train),
+            Network::MobileNetV2(n) => n.forward_t(x, g, train),
+        }
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+    /// The gates with their zero-invariant groups.
+    pub fn gates(&self) -> &[Gate] {
+        &self.gates
+    }
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A snapshot of the name → variable map (variables share storage with the model).
+    pub fn named_vars(&self) -> NamedVars {
+        self.varmap.data().lock().expect("var map lock").clone()
+    }
+
+    /// Trainable variables (everything but BN running statistics), sorted by name so that
+    /// optimisers visit them in a deterministic order.
+    pub fn trainable_vars(&self) -> Vec<(String, Var)> {
+        let mut v: Vec<(String, Var)> = self
+            .named_vars()
+            .into_iter()
+            .filter(|(n, _)| !is_buffer(n))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Detached copies of every tensor (parameters and running statistics).
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        self.named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_detached_tensor().copy().expect("copy")))
+            .collect()
+    }
+
+    /// Trainable parameters, counted from the variables themselves.
+    pub fn param_count(&self) -> usize {
+        self.trainable_vars()
+            .iter()
+            .map(|(_, v)| v.elem_count())
+            .sum()
+    }
+
+    /// The MACs polynomial of this architecture.
+    pub fn macs_polynomial(&self) -> WidthPolynomial {
+        WidthPolynomial::macs(&self.arch)
+    }
+
+    /// Conv + linear multiply-accumulates for one image at the current widths.
+    pub fn macs(&self) -> u64 {
+        self.macs_polynomial().eval(&self.arch.gate_widths())
+    }
+
+    /// The same architecture at the kept widths, with every member, running-statistic and
+    /// consumer tensor sliced. Where the dropped groups are zero, its outputs equal this
+    /// model's (DESIGN.md §3).
+    pub fn compact(&self, kept: &KeptChannels) -> Result<Model, ModelError> {
+        let tensors = compact_tensors(&self.gates, &self.tensors(), kept)?;
+        let widths: Vec<usize> = kept.widths();
+        let mut config = self.config.clone();
+        config.widths = Some(widths);
+        Model::from_tensors(&config, tensors, &self.device)
+    }
+}
+
+/// The architecture record of `config` without creating any tensor (what `ato info` prints).
+pub fn describe(config: &ModelConfig) -> Result<Arch, ModelError> {
+    Ok(declare(config)?.0)
+}
+
+fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
+    config.validate()?;
+    let mut b = ArchBuilder::with_widths(config.widths.clone());
+    let declared = match config.name.family() {
+        Family::CifarResNet { blocks_per_stage } => Declared::ResNet(ResNet::build(
+            &mut b,
+            ResNetLayout::Cifar {
+                blocks_per_stage,
+                shortcut: config.shortcut,
+            },
+            config.base_width.unwrap_or(16),
+            config.num_classes,
+            config.input_size,
+        )),
+        Family::ImageNetBasic { blocks } => Declared::ResNet(ResNet::build(
+            &mut b,
+            ResNetLayout::ImageNet {
+                blocks,
+                bottleneck: false,
+            },
+            config.base_width.unwrap_or(64),
+            config.num_classes,
+            config.input_size,
+        )),
+        Family::ImageNetBottleneck { blocks } => Declared::ResNet(ResNet::build(
+            &mut b,
+            ResNetLayout::ImageNet {
+                blocks,
+                bottleneck: true,
+            },
+            config.base_width.unwrap_or(64),
+            config.num_classes,
+            config.input_size,
+        )),
+        Family::MobileNetV2 => {
+            let stride = config
+                .stem_stride
+                .unwrap_or(if config.input_size <= 64 { 1 } else { 2 });
+            Declared::MobileNetV2(MobileNetV2::build(
+                &mut b,
+                config.width_mult,
+                stride,
+                config.num_classes,
+                config.input_size,
+            ))
+        }
+    };
+    Ok((b.finish()?, declared))
+}
+
+enum Declared {
+    ResNet(crate::resnet::ResNetSpec),
+    MobileNetV2(crate::mobilenetv2::MobileNetV2Spec),
+}

@@ -1,0 +1,106 @@
+//! Compaction: keep a subset of channels per gate and slice every member, buffer and
+//! consumer tensor accordingly. The result is the tensor set of the same architecture at
+//! smaller widths.
+
+use crate::groups::Gate;
+use crate::norms::{all_group_norms, NamedVars};
+use crate::ZigError;
+use candle_core::Tensor;
+use std::collections::HashMap;
+
+/// The channels kept by each gate, ascending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptChannels {
+    pub per_gate: Vec<Vec<usize>>,
+}
+
+impl KeptChannels {
+    /// Keeps every channel whose mask entry is true. A gate whose mask is all false keeps
+    /// its first channel, whose contribution is zero once its group is zeroed, so the model
+    /// stays well formed and outputs are unchanged.
+    pub fn from_masks(masks: &[Vec<bool>]) -> Self {
+        let per_gate = masks
+            .iter()
+            .map(|m| {
+                let kept: Vec<usize> = (0..m.len()).filter(|&c| m[c]).collect();
+                if kept.is_empty() {
+                    vec![0]
+                } else {
+                    kept
+                }
+            })
+            .collect();
+        Self { per_gate }
+    }
+
+    /// Keeps the groups whose norm is not exactly zero (at least one per gate).
+    pub fn nonzero_groups(gates: &[Gate], vars: &NamedVars) -> Result<Self, ZigError> {
+        let norms = all_group_norms(gates, vars)?;
+        let masks: Vec<Vec<bool>> = norms
+            .iter()
+            .map(|n| n.iter().map(|&v| v != 0.0).collect())
+            .collect();
+        Ok(Self::from_masks(&masks))
+    }
+
+    /// Every channel of every gate.
+    pub fn all(gates: &[Gate]) -> Self {
+        Self {
+            per_gate: gates.iter().map(|g| (0..g.width).collect()).collect(),
+        }
+    }
+
+    /// The width of each gate after compaction.
+    pub fn widths(&self) -> Vec<usize> {
+        self.per_gate.iter().map(Vec::len).collect()
+    }
+
+    /// Checks the set against the gates: one list per gate, non-empty, ascending, in range.
+    pub fn validate(&self, gates: &[Gate]) -> Result<(), ZigError> {
+        if self.per_gate.len() != gates.len() {
+            return Err(ZigError::WidthCount {
+                expected: gates.len(),
+                got: self.per_gate.len(),
+            });
+        }
+        for (g, kept) in gates.iter().zip(&self.per_gate) {
+            if kept.is_empty() {
+                return Err(ZigError::EmptyKeep(g.name.clone()));
+            }
+            if let Some(&bad) = kept.iter().find(|&&c| c >= g.width) {
+                return Err(ZigError::KeepOutOfRange {
+                    gate: g.name.clone(),
+                    index: bad,
+                    width: g.width,
+                });
+            }
+            if kept.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(ZigError::KeepNotAscending(g.name.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Slices `tensors` (every tensor of a model, buffers included) to the kept channels.
+/// Tensors not touched by any gate are copied unchanged.
+pub fn compact_tensors(
+    gates: &[Gate],
+    tensors: &HashMap<String, Tensor>,
+    kept: &KeptChannels,
+) -> Result<HashMap<String, Tensor>, ZigError> {
+    kept.validate(gates)?;
+    let mut out = tensors.clone();
+    for (gate, keep) in gates.iter().zip(&kept.per_gate) {
+        for slice in gate.all_slices() {
+            let t = out
+                .get(&slice.tensor)
+                .ok_or_else(|| ZigError::MissingTensor(slice.tensor.clone()))?;
+            let idx: Vec<u32> = keep.iter().map(|&c| c as u32).collect();
+            let idx = Tensor::from_vec(idx, keep.len(), t.device())?;
+            let sliced = t.index_select(&idx, slice.axis)?;
+            out.insert(slice.tensor.clone(), sliced);
+        }
+    }
+    Ok(out)
+}
