@@ -198,7 +198,7 @@ impl ModelConfig {
             if !(1..=1024).contains(&w) {
                 return bad("base_width", format!("{w} is outside [1, 1024]"));
             }
-            if self.shortcut == ShortcutKind::A && w % 2 != 0 {
+            if self.shortcut == ShortcutKind::A && !w.is_multiple_of(2) {
                 return bad("base_width", "must be even with shortcut A".into());
             }
         }

@@ -21,7 +21,7 @@ pub enum Init {
 }
 
 enum Source {
-    Fresh(ChaCha8Rng),
+    Fresh(Box<ChaCha8Rng>),
     Given(HashMap<String, Tensor>),
 }
 
@@ -38,7 +38,7 @@ impl ParamStore {
         Self {
             varmap: VarMap::new(),
             device: device.clone(),
-            source: Source::Fresh(ChaCha8Rng::seed_from_u64(seed)),
+            source: Source::Fresh(Box::new(ChaCha8Rng::seed_from_u64(seed))),
         }
     }
 

@@ -99,7 +99,7 @@ fn shortcut(
     match kind {
         ShortcutKind::A => {
             assert!(
-                out_ch >= in_ch && (out_ch - in_ch) % 2 == 0,
+                out_ch >= in_ch && (out_ch - in_ch).is_multiple_of(2),
                 "option A pads evenly"
             );
             Shortcut::ZeroPad {

@@ -20,7 +20,8 @@ fn rows(t: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
     } else {
         t.transpose(0, axis)?
     };
-    t.flatten_from(1)
+    let c = t.dim(0)?;
+    t.reshape((c, t.elem_count() / c))
 }
 
 /// A shape of the tensor's rank that is 1 everywhere except `len` at `axis`.
