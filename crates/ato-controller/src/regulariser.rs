@@ -1,0 +1,93 @@
+//! The FLOPs regulariser R(r, p) = log(max(r, p) / min(r, p)) = |log r − log p|.
+//!
+//! r is the prunable MACs kept by a mask over the prunable MACs of the full model; p is the
+//! ratio that meets the user's target FLOPs reduction ρ once the non-prunable MACs are counted:
+//! `p = ((1 − ρ) · F_total − F_nonprunable) / F_prunable`.
+
+use crate::ControllerError;
+use ato_zig::{Arch, WidthPolynomial};
+use candle_core::Tensor;
+
+/// R(r, p) on plain numbers.
+pub fn log_ratio_penalty(r: f64, p: f64) -> f64 {
+    (r.max(p) / r.min(p)).ln()
+}
+
+/// The prunable-MACs ratio target p for a FLOPs reduction ρ.
+pub fn target_ratio(
+    macs: &WidthPolynomial,
+    full_widths: &[usize],
+    rho: f64,
+) -> Result<f64, ControllerError> {
+    if !(rho > 0.0 && rho < 1.0) {
+        return Err(ControllerError::Target(format!(
+            "prune.target_flops_reduction = {rho} is outside (0, 1)"
+        )));
+    }
+    let prunable = macs.prunable(full_widths) as f64;
+    let total = macs.eval(full_widths) as f64;
+    let fixed = macs.constant as f64;
+    let p = ((1.0 - rho) * total - fixed) / prunable;
+    if p <= 0.0 {
+        return Err(ControllerError::Target(format!(
+            "prune.target_flops_reduction = {rho} is unreachable: {:.1}% of the MACs are not prunable",
+            100.0 * fixed / total
+        )));
+    }
+    Ok(p)
+}
+
+/// γ · R(r, p) for masks over the gates of an architecture.
+#[derive(Clone, Debug)]
+pub struct FlopsRegulariser {
+    macs: WidthPolynomial,
+    full_prunable: f64,
+    target: f64,
+}
+
+impl FlopsRegulariser {
+    /// The regulariser for `arch` (at its full widths) and target reduction ρ.
+    pub fn new(arch: &Arch, rho: f64) -> Result<Self, ControllerError> {
+        let macs = WidthPolynomial::macs(arch);
+        let widths = arch.gate_widths();
+        let target = target_ratio(&macs, &widths, rho)?;
+        Ok(Self {
+            full_prunable: macs.prunable(&widths) as f64,
+            macs,
+            target,
+        })
+    }
+
+    /// p, the prunable-MACs ratio to reach.
+    pub fn target(&self) -> f64 {
+        self.target
+    }
+
+    /// r for (soft or straight-through hard) masks, differentiable: the polynomial evaluated
+    /// at the mask sums.
+    pub fn ratio(&self, masks: &[Tensor]) -> Result<Tensor, ControllerError> {
+        let widths: Vec<Tensor> = masks
+            .iter()
+            .map(|m| m.sum_all())
+            .collect::<candle_core::Result<_>>()?;
+        Ok(self
+            .macs
+            .prunable_tensor(&widths)?
+            .affine(1.0 / self.full_prunable, 0.0)?)
+    }
+
+    /// R(r, p) = |log r − log p|, differentiable in the masks.
+    pub fn penalty(&self, masks: &[Tensor]) -> Result<Tensor, ControllerError> {
+        let r = self.ratio(masks)?;
+        Ok(r.log()?.affine(1.0, -self.target.ln())?.abs()?)
+    }
+
+    /// r for boolean masks, exactly.
+    pub fn ratio_of(&self, masks: &[Vec<bool>]) -> f64 {
+        let widths: Vec<usize> = masks
+            .iter()
+            .map(|m| m.iter().filter(|&&k| k).count())
+            .collect();
+        self.macs.prunable(&widths) as f64 / self.full_prunable
+    }
+}

@@ -1,0 +1,215 @@
+//! Controller acceptance tests (issue: ATO controller).
+
+use ato_controller::*;
+use ato_models::{describe, ModelConfig, ModelName};
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn widths_of(name: ModelName, size: usize) -> (ato_zig::Arch, Vec<usize>) {
+    let arch = describe(&ModelConfig::new(name, 10, size)).unwrap();
+    let w = arch.gate_widths();
+    (arch, w)
+}
+
+#[test]
+fn heads_match_gate_widths_and_masks_start_all_ones() {
+    for (name, size) in [
+        (ModelName::Resnet56, 32),
+        (ModelName::Resnet50, 224),
+        (ModelName::Mobilenetv2, 224),
+    ] {
+        let (_, widths) = widths_of(name, size);
+        let ctrl = Controller::new(&widths, ControllerConfig::default(), &Device::Cpu, 3).unwrap();
+        let z = ctrl.logits().unwrap();
+        let dims: Vec<usize> = z.iter().map(|t| t.dims1().unwrap()).collect();
+        assert_eq!(dims, widths, "{name}");
+        let m = eval_masks(&z, ctrl.config()).unwrap();
+        assert!(
+            m.iter().flatten().all(|&k| k),
+            "{name}: mask not all ones at init"
+        );
+        // with logistic noise n, P(z + b + n ≥ 0) = σ(z + b): the sampled share of kept
+        // channels matches the mean of σ(z + b) (≈ σ(3) ≈ 0.95) within binomial noise
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let s = sample_masks(&z, ctrl.config(), &mut rng)
+            .unwrap()
+            .hard_bools()
+            .unwrap();
+        let n = widths.iter().sum::<usize>() as f64;
+        let kept = s.iter().flatten().filter(|&&k| k).count() as f64 / n;
+        let expected: f64 = z
+            .iter()
+            .flat_map(|t| t.to_vec1::<f32>().unwrap())
+            .map(|v| 1.0 / (1.0 + (-(v as f64 + 3.0)).exp()))
+            .sum::<f64>()
+            / n;
+        assert!(
+            (kept - expected).abs() < 0.03,
+            "{name}: kept {kept}, expected {expected}"
+        );
+    }
+}
+
+#[test]
+fn tokens_are_orthonormal_and_fixed() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let l = 27;
+    let t = orthogonal_tokens(l, 64, &mut rng);
+    for i in 0..l {
+        for j in 0..l {
+            let dot: f32 = (0..64).map(|k| t[i * 64 + k] * t[j * 64 + k]).sum();
+            let want = if i == j { 1.0 } else { 0.0 };
+            assert!((dot - want).abs() < 1e-5, "({i},{j}) {dot}");
+        }
+    }
+    // more gates than dimensions: the 64 columns are orthonormal instead
+    let t = orthogonal_tokens(100, 64, &mut rng);
+    let col_dot =
+        |a: usize, b: usize| -> f32 { (0..100).map(|r| t[r * 64 + a] * t[r * 64 + b]).sum() };
+    assert!((col_dot(5, 5) - 1.0).abs() < 1e-5 && col_dot(5, 7).abs() < 1e-5);
+    let ctrl = Controller::new(&[4, 4], ControllerConfig::default(), &Device::Cpu, 0).unwrap();
+    let names: Vec<String> = ctrl.trainable_vars().into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names.iter().all(|n| !n.contains("token")),
+        "tokens are not trained"
+    );
+    assert_eq!(names.len(), 8 + 3 * 2);
+}
+
+#[test]
+fn penalty_and_target_match_hand_values() {
+    // R(r, p) = log(max/min): symmetric in the ratio, zero at r = p
+    assert!((log_ratio_penalty(0.25, 0.5) - 2f64.ln()).abs() < 1e-12);
+    assert!((log_ratio_penalty(0.5, 0.25) - 2f64.ln()).abs() < 1e-12);
+    assert_eq!(log_ratio_penalty(0.3, 0.3), 0.0);
+    // ResNet-20 (B): F_total = 40,813,184, non-prunable 705,152, prunable 40,108,032.
+    // ρ = 0.5: p = (0.5 · 40,813,184 − 705,152) / 40,108,032 = 19,701,440 / 40,108,032
+    let (arch, w) = widths_of(ModelName::Resnet20, 32);
+    let reg = FlopsRegulariser::new(&arch, 0.5).unwrap();
+    assert!((reg.target() - 19_701_440.0 / 40_108_032.0).abs() < 1e-12);
+    // r for half of every gate: each term is linear in one gate width → exactly 1/2
+    let half: Vec<Vec<bool>> = w
+        .iter()
+        .map(|&c| (0..c).map(|i| i < c / 2).collect())
+        .collect();
+    assert_eq!(reg.ratio_of(&half), 0.5);
+    // the tensor path agrees: r = 0.5 → R = |ln 0.5 − ln p|
+    let t: Vec<Tensor> = half
+        .iter()
+        .map(|m| {
+            Tensor::from_vec(
+                m.iter().map(|&k| k as u8 as f32).collect(),
+                m.len(),
+                &Device::Cpu,
+            )
+            .unwrap()
+        })
+        .collect();
+    let r = reg.ratio(&t).unwrap().to_scalar::<f32>().unwrap();
+    assert!((r - 0.5).abs() < 1e-6);
+    let pen = reg.penalty(&t).unwrap().to_scalar::<f32>().unwrap() as f64;
+    assert!((pen - log_ratio_penalty(0.5, reg.target())).abs() < 1e-5);
+    // bad targets name the key
+    for rho in [0.0, 1.0, -0.2, f64::NAN] {
+        let e = FlopsRegulariser::new(&arch, rho).unwrap_err().to_string();
+        assert!(e.contains("prune.target_flops_reduction"), "{e}");
+    }
+    let e = FlopsRegulariser::new(&arch, 0.99).unwrap_err().to_string();
+    assert!(e.contains("unreachable"), "{e}");
+}
+
+#[test]
+fn a_gradient_reaches_theta_through_the_straight_through_mask() {
+    let ctrl = Controller::new(&[6, 5], ControllerConfig::default(), &Device::Cpu, 1).unwrap();
+    let z = ctrl.logits().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let s = sample_masks(&z, ctrl.config(), &mut rng).unwrap();
+    // forward values of the hard masks are exactly 0/1
+    for h in &s.hard {
+        assert!(h
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .all(|&v| v == 0.0 || v == 1.0));
+    }
+    // a loss that weights each hard mask entry differently
+    let w0 = Tensor::arange(0f32, 6., &Device::Cpu).unwrap();
+    let w1 = Tensor::arange(0f32, 5., &Device::Cpu).unwrap();
+    let loss = ((&s.hard[0] * &w0).unwrap().sum_all().unwrap()
+        + (&s.hard[1] * &w1).unwrap().sum_all().unwrap())
+    .unwrap();
+    let grads = loss.backward().unwrap();
+    for (name, var) in ctrl.trainable_vars() {
+        let g = grads
+            .get(&var)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let v: Vec<f32> = g.flatten_all().unwrap().to_vec1().unwrap();
+        assert!(v.iter().all(|x| x.is_finite()), "{name}");
+        assert!(v.iter().any(|&x| x != 0.0), "{name}: zero gradient");
+    }
+}
+
+#[test]
+fn same_seed_same_logits_and_samples() {
+    let a = Controller::new(&[8, 3], ControllerConfig::default(), &Device::Cpu, 5).unwrap();
+    let b = Controller::new(&[8, 3], ControllerConfig::default(), &Device::Cpu, 5).unwrap();
+    let (za, zb) = (a.logits().unwrap(), b.logits().unwrap());
+    assert_eq!(
+        za[0].to_vec1::<f32>().unwrap(),
+        zb[0].to_vec1::<f32>().unwrap()
+    );
+    let cfg = ControllerConfig {
+        noise: NoiseKind::Gumbel,
+        ..Default::default()
+    };
+    let ya = sample_masks(&za, &cfg, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+    let yb = sample_masks(&zb, &cfg, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+    assert_eq!(
+        ya.relaxed[0].to_vec1::<f32>().unwrap(),
+        yb.relaxed[0].to_vec1::<f32>().unwrap()
+    );
+    assert!(Controller::new(&[], ControllerConfig::default(), &Device::Cpu, 0).is_err());
+}
+
+/// With the target network frozen (no CE term), γ·R alone drives the kept share of prunable
+/// MACs to p: within 2% for the deterministic mask.
+#[test]
+fn the_flops_term_alone_drives_r_to_p() {
+    let (arch, widths) = widths_of(ModelName::Resnet20, 32);
+    let ctrl = Controller::new(&widths, ControllerConfig::default(), &Device::Cpu, 0).unwrap();
+    let reg = FlopsRegulariser::new(&arch, 0.5).unwrap();
+    let vars = ctrl.trainable_vars().into_iter().map(|(_, v)| v).collect();
+    let mut opt = AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: 1e-2,
+            weight_decay: 1e-2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut last = Vec::new();
+    for step in 0..300 {
+        let z = ctrl.logits().unwrap();
+        let s = sample_masks(&z, ctrl.config(), &mut rng).unwrap();
+        let loss = reg.penalty(&s.hard).unwrap().affine(2.0, 0.0).unwrap(); // γ = 2
+        opt.backward_step(&loss).unwrap();
+        if step >= 250 {
+            last.push(reg.ratio_of(&s.hard_bools().unwrap()));
+        }
+    }
+    let p = reg.target();
+    let r_eval = reg.ratio_of(&eval_masks(&ctrl.logits().unwrap(), ctrl.config()).unwrap());
+    let r_mean = last.iter().sum::<f64>() / last.len() as f64;
+    eprintln!(
+        "p = {p:.4}, deterministic r = {r_eval:.4}, sampled r (mean of last 50) = {r_mean:.4}"
+    );
+    assert!(
+        (r_eval - p).abs() / p < 0.02,
+        "deterministic r {r_eval} vs p {p}"
+    );
+    assert!((r_mean - p).abs() / p < 0.02, "sampled r {r_mean} vs p {p}");
+}
