@@ -1,0 +1,100 @@
+//! What a run writes, row by row: `metrics.csv` (one row per epoch) and the `summary.csv` row
+//! of DESIGN.md §7. Files are rewritten whole through a temporary file and a rename, so a
+//! killed run never leaves a partial CSV behind.
+
+use crate::TrainError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One epoch of `metrics.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_top1: f64,
+    pub test_loss: f64,
+    pub test_top1: f64,
+    pub test_top5: f64,
+    /// Test top-1 of the model with the epoch's mask applied (equals test_top1 for dense).
+    pub masked_top1: f64,
+    /// Full-model MACs kept by the epoch's mask, as a fraction.
+    pub mask_macs_ratio: f64,
+    /// Share of groups whose norm is exactly zero.
+    pub group_sparsity: f64,
+    pub zero_groups: usize,
+    pub controller_loss: f64,
+    pub flops_reg: f64,
+    pub seconds: f64,
+}
+
+/// One row of `summary.csv` (DESIGN.md §7 columns, in order).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub run_id: String,
+    /// finished | failed
+    pub status: String,
+    pub dataset: String,
+    pub model: String,
+    pub method: String,
+    pub seed: u64,
+    pub lambda: f64,
+    pub gamma: f64,
+    pub t_start: usize,
+    pub t_end: usize,
+    pub target_flops_reduction: f64,
+    pub epochs: usize,
+    pub base_params: u64,
+    pub pruned_params: u64,
+    pub params_reduction: f64,
+    pub base_macs: u64,
+    pub pruned_macs: u64,
+    pub flops_reduction: f64,
+    pub top1: f64,
+    pub top5: f64,
+    pub compact_top1: f64,
+    pub wall_seconds: f64,
+}
+
+fn tmp_sibling(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Io(format!("{}: {e}", path.display()))
+}
+
+/// Writes `rows` as a CSV with a header to `path`, atomically (temporary file + rename).
+pub fn write_csv_atomically<T: Serialize>(path: &Path, rows: &[T]) -> Result<(), TrainError> {
+    let tmp = tmp_sibling(path);
+    {
+        let mut w = csv::Writer::from_path(&tmp).map_err(|e| io(&tmp, e))?;
+        for r in rows {
+            w.serialize(r).map_err(|e| io(&tmp, e))?;
+        }
+        w.flush().map_err(|e| io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+/// Reads every row of a CSV written by [`write_csv_atomically`]; a missing file is empty.
+pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, TrainError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut r = csv::Reader::from_path(path).map_err(|e| io(path, e))?;
+    r.deserialize()
+        .enumerate()
+        .map(|(i, row)| row.map_err(|e| io(path, format!("row {}: {e}", i + 1))))
+        .collect()
+}
+
+/// Writes a text file atomically (temporary file + rename).
+pub fn write_text_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
+    let tmp = tmp_sibling(path);
+    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
