@@ -21,10 +21,14 @@
 //! ```
 
 pub mod config;
+pub mod evaluate;
+pub mod objective;
 pub mod records;
 pub mod schedule;
 
 pub use config::{DatasetName, LrSchedule, Method, Noise, OptimizerName, Projector, RunConfig};
+pub use evaluate::evaluate;
+pub use objective::{cross_entropy, finite_loss, mixup_cross_entropy, topk_correct, Tally};
 pub use records::{
     read_csv, write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow,
 };
@@ -37,6 +41,14 @@ pub enum TrainError {
     Config(String),
     #[error("{0}")]
     Io(String),
+    #[error(
+        "the loss became {value} at epoch {epoch}, step {step}; lower optim.lr or check the data"
+    )]
+    NonFinite {
+        value: f64,
+        epoch: usize,
+        step: usize,
+    },
     #[error(transparent)]
     Model(#[from] ato_models::ModelError),
     #[error(transparent)]
