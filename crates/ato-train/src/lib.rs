@@ -20,12 +20,14 @@
 //! assert_eq!(s.phase(60).lambda, 100.0); // λ · lambda_final_mult after T_end
 //! ```
 
+pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
 pub mod objective;
 pub mod records;
 pub mod schedule;
 
+pub use checkpoint::{CheckpointDir, RngState, RunState};
 pub use config::{DatasetName, LrSchedule, Method, Noise, OptimizerName, Projector, RunConfig};
 pub use evaluate::evaluate;
 pub use objective::{cross_entropy, finite_loss, mixup_cross_entropy, topk_correct, Tally};

@@ -143,3 +143,68 @@ fn csv_files_round_trip_and_leave_no_partial_file() {
     let e = read_csv::<EpochMetrics>(&path).unwrap_err().to_string();
     assert!(e.contains("metrics.csv") && e.contains("row 2"), "{e}");
 }
+
+#[test]
+fn rng_state_continues_the_stream_exactly() {
+    use rand::{Rng, SeedableRng};
+    let mut a = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let _: Vec<u64> = (0..37).map(|_| a.random()).collect();
+    let saved = RngState::of(&a);
+    let json = serde_json::to_string(&saved).unwrap();
+    let mut b = serde_json::from_str::<RngState>(&json)
+        .unwrap()
+        .restore()
+        .unwrap();
+    let xa: Vec<u32> = (0..10).map(|_| a.random()).collect();
+    let xb: Vec<u32> = (0..10).map(|_| b.random()).collect();
+    assert_eq!(xa, xb);
+}
+
+#[test]
+fn checkpoints_swap_atomically_and_survive_a_kill_mid_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = CheckpointDir::new(dir.path());
+    assert!(ck.latest().unwrap().is_none());
+    let state = |e| RunState {
+        epochs_done: e,
+        global_step: 10 * e as u64,
+        rngs: vec![],
+        frozen_mask: None,
+        seconds: 1.0,
+    };
+    ck.save(&state(1), |p| {
+        write_text_atomically(&p.join("model.txt"), "one")
+    })
+    .unwrap();
+    ck.save(&state(2), |p| {
+        write_text_atomically(&p.join("model.txt"), "two")
+    })
+    .unwrap();
+    let (path, s) = ck.latest().unwrap().unwrap();
+    assert_eq!(s.epochs_done, 2);
+    assert_eq!(
+        std::fs::read_to_string(path.join("model.txt")).unwrap(),
+        "two"
+    );
+    // a failing writer leaves the last checkpoint in place
+    let e = ck.save(&state(3), |_| {
+        Err(ato_train::TrainError::Io("disk full".into()))
+    });
+    assert!(e.is_err());
+    assert_eq!(ck.latest().unwrap().unwrap().1.epochs_done, 2);
+    // killed between the two renames: only checkpoint.old exists
+    std::fs::rename(
+        dir.path().join("checkpoint"),
+        dir.path().join("checkpoint.old"),
+    )
+    .unwrap();
+    assert_eq!(ck.latest().unwrap().unwrap().1.epochs_done, 2);
+    ck.save(&state(3), |p| {
+        write_text_atomically(&p.join("model.txt"), "three")
+    })
+    .unwrap();
+    assert_eq!(ck.latest().unwrap().unwrap().1.epochs_done, 3);
+    assert!(
+        !dir.path().join("checkpoint.old").exists() && !dir.path().join("checkpoint.new").exists()
+    );
+}

@@ -1,0 +1,122 @@
+//! Checkpoints written atomically: a checkpoint is a folder (`checkpoint/`) whose files are
+//! written by each component (model, optimiser, controller, [`RunState`]). A new one is built
+//! in `checkpoint.new/` and swapped in with renames; a run killed at any moment leaves either
+//! the old or the new checkpoint complete, and [`CheckpointDir::latest`] finds it.
+
+use crate::records::write_text_atomically;
+use crate::TrainError;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The position of a ChaCha8 stream, enough to continue it exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RngState {
+    pub seed: [u8; 32],
+    pub stream: u64,
+    /// Stored as a string: JSON numbers cannot hold a u128.
+    pub word_pos: String,
+}
+
+impl RngState {
+    pub fn of(rng: &ChaCha8Rng) -> Self {
+        Self {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos().to_string(),
+        }
+    }
+
+    pub fn restore(&self) -> Result<ChaCha8Rng, TrainError> {
+        let pos: u128 = self.word_pos.parse().map_err(|_| {
+            TrainError::Io(format!(
+                "bad RNG position `{}` in checkpoint",
+                self.word_pos
+            ))
+        })?;
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(pos);
+        Ok(rng)
+    }
+}
+
+/// Everything of a run's progress that is not a tensor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Target optimiser steps taken.
+    pub global_step: u64,
+    /// Named RNG streams (data order, augmentation, controller noise, ...).
+    pub rngs: Vec<(String, RngState)>,
+    /// The mask frozen at T_end (ATO), one entry per gate channel, 1 = keep.
+    pub frozen_mask: Option<Vec<Vec<bool>>>,
+    /// Seconds of training so far (for `wall_seconds` across resumes).
+    pub seconds: f64,
+}
+
+const STATE_FILE: &str = "state.json";
+
+/// The checkpoint folder of a run.
+#[derive(Clone, Debug)]
+pub struct CheckpointDir {
+    current: PathBuf,
+    staging: PathBuf,
+    previous: PathBuf,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Io(format!("{}: {e}", path.display()))
+}
+
+impl CheckpointDir {
+    /// The checkpoint of the run folder `run_dir` (`run_dir/checkpoint`).
+    pub fn new(run_dir: &Path) -> Self {
+        Self {
+            current: run_dir.join("checkpoint"),
+            staging: run_dir.join("checkpoint.new"),
+            previous: run_dir.join("checkpoint.old"),
+        }
+    }
+
+    /// Writes a checkpoint: `write_files` fills a fresh folder, `state` is added last, then
+    /// the folder replaces the previous checkpoint.
+    pub fn save<F>(&self, state: &RunState, write_files: F) -> Result<(), TrainError>
+    where
+        F: FnOnce(&Path) -> Result<(), TrainError>,
+    {
+        if self.staging.exists() {
+            std::fs::remove_dir_all(&self.staging).map_err(|e| io(&self.staging, e))?;
+        }
+        std::fs::create_dir_all(&self.staging).map_err(|e| io(&self.staging, e))?;
+        write_files(&self.staging)?;
+        let json = serde_json::to_string_pretty(state).expect("state serialises");
+        write_text_atomically(&self.staging.join(STATE_FILE), &json)?;
+        if self.current.exists() {
+            if self.previous.exists() {
+                std::fs::remove_dir_all(&self.previous).map_err(|e| io(&self.previous, e))?;
+            }
+            std::fs::rename(&self.current, &self.previous).map_err(|e| io(&self.current, e))?;
+        }
+        std::fs::rename(&self.staging, &self.current).map_err(|e| io(&self.staging, e))?;
+        if self.previous.exists() {
+            std::fs::remove_dir_all(&self.previous).map_err(|e| io(&self.previous, e))?;
+        }
+        Ok(())
+    }
+
+    /// The newest complete checkpoint folder and its state, if any.
+    pub fn latest(&self) -> Result<Option<(PathBuf, RunState)>, TrainError> {
+        for dir in [&self.current, &self.previous] {
+            let file = dir.join(STATE_FILE);
+            if file.exists() {
+                let text = std::fs::read_to_string(&file).map_err(|e| io(&file, e))?;
+                let state: RunState = serde_json::from_str(&text).map_err(|e| io(&file, e))?;
+                return Ok(Some((dir.clone(), state)));
+            }
+        }
+        Ok(None)
+    }
+}
