@@ -188,38 +188,39 @@ pub fn describe(config: &ModelConfig) -> Result<Arch, ModelError> {
 fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
     config.validate()?;
     let mut b = ArchBuilder::with_widths(config.widths.clone());
-    let declared = match config.name.family() {
-        Family::CifarResNet { blocks_per_stage } => Declared::ResNet(ResNet::build(
-            &mut b,
+    let resnet = match config.name.family() {
+        Family::CifarResNet { blocks_per_stage } => Some((
             ResNetLayout::Cifar {
                 blocks_per_stage,
                 shortcut: config.shortcut,
             },
-            config.base_width.unwrap_or(16),
-            config.num_classes,
-            config.input_size,
+            16,
         )),
-        Family::ImageNetBasic { blocks } => Declared::ResNet(ResNet::build(
-            &mut b,
+        Family::ImageNetBasic { blocks } => Some((
             ResNetLayout::ImageNet {
                 blocks,
                 bottleneck: false,
             },
-            config.base_width.unwrap_or(64),
-            config.num_classes,
-            config.input_size,
+            64,
         )),
-        Family::ImageNetBottleneck { blocks } => Declared::ResNet(ResNet::build(
-            &mut b,
+        Family::ImageNetBottleneck { blocks } => Some((
             ResNetLayout::ImageNet {
                 blocks,
                 bottleneck: true,
             },
-            config.base_width.unwrap_or(64),
+            64,
+        )),
+        Family::MobileNetV2 => None,
+    };
+    let declared = match resnet {
+        Some((layout, default_base)) => Declared::ResNet(ResNet::build(
+            &mut b,
+            layout,
+            config.base_width.unwrap_or(default_base),
             config.num_classes,
             config.input_size,
         )),
-        Family::MobileNetV2 => {
+        None => {
             let stride = config
                 .stem_stride
                 .unwrap_or(if config.input_size <= 64 { 1 } else { 2 });
