@@ -535,3 +535,36 @@ impl RunConfig {
         Ok(())
     }
 }
+
+/// 64-bit FNV-1a, for short stable identifiers.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl RunConfig {
+    /// A readable, stable identifier: `{method}-{model}-s{seed}-{hash}` where the hash covers
+    /// every key except `name` and `out_dir`. Two runs with the same settings share an id,
+    /// which is how sweeps skip finished runs and resume interrupted ones.
+    pub fn run_id(&self) -> String {
+        let mut key = self.clone();
+        key.name.clear();
+        key.out_dir.clear();
+        let h = fnv1a(key.to_toml().as_bytes());
+        format!(
+            "{}-{}-s{}-{:08x}",
+            self.method.as_str(),
+            self.model.name,
+            self.seed,
+            h as u32
+        )
+    }
+
+    /// `<out_dir>/<name>/<run_id>`.
+    pub fn run_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.out_dir)
+            .join(&self.name)
+            .join(self.run_id())
+    }
+}

@@ -22,19 +22,23 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod evaluate;
 pub mod objective;
 pub mod records;
 pub mod schedule;
+pub mod stats;
 
 pub use checkpoint::{CheckpointDir, RngState, RunState};
 pub use config::{DatasetName, LrSchedule, Method, Noise, OptimizerName, Projector, RunConfig};
+pub use device::select_device;
 pub use evaluate::evaluate;
 pub use objective::{cross_entropy, finite_loss, mixup_cross_entropy, topk_correct, Tally};
 pub use records::{
     read_csv, write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow,
 };
 pub use schedule::{AtoSchedule, EpochPhase};
+pub use stats::{full_mask, mask_macs_ratio, GroupSparsity};
 
 /// Errors of a run; each is one line naming its cause.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,8 @@ pub enum TrainError {
         epoch: usize,
         step: usize,
     },
+    #[error(transparent)]
+    Zig(#[from] ato_zig::ZigError),
     #[error(transparent)]
     Model(#[from] ato_models::ModelError),
     #[error(transparent)]

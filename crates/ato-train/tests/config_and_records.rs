@@ -208,3 +208,39 @@ fn checkpoints_swap_atomically_and_survive_a_kill_mid_swap() {
         !dir.path().join("checkpoint.old").exists() && !dir.path().join("checkpoint.new").exists()
     );
 }
+
+#[test]
+fn run_ids_are_stable_and_follow_the_settings() {
+    let a = RunConfig::default();
+    let mut b = a.clone();
+    b.name = "other".into();
+    b.out_dir = "elsewhere".into();
+    assert_eq!(
+        a.run_id(),
+        b.run_id(),
+        "name and out_dir do not change the run"
+    );
+    assert!(a.run_id().starts_with("ato-resnet20-s0-"));
+    let mut c = a.clone();
+    c.ato.lambda = 1.0;
+    assert_ne!(a.run_id(), c.run_id());
+    assert_eq!(
+        a.run_dir(),
+        std::path::Path::new("results/default").join(a.run_id())
+    );
+}
+
+#[test]
+fn devices_are_parsed_and_unavailable_ones_named() {
+    assert!(matches!(
+        select_device("cpu").unwrap(),
+        candle_core::Device::Cpu
+    ));
+    assert!(select_device("auto").is_ok());
+    let e = select_device("gpu").unwrap_err().to_string();
+    assert!(e.contains("`gpu`"), "{e}");
+    if !candle_core::utils::cuda_is_available() {
+        let e = select_device("cuda:1").unwrap_err().to_string();
+        assert!(e.contains("cuda:1") && e.contains("device=cpu"), "{e}");
+    }
+}

@@ -87,3 +87,30 @@ fn evaluation_counts_argmax_hits() {
     assert_eq!((t.samples, t.top1), (6, 4));
     assert_eq!(t.top5, 6, "4 classes: every label is within the top 4");
 }
+
+#[test]
+fn sparsity_and_masked_macs() {
+    let mut cfg = ModelConfig::new(ModelName::Resnet20, 10, 32);
+    cfg.base_width = Some(4);
+    let model = Model::new(&cfg, &Device::Cpu, 0).unwrap();
+    let s = GroupSparsity::of(&model).unwrap();
+    assert_eq!((s.zero_groups, s.total_groups), (0, 3 * (4 + 8 + 16)));
+    // zero the first two channels of the first gate
+    let g = &model.gates()[0];
+    ato_zig::zero_groups(g, &model.named_vars(), &[false, false, true, true]).unwrap();
+    let s = GroupSparsity::of(&model).unwrap();
+    assert_eq!(s.zero_groups, 2);
+    assert!((s.ratio() - 2.0 / 84.0).abs() < 1e-12);
+    // keeping half of every gate halves the prunable MACs (each term is linear in one gate).
+    // Not prunable at base 4 on 32×32: stem 27·4·1024 + fc 16·10 + shortcuts 4·8·256 + 8·16·64
+    let fixed = ato_zig::WidthPolynomial::macs(model.arch()).constant as f64;
+    assert_eq!(fixed, (110_592 + 160 + 8_192 + 8_192) as f64);
+    let full = model.macs() as f64;
+    let half: Vec<Vec<bool>> = model
+        .gates()
+        .iter()
+        .map(|g| (0..g.width).map(|c| c % 2 == 0).collect())
+        .collect();
+    assert!((mask_macs_ratio(&model, &half) - (fixed + (full - fixed) / 2.0) / full).abs() < 1e-12);
+    assert_eq!(mask_macs_ratio(&model, &full_mask(&model)), 1.0);
+}
