@@ -23,6 +23,17 @@ pub enum DatasetName {
 }
 
 impl DatasetName {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::Synth10 => "synth10",
+            DatasetName::Synth100 => "synth100",
+            DatasetName::Cifar10 => "cifar10",
+            DatasetName::Cifar100 => "cifar100",
+            DatasetName::Imagenet => "imagenet",
+        }
+    }
+
     /// (classes, input side) of the data set.
     pub fn shape(self) -> (usize, usize) {
         match self {
@@ -30,6 +41,12 @@ impl DatasetName {
             DatasetName::Synth100 | DatasetName::Cifar100 => (100, 32),
             DatasetName::Imagenet => (1000, 224),
         }
+    }
+}
+
+impl std::fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -28,6 +28,8 @@ pub mod objective;
 pub mod records;
 pub mod schedule;
 pub mod stats;
+pub mod trainer;
+pub mod update;
 
 pub use checkpoint::{CheckpointDir, RngState, RunState};
 pub use config::{DatasetName, LrSchedule, Method, Noise, OptimizerName, Projector, RunConfig};
@@ -39,6 +41,8 @@ pub use records::{
 };
 pub use schedule::{AtoSchedule, EpochPhase};
 pub use stats::{full_mask, mask_macs_ratio, GroupSparsity};
+pub use trainer::{run, RunOptions, RunOutcome};
+pub use update::TargetUpdate;
 
 /// Errors of a run; each is one line naming its cause.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,10 @@ pub enum TrainError {
     Config(String),
     #[error("{0}")]
     Io(String),
+    #[error("data: {0}")]
+    Data(String),
+    #[error("stopped after {0} epochs (checkpoint written; run again to resume)")]
+    Stopped(usize),
     #[error(
         "the loss became {value} at epoch {epoch}, step {step}; lower optim.lr or check the data"
     )]
