@@ -1,0 +1,216 @@
+//! [`GroupSet`]: the zero-invariant groups of `ato-zig` bound to a model's variables.
+//!
+//! Every member slice of a gate is a row block along axis 0 (conv filters, depthwise filters,
+//! BN γ and β), so the members of gate ℓ read as one `(C_ℓ, D_ℓ)` matrix whose row c is group
+//! c — the view HSPG, DHSPG and the prox work on. Pure rescaling of groups (the prox) is applied
+//! to each member in place without building the matrix.
+
+use crate::{OptimError, Result};
+use ato_zig::{Gate, NamedVars};
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor, Var, D};
+
+/// One member tensor of a gate: the variable and its row length.
+#[derive(Clone, Debug)]
+struct Member {
+    name: String,
+    var: Var,
+    cols: usize,
+}
+
+/// The groups of one gate.
+#[derive(Clone, Debug)]
+pub struct GateGroups {
+    pub name: String,
+    /// Number of groups (channels), C.
+    pub width: usize,
+    members: Vec<Member>,
+}
+
+/// Values of every gate's groups at one moment, one `(C, D)` matrix per gate.
+#[derive(Clone, Debug)]
+pub struct GroupSnapshot {
+    pub per_gate: Vec<Tensor>,
+}
+
+/// Every gate of a model with its groups' variables.
+#[derive(Clone, Debug)]
+pub struct GroupSet {
+    gates: Vec<GateGroups>,
+}
+
+impl GateGroups {
+    /// Elements per group, D.
+    pub fn group_dim(&self) -> usize {
+        self.members.iter().map(|m| m.cols).sum()
+    }
+
+    /// The device the variables live on.
+    pub fn device(&self) -> &Device {
+        self.members[0].var.device()
+    }
+
+    /// Names of the member tensors.
+    pub fn member_names(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|m| m.name.as_str())
+    }
+
+    fn gather(&self, part: impl Fn(&Member) -> Result<Tensor>) -> Result<Tensor> {
+        let rows: Vec<Tensor> = self
+            .members
+            .iter()
+            .map(|m| Ok(part(m)?.reshape((self.width, m.cols))?))
+            .collect::<Result<_>>()?;
+        if rows.len() == 1 {
+            // a reshape shares storage with the variable: copy so the result is a snapshot
+            Ok(rows[0].copy()?)
+        } else {
+            Ok(Tensor::cat(&rows, 1)?)
+        }
+    }
+
+    /// The current values, `(C, D)`, as a copy.
+    pub fn values(&self) -> Result<Tensor> {
+        self.gather(|m| Ok(m.var.as_tensor().clone()))
+    }
+
+    /// The gradients, `(C, D)`; members without a gradient contribute zeros.
+    pub fn grads(&self, grads: &GradStore) -> Result<Tensor> {
+        self.gather(|m| match grads.get(m.var.as_tensor()) {
+            Some(g) => Ok(g.clone()),
+            None => Ok(m.var.as_tensor().zeros_like()?),
+        })
+    }
+
+    /// Writes a `(C, D)` matrix back into the member variables.
+    pub fn set_values(&self, values: &Tensor) -> Result<()> {
+        let mut start = 0;
+        for m in &self.members {
+            let part = values.narrow(1, start, m.cols)?;
+            m.var.set(&part.reshape(m.var.shape())?.contiguous()?)?;
+            start += m.cols;
+        }
+        Ok(())
+    }
+
+    /// Multiplies group c of every member by `factors[c]` (a `(C,)` tensor), in place.
+    pub fn scale(&self, factors: &Tensor) -> Result<()> {
+        for m in &self.members {
+            let t = m.var.as_tensor();
+            let mut shape = vec![1usize; t.rank()];
+            shape[0] = self.width;
+            let f = factors.to_dtype(t.dtype())?.reshape(shape)?;
+            m.var.set(&t.broadcast_mul(&f)?)?;
+        }
+        Ok(())
+    }
+
+    /// Squared norm of every group, as host values.
+    pub fn norms_sq(&self) -> Result<Vec<f32>> {
+        row_sums(&self.values()?.sqr()?)
+    }
+}
+
+/// Sum over the columns of a `(C, D)` matrix, as host values.
+pub fn row_sums(m: &Tensor) -> Result<Vec<f32>> {
+    Ok(m.sum(D::Minus1)?.to_vec1::<f32>()?)
+}
+
+/// `⟨a_c, b_c⟩` for every row c of two `(C, D)` matrices, as host values.
+pub fn row_dots(a: &Tensor, b: &Tensor) -> Result<Vec<f32>> {
+    row_sums(&(a * b)?)
+}
+
+impl GroupSet {
+    /// Binds `gates` to the model's variables `vars`; every member must exist and be a row
+    /// block along axis 0.
+    pub fn new(gates: &[Gate], vars: &NamedVars) -> Result<Self> {
+        let gates = gates
+            .iter()
+            .map(|g| {
+                let members = g
+                    .members
+                    .iter()
+                    .map(|ta| {
+                        let var = vars
+                            .get(&ta.tensor)
+                            .ok_or_else(|| ato_zig::ZigError::MissingTensor(ta.tensor.clone()))?;
+                        if ta.axis != 0 || var.dim(0)? != g.width {
+                            return Err(OptimError::Config(format!(
+                                "member `{}` of gate `{}` is not a row block of {} channels",
+                                ta.tensor, g.name, g.width
+                            )));
+                        }
+                        Ok(Member {
+                            name: ta.tensor.clone(),
+                            var: var.clone(),
+                            cols: var.elem_count() / g.width,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                if members.is_empty() {
+                    return Err(ato_zig::ZigError::NoMembers(g.name.clone()).into());
+                }
+                Ok(GateGroups {
+                    name: g.name.clone(),
+                    width: g.width,
+                    members,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { gates })
+    }
+
+    pub fn gates(&self) -> &[GateGroups] {
+        &self.gates
+    }
+
+    /// Number of gates.
+    pub fn len(&self) -> usize {
+        self.gates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.gates.is_empty()
+    }
+
+    /// Number of groups over all gates.
+    pub fn total_groups(&self) -> usize {
+        self.gates.iter().map(|g| g.width).sum()
+    }
+
+    /// Copies of every gate's current values.
+    pub fn snapshot(&self) -> Result<GroupSnapshot> {
+        Ok(GroupSnapshot {
+            per_gate: self
+                .gates
+                .iter()
+                .map(GateGroups::values)
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Which groups are exactly zero, per gate.
+    pub fn zero_groups(&self) -> Result<Vec<Vec<bool>>> {
+        self.gates
+            .iter()
+            .map(|g| Ok(g.norms_sq()?.into_iter().map(|n| n == 0.0).collect()))
+            .collect()
+    }
+
+    /// Number of exactly-zero groups.
+    pub fn count_zero_groups(&self) -> Result<usize> {
+        Ok(self.zero_groups()?.iter().flatten().filter(|&&z| z).count())
+    }
+
+    /// Sets the groups marked `true` in `zero` to exactly zero.
+    pub fn zero(&self, zero: &[Vec<bool>]) -> Result<()> {
+        for (g, z) in self.gates.iter().zip(zero) {
+            if z.iter().any(|&z| z) {
+                let keep: Vec<f32> = z.iter().map(|&z| if z { 0.0 } else { 1.0 }).collect();
+                g.scale(&Tensor::from_vec(keep, g.width, g.device())?)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! ATO's group proximal step (DESIGN.md §4) and the half-space projection shared by ATO's
+//! `half_space` projector, HSPG and DHSPG.
+//!
+//! For the mask m of the epoch, let z_ℓ be the number of masked (m = 0) groups of gate ℓ and
+//! `ratio_ℓ = z_ℓ / Σ_k z_k`. Each masked group is shrunk towards zero,
+//!
+//! ```text
+//! W_g ← W_g · max(0, ‖W_g‖ − λ·ratio_ℓ·η) / ‖W_g‖
+//! ```
+//!
+//! which is the proximal operator of `η·λ·ratio_ℓ·‖W_g‖`; once the threshold exceeds the norm,
+//! the group is set to exactly zero (a multiplication by 0.0).
+
+use crate::groups::GroupSet;
+use crate::Result;
+use candle_core::Tensor;
+
+/// What one proximal step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxStats {
+    /// Masked groups shrunk but still non-zero.
+    pub shrunk: usize,
+    /// Masked groups that are exactly zero after the step.
+    pub zeroed: usize,
+}
+
+/// ATO's proximal step on the masked groups.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GroupProx;
+
+impl GroupProx {
+    /// `ratio_ℓ = z_ℓ / Σ z` for masks with `true` = keep; all zeros when nothing is masked.
+    pub fn gate_ratios(masks: &[Vec<bool>]) -> Vec<f64> {
+        let zeros: Vec<usize> = masks
+            .iter()
+            .map(|m| m.iter().filter(|&&k| !k).count())
+            .collect();
+        let total: usize = zeros.iter().sum();
+        zeros
+            .iter()
+            .map(|&z| {
+                if total == 0 {
+                    0.0
+                } else {
+                    z as f64 / total as f64
+                }
+            })
+            .collect()
+    }
+
+    /// The shrink factor of a group of norm `norm` under threshold `tau`.
+    pub fn factor(norm: f64, tau: f64) -> f64 {
+        if norm <= tau || norm == 0.0 {
+            0.0
+        } else {
+            (norm - tau) / norm
+        }
+    }
+
+    /// One proximal step with strength λ at learning rate η on the groups masked in `masks`.
+    pub fn apply(
+        groups: &GroupSet,
+        masks: &[Vec<bool>],
+        lambda: f64,
+        lr: f64,
+    ) -> Result<ProxStats> {
+        let ratios = Self::gate_ratios(masks);
+        let mut stats = ProxStats::default();
+        for ((gate, mask), ratio) in groups.gates().iter().zip(masks).zip(ratios) {
+            if ratio == 0.0 {
+                continue;
+            }
+            let tau = lambda * ratio * lr;
+            let norms = gate.norms_sq()?;
+            let factors: Vec<f32> = mask
+                .iter()
+                .zip(&norms)
+                .map(|(&keep, &n2)| {
+                    if keep {
+                        return 1.0;
+                    }
+                    let f = Self::factor((n2 as f64).sqrt(), tau);
+                    if f == 0.0 {
+                        stats.zeroed += 1;
+                    } else {
+                        stats.shrunk += 1;
+                    }
+                    f as f32
+                })
+                .collect();
+            gate.scale(&Tensor::from_vec(factors, gate.width, gate.device())?)?;
+        }
+        Ok(stats)
+    }
+}
+
+/// Rows of a `(C, D)` matrix multiplied by 0 where `zero[c]`.
+pub fn zero_rows(m: &Tensor, zero: &[bool]) -> Result<Tensor> {
+    if !zero.iter().any(|&z| z) {
+        return Ok(m.clone());
+    }
+    let keep: Vec<f32> = zero.iter().map(|&z| if z { 0.0 } else { 1.0 }).collect();
+    let keep = Tensor::from_vec(keep, (zero.len(), 1), m.device())?.to_dtype(m.dtype())?;
+    Ok(m.broadcast_mul(&keep)?)
+}
+
+/// Rows of the trial point `hat` that fail the half-space test, among the `eligible` rows
+/// that were non-zero before the step: `⟨x̂_g, x_g⟩ < ε‖x_g‖²`. Returned as
+/// `(⟨x̂_g,x_g⟩/‖x_g‖², g)`, deepest in the half-space first.
+pub fn half_space_candidates(
+    hat: &Tensor,
+    x: &Tensor,
+    eligible: &[bool],
+    epsilon: f64,
+) -> Result<Vec<(f64, usize)>> {
+    let dots = crate::groups::row_dots(hat, x)?;
+    let norms_sq = crate::groups::row_sums(&x.sqr()?)?;
+    let mut candidates: Vec<(f64, usize)> = eligible
+        .iter()
+        .enumerate()
+        .filter(|&(c, &e)| e && norms_sq[c] > 0.0)
+        .filter(|&(c, _)| (dots[c] as f64) < epsilon * norms_sq[c] as f64)
+        .map(|(c, _)| (dots[c] as f64 / norms_sq[c] as f64, c))
+        .collect();
+    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    Ok(candidates)
+}
+
+/// The half-space projection of one gate: the rows found by [`half_space_candidates`] are set
+/// to zero. Returns the new trial point and which rows were projected.
+pub fn half_space_project(
+    hat: &Tensor,
+    x: &Tensor,
+    eligible: &[bool],
+    epsilon: f64,
+) -> Result<(Tensor, Vec<bool>)> {
+    let mut projected = vec![false; eligible.len()];
+    for (_, c) in half_space_candidates(hat, x, eligible, epsilon)? {
+        projected[c] = true;
+    }
+    Ok((zero_rows(hat, &projected)?, projected))
+}
+
+/// `x_g / ‖x_g‖` for every non-zero row of a `(C, D)` matrix (zero rows stay zero): the
+/// gradient of `Σ_g ‖x_g‖` where it exists.
+pub fn row_directions(x: &Tensor) -> Result<Tensor> {
+    let norms: Vec<f32> = crate::groups::row_sums(&x.sqr()?)?
+        .into_iter()
+        .map(|n2| if n2 > 0.0 { 1.0 / n2.sqrt() } else { 0.0 })
+        .collect();
+    let inv = Tensor::from_vec(norms, (x.dim(0)?, 1), x.device())?.to_dtype(x.dtype())?;
+    Ok(x.broadcast_mul(&inv)?)
+}
+
+/// `m − Σ_c coef[c]·dir_c` row-wise: `m_c − coef[c]·dir_c` for a `(C, D)` matrix.
+pub fn sub_scaled_rows(m: &Tensor, dir: &Tensor, coef: &[f32]) -> Result<Tensor> {
+    let c = Tensor::from_vec(coef.to_vec(), (coef.len(), 1), m.device())?.to_dtype(m.dtype())?;
+    Ok((m - dir.broadcast_mul(&c)?)?)
+}
