@@ -1,0 +1,205 @@
+//! The BatchNorm custom ops: forward (batch or running statistics, fused activation) and a
+//! backward that yields dx as a tensor and dγ, dβ on the side.
+
+use super::kernels::{batch_stats, grad_input, grad_sums, normalize, Planes};
+use super::Activation;
+use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use std::sync::{Arc, Mutex};
+
+/// Normalisation statistics per channel.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ChannelStats {
+    pub mean: Vec<f32>,
+    pub invstd: Vec<f32>,
+    /// Biased batch variance (only for batch statistics).
+    pub var: Vec<f64>,
+}
+
+/// Where the statistics come from.
+pub(crate) enum StatsSource {
+    /// Computed from the batch by the forward pass, stored here for the caller and the
+    /// backward pass.
+    Batch(Arc<Mutex<Option<ChannelStats>>>),
+    /// Given (running statistics, eval mode).
+    Fixed(ChannelStats),
+}
+
+/// (x, γ, β) → act(BN(x)).
+pub(crate) struct BatchNormOp {
+    pub eps: f64,
+    pub act: Activation,
+    pub stats: StatsSource,
+}
+
+fn planes(l: &Layout) -> Result<Planes> {
+    let (batch, channels, h, w) = dims4(l, "batch-norm x")?;
+    Ok(Planes {
+        batch,
+        channels,
+        plane: h * w,
+    })
+}
+
+fn channel_vec<'a>(s: &'a CpuStorage, l: &Layout, c: usize, what: &str) -> Result<&'a [f32]> {
+    let v = contiguous_f32(s, l, what)?;
+    if v.len() != c {
+        bail!("batch-norm {what}: {} values for {c} channels", v.len());
+    }
+    Ok(v)
+}
+
+impl CustomOp3 for BatchNormOp {
+    fn name(&self) -> &'static str {
+        "ato-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = planes(xl)?;
+        let x = contiguous_f32(xs, xl, "batch-norm x")?;
+        let gamma = channel_vec(gs, gl, d.channels, "weight")?;
+        let beta = channel_vec(bs, bl, d.channels, "bias")?;
+        let stats = match &self.stats {
+            StatsSource::Fixed(s) => s.clone(),
+            StatsSource::Batch(slot) => {
+                let moments = batch_stats(d, x);
+                let s = ChannelStats {
+                    mean: moments.iter().map(|m| m.0 as f32).collect(),
+                    invstd: moments
+                        .iter()
+                        .map(|m| (1.0 / (m.1 + self.eps).sqrt()) as f32)
+                        .collect(),
+                    var: moments.iter().map(|m| m.1).collect(),
+                };
+                *slot.lock().expect("batch-norm stats lock") = Some(s.clone());
+                s
+            }
+        };
+        let scale: Vec<f32> = gamma
+            .iter()
+            .zip(&stats.invstd)
+            .map(|(g, i)| g * i)
+            .collect();
+        let shift: Vec<f32> = beta
+            .iter()
+            .zip(&stats.mean)
+            .zip(&scale)
+            .map(|((b, m), s)| b - m * s)
+            .collect();
+        let mut out = output_buffer(x.len());
+        normalize(d, x, &scale, &shift, self.act, &mut out);
+        Ok(to_storage(out, xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let stats = match &self.stats {
+            StatsSource::Fixed(s) => s.clone(),
+            StatsSource::Batch(slot) => match slot.lock().expect("batch-norm stats lock").clone() {
+                Some(s) => s,
+                None => bail!("batch-norm backward before forward"),
+            },
+        };
+        let param_grads = Arc::new(Mutex::new(None));
+        let op = BatchNormGradOp {
+            stats,
+            gamma: gamma.to_vec1()?,
+            act: self.act,
+            batch_stats: matches!(self.stats, StatsSource::Batch(_)),
+            param_grads: param_grads.clone(),
+        };
+        let dx = x.apply_op3_no_bwd(&dy.contiguous()?, y, &op)?;
+        let (dgamma, dbeta) = param_grads
+            .lock()
+            .expect("batch-norm grads lock")
+            .take()
+            .expect("set by the backward op");
+        let c = dgamma.len();
+        Ok((
+            Some(dx),
+            Some(Tensor::from_vec(dgamma, c, x.device())?),
+            Some(Tensor::from_vec(dbeta, c, x.device())?),
+        ))
+    }
+}
+
+/// (x, dy, y) → dx; stores (dγ, dβ) in `param_grads`.
+struct BatchNormGradOp {
+    stats: ChannelStats,
+    gamma: Vec<f32>,
+    act: Activation,
+    /// Whether the forward normalised with batch statistics (which then depend on x).
+    batch_stats: bool,
+    param_grads: Arc<Mutex<Option<(Vec<f32>, Vec<f32>)>>>,
+}
+
+impl CustomOp3 for BatchNormGradOp {
+    fn name(&self) -> &'static str {
+        "ato-batch-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = planes(xl)?;
+        if gl.dims() != xl.dims() || yl.dims() != xl.dims() {
+            bail!(
+                "batch-norm grad: x {:?}, dy {:?}, y {:?}",
+                xl.dims(),
+                gl.dims(),
+                yl.dims()
+            );
+        }
+        let x = contiguous_f32(xs, xl, "batch-norm x")?;
+        let dy = contiguous_f32(gs, gl, "batch-norm dy")?;
+        let y = contiguous_f32(ys, yl, "batch-norm y")?;
+        let s = &self.stats;
+        let sums = grad_sums(d, x, dy, y, &s.mean, self.act);
+        let m = d.per_channel() as f64;
+        let (mut a, mut b, mut k) = (
+            vec![0f32; d.channels],
+            vec![0f32; d.channels],
+            vec![0f32; d.channels],
+        );
+        let (mut dgamma, mut dbeta) = (vec![0f32; d.channels], vec![0f32; d.channels]);
+        for c in 0..d.channels {
+            let (sg, sgx) = sums[c];
+            let invstd = s.invstd[c] as f64;
+            let scale = self.gamma[c] as f64 * invstd;
+            let dg = sgx * invstd;
+            dgamma[c] = dg as f32;
+            dbeta[c] = sg as f32;
+            a[c] = scale as f32;
+            if self.batch_stats {
+                // dx = scale · (g − Σg/M − x̂ · Σg·x̂/M), x̂ = (x − mean) · invstd
+                let bc = -scale * invstd * dg / m;
+                b[c] = bc as f32;
+                k[c] = (-scale * sg / m - bc * s.mean[c] as f64) as f32;
+            }
+        }
+        let mut dx = output_buffer(x.len());
+        grad_input(d, x, dy, y, (&a, &b, &k), self.act, &mut dx);
+        *self.param_grads.lock().expect("batch-norm grads lock") = Some((dgamma, dbeta));
+        Ok(to_storage(dx, xl.shape().clone()))
+    }
+}

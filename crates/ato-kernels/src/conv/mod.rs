@@ -1,0 +1,178 @@
+//! 2-D convolution: [`conv2d`] and the candle custom ops behind it (forward, input gradient,
+//! weight gradient), dispatching to the dense (im2col + gemm) or depthwise kernels.
+
+mod dense;
+mod depthwise;
+pub(crate) mod geometry;
+mod im2col;
+
+pub use geometry::ConvParams;
+
+use crate::backend::{fast_path, Backend};
+use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use geometry::{ConvGeometry, ConvKind};
+
+/// `conv2d(x, w)` for x (N, C_in, H, W) and w (C_out, C_in / groups, KH, KW), no bias,
+/// differentiable in both arguments.
+///
+/// Under [`Backend::Fast`] (the process-wide [`crate::backend()`]) on CPU, for f32 and
+/// `groups` 1 or depthwise, this runs our kernels; otherwise candle's `Tensor::conv2d`.
+pub fn conv2d(x: &Tensor, w: &Tensor, p: ConvParams) -> Result<Tensor> {
+    conv2d_with(x, w, p, crate::backend())
+}
+
+/// [`conv2d`] with an explicit backend instead of the process-wide one.
+pub fn conv2d_with(x: &Tensor, w: &Tensor, p: ConvParams, backend: Backend) -> Result<Tensor> {
+    let ours = backend == Backend::Fast
+        && fast_path(x.device(), x.dtype())
+        && w.dtype() == x.dtype()
+        && fast_conv_supported(x, w, p)?;
+    if !ours {
+        return x.conv2d(w, p.padding, p.stride, 1, p.groups);
+    }
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, Conv2dOp { params: p })
+}
+
+fn fast_conv_supported(x: &Tensor, w: &Tensor, p: ConvParams) -> Result<bool> {
+    if x.rank() != 4 || w.rank() != 4 {
+        return Ok(false);
+    }
+    let g = ConvGeometry::new(x.dims4()?, w.dims4()?, p)?;
+    Ok(g.kind() != ConvKind::Unsupported)
+}
+
+/// Forward convolution: (x, w) → y.
+struct Conv2dOp {
+    params: ConvParams,
+}
+
+impl CustomOp2 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "ato-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = ConvGeometry::new(dims4(xl, "conv2d x")?, dims4(wl, "conv2d w")?, self.params)?;
+        let x = contiguous_f32(xs, xl, "conv2d x")?;
+        let w = contiguous_f32(ws, wl, "conv2d w")?;
+        let mut out = output_buffer(g.batch * g.out_image());
+        match g.kind() {
+            ConvKind::Dense => dense::forward(&g, x, w, &mut out),
+            ConvKind::Depthwise => depthwise::forward(&g, x, w, &mut out),
+            ConvKind::Unsupported => bail!("conv2d: unsupported groups {}", g.groups),
+        }
+        Ok(to_storage(out, g.output_dims()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = if x.track_op() {
+            Some(dy.apply_op2_no_bwd(
+                w,
+                &Conv2dInputGradOp {
+                    params: self.params,
+                    input_dims: x.dims4()?,
+                },
+            )?)
+        } else {
+            None
+        };
+        let dw = x.apply_op2_no_bwd(
+            &dy,
+            &Conv2dWeightGradOp {
+                params: self.params,
+                weight_dims: w.dims4()?,
+            },
+        )?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// Input gradient: (dy, w) → dx.
+struct Conv2dInputGradOp {
+    params: ConvParams,
+    input_dims: (usize, usize, usize, usize),
+}
+
+impl CustomOp2 for Conv2dInputGradOp {
+    fn name(&self) -> &'static str {
+        "ato-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = ConvGeometry::new(self.input_dims, dims4(wl, "conv2d w")?, self.params)?;
+        if dims4(gl, "conv2d dy")? != g.output_dims() {
+            bail!(
+                "conv2d input grad: dy {:?}, expected {:?}",
+                gl.dims(),
+                g.output_dims()
+            );
+        }
+        let dy = contiguous_f32(gs, gl, "conv2d dy")?;
+        let w = contiguous_f32(ws, wl, "conv2d w")?;
+        let mut dx = output_buffer(g.batch * g.in_image());
+        match g.kind() {
+            ConvKind::Dense => dense::backward_input(&g, dy, w, &mut dx),
+            ConvKind::Depthwise => depthwise::backward_input(&g, dy, w, &mut dx),
+            ConvKind::Unsupported => bail!("conv2d: unsupported groups {}", g.groups),
+        }
+        Ok(to_storage(dx, g.input_dims()))
+    }
+}
+
+/// Weight gradient: (x, dy) → dw.
+struct Conv2dWeightGradOp {
+    params: ConvParams,
+    weight_dims: (usize, usize, usize, usize),
+}
+
+impl CustomOp2 for Conv2dWeightGradOp {
+    fn name(&self) -> &'static str {
+        "ato-conv2d-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = ConvGeometry::new(dims4(xl, "conv2d x")?, self.weight_dims, self.params)?;
+        if dims4(gl, "conv2d dy")? != g.output_dims() {
+            bail!(
+                "conv2d weight grad: dy {:?}, expected {:?}",
+                gl.dims(),
+                g.output_dims()
+            );
+        }
+        let x = contiguous_f32(xs, xl, "conv2d x")?;
+        let dy = contiguous_f32(gs, gl, "conv2d dy")?;
+        let dw = match g.kind() {
+            ConvKind::Dense => dense::backward_weight(&g, x, dy),
+            ConvKind::Depthwise => depthwise::backward_weight(&g, x, dy),
+            ConvKind::Unsupported => bail!("conv2d: unsupported groups {}", g.groups),
+        };
+        Ok(to_storage(dw, g.weight_dims()))
+    }
+}

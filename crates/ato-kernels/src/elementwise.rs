@@ -1,0 +1,92 @@
+//! Fused residual join: `relu(a + b)` as one op with one backward pass.
+
+use crate::backend::{fast_path, Backend};
+use crate::storage::{contiguous_f32, output_buffer, to_storage};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+const CHUNK: usize = 16 * 1024;
+
+/// `relu(a + b)` for tensors of the same shape, with the process-wide backend.
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    add_relu_with(a, b, crate::backend())
+}
+
+/// [`add_relu`] with an explicit backend.
+pub fn add_relu_with(a: &Tensor, b: &Tensor, backend: Backend) -> Result<Tensor> {
+    let ours =
+        backend == Backend::Fast && fast_path(a.device(), a.dtype()) && b.dtype() == a.dtype();
+    if !ours || a.dims() != b.dims() {
+        return (a + b)?.relu();
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddReluOp)
+}
+
+struct AddReluOp;
+
+impl CustomOp2 for AddReluOp {
+    fn name(&self) -> &'static str {
+        "ato-add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.dims() != l2.dims() {
+            bail!("add_relu: shapes {:?} and {:?}", l1.dims(), l2.dims());
+        }
+        let a = contiguous_f32(s1, l1, "add_relu a")?;
+        let b = contiguous_f32(s2, l2, "add_relu b")?;
+        let mut out = output_buffer(a.len());
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, o)| {
+            let (a, b) = (&a[i * CHUNK..], &b[i * CHUNK..]);
+            for ((o, x), y) in o.iter_mut().zip(a).zip(b) {
+                *o = (x + y).max(0.0);
+            }
+        });
+        Ok(to_storage(out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = dy.contiguous()?.apply_op2_no_bwd(y, &ReluGradOp)?;
+        Ok((Some(g.clone()), Some(g)))
+    }
+}
+
+/// (dy, y) → dy where y > 0, else 0.
+struct ReluGradOp;
+
+impl CustomOp2 for ReluGradOp {
+    fn name(&self) -> &'static str {
+        "ato-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dy = contiguous_f32(s1, l1, "relu grad dy")?;
+        let y = contiguous_f32(s2, l2, "relu grad y")?;
+        let mut out = output_buffer(dy.len());
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, o)| {
+            let (g, y) = (&dy[i * CHUNK..], &y[i * CHUNK..]);
+            for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
+                *o = if *y > 0.0 { *g } else { 0.0 };
+            }
+        });
+        Ok(to_storage(out, l1.shape().clone()))
+    }
+}

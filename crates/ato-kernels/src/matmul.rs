@@ -1,0 +1,120 @@
+//! A bounds-checked front end to the `gemm` crate for strided f32 matrices.
+
+use gemm::Parallelism;
+
+/// A read-only strided matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+pub(crate) struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major `rows × cols` matrix whose rows are `row_stride` apart.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    fn check(&self, what: &str) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
+            assert!(last < self.data.len(), "{what}: view exceeds its slice");
+        }
+    }
+}
+
+/// A mutable row-major matrix view with rows `row_stride` apart.
+pub(crate) struct MatMut<'a> {
+    pub data: &'a mut [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+}
+
+impl<'a> MatMut<'a> {
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+        }
+    }
+}
+
+/// `dst = lhs × rhs`, or `dst += lhs × rhs` when `accumulate`.
+///
+/// `threads > 1` lets gemm split the output between rayon threads (it never splits the inner
+/// dimension, so the result does not depend on the thread count's scheduling).
+pub(crate) fn matmul(dst: MatMut, lhs: MatRef, rhs: MatRef, accumulate: bool, threads: usize) {
+    assert_eq!(lhs.rows, dst.rows, "matmul: lhs rows");
+    assert_eq!(rhs.cols, dst.cols, "matmul: rhs cols");
+    assert_eq!(lhs.cols, rhs.rows, "matmul: inner dimensions");
+    lhs.check("matmul lhs");
+    rhs.check("matmul rhs");
+    if dst.rows == 0 || dst.cols == 0 {
+        return;
+    }
+    assert!(
+        (dst.rows - 1) * dst.row_stride + dst.cols <= dst.data.len(),
+        "matmul: dst view exceeds its slice"
+    );
+    if lhs.cols == 0 {
+        if !accumulate {
+            for r in 0..dst.rows {
+                dst.data[r * dst.row_stride..][..dst.cols].fill(0.0);
+            }
+        }
+        return;
+    }
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: every index the views can address was checked to lie inside its slice above,
+    // `dst` is exclusively borrowed, and gemm reads `dst` only when `accumulate` is set.
+    unsafe {
+        gemm::gemm(
+            dst.rows,
+            dst.cols,
+            lhs.cols,
+            dst.data.as_mut_ptr(),
+            1,
+            dst.row_stride as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}

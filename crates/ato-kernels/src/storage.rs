@@ -1,0 +1,45 @@
+//! Access to the f32 data of candle CPU storages, and output allocation.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, Layout, Result, Shape};
+
+/// The elements of a contiguous f32 tensor, as a slice.
+pub(crate) fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [f32]> {
+    let data = match storage {
+        CpuStorage::F32(v) => v.as_slice(),
+        other => bail!("{what}: expected f32, got {:?}", other.dtype()),
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{what}: expected a contiguous tensor"),
+    }
+}
+
+/// A 4-D shape as `(d0, d1, d2, d3)`.
+pub(crate) fn dims4(layout: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+    match layout.dims() {
+        &[a, b, c, d] => Ok((a, b, c, d)),
+        other => bail!("{what}: expected a 4-D tensor, got shape {other:?}"),
+    }
+}
+
+/// A vector of `len` f32 whose every element the caller overwrites before anything reads it.
+///
+/// Skips the zero-fill pass that `vec![0.0; len]` costs on every large output.
+#[allow(clippy::uninit_vec)]
+pub(crate) fn output_buffer(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: f32 has no invalid bit patterns, and every kernel that takes this buffer writes
+    // all `len` elements before the buffer is read or returned.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// Wraps a finished output buffer for candle.
+pub(crate) fn to_storage(data: Vec<f32>, shape: impl Into<Shape>) -> (CpuStorage, Shape) {
+    (CpuStorage::F32(data), shape.into())
+}
