@@ -14,7 +14,7 @@ use crate::error::{DataError, Result};
 use crate::fetch::fetch_cifar;
 use crate::imagenet::{imagenet_split_dir, load_image_sample, ImageFolder, ImageNetOptions};
 use crate::resize::ResizeScratch;
-use crate::synth::{ensure_synth, SYNTH_MEAN, SYNTH_STD};
+use crate::synth::{ensure_synth_sized, SynthSize, SYNTH_MEAN, SYNTH_STD};
 
 /// Zero padding of the CIFAR random crop.
 pub const CIFAR_CROP_PADDING: usize = 4;
@@ -84,6 +84,8 @@ pub struct DatasetSpec {
     pub download: bool,
     /// Seed of the synthetic set (which images; the classes are fixed).
     pub synth_seed: u64,
+    /// Image counts of the synthetic set (default: [`SynthSize::default_for`] the classes).
+    pub synth_size: Option<SynthSize>,
     pub imagenet: ImageNetOptions,
 }
 
@@ -95,6 +97,7 @@ impl DatasetSpec {
             root: root.into(),
             download: false,
             synth_seed: 0,
+            synth_size: None,
             imagenet: ImageNetOptions::default(),
         }
     }
@@ -135,8 +138,13 @@ impl Dataset {
             DatasetName::Cifar100 => {
                 Dataset::cifar(&spec.root, CifarFormat::Cifar100, split, spec.download)
             }
-            DatasetName::Synth10 => Dataset::synth(&spec.root, 10, spec.synth_seed, split),
-            DatasetName::Synth100 => Dataset::synth(&spec.root, 100, spec.synth_seed, split),
+            DatasetName::Synth10 | DatasetName::Synth100 => {
+                let classes = spec.name.num_classes();
+                let size = spec
+                    .synth_size
+                    .unwrap_or_else(|| SynthSize::default_for(classes));
+                Dataset::synth(&spec.root, classes, spec.synth_seed, size, split)
+            }
             DatasetName::ImageNet => Dataset::imagenet(&spec.root, split, spec.imagenet),
         }
     }
@@ -167,9 +175,15 @@ impl Dataset {
     }
 
     /// The synthetic set with `classes` (10 or 100) classes, generated under `root` on first
-    /// use (see [`ensure_synth`]).
-    pub fn synth(root: &Path, classes: usize, seed: u64, split: Split) -> Result<Dataset> {
-        let dir = ensure_synth(root, classes, seed)?;
+    /// use (see [`ensure_synth_sized`]).
+    pub fn synth(
+        root: &Path,
+        classes: usize,
+        seed: u64,
+        size: SynthSize,
+        split: Split,
+    ) -> Result<Dataset> {
+        let dir = ensure_synth_sized(root, classes, seed, size)?;
         Dataset::synth_from_dir(&dir, classes, split)
     }
 

@@ -266,7 +266,21 @@ fn file_range(count: usize, parts: usize, part: usize) -> (usize, usize) {
 
 /// The folder [`ensure_synth`] uses for a class count and seed: `root/synth{classes}-seed{seed}`.
 pub fn synth_dir(root: &Path, classes: usize, seed: u64) -> PathBuf {
-    root.join(format!("synth{classes}-seed{seed}"))
+    synth_dir_sized(root, classes, seed, SynthSize::default_for(classes))
+}
+
+/// The folder of a synthetic set of any size: `synth{classes}-seed{seed}` at the default
+/// size, `synth{classes}-seed{seed}-{train}x{test}` otherwise, so sets of different sizes
+/// never overwrite each other.
+pub fn synth_dir_sized(root: &Path, classes: usize, seed: u64, size: SynthSize) -> PathBuf {
+    if size == SynthSize::default_for(classes) {
+        root.join(format!("synth{classes}-seed{seed}"))
+    } else {
+        root.join(format!(
+            "synth{classes}-seed{seed}-{}x{}",
+            size.train, size.test
+        ))
+    }
 }
 
 /// Returns the synthetic data set for `(classes, seed)` under the data root, generating it
@@ -284,7 +298,7 @@ pub fn ensure_synth_sized(
     size: SynthSize,
 ) -> Result<PathBuf> {
     let format = synth_format(classes)?;
-    let dir = synth_dir(root, classes, seed);
+    let dir = synth_dir_sized(root, classes, seed, size);
     let folder = dir.join(format.folder_name());
     let complete = [(Split::Train, size.train), (Split::Test, size.test)]
         .into_iter()

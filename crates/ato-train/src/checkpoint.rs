@@ -2,45 +2,15 @@
 //! written by each component (model, optimiser, controller, [`RunState`]). A new one is built
 //! in `checkpoint.new/` and swapped in with renames; a run killed at any moment leaves either
 //! the old or the new checkpoint complete, and [`CheckpointDir::latest`] finds it.
+//!
+//! No RNG stream state is stored: every random draw of a run (data order, augmentation, mixup,
+//! controller batches and noise) is seeded from the run seed and a counter, so the counters in
+//! [`RunState`] are enough to continue exactly.
 
 use crate::records::write_text_atomically;
 use crate::TrainError;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// The position of a ChaCha8 stream, enough to continue it exactly.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RngState {
-    pub seed: [u8; 32],
-    pub stream: u64,
-    /// Stored as a string: JSON numbers cannot hold a u128.
-    pub word_pos: String,
-}
-
-impl RngState {
-    pub fn of(rng: &ChaCha8Rng) -> Self {
-        Self {
-            seed: rng.get_seed(),
-            stream: rng.get_stream(),
-            word_pos: rng.get_word_pos().to_string(),
-        }
-    }
-
-    pub fn restore(&self) -> Result<ChaCha8Rng, TrainError> {
-        let pos: u128 = self.word_pos.parse().map_err(|_| {
-            TrainError::Io(format!(
-                "bad RNG position `{}` in checkpoint",
-                self.word_pos
-            ))
-        })?;
-        let mut rng = ChaCha8Rng::from_seed(self.seed);
-        rng.set_stream(self.stream);
-        rng.set_word_pos(pos);
-        Ok(rng)
-    }
-}
 
 /// Everything of a run's progress that is not a tensor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,10 +19,6 @@ pub struct RunState {
     pub epochs_done: usize,
     /// Target optimiser steps taken.
     pub global_step: u64,
-    /// Named RNG streams (data order, augmentation, controller noise, ...).
-    pub rngs: Vec<(String, RngState)>,
-    /// The mask frozen at T_end (ATO), one entry per gate channel, 1 = keep.
-    pub frozen_mask: Option<Vec<Vec<bool>>>,
     /// Seconds of training so far (for `wall_seconds` across resumes).
     pub seconds: f64,
 }

@@ -60,6 +60,10 @@ pub struct DatasetSection {
     pub root: String,
     /// Whether `ato` may download CIFAR archives that are missing.
     pub download: bool,
+    /// Training images of the synthetic set [default: 10,000 for synth10, 20,000 for synth100].
+    pub synth_train: Option<usize>,
+    /// Test images of the synthetic set [default: 2,000 for synth10, 4,000 for synth100].
+    pub synth_test: Option<usize>,
 }
 
 impl Default for DatasetSection {
@@ -68,6 +72,8 @@ impl Default for DatasetSection {
             name: DatasetName::Synth10,
             root: "data".into(),
             download: false,
+            synth_train: None,
+            synth_test: None,
         }
     }
 }
@@ -166,6 +172,8 @@ pub struct OptimSection {
     pub weight_decay: f64,
     pub warmup_epochs: usize,
     pub schedule: LrSchedule,
+    /// Apply weight decay to BN γ/β and biases too (default: conv and linear weights only).
+    pub decay_norm_and_bias: bool,
 }
 
 impl Default for OptimSection {
@@ -178,6 +186,7 @@ impl Default for OptimSection {
             weight_decay: 5e-4,
             warmup_epochs: 0,
             schedule: LrSchedule::Cosine,
+            decay_norm_and_bias: false,
         }
     }
 }
@@ -237,7 +246,13 @@ pub struct AtoSection {
     /// Share of the training set the controller learns on.
     pub controller_fraction: f64,
     pub projector: Projector,
+    /// ε of the half-space test when `projector = "half_space"`.
+    pub epsilon: f64,
     pub noise: Noise,
+    /// AdamW learning rate of the controller.
+    pub controller_lr: f64,
+    /// AdamW weight decay of the controller (weights only).
+    pub controller_weight_decay: f64,
 }
 
 impl Default for AtoSection {
@@ -252,7 +267,10 @@ impl Default for AtoSection {
             hyper_step: 20,
             controller_fraction: 0.05,
             projector: Projector::Prox,
+            epsilon: 0.0,
             noise: Noise::Logistic,
+            controller_lr: 1e-3,
+            controller_weight_decay: 1e-2,
         }
     }
 }
@@ -299,6 +317,25 @@ impl Default for Otov2Section {
     }
 }
 
+/// `[convergence]`: the probes of DESIGN.md §6.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConvergenceSection {
+    /// Probe every this many optimiser steps (and once before training); 0 = off.
+    pub every: u64,
+    /// Fixed probe mini-batches per measurement (≥ 2).
+    pub batches: usize,
+}
+
+impl Default for ConvergenceSection {
+    fn default() -> Self {
+        Self {
+            every: 100,
+            batches: 4,
+        }
+    }
+}
+
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -314,6 +351,7 @@ pub struct RunConfig {
     pub ato: AtoSection,
     pub oto: OtoSection,
     pub otov2: Otov2Section,
+    pub convergence: ConvergenceSection,
     pub seed: u64,
     /// auto | cpu | cuda | cuda:N
     pub device: String,
@@ -333,6 +371,7 @@ impl Default for RunConfig {
             ato: AtoSection::default(),
             oto: OtoSection::default(),
             otov2: Otov2Section::default(),
+            convergence: ConvergenceSection::default(),
             seed: 0,
             device: "auto".into(),
             out_dir: "results".into(),
@@ -468,6 +507,24 @@ impl RunConfig {
         )?;
         check(a.hyper_step >= 1, "ato.hyper_step", a.hyper_step, "[1, ∞)")?;
         check(
+            (0.0..1.0).contains(&a.epsilon),
+            "ato.epsilon",
+            a.epsilon,
+            "[0, 1)",
+        )?;
+        check(
+            a.controller_lr > 0.0 && a.controller_lr.is_finite(),
+            "ato.controller_lr",
+            a.controller_lr,
+            "(0, ∞)",
+        )?;
+        check(
+            a.controller_weight_decay >= 0.0 && a.controller_weight_decay.is_finite(),
+            "ato.controller_weight_decay",
+            a.controller_weight_decay,
+            "[0, ∞)",
+        )?;
+        check(
             a.controller_fraction > 0.0 && a.controller_fraction <= 1.0,
             "ato.controller_fraction",
             a.controller_fraction,
@@ -529,6 +586,18 @@ impl RunConfig {
         )?;
         if let Some(n) = d.start_pruning {
             check(n < t.epochs, "otov2.start_pruning", n, "[0, train.epochs)")?;
+        }
+        for (key, n) in [
+            ("dataset.synth_train", self.dataset.synth_train),
+            ("dataset.synth_test", self.dataset.synth_test),
+        ] {
+            if let Some(n) = n {
+                check(n >= 1, key, n, "[1, ∞)")?;
+            }
+        }
+        let c = &self.convergence;
+        if c.every > 0 {
+            check(c.batches >= 2, "convergence.batches", c.batches, "[2, ∞)")?;
         }
         let dev = self.device.as_str();
         let cuda_n = dev

@@ -20,29 +20,34 @@
 //! assert_eq!(s.phase(60).lambda, 100.0); // λ · lambda_final_mult after T_end
 //! ```
 
+pub mod ato;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod evaluate;
+pub mod finish;
 pub mod objective;
+pub mod probe;
+pub mod pruner;
+pub mod recipe;
 pub mod records;
 pub mod schedule;
 pub mod stats;
 pub mod trainer;
-pub mod update;
 
-pub use checkpoint::{CheckpointDir, RngState, RunState};
+pub use checkpoint::{CheckpointDir, RunState};
 pub use config::{DatasetName, LrSchedule, Method, Noise, OptimizerName, Projector, RunConfig};
 pub use device::select_device;
 pub use evaluate::evaluate;
+pub use finish::RunOutcome;
 pub use objective::{cross_entropy, finite_loss, mixup_cross_entropy, topk_correct, Tally};
+pub use pruner::Pruner;
 pub use records::{
     read_csv, write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow,
 };
 pub use schedule::{AtoSchedule, EpochPhase};
 pub use stats::{full_mask, mask_macs_ratio, GroupSparsity};
-pub use trainer::{run, RunOptions, RunOutcome};
-pub use update::TargetUpdate;
+pub use trainer::{run, RunData, RunOptions};
 
 /// Errors of a run; each is one line naming its cause.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,37 @@ pub struct EpochMetrics {
     pub zero_groups: usize,
     pub controller_loss: f64,
     pub flops_reg: f64,
+    /// Seconds of the training steps (target, controller, pruner) of the epoch.
+    pub train_seconds: f64,
+    /// Seconds of the whole epoch, evaluation included.
     pub seconds: f64,
+}
+
+impl EpochMetrics {
+    /// The one line printed after each epoch.
+    pub fn summary_line(&self, epochs: usize) -> String {
+        let mut line = format!(
+            "epoch {:>3}/{epochs}  lr {:.4}  train loss {:.4} top1 {:5.2}%  test loss {:.4} top1 {:5.2}% top5 {:5.2}%",
+            self.epoch + 1,
+            self.lr,
+            self.train_loss,
+            100.0 * self.train_top1,
+            self.test_loss,
+            100.0 * self.test_top1,
+            100.0 * self.test_top5,
+        );
+        if self.masked_top1 != self.test_top1 || self.mask_macs_ratio < 1.0 {
+            line += &format!(
+                "  masked {:5.2}% at {:4.1}% MACs",
+                100.0 * self.masked_top1,
+                100.0 * self.mask_macs_ratio
+            );
+        }
+        if self.zero_groups > 0 {
+            line += &format!("  zero groups {}", self.zero_groups);
+        }
+        line + &format!("  {:.1}s", self.seconds)
+    }
 }
 
 /// One row of `summary.csv` (DESIGN.md §7 columns, in order).
@@ -39,11 +69,15 @@ pub struct SummaryRow {
     pub model: String,
     pub method: String,
     pub seed: u64,
-    pub lambda: f64,
-    pub gamma: f64,
-    pub t_start: usize,
-    pub t_end: usize,
-    pub target_flops_reduction: f64,
+    /// λ of the method (ato.lambda, oto.lambda or otov2.lambda); empty for dense.
+    pub lambda: Option<f64>,
+    /// γ (ATO only).
+    pub gamma: Option<f64>,
+    /// T_start and T_end (ATO only).
+    pub t_start: Option<usize>,
+    pub t_end: Option<usize>,
+    /// ρ (ATO only; OTOv2 targets a group sparsity instead).
+    pub target_flops_reduction: Option<f64>,
     pub epochs: usize,
     pub base_params: u64,
     pub pruned_params: u64,

@@ -1,0 +1,320 @@
+//! ATO's part of the loop (DESIGN.md §4): the controller learns on a seeded subset of the
+//! training set, its deterministic mask of the epoch drives the group prox, and the mask
+//! freezes at T_end.
+//!
+//! - T_start ≤ e < T_end: every `hyper_step` target steps, one controller step on a batch of
+//!   D_c: `J(θ) = CE(f(x; W, m)) + γ·R(r, p)` with the target in eval mode, the hard sample m
+//!   (straight-through) multiplied into the gated channels, and AdamW on θ only.
+//! - e ≥ T_prox: after every target step, the group prox (or the half-space projector) on the
+//!   groups masked by `m_e`, the mask sampled deterministically at the start of epoch e, with
+//!   λ_e and the step's η.
+//! - e ≥ T_end: `m_e` is the frozen mask.
+//!
+//! Randomness comes from counters, not from stream state: controller batch c is batch
+//! `c mod B` of the subset's pass `c / B`, and its noise is drawn from a ChaCha stream seeded
+//! by `(seed, c)`, so a resumed run draws exactly what an uninterrupted one would.
+
+use crate::config::{Noise, Projector, RunConfig};
+use crate::objective::cross_entropy;
+use crate::pruner::{optim_err, Pruner, PrunerStats, StepContext};
+use crate::schedule::AtoSchedule;
+use crate::TrainError;
+use ato_controller::{
+    eval_masks, sample_masks, Controller, ControllerConfig, FlopsRegulariser, NoiseKind,
+};
+use ato_data::{mix_seed, Dataset, Loader, LoaderConfig};
+use ato_models::Model;
+use ato_optim::{
+    half_space_project, AdamW, AdamWConfig, DecayRule, GroupProx, GroupSet, Optimizer, ParamSet,
+    StateDict,
+};
+use candle_core::Device;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+const CONTROLLER_FILE: &str = "controller.safetensors";
+const CONTROLLER_OPT_FILE: &str = "controller_optimizer.safetensors";
+
+/// ATO's controller, regulariser, masks and their schedule.
+pub struct Ato {
+    schedule: AtoSchedule,
+    gamma: f64,
+    hyper_step: usize,
+    projector: Projector,
+    epsilon: f64,
+    controller_lr: f64,
+    seed: u64,
+    device: Device,
+    controller: Controller,
+    optimizer: AdamW,
+    flops: FlopsRegulariser,
+    subset: Loader,
+    /// Controller steps taken so far.
+    controller_steps: u64,
+    /// m_e, the mask of the current epoch (1 = keep).
+    mask: Vec<Vec<bool>>,
+    frozen: Option<Vec<Vec<bool>>>,
+    stats: (f64, f64, usize),
+}
+
+impl Ato {
+    pub fn new(cfg: &RunConfig, model: &Model, train: &Dataset) -> Result<Self, TrainError> {
+        let a = &cfg.ato;
+        let widths = model.arch().gate_widths();
+        let ctrl_cfg = ControllerConfig {
+            noise: match a.noise {
+                Noise::Logistic => NoiseKind::Logistic,
+                Noise::Gumbel => NoiseKind::Gumbel,
+            },
+            ..ControllerConfig::default()
+        };
+        let seed = mix_seed(&[cfg.seed, 0xC0_47_01]);
+        let controller = Controller::new(&widths, ctrl_cfg, model.device(), seed)
+            .map_err(|e| TrainError::Config(format!("controller: {e}")))?;
+        let optimizer = AdamW::new(
+            ParamSet::new(controller.trainable_vars(), DecayRule::ExcludeBnAndBias),
+            AdamWConfig {
+                weight_decay: a.controller_weight_decay,
+                ..AdamWConfig::default()
+            },
+        )
+        .map_err(optim_err)?;
+        let flops = FlopsRegulariser::new(model.arch(), cfg.prune.target_flops_reduction)
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        let subset = train
+            .subset(a.controller_fraction, mix_seed(&[cfg.seed, 0x5B_5E7]))
+            .map_err(|e| TrainError::Data(e.to_string()))?;
+        let mut loader_cfg = LoaderConfig::train(cfg.train.batch_size.min(subset.len()), seed);
+        loader_cfg.workers = 0;
+        let subset = Loader::new(&subset, loader_cfg, model.device())
+            .map_err(|e| TrainError::Data(e.to_string()))?;
+        let mask = widths.iter().map(|&w| vec![true; w]).collect();
+        Ok(Self {
+            schedule: cfg.schedule(),
+            gamma: a.gamma,
+            hyper_step: a.hyper_step,
+            projector: a.projector,
+            epsilon: a.epsilon,
+            controller_lr: a.controller_lr,
+            seed: cfg.seed,
+            device: model.device().clone(),
+            controller,
+            optimizer,
+            flops,
+            subset,
+            controller_steps: 0,
+            mask,
+            frozen: None,
+            stats: (0.0, 0.0, 0),
+        })
+    }
+
+    /// p, the prunable-MACs ratio the regulariser aims for.
+    pub fn target_ratio(&self) -> f64 {
+        self.flops.target()
+    }
+
+    /// The controller's deterministic mask now.
+    pub fn current_mask(&self) -> Result<Vec<Vec<bool>>, TrainError> {
+        let z = self.controller.logits().map_err(ctrl_err)?;
+        eval_masks(&z, self.controller.config()).map_err(ctrl_err)
+    }
+
+    /// The frozen mask, once T_end has passed.
+    pub fn frozen_mask(&self) -> Option<&[Vec<bool>]> {
+        self.frozen.as_deref()
+    }
+
+    /// One controller step on the next batch of D_c.
+    fn controller_step(&mut self, model: &Model) -> Result<(), TrainError> {
+        let c = self.controller_steps;
+        let per_pass = self.subset.batches_per_epoch().max(1) as u64;
+        let batch = self
+            .subset
+            .load_batch(c / per_pass, (c % per_pass) as usize)
+            .map_err(|e| TrainError::Data(e.to_string()))?;
+        let logits = self.controller.logits().map_err(ctrl_err)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, 0xA70, c]));
+        let sample = sample_masks(&logits, self.controller.config(), &mut rng).map_err(ctrl_err)?;
+        let out = model.forward_t(&batch.images, Some(&sample.hard), false)?;
+        let ce = cross_entropy(&out, &batch.labels, 0.0)?;
+        let reg = self.flops.penalty(&sample.hard).map_err(ctrl_err)?;
+        let j = (&ce + reg.affine(self.gamma, 0.0)?)?;
+        let grads = j.backward()?;
+        self.optimizer
+            .step(&grads, self.controller_lr)
+            .map_err(optim_err)?;
+        self.controller_steps += 1;
+        self.stats.0 += j.to_scalar::<f32>()? as f64;
+        self.stats.1 += reg.to_scalar::<f32>()? as f64;
+        self.stats.2 += 1;
+        Ok(())
+    }
+
+    /// The prox (or half-space projector) on the groups masked by `m_e`.
+    fn project(&self, ctx: &StepContext<'_>, lambda: f64) -> Result<(), TrainError> {
+        match self.projector {
+            Projector::Prox => {
+                GroupProx::apply(ctx.groups, &self.mask, lambda, ctx.lr).map_err(optim_err)?;
+            }
+            Projector::HalfSpace => {
+                let before = ctx
+                    .before
+                    .expect("the half-space projector asks for a snapshot");
+                half_space_step(ctx.groups, before, &self.mask, lambda, ctx.lr, self.epsilon)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// HSPG's trial step and half-space test restricted to the masked groups, with ATO's
+/// per-gate weights: `x̂_g −= η·λ·ratio_ℓ·x_g/‖x_g‖`, then `x̂_g := 0` if `⟨x̂_g,x_g⟩ < ε‖x_g‖²`.
+fn half_space_step(
+    groups: &GroupSet,
+    before: &ato_optim::GroupSnapshot,
+    mask: &[Vec<bool>],
+    lambda: f64,
+    lr: f64,
+    epsilon: f64,
+) -> Result<(), TrainError> {
+    let ratios = GroupProx::gate_ratios(mask);
+    for (((gate, x), m), ratio) in groups
+        .gates()
+        .iter()
+        .zip(&before.per_gate)
+        .zip(mask)
+        .zip(ratios)
+    {
+        if ratio == 0.0 {
+            continue;
+        }
+        let coef: Vec<f32> = m
+            .iter()
+            .map(|&keep| {
+                if keep {
+                    0.0
+                } else {
+                    (lr * lambda * ratio) as f32
+                }
+            })
+            .collect();
+        let hat = gate.values().map_err(optim_err)?;
+        let dir = ato_optim::prox::row_directions(x).map_err(optim_err)?;
+        let hat = ato_optim::prox::sub_scaled_rows(&hat, &dir, &coef).map_err(optim_err)?;
+        let masked: Vec<bool> = m.iter().map(|&k| !k).collect();
+        let (hat, _) = half_space_project(&hat, x, &masked, epsilon).map_err(optim_err)?;
+        gate.set_values(&hat).map_err(optim_err)?;
+    }
+    Ok(())
+}
+
+fn ctrl_err(e: ato_controller::ControllerError) -> TrainError {
+    match e {
+        ato_controller::ControllerError::Candle(e) => TrainError::Candle(e),
+        other => TrainError::Config(other.to_string()),
+    }
+}
+
+impl Pruner for Ato {
+    fn begin_epoch(&mut self, epoch: usize) -> Result<(), TrainError> {
+        let phase = self.schedule.phase(epoch);
+        if phase.frozen && self.frozen.is_none() {
+            self.frozen = Some(self.current_mask()?);
+        }
+        self.mask = match &self.frozen {
+            Some(m) => m.clone(),
+            None => self.current_mask()?,
+        };
+        self.stats = (0.0, 0.0, 0);
+        Ok(())
+    }
+
+    fn needs_snapshot(&self, epoch: usize) -> bool {
+        self.projector == Projector::HalfSpace && self.schedule.phase(epoch).prox
+    }
+
+    fn after_step(&mut self, ctx: StepContext<'_>) -> Result<(), TrainError> {
+        let phase = self.schedule.phase(ctx.epoch);
+        if phase.prox {
+            self.project(&ctx, phase.lambda)?;
+        }
+        if phase.controller && (ctx.step + 1).is_multiple_of(self.hyper_step as u64) {
+            self.controller_step(ctx.model)?;
+        }
+        Ok(())
+    }
+
+    fn eval_mask(&self) -> Option<&[Vec<bool>]> {
+        Some(&self.mask)
+    }
+
+    fn kept(&self, _groups: &GroupSet) -> Result<Vec<Vec<bool>>, TrainError> {
+        Ok(self.frozen.clone().unwrap_or_else(|| self.mask.clone()))
+    }
+
+    fn penalty(&self, groups: &GroupSet, epoch: usize) -> Vec<Vec<f64>> {
+        let phase = self.schedule.phase(epoch);
+        let ratios = GroupProx::gate_ratios(&self.mask);
+        groups
+            .gates()
+            .iter()
+            .zip(&self.mask)
+            .zip(ratios)
+            .map(|((_, m), r)| {
+                m.iter()
+                    .map(|&keep| {
+                        if phase.prox && !keep {
+                            phase.lambda * r
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn stats(&self) -> PrunerStats {
+        let n = self.stats.2.max(1) as f64;
+        PrunerStats {
+            controller_loss: self.stats.0 / n,
+            flops_reg: self.stats.1 / n,
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), TrainError> {
+        let mut s = StateDict::new();
+        for (name, var) in self.controller.trainable_vars() {
+            s.put_tensor(name, var.as_tensor().copy()?);
+        }
+        s.put_meta("controller_steps", self.controller_steps);
+        if let Some(f) = &self.frozen {
+            s.put_meta("frozen", serde_json::to_string(f).expect("bools serialise"));
+        }
+        s.save(&dir.join(CONTROLLER_FILE)).map_err(optim_err)?;
+        self.optimizer
+            .state()
+            .and_then(|o| o.save(&dir.join(CONTROLLER_OPT_FILE)))
+            .map_err(optim_err)
+    }
+
+    fn load(&mut self, dir: &Path) -> Result<(), TrainError> {
+        let dev = self.device.clone();
+        let s = StateDict::load(&dir.join(CONTROLLER_FILE), &dev).map_err(optim_err)?;
+        for (name, var) in self.controller.trainable_vars() {
+            var.set(s.tensor(&name).map_err(optim_err)?)?;
+        }
+        self.controller_steps = s.meta("controller_steps").map_err(optim_err)?;
+        self.frozen = match s.meta.get("frozen") {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str(text)
+                    .map_err(|e| TrainError::Io(format!("frozen mask in the checkpoint: {e}")))?,
+            ),
+        };
+        let o = StateDict::load(&dir.join(CONTROLLER_OPT_FILE), &dev).map_err(optim_err)?;
+        self.optimizer.load_state(&o).map_err(optim_err)
+    }
+}

@@ -1,0 +1,110 @@
+//! The end of every run: hard-zero the groups the method drops, compact, check the compact
+//! model against the masked one on a test batch, evaluate it, and write `mask.json`,
+//! `compact.safetensors` (+ its architecture file) and the `summary.csv` row.
+
+use crate::config::{Method, RunConfig};
+use crate::evaluate::evaluate;
+use crate::pruner::optim_err;
+use crate::records::{write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow};
+use crate::trainer::evaluate_loader;
+use crate::TrainError;
+use ato_data::Loader;
+use ato_models::Model;
+use ato_optim::GroupSet;
+use ato_zig::{KeptChannels, WidthPolynomial};
+use std::path::{Path, PathBuf};
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_dir: PathBuf,
+    pub summary: SummaryRow,
+    pub metrics: Vec<EpochMetrics>,
+    /// Largest |logit difference| between the hard-zeroed full model and the compact model on
+    /// the first test batch (the zero-invariance check of the run).
+    pub compact_max_abs_diff: f32,
+}
+
+/// Hard-zeroes, compacts, evaluates and writes the run's final files.
+pub fn finish(
+    cfg: &RunConfig,
+    model: &Model,
+    groups: &GroupSet,
+    kept: &[Vec<bool>],
+    test: &Loader,
+    run_dir: &Path,
+    seconds: f64,
+) -> Result<RunOutcome, TrainError> {
+    let dropped: Vec<Vec<bool>> = kept
+        .iter()
+        .map(|k| k.iter().map(|&k| !k).collect())
+        .collect();
+    groups.zero(&dropped).map_err(optim_err)?;
+    let channels = KeptChannels::from_masks(kept);
+    let compact = model.compact(&channels)?;
+    let first = test
+        .load_batch(0, 0)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let full_logits = model.forward_t(&first.images, None, false)?;
+    let small_logits = compact.forward_t(&first.images, None, false)?;
+    let diff = (full_logits - small_logits)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    let full = evaluate_loader(model, test, None)?;
+    let batches = test.epoch(0).map(|b| {
+        b.map(|b| (b.images, b.labels))
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+    });
+    let small = evaluate(&compact, batches, None)?;
+    write_text_atomically(
+        &run_dir.join("mask.json"),
+        &serde_json::to_string(kept).expect("a mask serialises"),
+    )?;
+    compact.save(&run_dir.join("compact.safetensors"))?;
+
+    let params = WidthPolynomial::params(model.arch());
+    let macs = WidthPolynomial::macs(model.arch());
+    let full_w = model.arch().gate_widths();
+    let kept_w = channels.widths();
+    let (base_params, pruned_params) = (params.eval(&full_w), params.eval(&kept_w));
+    let (base_macs, pruned_macs) = (macs.eval(&full_w), macs.eval(&kept_w));
+    let schedule = cfg.schedule();
+    let ato = cfg.method == Method::Ato;
+    let summary = SummaryRow {
+        run_id: cfg.run_id(),
+        status: "finished".into(),
+        dataset: cfg.dataset.name.to_string(),
+        model: cfg.model.name.to_string(),
+        method: cfg.method.as_str().into(),
+        seed: cfg.seed,
+        lambda: match cfg.method {
+            Method::Dense => None,
+            Method::Ato => Some(cfg.ato.lambda),
+            Method::Oto => Some(cfg.oto.lambda),
+            Method::Otov2 => Some(cfg.otov2.lambda),
+        },
+        gamma: ato.then_some(cfg.ato.gamma),
+        t_start: ato.then_some(schedule.t_start),
+        t_end: ato.then_some(schedule.t_end),
+        target_flops_reduction: ato.then_some(cfg.prune.target_flops_reduction),
+        epochs: cfg.train.epochs,
+        base_params,
+        pruned_params,
+        params_reduction: 1.0 - pruned_params as f64 / base_params as f64,
+        base_macs,
+        pruned_macs,
+        flops_reduction: 1.0 - pruned_macs as f64 / base_macs as f64,
+        top1: full.top1(),
+        top5: full.top5(),
+        compact_top1: small.top1(),
+        wall_seconds: seconds,
+    };
+    write_csv_atomically(&run_dir.join("summary.csv"), std::slice::from_ref(&summary))?;
+    Ok(RunOutcome {
+        run_dir: run_dir.to_path_buf(),
+        summary,
+        metrics: vec![],
+        compact_max_abs_diff: diff,
+    })
+}

@@ -1,0 +1,190 @@
+//! The run's side of the convergence probes (DESIGN.md §6): a fixed set of probe batches
+//! (the first training images, evaluation transform), the train-mode loss and gradients on
+//! them with the BN running statistics restored afterwards, mask flips between probes, and
+//! the rows of `convergence.csv`.
+
+use crate::config::RunConfig;
+use crate::objective::cross_entropy;
+use crate::pruner::{optim_err, Pruner};
+use crate::recipe;
+use crate::records::{read_csv, write_csv_atomically};
+use crate::TrainError;
+use ato_data::{Dataset, Loader, LoaderConfig};
+use ato_models::{is_buffer, Model};
+use ato_optim::{
+    ConvergenceProbe, ConvergenceRow, GroupSet, Optimizer, ParamSet, ProbeConfig, ProbeInputs,
+    StateDict,
+};
+use candle_core::Tensor;
+use std::path::{Path, PathBuf};
+
+const PROBE_FILE: &str = "probe.safetensors";
+
+/// Probes of one run and the rows they wrote.
+pub struct RunProbe {
+    probe: ConvergenceProbe,
+    batches: Vec<(Tensor, Tensor)>,
+    params: ParamSet,
+    weight_decay: f64,
+    rows: Vec<ConvergenceRow>,
+    last_kept: Option<Vec<Vec<bool>>>,
+    path: PathBuf,
+}
+
+impl RunProbe {
+    /// The probe of a run, or `None` when `convergence.every = 0`.
+    pub fn new(
+        cfg: &RunConfig,
+        model: &Model,
+        train: &Dataset,
+        run_dir: &Path,
+    ) -> Result<Option<Self>, TrainError> {
+        let c = &cfg.convergence;
+        if c.every == 0 {
+            return Ok(None);
+        }
+        let probe = ConvergenceProbe::new(
+            ProbeConfig {
+                every: c.every,
+                batches: c.batches,
+                objective_lower_bound: 0.0,
+            },
+            recipe::theorem(cfg),
+        )
+        .map_err(optim_err)?;
+        let loader = Loader::new(
+            train,
+            LoaderConfig::eval(cfg.train.batch_size),
+            model.device(),
+        )
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+        let available = loader.batches_per_epoch();
+        if available < c.batches {
+            return Err(TrainError::Config(format!(
+                "convergence.batches: {} probe batches asked for, the training set has {available}",
+                c.batches
+            )));
+        }
+        let batches = (0..c.batches)
+            .map(|i| {
+                let b = loader
+                    .load_batch(0, i)
+                    .map_err(|e| TrainError::Data(e.to_string()))?;
+                Ok((b.images, b.labels))
+            })
+            .collect::<Result<_, TrainError>>()?;
+        Ok(Some(Self {
+            probe,
+            batches,
+            params: recipe::param_set(cfg, model),
+            weight_decay: cfg.optim.weight_decay,
+            rows: Vec::new(),
+            last_kept: None,
+            path: run_dir.join("convergence.csv"),
+        }))
+    }
+
+    /// Records the learning rate of a step.
+    pub fn record_step(&mut self, lr: f64) {
+        self.probe.record_step(lr);
+    }
+
+    /// Whether a probe is due after `steps` steps (and before the first one).
+    pub fn due(&self, steps: u64) -> bool {
+        steps == 0 || self.probe.due(steps)
+    }
+
+    /// Measures now and rewrites `convergence.csv`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn measure(
+        &mut self,
+        model: &Model,
+        groups: &GroupSet,
+        pruner: &dyn Pruner,
+        optimizer: &dyn Optimizer,
+        lr: f64,
+        steps: u64,
+        epoch: usize,
+    ) -> Result<(), TrainError> {
+        let kept = pruner.kept(groups)?;
+        let flips = match &self.last_kept {
+            None => 0,
+            Some(prev) => prev
+                .iter()
+                .flatten()
+                .zip(kept.iter().flatten())
+                .filter(|(a, b)| a != b)
+                .count(),
+        };
+        let buffers = buffer_snapshot(model)?;
+        let penalty = pruner.penalty(groups, epoch);
+        let inputs = ProbeInputs {
+            step: steps,
+            epoch,
+            lr,
+            params: &self.params,
+            weight_decay: self.weight_decay,
+            groups,
+            penalty: &penalty,
+            preconditioner: optimizer.preconditioner().map_err(optim_err)?,
+            mask_flips: flips,
+        };
+        let batches = &self.batches;
+        let row = self.probe.measure(inputs, |i| {
+            let (x, y) = &batches[i];
+            let loss = cross_entropy(&model.forward_t(x, None, true)?, y, 0.0)?;
+            Ok((loss.to_scalar::<f32>()? as f64, loss.backward()?))
+        });
+        restore_buffers(model, &buffers)?;
+        self.rows.push(row.map_err(optim_err)?);
+        self.last_kept = Some(kept);
+        write_csv_atomically(&self.path, &self.rows)
+    }
+
+    /// Writes the probe state into a checkpoint folder.
+    pub fn save(&self, dir: &Path, model: &Model) -> Result<(), TrainError> {
+        let mut s = self.probe.state(model.device()).map_err(optim_err)?;
+        if let Some(k) = &self.last_kept {
+            s.put_meta(
+                "last_kept",
+                serde_json::to_string(k).expect("bools serialise"),
+            );
+        }
+        s.save(&dir.join(PROBE_FILE)).map_err(optim_err)
+    }
+
+    /// Restores the probe state and the rows written up to `steps`.
+    pub fn load(&mut self, dir: &Path, model: &Model, steps: u64) -> Result<(), TrainError> {
+        let s = StateDict::load(&dir.join(PROBE_FILE), model.device()).map_err(optim_err)?;
+        self.probe.load_state(&s).map_err(optim_err)?;
+        self.last_kept = match s.meta.get("last_kept") {
+            None => None,
+            Some(t) => Some(
+                serde_json::from_str(t)
+                    .map_err(|e| TrainError::Io(format!("probe state `last_kept`: {e}")))?,
+            ),
+        };
+        let mut rows: Vec<ConvergenceRow> = read_csv(&self.path)?;
+        rows.retain(|r| r.step <= steps);
+        self.rows = rows;
+        Ok(())
+    }
+}
+
+/// Copies of the BN running statistics, which a train-mode forward updates.
+fn buffer_snapshot(model: &Model) -> Result<Vec<(String, Tensor)>, TrainError> {
+    model
+        .named_vars()
+        .into_iter()
+        .filter(|(n, _)| is_buffer(n))
+        .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
+        .collect()
+}
+
+fn restore_buffers(model: &Model, saved: &[(String, Tensor)]) -> Result<(), TrainError> {
+    let vars = model.named_vars();
+    for (n, t) in saved {
+        vars[n].set(t)?;
+    }
+    Ok(())
+}
