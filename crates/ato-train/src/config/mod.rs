@@ -1,0 +1,133 @@
+//! The run configuration: every key of DESIGN.md §7, plain TOML, unknown keys rejected, and
+//! [`RunConfig::validate`] turning out-of-range values into one clear line naming the key.
+//!
+//! Epoch-valued ATO keys (`ato.t_start`, `ato.t_prox`, `ato.t_end`) default to the fractions
+//! of the authors' runs (0.10·E, 2·T_start, 0.51·E); [`RunConfig::schedule`] resolves them.
+
+use crate::schedule::AtoSchedule;
+use crate::TrainError;
+use ato_models::ModelConfig;
+use serde::{Deserialize, Serialize};
+
+mod sections;
+mod validate;
+
+pub use sections::*;
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Run name: results go to `<out_dir>/<name>/<run-id>/`.
+    pub name: String,
+    pub dataset: DatasetSection,
+    pub model: ModelSection,
+    pub method: Method,
+    pub train: TrainSection,
+    pub optim: OptimSection,
+    pub prune: PruneSection,
+    pub ato: AtoSection,
+    pub oto: OtoSection,
+    pub otov2: Otov2Section,
+    pub convergence: ConvergenceSection,
+    pub seed: u64,
+    /// auto | cpu | cuda | cuda:N
+    pub device: String,
+    pub out_dir: String,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            dataset: DatasetSection::default(),
+            model: ModelSection::default(),
+            method: Method::Ato,
+            train: TrainSection::default(),
+            optim: OptimSection::default(),
+            prune: PruneSection::default(),
+            ato: AtoSection::default(),
+            oto: OtoSection::default(),
+            otov2: Otov2Section::default(),
+            convergence: ConvergenceSection::default(),
+            seed: 0,
+            device: "auto".into(),
+            out_dir: "results".into(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Parses a TOML document (unknown keys are errors).
+    pub fn from_toml(text: &str) -> Result<Self, TrainError> {
+        toml::from_str(text).map_err(|e| TrainError::Config(e.message().to_string()))
+    }
+
+    /// The merged configuration as TOML (what `config.toml` of a run holds).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
+    }
+
+    /// The model this run trains, sized for its data set.
+    pub fn model_config(&self) -> ModelConfig {
+        let (classes, size) = self.dataset.name.shape();
+        let mut m = ModelConfig::new(self.model.name, classes, size);
+        m.shortcut = self.model.shortcut;
+        m.base_width = self.model.base_width;
+        m.width_mult = self.model.width_mult;
+        m.stem_stride = self.model.stem_stride;
+        m
+    }
+
+    /// The ATO epochs with defaults resolved.
+    pub fn schedule(&self) -> AtoSchedule {
+        let e = self.train.epochs;
+        let t_start = self
+            .ato
+            .t_start
+            .unwrap_or((0.10 * e as f64).round() as usize);
+        let t_end = self.ato.t_end.unwrap_or((0.51 * e as f64).round() as usize);
+        let t_prox = self.ato.t_prox.unwrap_or(2 * t_start);
+        AtoSchedule {
+            epochs: e,
+            t_start,
+            t_prox,
+            t_end,
+            lambda: self.ato.lambda,
+            lambda_final_mult: self.ato.lambda_final_mult,
+        }
+    }
+}
+
+/// 64-bit FNV-1a, for short stable identifiers.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl RunConfig {
+    /// A readable, stable identifier: `{method}-{model}-s{seed}-{hash}` where the hash covers
+    /// every key except `name` and `out_dir`. Two runs with the same settings share an id,
+    /// which is how sweeps skip finished runs and resume interrupted ones.
+    pub fn run_id(&self) -> String {
+        let mut key = self.clone();
+        key.name.clear();
+        key.out_dir.clear();
+        let h = fnv1a(key.to_toml().as_bytes());
+        format!(
+            "{}-{}-s{}-{:08x}",
+            self.method.as_str(),
+            self.model.name,
+            self.seed,
+            h as u32
+        )
+    }
+
+    /// `<out_dir>/<name>/<run_id>`.
+    pub fn run_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.out_dir)
+            .join(&self.name)
+            .join(self.run_id())
+    }
+}

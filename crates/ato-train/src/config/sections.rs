@@ -1,0 +1,333 @@
+//! The sections of a run config (`[dataset]`, `[model]`, `[train]`, `[optim]`, `[prune]`,
+//! `[ato]`, `[oto]`, `[otov2]`, `[convergence]`), each with its defaults and unknown keys
+//! rejected.
+
+use ato_models::{ModelName, ShortcutKind};
+use serde::{Deserialize, Serialize};
+
+/// The data sets a run can train on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetName {
+    /// The embedded synthetic CIFAR-format set, 10 classes (generated on first use).
+    Synth10,
+    /// The synthetic set with 100 classes in the CIFAR-100 layout.
+    Synth100,
+    Cifar10,
+    Cifar100,
+    Imagenet,
+}
+
+impl DatasetName {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::Synth10 => "synth10",
+            DatasetName::Synth100 => "synth100",
+            DatasetName::Cifar10 => "cifar10",
+            DatasetName::Cifar100 => "cifar100",
+            DatasetName::Imagenet => "imagenet",
+        }
+    }
+
+    /// (classes, input side) of the data set.
+    pub fn shape(self) -> (usize, usize) {
+        match self {
+            DatasetName::Synth10 | DatasetName::Cifar10 => (10, 32),
+            DatasetName::Synth100 | DatasetName::Cifar100 => (100, 32),
+            DatasetName::Imagenet => (1000, 224),
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[dataset]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasetSection {
+    pub name: DatasetName,
+    /// Folder holding `cifar-10-batches-bin/`, `cifar-100-binary/`, ImageNet's `train/` and
+    /// `val/`, or where the synthetic set is generated.
+    pub root: String,
+    /// Whether `ato` may download CIFAR archives that are missing.
+    pub download: bool,
+    /// Training images of the synthetic set [default: 10,000 for synth10, 20,000 for synth100].
+    pub synth_train: Option<usize>,
+    /// Test images of the synthetic set [default: 2,000 for synth10, 4,000 for synth100].
+    pub synth_test: Option<usize>,
+}
+
+impl Default for DatasetSection {
+    fn default() -> Self {
+        Self {
+            name: DatasetName::Synth10,
+            root: "data".into(),
+            download: false,
+            synth_train: None,
+            synth_test: None,
+        }
+    }
+}
+
+/// `[model]`: the architecture keys; class count and input size follow the data set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    pub name: ModelName,
+    pub shortcut: ShortcutKind,
+    pub base_width: Option<usize>,
+    pub width_mult: f64,
+    pub stem_stride: Option<usize>,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            name: ModelName::Resnet20,
+            shortcut: ShortcutKind::B,
+            base_width: None,
+            width_mult: 1.0,
+            stem_stride: None,
+        }
+    }
+}
+
+/// The pruning method of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Dense,
+    Ato,
+    Oto,
+    Otov2,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Dense => "dense",
+            Method::Ato => "ato",
+            Method::Oto => "oto",
+            Method::Otov2 => "otov2",
+        }
+    }
+}
+
+/// `[train]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub label_smoothing: f64,
+    /// Mixup α; 0 disables mixup.
+    pub mixup: f64,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            epochs: 200,
+            batch_size: 128,
+            label_smoothing: 0.0,
+            mixup: 0.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerName {
+    Sgd,
+    Adamw,
+}
+
+/// Learning-rate schedule after warm-up: cosine to 0, ×0.1 at 50% and 75% of the epochs, or
+/// constant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    Cosine,
+    Multistep,
+    Constant,
+}
+
+/// `[optim]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimSection {
+    pub name: OptimizerName,
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub warmup_epochs: usize,
+    pub schedule: LrSchedule,
+    /// Apply weight decay to BN γ/β and biases too (default: conv and linear weights only).
+    pub decay_norm_and_bias: bool,
+}
+
+impl Default for OptimSection {
+    fn default() -> Self {
+        Self {
+            name: OptimizerName::Sgd,
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 5e-4,
+            warmup_epochs: 0,
+            schedule: LrSchedule::Cosine,
+            decay_norm_and_bias: false,
+        }
+    }
+}
+
+/// `[prune]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PruneSection {
+    /// ρ: the share of the full model's conv+fc MACs to remove, in (0, 1).
+    pub target_flops_reduction: f64,
+}
+
+impl Default for PruneSection {
+    fn default() -> Self {
+        Self {
+            target_flops_reduction: 0.5,
+        }
+    }
+}
+
+/// How masked groups are driven to zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Projector {
+    /// The group proximal step of DESIGN.md §4.
+    Prox,
+    /// HSPG's half-space test on the masked groups.
+    HalfSpace,
+}
+
+/// Noise of the Gumbel-sigmoid relaxation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Noise {
+    Logistic,
+    Gumbel,
+}
+
+/// `[ato]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AtoSection {
+    /// λ of the group proximal step.
+    pub lambda: f64,
+    /// λ is multiplied by this from T_end on.
+    pub lambda_final_mult: f64,
+    /// γ, the weight of the FLOPs regulariser in the controller loss.
+    pub gamma: f64,
+    /// First epoch with controller steps [default: round(0.10·E)].
+    pub t_start: Option<usize>,
+    /// First epoch with the proximal step [default: 2·T_start].
+    pub t_prox: Option<usize>,
+    /// Epoch at which the mask freezes [default: round(0.51·E)].
+    pub t_end: Option<usize>,
+    /// One controller step every this many target steps.
+    pub hyper_step: usize,
+    /// Share of the training set the controller learns on.
+    pub controller_fraction: f64,
+    pub projector: Projector,
+    /// ε of the half-space test when `projector = "half_space"`.
+    pub epsilon: f64,
+    pub noise: Noise,
+    /// AdamW learning rate of the controller.
+    pub controller_lr: f64,
+    /// AdamW weight decay of the controller (weights only).
+    pub controller_weight_decay: f64,
+}
+
+impl Default for AtoSection {
+    fn default() -> Self {
+        Self {
+            lambda: 10.0,
+            lambda_final_mult: 10.0,
+            gamma: 8.0,
+            t_start: None,
+            t_prox: None,
+            t_end: None,
+            hyper_step: 20,
+            controller_fraction: 0.05,
+            projector: Projector::Prox,
+            epsilon: 0.0,
+            noise: Noise::Logistic,
+            controller_lr: 1e-3,
+            controller_weight_decay: 1e-2,
+        }
+    }
+}
+
+/// `[oto]`: HSPG (DESIGN.md §5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtoSection {
+    pub lambda: f64,
+    pub epsilon: f64,
+    /// Epoch at which the half-space stage begins [default: E/4].
+    pub n_p: Option<usize>,
+}
+
+impl Default for OtoSection {
+    fn default() -> Self {
+        Self {
+            lambda: 1e-3,
+            epsilon: 0.0,
+            n_p: None,
+        }
+    }
+}
+
+/// `[otov2]`: DHSPG (DESIGN.md §5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Otov2Section {
+    pub target_group_sparsity: f64,
+    pub lambda: f64,
+    pub epsilon: f64,
+    /// Epoch of the one-off partition into redundant and important groups [default: E/10].
+    pub start_pruning: Option<usize>,
+}
+
+impl Default for Otov2Section {
+    fn default() -> Self {
+        Self {
+            target_group_sparsity: 0.5,
+            lambda: 1e-3,
+            epsilon: 0.95,
+            start_pruning: None,
+        }
+    }
+}
+
+/// `[convergence]`: the probes of DESIGN.md §6.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConvergenceSection {
+    /// Probe every this many optimiser steps (and once before training); 0 = off.
+    pub every: u64,
+    /// Fixed probe mini-batches per measurement (≥ 2).
+    pub batches: usize,
+}
+
+impl Default for ConvergenceSection {
+    fn default() -> Self {
+        Self {
+            every: 100,
+            batches: 4,
+        }
+    }
+}

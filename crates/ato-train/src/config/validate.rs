@@ -1,0 +1,208 @@
+//! [`RunConfig::validate`]: every out-of-range value becomes one line naming the key and the
+//! allowed range.
+
+use super::RunConfig;
+use crate::TrainError;
+
+fn invalid(key: &str, why: impl std::fmt::Display) -> TrainError {
+    TrainError::Config(format!("{key}: {why}"))
+}
+
+fn check(
+    ok: bool,
+    key: &str,
+    value: impl std::fmt::Display,
+    range: &str,
+) -> Result<(), TrainError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("{value} is outside {range}")))
+    }
+}
+
+impl RunConfig {
+    /// Rejects values no run can use; the error names the key and the allowed range.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let t = &self.train;
+        check(t.epochs >= 1, "train.epochs", t.epochs, "[1, ∞)")?;
+        check(
+            t.batch_size >= 1,
+            "train.batch_size",
+            t.batch_size,
+            "[1, ∞)",
+        )?;
+        check(
+            (0.0..1.0).contains(&t.label_smoothing),
+            "train.label_smoothing",
+            t.label_smoothing,
+            "[0, 1)",
+        )?;
+        check(
+            t.mixup >= 0.0 && t.mixup.is_finite(),
+            "train.mixup",
+            t.mixup,
+            "[0, ∞)",
+        )?;
+        let o = &self.optim;
+        check(o.lr > 0.0 && o.lr.is_finite(), "optim.lr", o.lr, "(0, ∞)")?;
+        check(
+            (0.0..1.0).contains(&o.momentum),
+            "optim.momentum",
+            o.momentum,
+            "[0, 1)",
+        )?;
+        check(
+            o.weight_decay >= 0.0 && o.weight_decay.is_finite(),
+            "optim.weight_decay",
+            o.weight_decay,
+            "[0, ∞)",
+        )?;
+        check(
+            o.warmup_epochs < t.epochs,
+            "optim.warmup_epochs",
+            o.warmup_epochs,
+            "[0, train.epochs)",
+        )?;
+        let rho = self.prune.target_flops_reduction;
+        check(
+            rho > 0.0 && rho < 1.0,
+            "prune.target_flops_reduction",
+            rho,
+            "(0, 1)",
+        )?;
+        let a = &self.ato;
+        check(
+            a.lambda >= 0.0 && a.lambda.is_finite(),
+            "ato.lambda",
+            a.lambda,
+            "[0, ∞)",
+        )?;
+        check(
+            a.gamma >= 0.0 && a.gamma.is_finite(),
+            "ato.gamma",
+            a.gamma,
+            "[0, ∞)",
+        )?;
+        check(
+            a.lambda_final_mult >= 0.0 && a.lambda_final_mult.is_finite(),
+            "ato.lambda_final_mult",
+            a.lambda_final_mult,
+            "[0, ∞)",
+        )?;
+        check(a.hyper_step >= 1, "ato.hyper_step", a.hyper_step, "[1, ∞)")?;
+        check(
+            (0.0..1.0).contains(&a.epsilon),
+            "ato.epsilon",
+            a.epsilon,
+            "[0, 1)",
+        )?;
+        check(
+            a.controller_lr > 0.0 && a.controller_lr.is_finite(),
+            "ato.controller_lr",
+            a.controller_lr,
+            "(0, ∞)",
+        )?;
+        check(
+            a.controller_weight_decay >= 0.0 && a.controller_weight_decay.is_finite(),
+            "ato.controller_weight_decay",
+            a.controller_weight_decay,
+            "[0, ∞)",
+        )?;
+        check(
+            a.controller_fraction > 0.0 && a.controller_fraction <= 1.0,
+            "ato.controller_fraction",
+            a.controller_fraction,
+            "(0, 1]",
+        )?;
+        let s = self.schedule();
+        if s.t_start > s.t_end {
+            return Err(invalid(
+                "ato.t_start",
+                format!("T_start = {} is after T_end = {}", s.t_start, s.t_end),
+            ));
+        }
+        check(
+            s.t_end <= t.epochs,
+            "ato.t_end",
+            s.t_end,
+            &format!("[T_start, train.epochs = {}]", t.epochs),
+        )?;
+        if s.t_prox < s.t_start || s.t_prox >= t.epochs {
+            return Err(invalid(
+                "ato.t_prox",
+                format!("T_prox = {} is outside the run: it must lie in [T_start = {}, train.epochs = {})", s.t_prox, s.t_start, t.epochs),
+            ));
+        }
+        let h = &self.oto;
+        check(
+            h.lambda >= 0.0 && h.lambda.is_finite(),
+            "oto.lambda",
+            h.lambda,
+            "[0, ∞)",
+        )?;
+        check(
+            (0.0..1.0).contains(&h.epsilon),
+            "oto.epsilon",
+            h.epsilon,
+            "[0, 1)",
+        )?;
+        if let Some(n) = h.n_p {
+            check(n < t.epochs, "oto.n_p", n, "[0, train.epochs)")?;
+        }
+        let d = &self.otov2;
+        check(
+            d.target_group_sparsity > 0.0 && d.target_group_sparsity < 1.0,
+            "otov2.target_group_sparsity",
+            d.target_group_sparsity,
+            "(0, 1)",
+        )?;
+        check(
+            d.lambda >= 0.0 && d.lambda.is_finite(),
+            "otov2.lambda",
+            d.lambda,
+            "[0, ∞)",
+        )?;
+        check(
+            (0.0..1.0).contains(&d.epsilon),
+            "otov2.epsilon",
+            d.epsilon,
+            "[0, 1)",
+        )?;
+        if let Some(n) = d.start_pruning {
+            check(n < t.epochs, "otov2.start_pruning", n, "[0, train.epochs)")?;
+        }
+        for (key, n) in [
+            ("dataset.synth_train", self.dataset.synth_train),
+            ("dataset.synth_test", self.dataset.synth_test),
+        ] {
+            if let Some(n) = n {
+                check(n >= 1, key, n, "[1, ∞)")?;
+            }
+        }
+        let c = &self.convergence;
+        if c.every > 0 {
+            check(c.batches >= 2, "convergence.batches", c.batches, "[2, ∞)")?;
+        }
+        let dev = self.device.as_str();
+        let cuda_n = dev
+            .strip_prefix("cuda:")
+            .map(|n| n.parse::<usize>().is_ok());
+        if !(matches!(dev, "auto" | "cpu" | "cuda") || cuda_n == Some(true)) {
+            return Err(invalid(
+                "device",
+                format!("`{dev}` is not auto, cpu, cuda or cuda:N"),
+            ));
+        }
+        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+            return Err(invalid(
+                "name",
+                format!("`{}` must be a non-empty folder name", self.name),
+            ));
+        }
+        self.model_config()
+            .validate()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        Ok(())
+    }
+}
