@@ -36,7 +36,9 @@ pub mod stats;
 pub mod trainer;
 
 pub use checkpoint::{CheckpointDir, RunState};
-pub use config::{DatasetName, LrSchedule, Method, Noise, OptimizerName, Projector, RunConfig};
+pub use config::{
+    DatasetName, EpochSpec, LrSchedule, Method, Noise, OptimizerName, Projector, RunConfig,
+};
 pub use device::select_device;
 pub use evaluate::evaluate;
 pub use finish::RunOutcome;

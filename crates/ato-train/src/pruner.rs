@@ -125,7 +125,7 @@ impl Oto {
                 epsilon: o.epsilon,
             })
             .map_err(optim_err)?,
-            n_p: o.n_p.unwrap_or(cfg.train.epochs / 4),
+            n_p: cfg.oto_n_p(),
         })
     }
 }
@@ -168,7 +168,7 @@ impl Otov2 {
                 ..DhspgConfig::default()
             })
             .map_err(optim_err)?,
-            start: o.start_pruning.unwrap_or(cfg.train.epochs / 10),
+            start: cfg.otov2_start(),
         })
     }
 }

@@ -59,6 +59,8 @@ fn each_bad_value_is_one_line_naming_the_key() {
             "otov2.target_group_sparsity",
         ),
         ("device = \"tpu\"", "device"),
+        ("ato.t_end = 1.5", "ato.t_end"),
+        ("train.epochs = 8\noto.n_p = 9", "oto.n_p"),
         (
             "model.width_mult = 0.0\nmodel.name = \"mobilenetv2\"",
             "model.width_mult",
@@ -106,6 +108,25 @@ fn the_schedule_follows_the_design() {
     cfg.validate().unwrap();
     let s = cfg.schedule();
     assert_eq!((s.t_start, s.t_prox, s.t_end), (1, 1, 4));
+}
+
+#[test]
+fn epochs_may_be_fractions_of_the_run() {
+    let cfg = RunConfig::from_toml(
+        "train.epochs = 40\nato.t_start = 0.05\nato.t_end = 30\noto.n_p = 0.5\notov2.start_pruning = 3",
+    )
+    .unwrap();
+    cfg.validate().unwrap();
+    let s = cfg.schedule();
+    assert_eq!((s.t_start, s.t_prox, s.t_end), (2, 4, 30));
+    assert_eq!((cfg.oto_n_p(), cfg.otov2_start()), (20, 3));
+    // the same fractions stay valid in a one-epoch smoke run
+    let mut one = cfg.clone();
+    one.train.epochs = 1;
+    one.ato.t_end = Some(EpochSpec::Fraction(0.51));
+    one.otov2.start_pruning = Some(EpochSpec::Fraction(0.1));
+    one.validate().unwrap();
+    assert_eq!(one.schedule().t_end, 1);
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! The run configuration: every key of DESIGN.md §7, plain TOML, unknown keys rejected, and
 //! [`RunConfig::validate`] turning out-of-range values into one clear line naming the key.
 //!
-//! Epoch-valued ATO keys (`ato.t_start`, `ato.t_prox`, `ato.t_end`) default to the fractions
-//! of the authors' runs (0.10·E, 2·T_start, 0.51·E); [`RunConfig::schedule`] resolves them.
+//! Epoch-valued keys (`ato.t_start`, `ato.t_prox`, `ato.t_end`, `oto.n_p`,
+//! `otov2.start_pruning`) take an integer epoch or a fraction of `train.epochs` ([`EpochSpec`]);
+//! the ATO ones default to the fractions of the authors' runs (0.10·E, 2·T_start, 0.51·E) and
+//! [`RunConfig::schedule`] resolves them.
 
 use crate::schedule::AtoSchedule;
 use crate::TrainError;
@@ -79,15 +81,36 @@ impl RunConfig {
         m
     }
 
+    /// OTO's `n_p` in epochs [default: a quarter of the run].
+    pub fn oto_n_p(&self) -> usize {
+        self.oto
+            .n_p
+            .unwrap_or(EpochSpec::Fraction(0.25))
+            .resolve(self.train.epochs)
+    }
+
+    /// OTOv2's `start_pruning` in epochs [default: a tenth of the run].
+    pub fn otov2_start(&self) -> usize {
+        self.otov2
+            .start_pruning
+            .unwrap_or(EpochSpec::Fraction(0.1))
+            .resolve(self.train.epochs)
+    }
+
     /// The ATO epochs with defaults resolved.
     pub fn schedule(&self) -> AtoSchedule {
         let e = self.train.epochs;
         let t_start = self
             .ato
             .t_start
-            .unwrap_or((0.10 * e as f64).round() as usize);
-        let t_end = self.ato.t_end.unwrap_or((0.51 * e as f64).round() as usize);
-        let t_prox = self.ato.t_prox.unwrap_or(2 * t_start);
+            .unwrap_or(EpochSpec::Fraction(0.10))
+            .resolve(e);
+        let t_end = self
+            .ato
+            .t_end
+            .unwrap_or(EpochSpec::Fraction(0.51))
+            .resolve(e);
+        let t_prox = self.ato.t_prox.map_or(2 * t_start, |t| t.resolve(e));
         AtoSchedule {
             epochs: e,
             t_start,

@@ -46,6 +46,26 @@ impl std::fmt::Display for DatasetName {
     }
 }
 
+/// An epoch, written as a whole number (`25`) or as a fraction of `train.epochs` (`0.1`, a
+/// float in [0, 1]). Fractions keep a schedule valid when a sweep or a smoke test changes the
+/// number of epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EpochSpec {
+    Epoch(usize),
+    Fraction(f64),
+}
+
+impl EpochSpec {
+    /// The epoch this spec names in a run of `epochs` epochs (fractions round to nearest).
+    pub fn resolve(self, epochs: usize) -> usize {
+        match self {
+            EpochSpec::Epoch(e) => e,
+            EpochSpec::Fraction(f) => (f * epochs as f64).round() as usize,
+        }
+    }
+}
+
 /// `[dataset]`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -231,12 +251,12 @@ pub struct AtoSection {
     pub lambda_final_mult: f64,
     /// γ, the weight of the FLOPs regulariser in the controller loss.
     pub gamma: f64,
-    /// First epoch with controller steps [default: round(0.10·E)].
-    pub t_start: Option<usize>,
+    /// First epoch with controller steps [default: 0.10, i.e. round(0.10·E)].
+    pub t_start: Option<EpochSpec>,
     /// First epoch with the proximal step [default: 2·T_start].
-    pub t_prox: Option<usize>,
-    /// Epoch at which the mask freezes [default: round(0.51·E)].
-    pub t_end: Option<usize>,
+    pub t_prox: Option<EpochSpec>,
+    /// Epoch at which the mask freezes [default: 0.51].
+    pub t_end: Option<EpochSpec>,
     /// One controller step every this many target steps.
     pub hyper_step: usize,
     /// Share of the training set the controller learns on.
@@ -277,8 +297,8 @@ impl Default for AtoSection {
 pub struct OtoSection {
     pub lambda: f64,
     pub epsilon: f64,
-    /// Epoch at which the half-space stage begins [default: E/4].
-    pub n_p: Option<usize>,
+    /// Epoch at which the half-space stage begins [default: 0.25].
+    pub n_p: Option<EpochSpec>,
 }
 
 impl Default for OtoSection {
@@ -298,8 +318,8 @@ pub struct Otov2Section {
     pub target_group_sparsity: f64,
     pub lambda: f64,
     pub epsilon: f64,
-    /// Epoch of the one-off partition into redundant and important groups [default: E/10].
-    pub start_pruning: Option<usize>,
+    /// Epoch of the one-off partition into redundant and important groups [default: 0.1].
+    pub start_pruning: Option<EpochSpec>,
 }
 
 impl Default for Otov2Section {

@@ -115,6 +115,22 @@ impl RunConfig {
             a.controller_fraction,
             "(0, 1]",
         )?;
+        for (key, spec) in [
+            ("ato.t_start", self.ato.t_start),
+            ("ato.t_prox", self.ato.t_prox),
+            ("ato.t_end", self.ato.t_end),
+            ("oto.n_p", self.oto.n_p),
+            ("otov2.start_pruning", self.otov2.start_pruning),
+        ] {
+            if let Some(super::EpochSpec::Fraction(f)) = spec {
+                check(
+                    (0.0..=1.0).contains(&f),
+                    key,
+                    f,
+                    "[0, 1] (a fraction of train.epochs; write an integer for an epoch)",
+                )?;
+            }
+        }
         let s = self.schedule();
         if s.t_start > s.t_end {
             return Err(invalid(
@@ -147,9 +163,8 @@ impl RunConfig {
             h.epsilon,
             "[0, 1)",
         )?;
-        if let Some(n) = h.n_p {
-            check(n < t.epochs, "oto.n_p", n, "[0, train.epochs)")?;
-        }
+        let n_p = self.oto_n_p();
+        check(n_p <= t.epochs, "oto.n_p", n_p, "[0, train.epochs]")?;
         let d = &self.otov2;
         check(
             d.target_group_sparsity > 0.0 && d.target_group_sparsity < 1.0,
@@ -169,9 +184,13 @@ impl RunConfig {
             d.epsilon,
             "[0, 1)",
         )?;
-        if let Some(n) = d.start_pruning {
-            check(n < t.epochs, "otov2.start_pruning", n, "[0, train.epochs)")?;
-        }
+        let start = self.otov2_start();
+        check(
+            start <= t.epochs,
+            "otov2.start_pruning",
+            start,
+            "[0, train.epochs]",
+        )?;
         for (key, n) in [
             ("dataset.synth_train", self.dataset.synth_train),
             ("dataset.synth_test", self.dataset.synth_test),
