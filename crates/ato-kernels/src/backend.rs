@@ -85,7 +85,12 @@ fn encode(b: Backend) -> u8 {
     }
 }
 
-/// True when our kernels can handle tensors of `dtype` on `device`.
+/// True when our kernels can handle tensors of `dtype` on `device` (and, the first time,
+/// tunes malloc for them: [`crate::tune_allocator`]).
 pub(crate) fn fast_path(device: &Device, dtype: DType) -> bool {
-    device.is_cpu() && dtype == DType::F32
+    let ours = device.is_cpu() && dtype == DType::F32;
+    if ours {
+        crate::allocator::tune_allocator();
+    }
+    ours
 }

@@ -1,9 +1,9 @@
 //! Fused residual join: `relu(a + b)` as one op with one backward pass.
 
 use crate::backend::{fast_path, Backend};
+use crate::parallel::par_chunks_mut;
 use crate::storage::{contiguous_f32, output_buffer, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 const CHUNK: usize = 16 * 1024;
 
@@ -42,7 +42,7 @@ impl CustomOp2 for AddReluOp {
         let a = contiguous_f32(s1, l1, "add_relu a")?;
         let b = contiguous_f32(s2, l2, "add_relu b")?;
         let mut out = output_buffer(a.len());
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, o)| {
+        par_chunks_mut(&mut out, CHUNK, |i, o| {
             let (a, b) = (&a[i * CHUNK..], &b[i * CHUNK..]);
             for ((o, x), y) in o.iter_mut().zip(a).zip(b) {
                 *o = (x + y).max(0.0);
@@ -81,7 +81,7 @@ impl CustomOp2 for ReluGradOp {
         let dy = contiguous_f32(s1, l1, "relu grad dy")?;
         let y = contiguous_f32(s2, l2, "relu grad y")?;
         let mut out = output_buffer(dy.len());
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, o)| {
+        par_chunks_mut(&mut out, CHUNK, |i, o| {
             let (g, y) = (&dy[i * CHUNK..], &y[i * CHUNK..]);
             for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
                 *o = if *y > 0.0 { *g } else { 0.0 };

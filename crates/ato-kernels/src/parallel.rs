@@ -1,33 +1,96 @@
-//! Batch parallelism on rayon's pool, and per-thread scratch buffers.
+//! Parallel loops on candle's own CPU worker pool, and per-thread scratch buffers.
 //!
-//! Results never depend on how rayon schedules work: each task writes its own disjoint output,
-//! and partial sums are indexed by a fixed chunking of the batch and reduced in index order.
+//! candle 0.11 runs its elementwise ops on a barrier pool (the calling thread plus
+//! `CANDLE_NUM_THREADS − 1` workers that spin between jobs). Running our kernels on the same
+//! pool, rather than on rayon's, keeps one busy thread per core: on a 2-core machine a second
+//! pool's threads would fight candle's spinning workers for the cores.
+//!
+//! Results never depend on scheduling: each index writes its own output, and partial sums are
+//! indexed by a fixed chunking and reduced in index order.
 
-use rayon::prelude::*;
+use candle_core::utils::barrier_pool;
 use std::cell::RefCell;
+use std::sync::Mutex;
 
-/// Threads in rayon's global pool (candle's CPU ops use the same pool).
+/// Threads that run a parallel loop (the caller and candle's pool workers).
 pub(crate) fn threads() -> usize {
-    rayon::current_num_threads()
+    barrier_pool().n_workers() + 1
 }
 
-thread_local! {
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+/// Calls `f(i)` for every `i` in `0..n`, spread over the pool.
+pub(crate) fn par_for(n: usize, f: impl Fn(usize) + Sync) {
+    match n {
+        0 => {}
+        1 => f(0),
+        _ => barrier_pool().execute_chunked(n, |range| range.for_each(&f)),
+    }
 }
 
-/// Runs `f` with this thread's scratch buffer of at least `len` f32 (contents unspecified).
-/// The buffer grows as needed and is kept for the thread's next call.
-pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
-            f(&mut buf[..len])
-        }
-        // Re-entered on the same thread (rayon work stealing inside `f`): use a fresh buffer.
-        Err(_) => f(&mut vec![0.0; len]),
-    })
+/// A pointer that may cross threads; users hand out disjoint ranges only.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: only used to give each loop index its own disjoint sub-slice.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+/// Calls `f(i, chunk_i)` for the consecutive `chunk`-long pieces of `data` (the last may be
+/// shorter), in parallel.
+pub(crate) fn par_chunks_mut(data: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if data.is_empty() || chunk == 0 {
+        return;
+    }
+    let len = data.len();
+    let base = SharedMut(data.as_mut_ptr());
+    par_for(len.div_ceil(chunk), |i| {
+        let start = i * chunk;
+        let n = chunk.min(len - start);
+        let base = base;
+        // SAFETY: distinct `i` give disjoint ranges inside `data`, which stays exclusively
+        // borrowed for the whole loop.
+        let piece = unsafe { std::slice::from_raw_parts_mut(base.0.add(start), n) };
+        f(i, piece);
+    });
+}
+
+/// Like [`par_chunks_mut`], collecting `f`'s results in chunk order.
+pub(crate) fn par_chunks_map<T: Send>(
+    data: &mut [f32],
+    chunk: usize,
+    f: impl Fn(usize, &mut [f32]) -> T + Sync,
+) -> Vec<T> {
+    if data.is_empty() || chunk == 0 {
+        return Vec::new();
+    }
+    let slots: Vec<Mutex<Option<T>>> = (0..data.len().div_ceil(chunk))
+        .map(|_| Mutex::new(None))
+        .collect();
+    par_chunks_mut(data, chunk, |i, piece| {
+        *slots[i].lock().expect("par_chunks_map slot") = Some(f(i, piece));
+    });
+    slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .expect("par_chunks_map slot")
+                .expect("every chunk ran")
+        })
+        .collect()
+}
+
+/// `(0..n).map(f)` evaluated in parallel, in index order.
+pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    par_for(n, |i| {
+        *slots[i].lock().expect("par_map slot") = Some(f(i));
+    });
+    slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .expect("par_map slot")
+                .expect("every index ran")
+        })
+        .collect()
 }
 
 /// Calls `f(first_item, items)` on consecutive groups of `item_len`-long items of `out`, in
@@ -44,9 +107,28 @@ pub(crate) fn par_item_groups(
     }
     let items = out.len() / item_len;
     let per_group = min_group_elems.div_ceil(item_len).clamp(1, items.max(1));
-    out.par_chunks_mut(per_group * item_len)
-        .enumerate()
-        .for_each(|(g, chunk)| f(g * per_group, chunk));
+    par_chunks_mut(out, per_group * item_len, |g, chunk| {
+        f(g * per_group, chunk)
+    });
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer of at least `len` f32 (contents unspecified).
+/// The buffer grows as needed and is kept for the thread's next call.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        // Re-entered on the same thread: use a fresh buffer.
+        Err(_) => f(&mut vec![0.0; len]),
+    })
 }
 
 /// Splits `0..n` into at most `max_chunks` near-equal consecutive ranges (a fixed function of

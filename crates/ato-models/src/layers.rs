@@ -1,12 +1,16 @@
 //! Layers instantiated from `ato-zig` specs, and the few tensor ops candle lacks
 //! (strided subsampling, padded max-pooling with a backward pass, channel gating).
+//!
+//! Convolutions and BatchNorm run through `ato-kernels`: its fast CPU kernels by default,
+//! candle's own ops on other devices or with `ATO_BACKEND=stock`.
 
 use crate::params::{Init, ParamStore};
 use crate::ModelError;
 use ato_zig::blocks::{ConvBnSpec, Shortcut};
 use ato_zig::{BnSpec, ConvSpec, Dim, GateId, LinearSpec};
-use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear};
+use ato_kernels::{Activation, BatchNorm2d, ConvParams};
+use candle_core::{Result, Tensor};
+use candle_nn::Linear;
 
 /// BN epsilon, as PyTorch.
 pub const BN_EPS: f64 = 1e-5;
@@ -16,11 +20,28 @@ pub(crate) fn width(dim: Dim, widths: &[usize]) -> usize {
     dim.resolve(widths)
 }
 
+/// A bias-free convolution (`{path}.weight`, C_out × C_in/groups × K × K).
+#[derive(Clone, Debug)]
+pub struct Conv {
+    weight: Tensor,
+    params: ConvParams,
+}
+
+impl Conv {
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ato_kernels::conv2d(x, &self.weight, self.params)
+    }
+}
+
 pub(crate) fn conv(
     spec: &ConvSpec,
     widths: &[usize],
     store: &mut ParamStore,
-) -> std::result::Result<Conv2d, ModelError> {
+) -> std::result::Result<Conv, ModelError> {
     let (cin, cout) = (width(spec.in_dim, widths), width(spec.out_dim, widths));
     let (per_group_in, groups) = if spec.depthwise { (1, cin) } else { (cin, 1) };
     let w = store.var(
@@ -28,28 +49,24 @@ pub(crate) fn conv(
         &[cout, per_group_in, spec.kernel, spec.kernel],
         Init::KaimingFanOut,
     )?;
-    let cfg = Conv2dConfig {
-        padding: spec.padding,
-        stride: spec.stride,
-        dilation: 1,
-        groups,
-        cudnn_fwd_algo: None,
-    };
-    Ok(Conv2d::new(w, None, cfg))
+    Ok(Conv {
+        weight: w,
+        params: ConvParams::new(spec.stride, spec.padding, groups),
+    })
 }
 
 pub(crate) fn bn(
     spec: &BnSpec,
     widths: &[usize],
     store: &mut ParamStore,
-) -> std::result::Result<BatchNorm, ModelError> {
+) -> std::result::Result<BatchNorm2d, ModelError> {
     let n = width(spec.dim, widths);
     let p = &spec.path;
     let weight = store.var(&format!("{p}.weight"), &[n], Init::Const(1.0))?;
     let bias = store.var(&format!("{p}.bias"), &[n], Init::Const(0.0))?;
     let mean = store.var(&format!("{p}.running_mean"), &[n], Init::Const(0.0))?;
     let var = store.var(&format!("{p}.running_var"), &[n], Init::Const(1.0))?;
-    Ok(BatchNorm::new(n, mean, var, weight, bias, BN_EPS)?)
+    Ok(BatchNorm2d::new(weight, bias, mean, var, BN_EPS)?)
 }
 
 pub(crate) fn linear(
@@ -70,8 +87,8 @@ pub(crate) fn linear(
 /// A convolution followed by batch normalisation.
 #[derive(Clone, Debug)]
 pub struct ConvBn {
-    conv: Conv2d,
-    bn: BatchNorm,
+    conv: Conv,
+    bn: BatchNorm2d,
 }
 
 impl ConvBn {
@@ -87,7 +104,20 @@ impl ConvBn {
     }
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_t(&self.conv.forward(x)?, train)
+        self.forward_act_t(x, train, Activation::Identity)
+    }
+
+    /// `act(bn(conv(x)))`, fused into one op by `ato-kernels` on CPU.
+    pub fn forward_act_t(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
+        ato_kernels::conv_batch_norm(x, &self.conv.weight, self.conv.params, &self.bn, train, act)
+    }
+
+    pub fn conv(&self) -> &Conv {
+        &self.conv
+    }
+
+    pub fn bn(&self) -> &BatchNorm2d {
+        &self.bn
     }
 }
 

@@ -6,6 +6,7 @@ use crate::params::ParamStore;
 use crate::ModelError;
 use ato_zig::blocks::{self, ConvBnSpec, InvertedResidualSpec};
 use ato_zig::{ArchBuilder, Dim, GateId, LinearSpec};
+use ato_kernels::Activation;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::Linear;
 
@@ -62,9 +63,9 @@ impl InvertedResidual {
     fn forward_t(&self, x: &Tensor, gates: Option<GateValues>, train: bool) -> Result<Tensor> {
         let mut h = x.clone();
         if let Some(e) = &self.expand {
-            h = relu6(&e.forward_t(&h, train)?)?;
+            h = e.forward_act_t(&h, train, Activation::Relu6)?;
         }
-        h = relu6(&self.dw.forward_t(&h, train)?)?;
+        h = self.dw.forward_act_t(&h, train, Activation::Relu6)?;
         if let Some(g) = self.gate {
             h = apply_gate(h, gates, g)?;
         }
@@ -75,10 +76,6 @@ impl InvertedResidual {
             Ok(h)
         }
     }
-}
-
-fn relu6(x: &Tensor) -> Result<Tensor> {
-    x.clamp(0f32, 6f32)
 }
 
 /// MobileNetV2 with gated hidden widths.
@@ -167,11 +164,11 @@ impl MobileNetV2 {
     }
 
     pub fn forward_t(&self, x: &Tensor, gates: Option<GateValues>, train: bool) -> Result<Tensor> {
-        let mut h = relu6(&self.stem.forward_t(x, train)?)?;
+        let mut h = self.stem.forward_act_t(x, train, Activation::Relu6)?;
         for b in &self.blocks {
             h = b.forward_t(&h, gates, train)?;
         }
-        let h = relu6(&self.head.forward_t(&h, train)?)?;
+        let h = self.head.forward_act_t(&h, train, Activation::Relu6)?;
         self.classifier.forward(&global_avg_pool(&h)?)
     }
 }

@@ -9,6 +9,7 @@ use crate::params::ParamStore;
 use crate::ModelError;
 use ato_zig::blocks::{self, BasicBlockSpec, BottleneckSpec, ShortcutKind};
 use ato_zig::{ArchBuilder, Dim, GateId};
+use ato_kernels::{add_relu, Activation};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::Linear;
 
@@ -36,10 +37,10 @@ impl BasicBlock {
     }
 
     fn forward_t(&self, x: &Tensor, gates: Option<GateValues>, train: bool) -> Result<Tensor> {
-        let h = self.conv1.forward_t(x, train)?.relu()?;
+        let h = self.conv1.forward_act_t(x, train, Activation::Relu)?;
         let h = apply_gate(h, gates, self.gate)?;
         let h = self.conv2.forward_t(&h, train)?;
-        (h + self.shortcut.forward_t(x, train)?)?.relu()
+        add_relu(&h, &self.shortcut.forward_t(x, train)?)
     }
 }
 
@@ -70,17 +71,17 @@ impl Bottleneck {
 
     fn forward_t(&self, x: &Tensor, gates: Option<GateValues>, train: bool) -> Result<Tensor> {
         let h = apply_gate(
-            self.conv1.forward_t(x, train)?.relu()?,
+            self.conv1.forward_act_t(x, train, Activation::Relu)?,
             gates,
             self.gates[0],
         )?;
         let h = apply_gate(
-            self.conv2.forward_t(&h, train)?.relu()?,
+            self.conv2.forward_act_t(&h, train, Activation::Relu)?,
             gates,
             self.gates[1],
         )?;
         let h = self.conv3.forward_t(&h, train)?;
-        (h + self.shortcut.forward_t(x, train)?)?.relu()
+        add_relu(&h, &self.shortcut.forward_t(x, train)?)
     }
 }
 
@@ -228,7 +229,7 @@ impl ResNet {
     }
 
     pub fn forward_t(&self, x: &Tensor, gates: Option<GateValues>, train: bool) -> Result<Tensor> {
-        let mut h = self.stem.forward_t(x, train)?.relu()?;
+        let mut h = self.stem.forward_act_t(x, train, Activation::Relu)?;
         if self.max_pool {
             h = max_pool_3x3_s2_p1(&h)?;
         }

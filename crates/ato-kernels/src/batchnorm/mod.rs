@@ -4,8 +4,8 @@
 //! statistics with momentum 0.1 and the unbiased variance, as PyTorch and
 //! `candle_nn::BatchNorm::forward_t`; eval mode uses the running statistics.
 
-mod kernels;
-mod ops;
+pub(crate) mod kernels;
+pub(crate) mod ops;
 
 use crate::backend::{fast_path, Backend};
 use candle_core::{bail, ModuleT, Result, Tensor, Var};
@@ -124,17 +124,7 @@ impl BatchNorm2d {
         }
         let x = x.contiguous()?;
         if !train {
-            let mean: Vec<f32> = self.running_mean.as_tensor().to_vec1()?;
-            let var: Vec<f32> = self.running_var.as_tensor().to_vec1()?;
-            let invstd = var
-                .iter()
-                .map(|v| (1.0 / (*v as f64 + self.eps).sqrt()) as f32)
-                .collect();
-            let stats = ChannelStats {
-                mean,
-                invstd,
-                var: Vec::new(),
-            };
+            let stats = self.running_stats()?;
             let op = BatchNormOp {
                 eps: self.eps,
                 act,
@@ -165,7 +155,22 @@ impl BatchNorm2d {
         Ok(y)
     }
 
-    fn update_running_stats(&self, stats: &ChannelStats, count: usize) -> Result<()> {
+    /// The running statistics as normalisation statistics (eval mode).
+    pub(crate) fn running_stats(&self) -> Result<ChannelStats> {
+        let mean: Vec<f32> = self.running_mean.as_tensor().to_vec1()?;
+        let var: Vec<f32> = self.running_var.as_tensor().to_vec1()?;
+        let invstd = var
+            .iter()
+            .map(|v| (1.0 / (*v as f64 + self.eps).sqrt()) as f32)
+            .collect();
+        Ok(ChannelStats {
+            mean,
+            invstd,
+            var: Vec::new(),
+        })
+    }
+
+    pub(crate) fn update_running_stats(&self, stats: &ChannelStats, count: usize) -> Result<()> {
         let m = self.momentum;
         let keep = 1.0 - m;
         let unbias = count as f64 / (count as f64 - 1.0);

@@ -3,9 +3,8 @@
 //! (contiguous for stride 1, so they vectorise). No per-group split.
 
 use super::geometry::ConvGeometry;
-use crate::parallel::par_item_groups;
+use crate::parallel::{par_chunks_mut, par_item_groups};
 use crate::simd::{axpy, dot};
-use rayon::prelude::*;
 
 /// Planes are grouped into tasks of at least this many output elements.
 const MIN_TASK_ELEMS: usize = 16 * 1024;
@@ -56,6 +55,51 @@ fn forward_plane(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `out_n = depthwise_conv(x_n, w)` for one image.
+pub(crate) fn forward_image(g: &ConvGeometry, x_n: &[f32], w: &[f32], out_n: &mut [f32]) {
+    let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
+    for (c, out_plane) in out_n.chunks_mut(po).enumerate() {
+        forward_plane(g, &x_n[c * pi..][..pi], &w[c * taps..][..taps], out_plane);
+    }
+}
+
+/// `dx_n = ∂(depthwise_conv)/∂x · dout_n` for one image.
+pub(crate) fn input_grad_image(g: &ConvGeometry, dout_n: &[f32], w: &[f32], dx_n: &mut [f32]) {
+    let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
+    for (c, dx_plane) in dx_n.chunks_mut(pi).enumerate() {
+        backward_input_plane(g, &dout_n[c * po..][..po], &w[c * taps..][..taps], dx_plane);
+    }
+}
+
+/// `acc (+)= ∂(depthwise_conv)/∂w · dout_n` for one image (C × KH·KW); overwrites while
+/// `*first`.
+pub(crate) fn weight_grad_image(
+    g: &ConvGeometry,
+    x_n: &[f32],
+    dout_n: &[f32],
+    acc: &mut [f32],
+    first: &mut bool,
+) {
+    let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
+    let mut sums = [0f32; 64];
+    let mut heap;
+    let sums: &mut [f32] = if taps <= sums.len() {
+        &mut sums[..taps]
+    } else {
+        heap = vec![0f32; taps];
+        &mut heap
+    };
+    for (c, acc_c) in acc.chunks_mut(taps).enumerate() {
+        weight_grad_plane(g, &x_n[c * pi..][..pi], &dout_n[c * po..][..po], sums);
+        if *first {
+            acc_c.copy_from_slice(sums);
+        } else {
+            acc_c.iter_mut().zip(sums.iter()).for_each(|(a, s)| *a += s);
+        }
+    }
+    *first = false;
+}
+
 /// `dx = ∂(depthwise_conv)/∂x · dout`.
 pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
     let (pi, po, c) = (g.in_plane(), g.out_plane(), g.in_channels);
@@ -103,7 +147,7 @@ fn backward_input_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32
 pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<f32> {
     let (pi, po, c, taps) = (g.in_plane(), g.out_plane(), g.in_channels, g.taps());
     let mut dw = vec![0f32; c * taps];
-    dw.par_chunks_mut(taps).enumerate().for_each(|(ch, dw_c)| {
+    par_chunks_mut(&mut dw, taps, |ch, dw_c| {
         let mut total = vec![0f64; taps];
         let mut image_sum = vec![0f32; taps];
         for n in 0..g.batch {

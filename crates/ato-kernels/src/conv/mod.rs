@@ -35,7 +35,98 @@ pub fn conv2d_with(x: &Tensor, w: &Tensor, p: ConvParams, backend: Backend) -> R
         .apply_op2(&w.contiguous()?, Conv2dOp { params: p })
 }
 
-fn fast_conv_supported(x: &Tensor, w: &Tensor, p: ConvParams) -> Result<bool> {
+/// The input gradient of [`conv2d`] for an input of `input_dims`, with our kernels (f32, CPU,
+/// `groups` 1 or depthwise; an error otherwise). Not differentiable.
+pub fn conv2d_input_grad(
+    dy: &Tensor,
+    w: &Tensor,
+    input_dims: (usize, usize, usize, usize),
+    p: ConvParams,
+) -> Result<Tensor> {
+    dy.contiguous()?.apply_op2_no_bwd(
+        &w.contiguous()?,
+        &Conv2dInputGradOp {
+            params: p,
+            input_dims,
+        },
+    )
+}
+
+/// The weight gradient of [`conv2d`] for a weight of `weight_dims`, with our kernels (f32,
+/// CPU, `groups` 1 or depthwise; an error otherwise). Not differentiable.
+pub fn conv2d_weight_grad(
+    x: &Tensor,
+    dy: &Tensor,
+    weight_dims: (usize, usize, usize, usize),
+    p: ConvParams,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op2_no_bwd(
+        &dy.contiguous()?,
+        &Conv2dWeightGradOp {
+            params: p,
+            weight_dims,
+        },
+    )
+}
+
+/// Scratch elements the per-image functions need.
+pub(crate) fn col_capacity(g: &ConvGeometry) -> usize {
+    match g.kind() {
+        ConvKind::Dense => dense::col_capacity(g),
+        _ => 0,
+    }
+}
+
+/// `out_n = conv(x_n, w)` for one image of a dense or depthwise conv.
+pub(crate) fn forward_image(
+    g: &ConvGeometry,
+    x_n: &[f32],
+    w: &[f32],
+    out_n: &mut [f32],
+    col: &mut [f32],
+    t: usize,
+) {
+    match g.kind() {
+        ConvKind::Dense => dense::forward_image(g, x_n, w, out_n, col, t),
+        _ => depthwise::forward_image(g, x_n, w, out_n),
+    }
+}
+
+/// `dx_n = ∂conv/∂x · dout_n` for one image of a dense or depthwise conv.
+pub(crate) fn input_grad_image(
+    g: &ConvGeometry,
+    dout_n: &[f32],
+    w: &[f32],
+    dx_n: &mut [f32],
+    col: &mut [f32],
+    t: usize,
+) {
+    match g.kind() {
+        ConvKind::Dense => dense::input_grad_image(g, dout_n, w, dx_n, col, t),
+        _ => depthwise::input_grad_image(g, dout_n, w, dx_n),
+    }
+}
+
+/// `acc (+)= ∂conv/∂w · dout_n` for one image of a dense or depthwise conv.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_grad_image(
+    g: &ConvGeometry,
+    x_n: &[f32],
+    dout_n: &[f32],
+    acc: &mut [f32],
+    first: &mut bool,
+    col: &mut [f32],
+    t: usize,
+) {
+    match g.kind() {
+        ConvKind::Dense => dense::weight_grad_image(g, x_n, dout_n, acc, first, col, t),
+        _ => depthwise::weight_grad_image(g, x_n, dout_n, acc, first),
+    }
+}
+
+pub(crate) use dense::{reduce_partials, WEIGHT_GRAD_PARTIALS};
+
+pub(crate) fn fast_conv_supported(x: &Tensor, w: &Tensor, p: ConvParams) -> Result<bool> {
     if x.rank() != 4 || w.rank() != 4 {
         return Ok(false);
     }

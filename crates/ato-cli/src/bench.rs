@@ -1,0 +1,282 @@
+//! `ato bench train|infer MODEL`: images/s and ms/step of full training steps (train-mode
+//! forward, cross-entropy, backward, plain SGD update) or eval-mode inference on random input,
+//! with the fast (`ato-kernels`) or stock (candle) backend, and the ratio to PyTorch where a
+//! reference file from `benches/pytorch_reference.py` is found.
+
+use anyhow::{bail, Context, Result};
+use ato_kernels::Backend;
+use ato_models::{Model, ModelConfig, ModelName};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Optimizer, SGD};
+use clap::{Args, ValueEnum};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What one step is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchMode {
+    /// Train-mode forward + cross-entropy + backward + SGD update.
+    Train,
+    /// Eval-mode forward.
+    Infer,
+}
+
+/// Data set the model is sized for (class count, input resolution).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchDataset {
+    Cifar10,
+    Cifar100,
+    Imagenet,
+}
+
+impl BenchDataset {
+    /// (classes, input side).
+    fn shape(self) -> (usize, usize) {
+        match self {
+            BenchDataset::Cifar10 => (10, 32),
+            BenchDataset::Cifar100 => (100, 32),
+            BenchDataset::Imagenet => (1000, 224),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            BenchDataset::Cifar10 => "cifar10",
+            BenchDataset::Cifar100 => "cifar100",
+            BenchDataset::Imagenet => "imagenet",
+        }
+    }
+}
+
+/// Kernel backend selectable on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchBackend {
+    /// ato-kernels' CPU kernels (the default on CPU).
+    Fast,
+    /// candle's own conv2d / BatchNorm.
+    Stock,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// `train` (forward + loss + backward + SGD step) or `infer` (eval-mode forward).
+    #[arg(value_enum)]
+    pub mode: BenchMode,
+    /// Model name: resnet20, resnet32, resnet56, resnet110, resnet18, resnet34, resnet50,
+    /// mobilenetv2.
+    pub model: String,
+    /// Images per step.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    pub iters: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Kernels [default: `ATO_BACKEND`, else fast].
+    #[arg(long, value_enum)]
+    pub backend: Option<BenchBackend>,
+    /// Size the model for this data set.
+    #[arg(long, value_enum, default_value_t = BenchDataset::Cifar10)]
+    pub dataset: BenchDataset,
+    /// PyTorch results to compare with [default: benches/pytorch_reference_results.json,
+    /// looked up from the working directory and the source tree].
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `ato bench` reports (the `--json` object).
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub mode: BenchMode,
+    pub dataset: BenchDataset,
+    pub batch: usize,
+    pub backend: String,
+    pub threads: usize,
+    pub iters: usize,
+    /// Median over the timed steps.
+    pub ms_per_step: f64,
+    pub best_ms_per_step: f64,
+    /// `batch / median step time`.
+    pub images_per_second: f64,
+    /// Conv + linear multiply-accumulates of one image's forward pass.
+    pub macs_per_image: u64,
+    /// 2 · MACs · (3 for a training step, 1 for inference) · images/s.
+    pub gflops_per_second: f64,
+    /// PyTorch's images/s for the same model, mode, data set and batch, if a reference was found.
+    pub pytorch_images_per_second: Option<f64>,
+    /// `images_per_second / pytorch_images_per_second`.
+    pub ratio_to_pytorch: Option<f64>,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if let Some(b) = args.backend {
+        ato_kernels::set_backend(match b {
+            BenchBackend::Fast => Backend::Fast,
+            BenchBackend::Stock => Backend::Stock,
+        });
+    }
+    let report = measure(args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(())
+}
+
+/// Runs the benchmark with the current backend.
+pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
+    if args.batch == 0 || args.iters == 0 {
+        bail!("--batch and --iters must be positive");
+    }
+    let name = ModelName::parse(&args.model)?;
+    let (classes, side) = args.dataset.shape();
+    let config = ModelConfig::new(name, classes, side);
+    let device = Device::Cpu;
+    let model = Model::new(&config, &device, 0)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let pixels: Vec<f32> = (0..args.batch * 3 * side * side)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
+    let x = Tensor::from_vec(pixels, (args.batch, 3, side, side), &device)?;
+    let labels: Vec<u32> = (0..args.batch)
+        .map(|_| rng.random_range(0..classes as u32))
+        .collect();
+    let y = Tensor::from_vec(labels, args.batch, &device)?;
+
+    let mut step: Box<dyn FnMut() -> Result<()>> = match args.mode {
+        BenchMode::Train => {
+            let vars = model.trainable_vars().into_iter().map(|(_, v)| v).collect();
+            let mut sgd = SGD::new(vars, 0.01)?;
+            let model = &model;
+            let (x, y) = (&x, &y);
+            Box::new(move || {
+                let logits = model.forward_t(x, None, true)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, y)?;
+                sgd.backward_step(&loss)?;
+                Ok(())
+            })
+        }
+        BenchMode::Infer => {
+            let (model, x) = (&model, &x);
+            Box::new(move || {
+                let logits = model.forward_t(x, None, false)?;
+                // Make sure the result is materialised before the clock stops.
+                let _ = logits.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+                Ok(())
+            })
+        }
+    };
+    for _ in 0..args.warmup {
+        step()?;
+    }
+    let mut times = Vec::with_capacity(args.iters);
+    for _ in 0..args.iters {
+        let t0 = Instant::now();
+        step()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    drop(step);
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let images_per_second = args.batch as f64 / median;
+    let macs = model.macs();
+    let passes = match args.mode {
+        BenchMode::Train => 3.0,
+        BenchMode::Infer => 1.0,
+    };
+    let reference = find_reference(args)?;
+    Ok(BenchReport {
+        model: name.as_str().to_string(),
+        mode: args.mode,
+        dataset: args.dataset,
+        batch: args.batch,
+        backend: ato_kernels::backend().to_string(),
+        threads: candle_core::utils::get_num_threads(),
+        iters: args.iters,
+        ms_per_step: median * 1e3,
+        best_ms_per_step: times[0] * 1e3,
+        images_per_second,
+        macs_per_image: macs,
+        gflops_per_second: 2.0 * macs as f64 * passes * images_per_second / 1e9,
+        pytorch_images_per_second: reference,
+        ratio_to_pytorch: reference.map(|r| images_per_second / r),
+    })
+}
+
+fn print_text(r: &BenchReport) {
+    println!(
+        "{} {:?} ({}, batch {}, {} backend, {} threads): {:.1} images/s, {:.1} ms/step (best {:.1}), {:.1} GFLOP/s",
+        r.model,
+        r.mode,
+        r.dataset.as_str(),
+        r.batch,
+        r.backend,
+        r.threads,
+        r.images_per_second,
+        r.ms_per_step,
+        r.best_ms_per_step,
+        r.gflops_per_second
+    );
+    match (r.pytorch_images_per_second, r.ratio_to_pytorch) {
+        (Some(pt), Some(ratio)) => println!("PyTorch reference: {pt:.1} images/s, ratio {ratio:.2}x"),
+        _ => println!("no PyTorch reference found (run benches/pytorch_reference.py)"),
+    }
+}
+
+/// Default locations of the reference results.
+fn reference_candidates(args: &BenchArgs) -> Vec<PathBuf> {
+    if let Some(p) = &args.reference {
+        return vec![p.clone()];
+    }
+    let file = Path::new("benches").join("pytorch_reference_results.json");
+    vec![
+        file.clone(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(file),
+    ]
+}
+
+/// PyTorch's images/s for this model, mode, data set and batch (same thread count preferred).
+fn find_reference(args: &BenchArgs) -> Result<Option<f64>> {
+    let Some(path) = reference_candidates(args).into_iter().find(|p| p.is_file()) else {
+        if let Some(p) = &args.reference {
+            bail!("reference file {} not found", p.display());
+        }
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let mode = match args.mode {
+        BenchMode::Train => "train",
+        BenchMode::Infer => "infer",
+    };
+    let threads = candle_core::utils::get_num_threads() as u64;
+    let results: &[serde_json::Value] = doc["results"].as_array().map_or(&[], |a| a.as_slice());
+    let matches: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|r| {
+            r["model"].as_str() == Some(args.model.as_str())
+                && r["mode"].as_str() == Some(mode)
+                && r["batch"].as_u64() == Some(args.batch as u64)
+                && r["dataset"].as_str().unwrap_or("cifar10") == args.dataset.as_str()
+        })
+        .collect();
+    let best = matches
+        .iter()
+        .find(|r| r["threads"].as_u64() == Some(threads))
+        .or(matches.first());
+    Ok(best.and_then(|r| r["images_per_second"].as_f64()))
+}
