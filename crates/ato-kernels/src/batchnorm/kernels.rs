@@ -1,6 +1,8 @@
 //! BatchNorm loops over (N, C, P) data (P = H·W): per-channel sums run channel-parallel,
 //! each summing its N planes in order (f32 lanes within a plane, f64 across planes), and the
 //! elementwise passes run plane-parallel. Both orders are fixed, so results are deterministic.
+//!
+//! Every loop is monomorphised per activation ([`ActFn`]) so that it vectorises.
 
 use super::Activation;
 use crate::parallel::{par_item_groups, par_map};
@@ -8,6 +10,71 @@ use crate::simd::shifted_sum_and_squares;
 
 /// Planes are grouped into tasks of at least this many elements.
 const MIN_TASK_ELEMS: usize = 16 * 1024;
+
+const LANES: usize = 16;
+
+/// An activation as a type, for monomorphised loops.
+pub(crate) trait ActFn {
+    fn apply(v: f32) -> f32;
+    /// The gradient `dy` of the activation's output, taken back to its input `v`.
+    fn gate(dy: f32, v: f32) -> f32;
+}
+
+pub(crate) struct IdentityFn;
+pub(crate) struct ReluFn;
+pub(crate) struct Relu6Fn;
+
+impl ActFn for IdentityFn {
+    #[inline(always)]
+    fn apply(v: f32) -> f32 {
+        v
+    }
+    #[inline(always)]
+    fn gate(dy: f32, _v: f32) -> f32 {
+        dy
+    }
+}
+
+impl ActFn for ReluFn {
+    #[inline(always)]
+    fn apply(v: f32) -> f32 {
+        v.max(0.0)
+    }
+    #[inline(always)]
+    fn gate(dy: f32, v: f32) -> f32 {
+        if v > 0.0 {
+            dy
+        } else {
+            0.0
+        }
+    }
+}
+
+impl ActFn for Relu6Fn {
+    #[inline(always)]
+    fn apply(v: f32) -> f32 {
+        v.clamp(0.0, 6.0)
+    }
+    #[inline(always)]
+    fn gate(dy: f32, v: f32) -> f32 {
+        if v > 0.0 && v < 6.0 {
+            dy
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Calls `$f::<A>($args)` with `A` the [`ActFn`] of `$act`.
+macro_rules! with_act {
+    ($act:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $act {
+            Activation::Identity => $f::<IdentityFn>($($arg),*),
+            Activation::Relu => $f::<ReluFn>($($arg),*),
+            Activation::Relu6 => $f::<Relu6Fn>($($arg),*),
+        }
+    };
+}
 
 /// Layout of an (N, C, H, W) tensor as N·C planes of `plane` elements.
 #[derive(Clone, Copy, Debug)]
@@ -29,21 +96,12 @@ impl Planes {
 
 /// Per-channel batch mean and biased variance, in f64.
 pub(crate) fn batch_stats(d: Planes, x: &[f32]) -> Vec<(f64, f64)> {
-    let m = d.per_channel() as f64;
     par_map(d.channels, |c| {
-        // Shifting by one sample of the channel keeps the one-pass variance accurate.
-        let shift = d.of(x, 0, c).first().copied().unwrap_or(0.0);
-        let (mut s, mut q) = (0f64, 0f64);
+        let mut total = Moments::default();
         for n in 0..d.batch {
-            let (ps, pq) = shifted_sum_and_squares(d.of(x, n, c), shift);
-            s += ps as f64;
-            q += pq as f64;
+            total.add(plane_moments(d.of(x, n, c)), d.plane);
         }
-        let mean_shifted = s / m;
-        (
-            shift as f64 + mean_shifted,
-            (q / m - mean_shifted * mean_shifted).max(0.0),
-        )
+        total.mean_var()
     })
 }
 
@@ -78,82 +136,38 @@ impl Moments {
     }
     /// (mean, biased variance)
     pub fn mean_var(&self) -> (f64, f64) {
-        (
-            self.mean,
-            if self.count > 0.0 {
-                self.m2 / self.count
-            } else {
-                0.0
-            },
-        )
+        let var = if self.count > 0.0 {
+            self.m2 / self.count
+        } else {
+            0.0
+        };
+        (self.mean, var)
     }
+}
+
+fn affine_act_plane<A: ActFn>(out: &mut [f32], x: &[f32], a: f32, b: f32) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = A::apply(v * a + b);
+    }
+}
+
+fn affine_act_in_place_plane<A: ActFn>(x: &mut [f32], a: f32, b: f32) {
+    for v in x.iter_mut() {
+        *v = A::apply(*v * a + b);
+    }
+}
+
+/// `out = act(x · a + b)`.
+pub(crate) fn affine_act(out: &mut [f32], x: &[f32], a: f32, b: f32, act: Activation) {
+    with_act!(act, affine_act_plane(out, x, a, b))
 }
 
 /// `x = act(x · a + b)` in place.
-#[inline]
 pub(crate) fn affine_act_in_place(x: &mut [f32], a: f32, b: f32, act: Activation) {
-    match act {
-        Activation::Identity => x.iter_mut().for_each(|v| *v = *v * a + b),
-        Activation::Relu => x.iter_mut().for_each(|v| *v = (*v * a + b).max(0.0)),
-        Activation::Relu6 => x.iter_mut().for_each(|v| *v = (*v * a + b).clamp(0.0, 6.0)),
-    }
+    with_act!(act, affine_act_in_place_plane(x, a, b))
 }
 
-/// The gradient that reaches `v = x · a + b` through the activation.
-#[inline(always)]
-pub(crate) fn gated_pre(act: Activation, dy: f32, v: f32) -> f32 {
-    match act {
-        Activation::Identity => dy,
-        Activation::Relu => {
-            if v > 0.0 {
-                dy
-            } else {
-                0.0
-            }
-        }
-        Activation::Relu6 => {
-            if v > 0.0 && v < 6.0 {
-                dy
-            } else {
-                0.0
-            }
-        }
-    }
-}
-
-/// Per plane: (Σ g, Σ g · (z − mean)) with g the gradient at `v = z · a + b` through `act`.
-pub(crate) fn plane_grad_sums_pre(
-    z: &[f32],
-    dy: &[f32],
-    a: f32,
-    b: f32,
-    mean: f32,
-    act: Activation,
-) -> (f32, f32) {
-    const LANES: usize = 16;
-    let mut s = [0f32; LANES];
-    let mut q = [0f32; LANES];
-    let full = z.len() / LANES * LANES;
-    for (zc, dc) in z[..full]
-        .chunks_exact(LANES)
-        .zip(dy[..full].chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            let g = gated_pre(act, dc[l], zc[l] * a + b);
-            s[l] += g;
-            q[l] += g * (zc[l] - mean);
-        }
-    }
-    let (mut ts, mut tq) = (0f32, 0f32);
-    for i in full..z.len() {
-        let g = gated_pre(act, dy[i], z[i] * a + b);
-        ts += g;
-        tq += g * (z[i] - mean);
-    }
-    (s.iter().sum::<f32>() + ts, q.iter().sum::<f32>() + tq)
-}
-
-/// `out = act(x · scale[c] + shift[c])`.
+/// `out = act(x · scale[c] + shift[c])` over all planes.
 pub(crate) fn normalize(
     d: Planes,
     x: &[f32],
@@ -166,91 +180,152 @@ pub(crate) fn normalize(
         for (i, o) in planes.chunks_mut(d.plane).enumerate() {
             let idx = first + i;
             let c = idx % d.channels;
-            let src = &x[idx * d.plane..][..d.plane];
-            let (a, b) = (scale[c], shift[c]);
-            match act {
-                Activation::Identity => o.iter_mut().zip(src).for_each(|(o, v)| *o = v * a + b),
-                Activation::Relu => o
-                    .iter_mut()
-                    .zip(src)
-                    .for_each(|(o, v)| *o = (v * a + b).max(0.0)),
-                Activation::Relu6 => o
-                    .iter_mut()
-                    .zip(src)
-                    .for_each(|(o, v)| *o = (v * a + b).clamp(0.0, 6.0)),
-            }
+            affine_act(o, &x[idx * d.plane..][..d.plane], scale[c], shift[c], act);
         }
     });
 }
 
-/// Per channel, (Σ g, Σ g · (x − mean)) with g the gated output gradient.
-pub(crate) fn grad_sums(
-    d: Planes,
-    x: &[f32],
-    dy: &[f32],
-    y: &[f32],
-    mean: &[f32],
-    act: Activation,
-) -> Vec<(f64, f64)> {
-    par_map(d.channels, |c| {
-        let (mut sg, mut sgx) = (0f64, 0f64);
-        for n in 0..d.batch {
-            let (a, b) =
-                plane_grad_sums(d.of(x, n, c), d.of(dy, n, c), d.of(y, n, c), mean[c], act);
-            sg += a as f64;
-            sgx += b as f64;
-        }
-        (sg, sgx)
-    })
-}
-
-fn plane_grad_sums(x: &[f32], dy: &[f32], y: &[f32], mean: f32, act: Activation) -> (f32, f32) {
-    const LANES: usize = 16;
+fn grad_sums_plane<A: ActFn>(z: &[f32], dy: &[f32], a: f32, b: f32, mean: f32) -> (f32, f32) {
     let mut s = [0f32; LANES];
     let mut q = [0f32; LANES];
-    let full = x.len() / LANES * LANES;
-    for ((xc, dc), yc) in x[..full]
+    let full = z.len() / LANES * LANES;
+    for (zc, dc) in z[..full]
         .chunks_exact(LANES)
         .zip(dy[..full].chunks_exact(LANES))
-        .zip(y[..full].chunks_exact(LANES))
     {
         for l in 0..LANES {
-            let g = gated_pre(act, dc[l], yc[l]);
+            let g = A::gate(dc[l], zc[l] * a + b);
             s[l] += g;
-            q[l] += g * (xc[l] - mean);
+            q[l] += g * (zc[l] - mean);
         }
     }
     let (mut ts, mut tq) = (0f32, 0f32);
-    for i in full..x.len() {
-        let g = gated_pre(act, dy[i], y[i]);
+    for i in full..z.len() {
+        let g = A::gate(dy[i], z[i] * a + b);
         ts += g;
-        tq += g * (x[i] - mean);
+        tq += g * (z[i] - mean);
     }
     (s.iter().sum::<f32>() + ts, q.iter().sum::<f32>() + tq)
 }
 
-/// `dx = a[c] · g + b[c] · x + k[c]` with g the gated output gradient.
-#[allow(clippy::too_many_arguments)]
+/// Per plane: (Σ g, Σ g · (z − mean)) with g the gradient at `v = z · a + b` through `act`.
+pub(crate) fn plane_grad_sums(
+    z: &[f32],
+    dy: &[f32],
+    a: f32,
+    b: f32,
+    mean: f32,
+    act: Activation,
+) -> (f32, f32) {
+    with_act!(act, grad_sums_plane(z, dy, a, b, mean))
+}
+
+/// Per channel, (Σ g, Σ g · (z − mean)) with g the gradient at `z · scale + shift`.
+pub(crate) fn grad_sums(
+    d: Planes,
+    z: &[f32],
+    dy: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    mean: &[f32],
+    act: Activation,
+) -> Vec<(f64, f64)> {
+    par_map(d.channels, |c| {
+        let (mut sg, mut sgz) = (0f64, 0f64);
+        for n in 0..d.batch {
+            let (s, q) = plane_grad_sums(
+                d.of(z, n, c),
+                d.of(dy, n, c),
+                scale[c],
+                shift[c],
+                mean[c],
+                act,
+            );
+            sg += s as f64;
+            sgz += q as f64;
+        }
+        (sg, sgz)
+    })
+}
+
+/// Coefficients of one channel's input gradient `dz = a · g + b · z + k`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct GradCoef {
+    /// BN scale (γ · invstd); the activation's input is `z · scale + shift`.
+    pub scale: f32,
+    pub shift: f32,
+    pub b: f32,
+    pub k: f32,
+}
+
+fn grad_plane<A: ActFn>(dz: &mut [f32], z: &[f32], dy: &[f32], c: GradCoef) {
+    for ((o, zv), gv) in dz.iter_mut().zip(z).zip(dy) {
+        *o = c.scale * A::gate(*gv, zv * c.scale + c.shift) + c.b * zv + c.k;
+    }
+}
+
+/// One plane of the BN input gradient.
+pub(crate) fn plane_grad(dz: &mut [f32], z: &[f32], dy: &[f32], coef: GradCoef, act: Activation) {
+    with_act!(act, grad_plane(dz, z, dy, coef))
+}
+
+/// The BN input gradient over all planes.
 pub(crate) fn grad_input(
     d: Planes,
-    x: &[f32],
+    z: &[f32],
     dy: &[f32],
-    y: &[f32],
-    coef: (&[f32], &[f32], &[f32]),
+    coef: &[GradCoef],
     act: Activation,
-    dx: &mut [f32],
+    dz: &mut [f32],
 ) {
-    let (a, b, k) = coef;
-    par_item_groups(dx, d.plane, MIN_TASK_ELEMS, |first, planes| {
+    par_item_groups(dz, d.plane, MIN_TASK_ELEMS, |first, planes| {
         for (i, o) in planes.chunks_mut(d.plane).enumerate() {
             let idx = first + i;
-            let c = idx % d.channels;
-            let range = idx * d.plane..(idx + 1) * d.plane;
-            let (xs, gs, ys) = (&x[range.clone()], &dy[range.clone()], &y[range]);
-            let (ac, bc, kc) = (a[c], b[c], k[c]);
-            for (((o, xv), gv), yv) in o.iter_mut().zip(xs).zip(gs).zip(ys) {
-                *o = ac * gated_pre(act, *gv, *yv) + bc * xv + kc;
-            }
+            let r = idx * d.plane..(idx + 1) * d.plane;
+            plane_grad(o, &z[r.clone()], &dy[r], coef[idx % d.channels], act);
         }
     });
+}
+
+/// Per-channel gradient coefficients and (dγ, dβ) from the sums of [`grad_sums`].
+///
+/// With batch statistics (`batch = true`): `dz = scale · (g − Σg/M − ẑ · Σg·ẑ/M)`,
+/// ẑ = (z − mean) · invstd; with fixed statistics `dz = scale · g`.
+pub(crate) fn grad_coefficients(
+    sums: &[(f64, f64)],
+    scale: &[f32],
+    shift: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+    count: usize,
+    batch: bool,
+) -> (Vec<GradCoef>, Vec<f32>, Vec<f32>) {
+    let m = count as f64;
+    let c = sums.len();
+    let (mut coef, mut dgamma, mut dbeta) = (
+        Vec::with_capacity(c),
+        Vec::with_capacity(c),
+        Vec::with_capacity(c),
+    );
+    for ch in 0..c {
+        let (sg, sgz) = sums[ch];
+        let invstd_c = invstd[ch] as f64;
+        let s = scale[ch] as f64;
+        let dg = sgz * invstd_c;
+        let (b, k) = if batch {
+            let b = -s * invstd_c * dg / m;
+            (b, -s * sg / m - b * mean[ch] as f64)
+        } else {
+            (0.0, 0.0)
+        };
+        coef.push(GradCoef {
+            scale: scale[ch],
+            shift: shift[ch],
+            b: b as f32,
+            k: k as f32,
+        });
+        dgamma.push(dg as f32);
+        dbeta.push(sg as f32);
+    }
+    (coef, dgamma, dbeta)
 }

@@ -1,10 +1,10 @@
 //! The BatchNorm custom ops: forward (batch or running statistics, fused activation) and a
 //! backward that yields dx as a tensor and dγ, dβ on the side.
 
-use super::kernels::{batch_stats, grad_input, grad_sums, normalize, Planes};
+use super::kernels::{batch_stats, grad_coefficients, grad_input, grad_sums, normalize, Planes};
 use super::Activation;
 use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
-use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
 /// Normalisation statistics per channel.
@@ -14,6 +14,20 @@ pub(crate) struct ChannelStats {
     pub invstd: Vec<f32>,
     /// Biased batch variance (only for batch statistics).
     pub var: Vec<f64>,
+}
+
+impl ChannelStats {
+    /// From per-channel (mean, biased variance).
+    pub fn from_mean_var(mean_var: &[(f64, f64)], eps: f64) -> Self {
+        Self {
+            mean: mean_var.iter().map(|m| m.0 as f32).collect(),
+            invstd: mean_var
+                .iter()
+                .map(|m| (1.0 / (m.1 + eps).sqrt()) as f32)
+                .collect(),
+            var: mean_var.iter().map(|m| m.1).collect(),
+        }
+    }
 }
 
 /// Where the statistics come from.
@@ -70,15 +84,7 @@ impl CustomOp3 for BatchNormOp {
         let stats = match &self.stats {
             StatsSource::Fixed(s) => s.clone(),
             StatsSource::Batch(slot) => {
-                let moments = batch_stats(d, x);
-                let s = ChannelStats {
-                    mean: moments.iter().map(|m| m.0 as f32).collect(),
-                    invstd: moments
-                        .iter()
-                        .map(|m| (1.0 / (m.1 + self.eps).sqrt()) as f32)
-                        .collect(),
-                    var: moments.iter().map(|m| m.1).collect(),
-                };
+                let s = ChannelStats::from_mean_var(&batch_stats(d, x), self.eps);
                 *slot.lock().expect("batch-norm stats lock") = Some(s.clone());
                 s
             }
@@ -103,8 +109,8 @@ impl CustomOp3 for BatchNormOp {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
-        y: &Tensor,
+        beta: &Tensor,
+        _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let stats = match &self.stats {
@@ -118,11 +124,12 @@ impl CustomOp3 for BatchNormOp {
         let op = BatchNormGradOp {
             stats,
             gamma: gamma.to_vec1()?,
+            beta: beta.to_vec1()?,
             act: self.act,
             batch_stats: matches!(self.stats, StatsSource::Batch(_)),
             param_grads: param_grads.clone(),
         };
-        let dx = x.apply_op3_no_bwd(&dy.contiguous()?, y, &op)?;
+        let dx = x.apply_op2_no_bwd(&dy.contiguous()?, &op)?;
         let (dgamma, dbeta) = param_grads
             .lock()
             .expect("batch-norm grads lock")
@@ -137,17 +144,34 @@ impl CustomOp3 for BatchNormOp {
     }
 }
 
-/// (x, dy, y) → dx; stores (dγ, dβ) in `param_grads`.
+/// Per-channel (scale, shift) with `bn(x) = x · scale + shift`.
+pub(crate) fn affine(gamma: &[f32], beta: &[f32], stats: &ChannelStats) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(&stats.invstd)
+        .map(|(g, i)| g * i)
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(&stats.mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
+    (scale, shift)
+}
+
+/// (x, dy) → dx; stores (dγ, dβ) in `param_grads`.
 struct BatchNormGradOp {
     stats: ChannelStats,
     gamma: Vec<f32>,
+    beta: Vec<f32>,
     act: Activation,
     /// Whether the forward normalised with batch statistics (which then depend on x).
     batch_stats: bool,
     param_grads: Arc<Mutex<Option<(Vec<f32>, Vec<f32>)>>>,
 }
 
-impl CustomOp3 for BatchNormGradOp {
+impl CustomOp2 for BatchNormGradOp {
     fn name(&self) -> &'static str {
         "ato-batch-norm-grad"
     }
@@ -158,47 +182,27 @@ impl CustomOp3 for BatchNormGradOp {
         xl: &Layout,
         gs: &CpuStorage,
         gl: &Layout,
-        ys: &CpuStorage,
-        yl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = planes(xl)?;
-        if gl.dims() != xl.dims() || yl.dims() != xl.dims() {
-            bail!(
-                "batch-norm grad: x {:?}, dy {:?}, y {:?}",
-                xl.dims(),
-                gl.dims(),
-                yl.dims()
-            );
+        if gl.dims() != xl.dims() {
+            bail!("batch-norm grad: x {:?}, dy {:?}", xl.dims(), gl.dims());
         }
         let x = contiguous_f32(xs, xl, "batch-norm x")?;
         let dy = contiguous_f32(gs, gl, "batch-norm dy")?;
-        let y = contiguous_f32(ys, yl, "batch-norm y")?;
         let s = &self.stats;
-        let sums = grad_sums(d, x, dy, y, &s.mean, self.act);
-        let m = d.per_channel() as f64;
-        let (mut a, mut b, mut k) = (
-            vec![0f32; d.channels],
-            vec![0f32; d.channels],
-            vec![0f32; d.channels],
+        let (scale, shift) = affine(&self.gamma, &self.beta, s);
+        let sums = grad_sums(d, x, dy, &scale, &shift, &s.mean, self.act);
+        let (coef, dgamma, dbeta) = grad_coefficients(
+            &sums,
+            &scale,
+            &shift,
+            &s.mean,
+            &s.invstd,
+            d.per_channel(),
+            self.batch_stats,
         );
-        let (mut dgamma, mut dbeta) = (vec![0f32; d.channels], vec![0f32; d.channels]);
-        for c in 0..d.channels {
-            let (sg, sgx) = sums[c];
-            let invstd = s.invstd[c] as f64;
-            let scale = self.gamma[c] as f64 * invstd;
-            let dg = sgx * invstd;
-            dgamma[c] = dg as f32;
-            dbeta[c] = sg as f32;
-            a[c] = scale as f32;
-            if self.batch_stats {
-                // dx = scale · (g − Σg/M − x̂ · Σg·x̂/M), x̂ = (x − mean) · invstd
-                let bc = -scale * invstd * dg / m;
-                b[c] = bc as f32;
-                k[c] = (-scale * sg / m - bc * s.mean[c] as f64) as f32;
-            }
-        }
         let mut dx = output_buffer(x.len());
-        grad_input(d, x, dy, y, (&a, &b, &k), self.act, &mut dx);
+        grad_input(d, x, dy, &coef, self.act, &mut dx);
         *self.param_grads.lock().expect("batch-norm grads lock") = Some((dgamma, dbeta));
         Ok(to_storage(dx, xl.shape().clone()))
     }

@@ -4,7 +4,7 @@
 //! caller (see [`col_capacity`]); the batch functions run images in parallel.
 
 use super::geometry::ConvGeometry;
-use super::im2col::{col2im_add, im2col};
+use super::im2col::{col2im_add, crop_image, im2col, pad_image, padded_len};
 use crate::matmul::{matmul, MatMut, MatRef};
 use crate::parallel::{fixed_chunks, par_chunks_mut, par_map, threads, with_scratch};
 use crate::storage::output_buffer;
@@ -25,12 +25,28 @@ fn bands(g: &ConvGeometry) -> impl Iterator<Item = Range<usize>> {
         .map(move |start| start..(start + rows).min(out_h))
 }
 
-/// Scratch elements the per-image functions need for their im2col buffer.
+/// Scratch elements the per-image functions need: the padded image (or its gradient)
+/// followed by the im2col buffer of one band.
 pub(crate) fn col_capacity(g: &ConvGeometry) -> usize {
     if g.is_pointwise() {
         return 0;
     }
-    bands(g).map(|b| b.len()).max().unwrap_or(0) * g.out_w * g.patch_len()
+    padded_len(g) + bands(g).map(|b| b.len()).max().unwrap_or(0) * g.out_w * g.patch_len()
+}
+
+/// Splits the scratch into (padded image, im2col band).
+fn split_scratch<'a>(g: &ConvGeometry, scratch: &'a mut [f32]) -> (&'a mut [f32], &'a mut [f32]) {
+    scratch.split_at_mut(padded_len(g))
+}
+
+/// The padded image to read im2col from: `x_n` itself for an unpadded conv.
+fn padded<'a>(g: &ConvGeometry, x_n: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
+    if g.padding == 0 {
+        x_n
+    } else {
+        pad_image(g, x_n, xp);
+        xp
+    }
 }
 
 /// `out_n = conv(x_n, w)` for one image.
@@ -56,9 +72,11 @@ pub(crate) fn forward_image(
         );
         return;
     }
+    let (xp, col) = split_scratch(g, col);
+    let xp = padded(g, x_n, xp);
     for band in bands(g) {
         let len = band.len() * g.out_w;
-        im2col(g, x_n, band.clone(), col);
+        im2col(g, xp, band.clone(), col);
         let dst = &mut out_n[band.start * g.out_w..];
         let cols = MatRef::row_major(&col[..k * len], k, len, len);
         matmul(
@@ -94,7 +112,10 @@ pub(crate) fn input_grad_image(
         );
         return;
     }
-    dx_n.fill(0.0);
+    let (padded_grad, col) = split_scratch(g, col);
+    let unpadded = g.padding == 0;
+    let dxp: &mut [f32] = if unpadded { dx_n } else { padded_grad };
+    dxp.fill(0.0);
     for band in bands(g) {
         let len = band.len() * g.out_w;
         let grad = MatRef::row_major(&dout_n[band.start * g.out_w..], g.out_channels, len, p);
@@ -105,7 +126,10 @@ pub(crate) fn input_grad_image(
             false,
             t,
         );
-        col2im_add(g, &col[..k * len], band, dx_n);
+        col2im_add(g, &col[..k * len], band, dxp);
+    }
+    if !unpadded {
+        crop_image(g, padded_grad, dx_n);
     }
 }
 
@@ -134,9 +158,11 @@ pub(crate) fn weight_grad_image(
         *first = false;
         return;
     }
+    let (xp, col) = split_scratch(g, col);
+    let xp = padded(g, x_n, xp);
     for band in bands(g) {
         let len = band.len() * g.out_w;
-        im2col(g, x_n, band.clone(), col);
+        im2col(g, xp, band.clone(), col);
         let grad = MatRef::row_major(&dout_n[band.start * g.out_w..], g.out_channels, len, p);
         let cols_t = MatRef::row_major(&col[..k * len], k, len, len).t();
         matmul(

@@ -1,0 +1,203 @@
+//! The backward of [`super::ConvBatchNormOp`]: (x, w, dy) → dx, with dw and [dγ; dβ] on the
+//! side.
+
+use super::{geometry, packed_affine, ConvBatchNormOp, Mode};
+use crate::batchnorm::kernels::{
+    grad_coefficients, grad_sums, plane_grad, plane_grad_sums, GradCoef, Planes,
+};
+use crate::batchnorm::ops::ChannelStats;
+use crate::conv::{self, WEIGHT_GRAD_PARTIALS};
+use crate::parallel::{par_chunks_map, par_map, threads, with_scratch};
+use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
+use std::sync::{Arc, Mutex};
+
+/// The parameter gradients: (dw, [dγ; dβ]).
+pub(super) type ParamGrads = Arc<Mutex<Option<(Vec<f32>, Vec<f32>)>>>;
+
+/// (x, w, dy) → dx (a 1-element placeholder when x needs no gradient); stores the parameter
+/// gradients in `grads`.
+pub(super) struct ConvBatchNormGradOp<'a> {
+    pub forward: &'a ConvBatchNormOp,
+    pub gamma_beta: Vec<f32>,
+    pub need_dx: bool,
+    pub grads: ParamGrads,
+}
+
+/// Per-chunk results of the image loop.
+struct ChunkGrads {
+    dw: Vec<f32>,
+    /// (Σ g, Σ g · (z − mean)) per channel (eval mode only; train computes them up front).
+    sums: Vec<(f64, f64)>,
+}
+
+impl CustomOp3 for ConvBatchNormGradOp<'_> {
+    fn name(&self) -> &'static str {
+        "ato-conv-batch-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let fwd = self.forward;
+        let g = geometry(xl, wl, fwd.params)?;
+        if dims4(gl, "conv-bn dy")? != g.output_dims() {
+            bail!(
+                "conv-bn grad: dy {:?}, expected {:?}",
+                gl.dims(),
+                g.output_dims()
+            );
+        }
+        let x = contiguous_f32(xs, xl, "conv-bn x")?;
+        let w = contiguous_f32(ws, wl, "conv-bn w")?;
+        let dy = contiguous_f32(gs, gl, "conv-bn dy")?;
+        let (c, po, act) = (g.out_channels, g.out_plane(), fwd.act);
+        let guard;
+        let (stats, z): (&ChannelStats, Option<&[f32]>) = match &fwd.mode {
+            Mode::Eval(s) => (s, None),
+            Mode::Train(slot) => {
+                guard = slot.lock().expect("conv-bn state lock");
+                match guard.as_ref() {
+                    Some(s) => (&s.stats, Some(s.z.as_slice())),
+                    None => bail!("conv-bn backward before forward"),
+                }
+            }
+        };
+        let (scale, shift) = packed_affine(&self.gamma_beta, stats);
+        let d = Planes {
+            batch: g.batch,
+            channels: c,
+            plane: po,
+        };
+        let count = d.per_channel();
+        // Train: the sums over the batch come first, then dz = a·g + b·z + k. Eval: dz =
+        // scale·g, with z recomputed per image and the sums (for dγ, dβ) accumulated on the way.
+        let train = z.map(|z| {
+            let sums = grad_sums(d, z, dy, &scale, &shift, &stats.mean, act);
+            grad_coefficients(
+                &sums,
+                &scale,
+                &shift,
+                &stats.mean,
+                &stats.invstd,
+                count,
+                true,
+            )
+        });
+        let coef: Vec<GradCoef> = match &train {
+            Some((coef, _, _)) => coef.clone(),
+            None => scale
+                .iter()
+                .zip(&shift)
+                .map(|(&scale, &shift)| GradCoef {
+                    scale,
+                    shift,
+                    b: 0.0,
+                    k: 0.0,
+                })
+                .collect(),
+        };
+
+        let per_chunk = g.batch.div_ceil(WEIGHT_GRAD_PARTIALS).max(1);
+        let chunks = g.batch.div_ceil(per_chunk);
+        let t = threads();
+        let gemm_threads = if chunks >= t { 1 } else { t };
+        let scratch = 2 * g.out_image() + conv::col_capacity(&g);
+        let chunk = |ci: usize, mut dx_chunk: Option<&mut [f32]>| -> ChunkGrads {
+            let mut dw = output_buffer(w.len());
+            let mut first = true;
+            let mut sums = vec![(0f64, 0f64); if z.is_none() { c } else { 0 }];
+            with_scratch(scratch, |buf| {
+                let (dz, rest) = buf.split_at_mut(g.out_image());
+                let (z_tmp, col) = rest.split_at_mut(g.out_image());
+                for n in ci * per_chunk..((ci + 1) * per_chunk).min(g.batch) {
+                    let x_n = &x[n * g.in_image()..][..g.in_image()];
+                    let dy_n = &dy[n * g.out_image()..][..g.out_image()];
+                    let z_n: &[f32] = match z {
+                        Some(z) => &z[n * g.out_image()..][..g.out_image()],
+                        None => {
+                            conv::forward_image(&g, x_n, w, z_tmp, col, gemm_threads);
+                            z_tmp
+                        }
+                    };
+                    for ch in 0..c {
+                        let r = ch * po..(ch + 1) * po;
+                        let (zp, gp) = (&z_n[r.clone()], &dy_n[r.clone()]);
+                        if z.is_none() {
+                            let (s, q) =
+                                plane_grad_sums(zp, gp, scale[ch], shift[ch], stats.mean[ch], act);
+                            sums[ch].0 += s as f64;
+                            sums[ch].1 += q as f64;
+                        }
+                        plane_grad(&mut dz[r], zp, gp, coef[ch], act);
+                    }
+                    if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
+                        let local = n - ci * per_chunk;
+                        let dx_n = &mut dx_chunk[local * g.in_image()..][..g.in_image()];
+                        conv::input_grad_image(&g, dz, w, dx_n, col, gemm_threads);
+                    }
+                    conv::weight_grad_image(&g, x_n, dz, &mut dw, &mut first, col, gemm_threads);
+                }
+            });
+            if first {
+                dw.fill(0.0);
+            }
+            ChunkGrads { dw, sums }
+        };
+        let mut dx = output_buffer(if self.need_dx {
+            g.batch * g.in_image()
+        } else {
+            1
+        });
+        let chunk_len = per_chunk * g.in_image();
+        let results: Vec<ChunkGrads> = match (self.need_dx, gemm_threads == 1) {
+            (true, true) => par_chunks_map(&mut dx, chunk_len, |ci, d| chunk(ci, Some(d))),
+            (true, false) => dx
+                .chunks_mut(chunk_len)
+                .enumerate()
+                .map(|(ci, d)| chunk(ci, Some(d)))
+                .collect(),
+            (false, true) => par_map(chunks, |ci| chunk(ci, None)),
+            (false, false) => (0..chunks).map(|ci| chunk(ci, None)).collect(),
+        };
+        if !self.need_dx {
+            dx[0] = 0.0;
+        }
+        let (dgamma, dbeta) = match train {
+            Some((_, dgamma, dbeta)) => (dgamma, dbeta),
+            None => {
+                let mut total = vec![(0f64, 0f64); c];
+                for r in &results {
+                    for (t, s) in total.iter_mut().zip(&r.sums) {
+                        t.0 += s.0;
+                        t.1 += s.1;
+                    }
+                }
+                let (_, dgamma, dbeta) = grad_coefficients(
+                    &total,
+                    &scale,
+                    &shift,
+                    &stats.mean,
+                    &stats.invstd,
+                    count,
+                    false,
+                );
+                (dgamma, dbeta)
+            }
+        };
+        let dw = conv::reduce_partials(results.into_iter().map(|r| r.dw).collect(), w.len());
+        *self.grads.lock().expect("conv-bn grads lock") = Some((dw, [dgamma, dbeta].concat()));
+        let shape: Shape = if self.need_dx {
+            g.input_dims().into()
+        } else {
+            1.into()
+        };
+        Ok(to_storage(dx, shape))
+    }
+}
