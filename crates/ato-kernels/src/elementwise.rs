@@ -2,6 +2,7 @@
 
 use crate::backend::{fast_path, Backend};
 use crate::parallel::par_chunks_mut;
+use crate::simd::multiversion;
 use crate::storage::{contiguous_f32, output_buffer, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -43,10 +44,7 @@ impl CustomOp2 for AddReluOp {
         let b = contiguous_f32(s2, l2, "add_relu b")?;
         let mut out = output_buffer(a.len());
         par_chunks_mut(&mut out, CHUNK, |i, o| {
-            let (a, b) = (&a[i * CHUNK..], &b[i * CHUNK..]);
-            for ((o, x), y) in o.iter_mut().zip(a).zip(b) {
-                *o = (x + y).max(0.0);
-            }
+            add_relu_chunk(o, &a[i * CHUNK..], &b[i * CHUNK..])
         });
         Ok(to_storage(out, l1.shape().clone()))
     }
@@ -82,11 +80,26 @@ impl CustomOp2 for ReluGradOp {
         let y = contiguous_f32(s2, l2, "relu grad y")?;
         let mut out = output_buffer(dy.len());
         par_chunks_mut(&mut out, CHUNK, |i, o| {
-            let (g, y) = (&dy[i * CHUNK..], &y[i * CHUNK..]);
-            for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
-                *o = if *y > 0.0 { *g } else { 0.0 };
-            }
+            relu_grad_chunk(o, &dy[i * CHUNK..], &y[i * CHUNK..])
         });
         Ok(to_storage(out, l1.shape().clone()))
     }
+}
+
+multiversion! {
+/// `out = max(a + b, 0)`.
+fn add_relu_chunk(out: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        *o = (x + y).max(0.0);
+    }
+}
+}
+
+multiversion! {
+/// `out = dy` where `y > 0`, else 0.
+fn relu_grad_chunk(out: &mut [f32], dy: &[f32], y: &[f32]) {
+    for ((o, g), y) in out.iter_mut().zip(dy).zip(y) {
+        *o = if *y > 0.0 { *g } else { 0.0 };
+    }
+}
 }

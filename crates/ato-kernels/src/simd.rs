@@ -1,10 +1,55 @@
-//! Small loops written so that LLVM vectorises them (independent lanes, no reassociation
-//! needed), with a fixed summation order.
+//! SIMD support: [`multiversion!`] compiles a function for AVX-512 and AVX2+FMA as well as
+//! the baseline (our crates build for generic x86-64, so without it every loop here would be
+//! SSE2), choosing at run time; and small loops written so that LLVM vectorises them
+//! (independent lanes, no reassociation needed) with a fixed summation order.
+
+/// Defines a function whose body is compiled three times — for AVX-512 (F, VL), for AVX2 +
+/// FMA and for the baseline — and dispatches on the CPU's features at each call (a cached
+/// check). Helpers called from the body should be `#[inline(always)]` so they are compiled
+/// with the same features.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the CPU has the features `avx512` is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `avx2` is compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
 
 const LANES: usize = 16;
 
 /// `y += a · x`.
-#[inline]
+#[inline(always)]
 pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
         *y += a * x;
@@ -12,7 +57,7 @@ pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 }
 
 /// Σ xᵢ·yᵢ, summed in 16 interleaved lanes, then the lanes in order.
-#[inline]
+#[inline(always)]
 pub(crate) fn dot(x: &[f32], y: &[f32]) -> f32 {
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &y[..n]);
@@ -32,7 +77,7 @@ pub(crate) fn dot(x: &[f32], y: &[f32]) -> f32 {
 }
 
 /// (Σ (xᵢ − shift), Σ (xᵢ − shift)²) in 16 interleaved lanes.
-#[inline]
+#[inline(always)]
 pub(crate) fn shifted_sum_and_squares(x: &[f32], shift: f32) -> (f32, f32) {
     let mut s = [0f32; LANES];
     let mut q = [0f32; LANES];

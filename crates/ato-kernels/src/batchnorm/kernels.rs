@@ -6,7 +6,7 @@
 
 use super::Activation;
 use crate::parallel::{par_item_groups, par_map};
-use crate::simd::shifted_sum_and_squares;
+use crate::simd::{multiversion, shifted_sum_and_squares};
 
 /// Planes are grouped into tasks of at least this many elements.
 const MIN_TASK_ELEMS: usize = 16 * 1024;
@@ -106,12 +106,20 @@ pub(crate) fn batch_stats(d: Planes, x: &[f32]) -> Vec<(f64, f64)> {
 }
 
 /// (mean, Σ (x − mean)²) of one plane, in f64 (shifted by its first value).
-pub(crate) fn plane_moments(x: &[f32]) -> (f64, f64) {
+#[inline(always)]
+pub(crate) fn plane_moments_body(x: &[f32]) -> (f64, f64) {
     let shift = x.first().copied().unwrap_or(0.0);
     let (s, q) = shifted_sum_and_squares(x, shift);
     let p = x.len().max(1) as f64;
     let (s, q) = (s as f64, q as f64);
     (shift as f64 + s / p, (q - s * s / p).max(0.0))
+}
+
+multiversion! {
+/// (mean, Σ (x − mean)²) of one plane, in f64.
+pub(crate) fn plane_moments(x: &[f32]) -> (f64, f64) {
+    plane_moments_body(x)
+}
 }
 
 /// Running combination of per-plane moments (Chan et al.), fed in a fixed order.
@@ -145,26 +153,32 @@ impl Moments {
     }
 }
 
+#[inline(always)]
 fn affine_act_plane<A: ActFn>(out: &mut [f32], x: &[f32], a: f32, b: f32) {
     for (o, v) in out.iter_mut().zip(x) {
         *o = A::apply(v * a + b);
     }
 }
 
+#[inline(always)]
 fn affine_act_in_place_plane<A: ActFn>(x: &mut [f32], a: f32, b: f32) {
     for v in x.iter_mut() {
         *v = A::apply(*v * a + b);
     }
 }
 
+multiversion! {
 /// `out = act(x · a + b)`.
 pub(crate) fn affine_act(out: &mut [f32], x: &[f32], a: f32, b: f32, act: Activation) {
     with_act!(act, affine_act_plane(out, x, a, b))
 }
+}
 
+multiversion! {
 /// `x = act(x · a + b)` in place.
 pub(crate) fn affine_act_in_place(x: &mut [f32], a: f32, b: f32, act: Activation) {
     with_act!(act, affine_act_in_place_plane(x, a, b))
+}
 }
 
 /// `out = act(x · scale[c] + shift[c])` over all planes.
@@ -185,6 +199,7 @@ pub(crate) fn normalize(
     });
 }
 
+#[inline(always)]
 fn grad_sums_plane<A: ActFn>(z: &[f32], dy: &[f32], a: f32, b: f32, mean: f32) -> (f32, f32) {
     let mut s = [0f32; LANES];
     let mut q = [0f32; LANES];
@@ -208,6 +223,7 @@ fn grad_sums_plane<A: ActFn>(z: &[f32], dy: &[f32], a: f32, b: f32, mean: f32) -
     (s.iter().sum::<f32>() + ts, q.iter().sum::<f32>() + tq)
 }
 
+multiversion! {
 /// Per plane: (Σ g, Σ g · (z − mean)) with g the gradient at `v = z · a + b` through `act`.
 pub(crate) fn plane_grad_sums(
     z: &[f32],
@@ -218,6 +234,7 @@ pub(crate) fn plane_grad_sums(
     act: Activation,
 ) -> (f32, f32) {
     with_act!(act, grad_sums_plane(z, dy, a, b, mean))
+}
 }
 
 /// Per channel, (Σ g, Σ g · (z − mean)) with g the gradient at `z · scale + shift`.
@@ -258,15 +275,18 @@ pub(crate) struct GradCoef {
     pub k: f32,
 }
 
+#[inline(always)]
 fn grad_plane<A: ActFn>(dz: &mut [f32], z: &[f32], dy: &[f32], c: GradCoef) {
     for ((o, zv), gv) in dz.iter_mut().zip(z).zip(dy) {
         *o = c.scale * A::gate(*gv, zv * c.scale + c.shift) + c.b * zv + c.k;
     }
 }
 
+multiversion! {
 /// One plane of the BN input gradient.
 pub(crate) fn plane_grad(dz: &mut [f32], z: &[f32], dy: &[f32], coef: GradCoef, act: Activation) {
     with_act!(act, grad_plane(dz, z, dy, coef))
+}
 }
 
 /// The BN input gradient over all planes.

@@ -4,7 +4,7 @@
 
 use super::geometry::ConvGeometry;
 use crate::parallel::{par_chunks_mut, par_item_groups};
-use crate::simd::{axpy, dot};
+use crate::simd::{axpy, dot, multiversion};
 
 /// Planes are grouped into tasks of at least this many output elements.
 const MIN_TASK_ELEMS: usize = 16 * 1024;
@@ -26,6 +26,7 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     });
 }
 
+multiversion! {
 fn forward_plane(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     let (s, p) = (g.stride, g.padding);
     for (oh, row) in out.chunks_mut(g.out_w).enumerate() {
@@ -53,6 +54,7 @@ fn forward_plane(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
             }
         }
     }
+}
 }
 
 /// `out_n = depthwise_conv(x_n, w)` for one image.
@@ -113,6 +115,7 @@ pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut
     });
 }
 
+multiversion! {
 fn backward_input_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
     let (s, p) = (g.stride, g.padding);
     dx.fill(0.0);
@@ -140,6 +143,7 @@ fn backward_input_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32
             }
         }
     }
+}
 }
 
 /// `dw = ∂(depthwise_conv)/∂w · dout`: channels in parallel, each summed over the batch in
@@ -169,6 +173,7 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<
     dw
 }
 
+multiversion! {
 fn weight_grad_plane(g: &ConvGeometry, x: &[f32], dout: &[f32], sums: &mut [f32]) {
     let (s, p) = (g.stride, g.padding);
     sums.fill(0.0);
@@ -198,4 +203,5 @@ fn weight_grad_plane(g: &ConvGeometry, x: &[f32], dout: &[f32], sums: &mut [f32]
             }
         }
     }
+}
 }

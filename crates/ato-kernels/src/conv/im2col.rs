@@ -6,9 +6,11 @@
 //! (zero in the padding).
 
 use super::geometry::ConvGeometry;
+use crate::simd::multiversion;
 use std::ops::Range;
 
 /// Padded plane sizes (H + 2p, W + 2p).
+#[inline(always)]
 pub(crate) fn padded_dims(g: &ConvGeometry) -> (usize, usize) {
     (g.in_h + 2 * g.padding, g.in_w + 2 * g.padding)
 }
@@ -22,6 +24,7 @@ pub(crate) fn padded_len(g: &ConvGeometry) -> usize {
     g.in_channels * hp * wp
 }
 
+multiversion! {
 /// Copies image `x` into `xp` (C × (H+2p) × (W+2p)) with a zero border.
 pub(crate) fn pad_image(g: &ConvGeometry, x: &[f32], xp: &mut [f32]) {
     let (hp, wp) = padded_dims(g);
@@ -37,6 +40,7 @@ pub(crate) fn pad_image(g: &ConvGeometry, x: &[f32], xp: &mut [f32]) {
             copy(&mut dst[p..p + g.in_w], row);
         }
     }
+}
 }
 
 /// `dst = src` for short rows, inlined (a `memcpy` call per 8–32 floats costs more than
@@ -56,6 +60,7 @@ fn copy(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+multiversion! {
 /// Fills `col` with the im2col matrix of output rows `rows`, reading the padded image `xp`
 /// (from [`pad_image`], or the image itself when the conv has no padding).
 pub(crate) fn im2col(g: &ConvGeometry, xp: &[f32], rows: Range<usize>, col: &mut [f32]) {
@@ -84,7 +89,9 @@ pub(crate) fn im2col(g: &ConvGeometry, xp: &[f32], rows: Range<usize>, col: &mut
         }
     }
 }
+}
 
+multiversion! {
 /// Adds the column-matrix gradient `col` of output rows `rows` into the padded image
 /// gradient `dxp` (C × (H+2p) × (W+2p)).
 pub(crate) fn col2im_add(g: &ConvGeometry, col: &[f32], rows: Range<usize>, dxp: &mut [f32]) {
@@ -115,7 +122,9 @@ pub(crate) fn col2im_add(g: &ConvGeometry, col: &[f32], rows: Range<usize>, dxp:
         }
     }
 }
+}
 
+multiversion! {
 /// Copies the interior of the padded gradient `dxp` into the image gradient `dx`.
 pub(crate) fn crop_image(g: &ConvGeometry, dxp: &[f32], dx: &mut [f32]) {
     let (hp, wp) = padded_dims(g);
@@ -126,4 +135,5 @@ pub(crate) fn crop_image(g: &ConvGeometry, dxp: &[f32], dx: &mut [f32]) {
             copy(row, &src[(p + r) * wp + p..][..g.in_w]);
         }
     }
+}
 }
