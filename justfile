@@ -3,6 +3,31 @@
 default:
     @just --list
 
+# Run a sweep of experiments/sweeps/NAME.toml, then write its report: `just sweep demo`, `just sweep cifar100 train.epochs=1`
+sweep NAME *ARGS:
+    cargo ato sweep {{NAME}} {{ARGS}}
+    cargo ato report results/{{NAME}}
+
+# One run: `just train experiments/synth10_resnet20.toml method=ato ato.lambda=2`
+train *ARGS:
+    cargo ato train {{ARGS}}
+
+# Markdown tables and PNG plots of results/NAME into paper/
+report NAME:
+    cargo ato report results/{{NAME}}
+
+# Training and inference img/s (fast kernels vs stock candle, and PyTorch where measured), then the kernel benches
+bench MODEL="resnet56" *ARGS:
+    cargo ato bench train {{MODEL}} {{ARGS}}
+    cargo ato bench train {{MODEL}} --backend stock {{ARGS}}
+    cargo ato bench infer {{MODEL}} {{ARGS}}
+    cargo bench -p ato-kernels
+    cargo bench -p ato-data
+
+# Data: `just data synth --out data/synth --classes 100`, `just data fetch cifar100`, `just data check data/cifar-10-batches-bin`
+data *ARGS:
+    cargo ato data {{ARGS}}
+
 # Parameters, MACs and gates of a model, e.g. `just info resnet56 --dataset cifar100`
 info MODEL *ARGS:
     cargo ato info {{MODEL}} {{ARGS}}

@@ -1,10 +1,29 @@
 //! # ato — Auto-Train-Once from the command line
 //!
-//! `ato info` prints a model's parameter and MAC counts and its gates. Training, sweeps,
-//! reports, benchmarks and data commands are added by their issues (DESIGN.md §7).
+//! One binary for the whole research loop (DESIGN.md §7):
+//!
+//! - `ato train [CONFIG] [key=value …]` — one run (dense, ATO, OTO or OTOv2) into
+//!   `results/<name>/<run-id>/`: config, per-epoch metrics, convergence probes, mask, compact
+//!   model, summary row; resumable.
+//! - `ato sweep NAME|FILE` — a grid of runs with skip/resume/shard/SLURM support and an
+//!   atomically rewritten `summary.csv`.
+//! - `ato report DIR` — Markdown tables and PNG plots in `paper/`.
+//! - `ato eval`, `ato export` — evaluate or export a compact model.
+//! - `ato bench train|infer MODEL` — images/s of the kernels, against stock candle and PyTorch.
+//! - `ato data synth|fetch|check` — the synthetic set and the CIFAR archives.
+//! - `ato info MODEL` — params, MACs and gates of a model.
+//!
+//! Errors are one line on stderr and a non-zero exit code.
 
+mod bench;
+mod data_cmd;
+mod eval_cmd;
 mod info;
+mod layers;
 mod overrides;
+mod report;
+mod sweep;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -19,19 +38,41 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train one run (dense | ato | oto | otov2), prune, compact and evaluate.
+    Train(train_cmd::TrainArgs),
+    /// Run a sweep of runs (skips finished ones, resumes interrupted ones).
+    Sweep(sweep::SweepArgs),
+    /// Write Markdown tables and PNG plots for a results folder into paper/.
+    Report(report::ReportArgs),
+    /// Evaluate a compact model (a run folder or a saved model file) on a test set.
+    Eval(eval_cmd::EvalArgs),
+    /// Copy a finished run's compact model (safetensors + architecture file) elsewhere.
+    Export(eval_cmd::ExportArgs),
+    /// Images/s of training steps or inference, fast kernels vs stock candle.
+    Bench(bench::BenchArgs),
+    /// Generate the synthetic set, fetch or check CIFAR.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
     /// Parameters, MACs (conv + fc multiply-accumulates), prunable MACs and gates of a model.
     Info(info::InfoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Info(a) => info::run(a),
+    let result = match cli.command {
+        Command::Train(a) => train_cmd::run_cmd(&a),
+        Command::Sweep(a) => sweep::run_cmd(&a),
+        Command::Report(a) => report::run_cmd(&a),
+        Command::Eval(a) => eval_cmd::eval_cmd(&a),
+        Command::Export(a) => eval_cmd::export_cmd(&a),
+        Command::Bench(a) => bench::run(&a),
+        Command::Data(c) => data_cmd::run(c),
+        Command::Info(a) => info::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::FAILURE
         }
     }

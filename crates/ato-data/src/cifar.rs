@@ -62,6 +62,14 @@ impl CifarFormat {
         }
     }
 
+    /// The spelling of `dataset.name` and of `ato data fetch`.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            CifarFormat::Cifar10 => "cifar10",
+            CifarFormat::Cifar100 => "cifar100",
+        }
+    }
+
     /// Human name used in messages.
     pub fn display_name(self) -> &'static str {
         match self {

@@ -83,7 +83,9 @@ pub fn fetch_archive(
                 what: format!("{} ({})", format.display_name(), format.folder_name()),
                 root: root.to_path_buf(),
                 hint: format!(
-                    "set dataset.download = true / pass --download, or {}",
+                    "run `ato data fetch {} --root {}` or set dataset.download = true, or {}",
+                    format.config_name(),
+                    root.display(),
                     source.offline_hint(root)
                 ),
             });

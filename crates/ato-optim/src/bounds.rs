@@ -41,7 +41,10 @@
 //! variance of the probe mini-batch gradients; `Ψ(x_0) − Ψ*` is bounded by `Ψ(x_0) − Ψ_low`
 //! with `Ψ_low` a known lower bound (0 for cross-entropy plus norms); ρ̂ the smallest
 //! `√v̂ + ε` of the Adam state. The probes sample 𝒢 every K steps, so the left-hand side is
-//! estimated by the `w`-weighted mean over probe points.
+//! estimated by the `w`-weighted mean over probe points. The theorem holds for a fixed h; when
+//! the regulariser changes (ATO's mask and λ until T_end, DHSPG's partition) the bound restarts
+//! at the next probe, which is then x₀ of a new run (a conservative choice: the steps between
+//! the change and that probe are not counted).
 
 use serde::Serialize;
 

@@ -98,8 +98,10 @@ pub struct ConvergenceProbe {
     rho: f64,
     prev_x: Option<Vec<f32>>,
     prev_grad: Option<Vec<f32>>,
-    /// (η, ‖𝒢‖²) of every probe so far.
+    /// (η, ‖𝒢‖²) of every probe since the last restart.
     history: Vec<(f64, f64)>,
+    /// The group weights of h at the last probe: when they change, the bound restarts.
+    penalty: Option<Vec<Vec<f64>>>,
 }
 
 /// Where each group's elements sit in the flat parameter vector: per gate, per member,
@@ -127,6 +129,7 @@ impl ConvergenceProbe {
             prev_x: None,
             prev_grad: None,
             history: Vec::new(),
+            penalty: None,
         })
     }
 
@@ -146,8 +149,20 @@ impl ConvergenceProbe {
         self.config.every > 0 && steps > 0 && steps.is_multiple_of(self.config.every)
     }
 
+    /// Starts the bound afresh at the next probe: the theorem assumes a fixed h, so when the
+    /// regulariser changes (ATO's mask and λ move at epoch boundaries until T_end) the run from
+    /// that point on is a new run with a new Ψ(x₀). L̂ and s² describe f and are kept.
+    fn restart(&mut self) {
+        self.sum_lr = 0.0;
+        self.sum_lr_sq = 0.0;
+        self.max_lr = 0.0;
+        self.objective0 = None;
+        self.history.clear();
+    }
+
     /// Measures at the current point. `loss_and_grads(i)` returns the mean loss and the
-    /// gradients of probe batch `i` for `i < config.batches`.
+    /// gradients of probe batch `i` for `i < config.batches`. If the weights of h differ from
+    /// those of the previous probe, the bound restarts here.
     pub fn measure<F>(
         &mut self,
         inputs: ProbeInputs<'_>,
@@ -156,6 +171,12 @@ impl ConvergenceProbe {
     where
         F: FnMut(usize) -> Result<(f64, GradStore)>,
     {
+        if self.penalty.as_deref() != Some(inputs.penalty) {
+            if self.penalty.is_some() {
+                self.restart();
+            }
+            self.penalty = Some(inputs.penalty.to_vec());
+        }
         let params = inputs.params;
         let x = flatten(params.iter().map(|p| p.var.as_tensor().clone()))?;
         let decayed = decay_mask(params);
@@ -284,6 +305,12 @@ impl ConvergenceProbe {
             "history",
             serde_json::to_string(&self.history).expect("numbers serialise"),
         );
+        if let Some(p) = &self.penalty {
+            s.put_meta(
+                "penalty",
+                serde_json::to_string(p).expect("numbers serialise"),
+            );
+        }
         if let (Some(x), Some(g)) = (&self.prev_x, &self.prev_grad) {
             s.put_tensor("prev_x", Tensor::from_slice(x, x.len(), device)?);
             s.put_tensor("prev_grad", Tensor::from_slice(g, g.len(), device)?);
@@ -306,6 +333,13 @@ impl ConvergenceProbe {
         let history: String = s.meta("history")?;
         self.history = serde_json::from_str(&history)
             .map_err(|e| OptimError::State(format!("`history`: {e}")))?;
+        self.penalty = match s.meta.get("penalty") {
+            None => None,
+            Some(t) => Some(
+                serde_json::from_str(t)
+                    .map_err(|e| OptimError::State(format!("`penalty`: {e}")))?,
+            ),
+        };
         self.prev_x = s.tensors.get("prev_x").map(|t| t.to_vec1()).transpose()?;
         self.prev_grad = s
             .tensors

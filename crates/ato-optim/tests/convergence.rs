@@ -242,6 +242,57 @@ fn nonconvex_toy_reports_a_ratio_at_most_one() {
 }
 
 #[test]
+fn the_bound_restarts_when_the_regulariser_changes() {
+    let v = vars(&[
+        ("w.weight", &[2, 2], &[1.0, 0.5, -0.5, 2.0]),
+        ("w.bias", &[2], &[0.1, 0.2]),
+    ]);
+    let groups = linear_gates(&[("w", 2, 2)], &v);
+    let params = param_set(&v);
+    let cfg = ProbeConfig {
+        every: 1,
+        batches: 2,
+        objective_lower_bound: 0.0,
+    };
+    let mut probe = ConvergenceProbe::new(cfg, Theorem::ProximalSgd).unwrap();
+    let w = v["w.weight"].clone();
+    let measure = |probe: &mut ConvergenceProbe, step: u64, lam: f64| {
+        let penalty = vec![vec![lam, 0.0]];
+        let inputs = ProbeInputs {
+            step,
+            epoch: 0,
+            lr: 0.1,
+            params: &params,
+            weight_decay: 0.0,
+            groups: &groups,
+            penalty: &penalty,
+            preconditioner: None,
+            mask_flips: 0,
+        };
+        probe
+            .measure(inputs, |i| {
+                let loss = (w.as_tensor().sqr()?.sum_all()? * (1.0 + i as f64))?;
+                Ok((loss.to_scalar::<f32>()? as f64, loss.backward()?))
+            })
+            .unwrap()
+    };
+    let first = measure(&mut probe, 0, 0.5);
+    assert!(first.rhs.is_nan(), "no step yet");
+    probe.record_step(0.1);
+    let second = measure(&mut probe, 1, 0.5);
+    assert!(second.rhs.is_finite() && second.step_condition);
+    probe.record_step(0.1);
+    let changed = measure(&mut probe, 2, 2.0);
+    assert!(
+        changed.rhs.is_nan() && !changed.step_condition,
+        "a new h starts a new bound"
+    );
+    assert_eq!(changed.lhs, changed.grad_mapping_sq, "history restarted");
+    probe.record_step(0.1);
+    assert!(measure(&mut probe, 3, 2.0).rhs.is_finite());
+}
+
+#[test]
 fn metric_prox_reduces_to_the_euclidean_one_and_solves_its_optimality_condition() {
     use ato_optim::probes::group_prox_in_metric;
     // H = I: y·(1 − τ/‖y‖)

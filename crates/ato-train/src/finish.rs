@@ -2,7 +2,7 @@
 //! model against the masked one on a test batch, evaluate it, and write `mask.json`,
 //! `compact.safetensors` (+ its architecture file) and the `summary.csv` row.
 
-use crate::config::{Method, RunConfig};
+use crate::config::RunConfig;
 use crate::evaluate::evaluate;
 use crate::pruner::optim_err;
 use crate::records::{write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow};
@@ -65,41 +65,17 @@ pub fn finish(
 
     let params = WidthPolynomial::params(model.arch());
     let macs = WidthPolynomial::macs(model.arch());
-    let full_w = model.arch().gate_widths();
     let kept_w = channels.widths();
-    let (base_params, pruned_params) = (params.eval(&full_w), params.eval(&kept_w));
-    let (base_macs, pruned_macs) = (macs.eval(&full_w), macs.eval(&kept_w));
-    let schedule = cfg.schedule();
-    let ato = cfg.method == Method::Ato;
-    let summary = SummaryRow {
-        run_id: cfg.run_id(),
-        status: "finished".into(),
-        dataset: cfg.dataset.name.to_string(),
-        model: cfg.model.name.to_string(),
-        method: cfg.method.as_str().into(),
-        seed: cfg.seed,
-        lambda: match cfg.method {
-            Method::Dense => None,
-            Method::Ato => Some(cfg.ato.lambda),
-            Method::Oto => Some(cfg.oto.lambda),
-            Method::Otov2 => Some(cfg.otov2.lambda),
-        },
-        gamma: ato.then_some(cfg.ato.gamma),
-        t_start: ato.then_some(schedule.t_start),
-        t_end: ato.then_some(schedule.t_end),
-        target_flops_reduction: ato.then_some(cfg.prune.target_flops_reduction),
-        epochs: cfg.train.epochs,
-        base_params,
-        pruned_params,
-        params_reduction: 1.0 - pruned_params as f64 / base_params as f64,
-        base_macs,
-        pruned_macs,
-        flops_reduction: 1.0 - pruned_macs as f64 / base_macs as f64,
-        top1: full.top1(),
-        top5: full.top5(),
-        compact_top1: small.top1(),
-        wall_seconds: seconds,
-    };
+    let mut summary = SummaryRow::planned(cfg, "finished")?;
+    let (pruned_params, pruned_macs) = (params.eval(&kept_w), macs.eval(&kept_w));
+    summary.pruned_params = Some(pruned_params);
+    summary.params_reduction = Some(1.0 - pruned_params as f64 / summary.base_params as f64);
+    summary.pruned_macs = Some(pruned_macs);
+    summary.flops_reduction = Some(1.0 - pruned_macs as f64 / summary.base_macs as f64);
+    summary.top1 = Some(full.top1());
+    summary.top5 = Some(full.top5());
+    summary.compact_top1 = Some(small.top1());
+    summary.wall_seconds = Some(seconds);
     write_csv_atomically(&run_dir.join("summary.csv"), std::slice::from_ref(&summary))?;
     Ok(RunOutcome {
         run_dir: run_dir.to_path_buf(),

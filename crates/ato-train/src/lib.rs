@@ -35,6 +35,7 @@ pub mod schedule;
 pub mod stats;
 pub mod trainer;
 
+pub use ato_optim::ConvergenceRow;
 pub use checkpoint::{CheckpointDir, RunState};
 pub use config::{
     DatasetName, EpochSpec, LrSchedule, Method, Noise, OptimizerName, Projector, RunConfig,

@@ -80,15 +80,78 @@ pub struct SummaryRow {
     pub target_flops_reduction: Option<f64>,
     pub epochs: usize,
     pub base_params: u64,
-    pub pruned_params: u64,
-    pub params_reduction: f64,
+    /// Results: empty until the run finishes (and for failed runs).
+    pub pruned_params: Option<u64>,
+    pub params_reduction: Option<f64>,
     pub base_macs: u64,
-    pub pruned_macs: u64,
-    pub flops_reduction: f64,
-    pub top1: f64,
-    pub top5: f64,
-    pub compact_top1: f64,
-    pub wall_seconds: f64,
+    pub pruned_macs: Option<u64>,
+    pub flops_reduction: Option<f64>,
+    /// Test top-1/top-5 of the full model with the dropped groups hard-zeroed.
+    pub top1: Option<f64>,
+    pub top5: Option<f64>,
+    /// Test top-1 of the compact model (equal to `top1` by zero-invariance).
+    pub compact_top1: Option<f64>,
+    /// Seconds of training (across resumes), or until the failure.
+    pub wall_seconds: Option<f64>,
+}
+
+impl SummaryRow {
+    /// The row of a run that has not finished: its identity and the full model's counts.
+    pub fn planned(cfg: &crate::RunConfig, status: &str) -> Result<Self, TrainError> {
+        use crate::config::Method;
+        let arch = ato_models::describe(&cfg.model_config())?;
+        let widths = arch.gate_widths();
+        let schedule = cfg.schedule();
+        let ato = cfg.method == Method::Ato;
+        Ok(Self {
+            run_id: cfg.run_id(),
+            status: status.into(),
+            dataset: cfg.dataset.name.to_string(),
+            model: cfg.model.name.to_string(),
+            method: cfg.method.as_str().into(),
+            seed: cfg.seed,
+            lambda: match cfg.method {
+                Method::Dense => None,
+                Method::Ato => Some(cfg.ato.lambda),
+                Method::Oto => Some(cfg.oto.lambda),
+                Method::Otov2 => Some(cfg.otov2.lambda),
+            },
+            gamma: ato.then_some(cfg.ato.gamma),
+            t_start: ato.then_some(schedule.t_start),
+            t_end: ato.then_some(schedule.t_end),
+            target_flops_reduction: ato.then_some(cfg.prune.target_flops_reduction),
+            epochs: cfg.train.epochs,
+            base_params: ato_zig::WidthPolynomial::params(&arch).eval(&widths),
+            pruned_params: None,
+            params_reduction: None,
+            base_macs: ato_zig::WidthPolynomial::macs(&arch).eval(&widths),
+            pruned_macs: None,
+            flops_reduction: None,
+            top1: None,
+            top5: None,
+            compact_top1: None,
+            wall_seconds: None,
+        })
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.status == "finished"
+    }
+
+    /// One line for the terminal: accuracy, reductions and time.
+    pub fn headline(&self) -> String {
+        let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.2}%", 100.0 * v));
+        format!(
+            "{} {}: top-1 {} (compact {}), FLOPs −{}, params −{}, {:.0}s",
+            self.run_id,
+            self.status,
+            pct(self.top1),
+            pct(self.compact_top1),
+            pct(self.flops_reduction),
+            pct(self.params_reduction),
+            self.wall_seconds.unwrap_or(0.0)
+        )
+    }
 }
 
 fn tmp_sibling(path: &Path) -> PathBuf {

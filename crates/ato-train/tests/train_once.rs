@@ -81,12 +81,12 @@ fn ato_prunes_compacts_and_writes_every_file() {
     );
     let s = &out.summary;
     assert!(
-        s.flops_reduction > 0.05,
+        s.flops_reduction.unwrap() > 0.05,
         "the controller pruned something: {s:?}"
     );
-    assert!(s.pruned_params < s.base_params);
+    assert!(s.pruned_params.unwrap() < s.base_params);
     assert!(
-        (s.top1 - s.compact_top1).abs() < 1e-9,
+        (s.top1.unwrap() - s.compact_top1.unwrap()).abs() < 1e-9,
         "same predictions: {s:?}"
     );
     // the saved compact model loads on its own and has the kept widths
@@ -103,7 +103,7 @@ fn ato_prunes_compacts_and_writes_every_file() {
         .map(|m| m.iter().filter(|&&k| k).count().max(1))
         .collect();
     assert_eq!(compact.arch().gate_widths(), kept);
-    assert_eq!(compact.macs(), s.pruned_macs);
+    assert_eq!(Some(compact.macs()), s.pruned_macs);
     // the controller ran in epochs 1 and 2, and its regulariser was logged
     assert!(out.metrics[1].controller_loss > 0.0 && out.metrics[0].controller_loss == 0.0);
     let probes = std::fs::read_to_string(out.run_dir.join("convergence.csv")).unwrap();
@@ -123,7 +123,7 @@ fn oto_and_otov2_end_with_exact_zero_groups_and_a_compact_model() {
         assert!(last.zero_groups > 0, "{method:?} zeroed groups: {last:?}");
         assert!(out.compact_max_abs_diff < 1e-4);
         assert!(
-            out.summary.pruned_macs < out.summary.base_macs,
+            out.summary.pruned_macs.unwrap() < out.summary.base_macs,
             "{:?}",
             out.summary
         );

@@ -6,7 +6,7 @@ use ato_models::{ModelName, ShortcutKind};
 use serde::{Deserialize, Serialize};
 
 /// The data sets a run can train on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatasetName {
     /// The embedded synthetic CIFAR-format set, 10 classes (generated on first use).

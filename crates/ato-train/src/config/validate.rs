@@ -59,10 +59,10 @@ impl RunConfig {
             "[0, ∞)",
         )?;
         check(
-            o.warmup_epochs < t.epochs,
+            o.warmup_epochs <= t.epochs,
             "optim.warmup_epochs",
             o.warmup_epochs,
-            "[0, train.epochs)",
+            "[0, train.epochs]",
         )?;
         let rho = self.prune.target_flops_reduction;
         check(

@@ -1,0 +1,108 @@
+//! `ato eval` (a saved model on a test set) and `ato export` (a run's compact model).
+
+use crate::layers;
+use anyhow::{anyhow, bail, Context, Result};
+use ato_models::Model;
+use ato_train::{RunConfig, RunData};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+PATH is a run folder (its compact.safetensors is evaluated on the data set of its config.toml) \
+or a model file saved by ato (NAME.safetensors beside NAME.arch.json), evaluated on the data \
+set that KEY=VALUE arguments name, e.g. dataset.name=cifar10 dataset.root=data.")]
+pub struct EvalArgs {
+    /// A run folder or a `.safetensors` model file.
+    pub path: PathBuf,
+    /// Data set keys as in configs (`dataset.name=…`, `dataset.root=…`, `device=…`).
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A finished run folder (it holds compact.safetensors).
+    pub run_dir: PathBuf,
+    /// Destination `.safetensors` file; its `.arch.json` goes beside it.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// The run config stored in a run folder.
+fn run_config(dir: &Path) -> Result<RunConfig> {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{} is not a run folder (no config.toml)", dir.display()))?;
+    Ok(RunConfig::from_toml(&text)?)
+}
+
+pub fn eval_cmd(args: &EvalArgs) -> Result<()> {
+    let (weights, base) = if args.path.is_dir() {
+        let cfg = run_config(&args.path)?;
+        let w = args.path.join("compact.safetensors");
+        if !w.is_file() {
+            bail!(
+                "{} has no compact.safetensors: the run has not finished",
+                args.path.display()
+            );
+        }
+        (w, Some(cfg))
+    } else {
+        (args.path.clone(), None)
+    };
+    let mut fig = layers::base(None, &[])?;
+    if let Some(cfg) = &base {
+        fig = fig.merge(figment::providers::Serialized::defaults(cfg));
+    }
+    let cfg = layers::extract(&layers::finish(fig, &args.overrides)?)?;
+    let device = ato_train::select_device(&cfg.device)?;
+    let model = Model::load(&weights, &device)?;
+    let (classes, size) = cfg.dataset.name.shape();
+    let mc = model.config();
+    if mc.num_classes != classes || mc.input_size != size {
+        bail!(
+            "the model takes {}×{} images into {} classes; dataset {} has {size}×{size} and {classes} (set dataset.name=…)",
+            mc.input_size, mc.input_size, mc.num_classes, cfg.dataset.name
+        );
+    }
+    let data = RunData::open(&cfg, &device)?;
+    let t = ato_train::trainer::evaluate_loader(&model, &data.test, None)?;
+    println!(
+        "{}: {} on {} test images of {}: top-1 {:.2}%  top-5 {:.2}%  loss {:.4}  params {}  MACs {}",
+        weights.display(),
+        mc.name,
+        t.samples,
+        cfg.dataset.name,
+        100.0 * t.top1(),
+        100.0 * t.top5(),
+        t.mean_loss(),
+        model.param_count(),
+        model.macs()
+    );
+    Ok(())
+}
+
+pub fn export_cmd(args: &ExportArgs) -> Result<()> {
+    let src = args.run_dir.join("compact.safetensors");
+    if !src.is_file() {
+        bail!(
+            "{} has no compact.safetensors: the run has not finished",
+            args.run_dir.display()
+        );
+    }
+    let model = Model::load(&src, &candle_core::Device::Cpu)?;
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| anyhow!("{}: {e}", parent.display()))?;
+    }
+    model.save(&args.out)?;
+    println!(
+        "wrote {} and {} ({} params, {} MACs, gate widths {:?})",
+        args.out.display(),
+        ato_models::io::arch_path(&args.out).display(),
+        model.param_count(),
+        model.macs(),
+        model.arch().gate_widths()
+    );
+    Ok(())
+}

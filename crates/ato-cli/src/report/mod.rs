@@ -1,0 +1,94 @@
+//! `ato report DIR`: turns a results folder (`results/<sweep>/`, with `summary.csv` and run
+//! folders) into `paper/<sweep>.md` and PNG plots in `paper/figures/<sweep>/`:
+//!
+//! - the main table: per data set, model and method, top-1, FLOPs↓ and params↓ of the run at
+//!   the sweep's central settings, with published numbers beside it where the same row exists;
+//! - one ablation table (and plot) per ATO axis that the sweep varies (λ, γ, T_start, T_end),
+//!   the other axes held at their central values;
+//! - accuracy vs FLOPs reduction per method, test accuracy over epochs, and the convergence
+//!   ratio LHS/RHS over training;
+//! - every run, for completeness.
+
+mod plots;
+mod published;
+mod tables;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ato_train::{read_csv, ConvergenceRow, EpochMetrics, SummaryRow};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Regenerate a report after a sweep: `ato report results/demo` writes paper/demo.md and \
+paper/figures/demo/*.png. Only finished runs enter the tables; failed runs are listed.")]
+pub struct ReportArgs {
+    /// A sweep's results folder, e.g. results/demo (it holds summary.csv).
+    pub dir: PathBuf,
+    /// Where the report goes.
+    #[arg(long, default_value = "paper")]
+    pub out: PathBuf,
+    /// Report name (file `<out>/<name>.md`) [default: the folder name].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// One run of the sweep with its per-epoch and convergence records.
+pub struct RunRecord {
+    pub summary: SummaryRow,
+    pub metrics: Vec<EpochMetrics>,
+    pub convergence: Vec<ConvergenceRow>,
+}
+
+/// Reads `DIR/summary.csv` and, for every run listed, its `metrics.csv` and
+/// `convergence.csv` (missing files are empty).
+pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
+    let summary = dir.join("summary.csv");
+    if !summary.is_file() {
+        bail!(
+            "{} has no summary.csv: run a sweep into it first (e.g. `ato sweep demo`)",
+            dir.display()
+        );
+    }
+    let rows: Vec<SummaryRow> = read_csv(&summary)?;
+    rows.into_iter()
+        .map(|summary| {
+            let run = dir.join(&summary.run_id);
+            Ok(RunRecord {
+                metrics: read_csv(&run.join("metrics.csv"))?,
+                convergence: read_csv(&run.join("convergence.csv"))?,
+                summary,
+            })
+        })
+        .collect()
+}
+
+pub fn run_cmd(args: &ReportArgs) -> Result<()> {
+    let dir = args
+        .dir
+        .canonicalize()
+        .with_context(|| format!("{} does not exist", args.dir.display()))?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .ok_or_else(|| anyhow!("{} has no folder name; pass --name", dir.display()))?,
+    };
+    let records = collect(&dir)?;
+    let figures = args.out.join("figures").join(&name);
+    std::fs::create_dir_all(&figures).map_err(|e| anyhow!("{}: {e}", figures.display()))?;
+    let report = tables::Report::new(&name, &records);
+    let images = report.draw_figures(&figures)?;
+    let md = report.markdown(&args.dir.display().to_string(), &images);
+    let path = args.out.join(format!("{name}.md"));
+    ato_train::write_text_atomically(&path, &md)?;
+    println!(
+        "wrote {} ({} runs, {} figures in {})",
+        path.display(),
+        records.len(),
+        images.len(),
+        figures.display()
+    );
+    Ok(())
+}

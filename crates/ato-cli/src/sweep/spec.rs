@@ -1,0 +1,224 @@
+//! Sweep files (`experiments/sweeps/*.toml`) and their expansion into runs.
+//!
+//! ```toml
+//! description = "what this sweep is for"
+//! base = "../synth10_resnet20.toml"   # a run config, relative to this file (optional)
+//! [set]                               # keys every run gets
+//! train.epochs = 8
+//! [[grid]]                            # a cartesian product over every listed key
+//! method = ["dense", "oto", "otov2"]
+//! [[grid]]
+//! method = "ato"                      # a single value needs no list
+//! ato.lambda = [5.0, 20.0]
+//! ato.gamma = [2.0, 8.0]
+//! ```
+//!
+//! A grid may carry its own `base`. The sweep is the union of its grids, in file order, with
+//! duplicate runs (same run id) kept once; a sweep without grids is its base alone.
+
+use anyhow::{anyhow, bail, Context, Result};
+use figment::value::Value;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A parsed sweep file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    /// The results folder name [default: the file stem].
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub base: Option<String>,
+    #[serde(default)]
+    pub set: toml::Table,
+    #[serde(default)]
+    pub grid: Vec<toml::Table>,
+}
+
+/// One run before layering: its base file and the sweep's values for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    pub base: Option<PathBuf>,
+    /// `set` values, then this grid point's values, as (dotted key, value).
+    pub values: Vec<(String, Value)>,
+    /// The grid point alone (what distinguishes this run), for listings.
+    pub point: Vec<(String, String)>,
+}
+
+/// A sweep: its name, where it came from, and its runs.
+#[derive(Debug)]
+pub struct Sweep {
+    pub name: String,
+    pub description: String,
+    pub path: PathBuf,
+    pub runs: Vec<RunSpec>,
+}
+
+/// Finds a sweep by file path, or by name in `experiments/sweeps/`.
+pub fn locate(name_or_file: &str) -> Result<PathBuf> {
+    let p = Path::new(name_or_file);
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    let dir = Path::new("experiments/sweeps");
+    let candidate = dir.join(format!("{name_or_file}.toml"));
+    if candidate.is_file() {
+        return Ok(candidate);
+    }
+    let known: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            let mut v: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let p = e.path();
+                    if p.extension()? != "toml" {
+                        return None;
+                    }
+                    Some(p.file_stem()?.to_string_lossy().into_owned())
+                })
+                .collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    if known.is_empty() {
+        bail!("no sweep `{name_or_file}`: not a file, and experiments/sweeps/ is not here (run from the repository root)")
+    }
+    bail!(
+        "no sweep `{name_or_file}` (known: {}; or give a path to a sweep file)",
+        known.join(", ")
+    )
+}
+
+/// Flattens nested tables into `(dotted key, value)` pairs, in key order.
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            other => out.push((key, other.clone())),
+        }
+    }
+}
+
+fn to_figment(v: &toml::Value, key: &str) -> Result<Value> {
+    v.clone()
+        .try_into::<Value>()
+        .map_err(|e| anyhow!("sweep key `{key}`: {e}"))
+}
+
+fn resolve(file: &Path, base: &str) -> PathBuf {
+    file.parent().unwrap_or(Path::new(".")).join(base)
+}
+
+/// Reads and expands a sweep file.
+pub fn load(path: &Path) -> Result<Sweep> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: SweepFile = toml::from_str(&text).map_err(|e| {
+        anyhow!(
+            "sweep {}: {}",
+            path.display(),
+            e.message().replace('\n', " ")
+        )
+    })?;
+    let mut set = Vec::new();
+    flatten("", &file.set, &mut set);
+    let set: Vec<(String, Value)> = set
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), to_figment(v, k)?)))
+        .collect::<Result<_>>()?;
+    let top_base = file.base.as_deref().map(|b| resolve(path, b));
+    let grids = if file.grid.is_empty() {
+        vec![toml::Table::new()]
+    } else {
+        file.grid.clone()
+    };
+    let mut runs = Vec::new();
+    for (gi, grid) in grids.iter().enumerate() {
+        let mut grid = grid.clone();
+        let base = match grid.remove("base") {
+            Some(toml::Value::String(b)) => Some(resolve(path, &b)),
+            Some(_) => bail!(
+                "sweep {}: grid {} has a `base` that is not a string",
+                path.display(),
+                gi + 1
+            ),
+            None => top_base.clone(),
+        };
+        if let Some(b) = &base {
+            if !b.is_file() {
+                bail!(
+                    "sweep {}: base config {} does not exist",
+                    path.display(),
+                    b.display()
+                );
+            }
+        }
+        let mut axes = Vec::new();
+        flatten("", &grid, &mut axes);
+        let axes: Vec<(String, Vec<toml::Value>)> = axes
+            .into_iter()
+            .map(|(k, v)| match v {
+                toml::Value::Array(a) if a.is_empty() => {
+                    Err(anyhow!("sweep {}: `{k}` lists no values", path.display()))
+                }
+                toml::Value::Array(a) => Ok((k, a)),
+                single => Ok((k, vec![single])),
+            })
+            .collect::<Result<_>>()?;
+        for point in cartesian(&axes) {
+            let mut values = set.clone();
+            let mut shown = Vec::new();
+            for (k, v) in point {
+                values.push((k.clone(), to_figment(&v, &k)?));
+                shown.push((k, display(&v)));
+            }
+            runs.push(RunSpec {
+                base: base.clone(),
+                values,
+                point: shown,
+            });
+        }
+    }
+    let name = file.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "sweep".into())
+    });
+    Ok(Sweep {
+        name,
+        description: file.description.unwrap_or_default(),
+        path: path.to_path_buf(),
+        runs,
+    })
+}
+
+fn display(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Every combination of one value per axis, the first axis varying slowest.
+fn cartesian(axes: &[(String, Vec<toml::Value>)]) -> Vec<Vec<(String, toml::Value)>> {
+    let mut out: Vec<Vec<(String, toml::Value)>> = vec![vec![]];
+    for (k, values) in axes {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let mut p = prefix.clone();
+                    p.push((k.clone(), v.clone()));
+                    p
+                })
+            })
+            .collect();
+    }
+    out
+}
