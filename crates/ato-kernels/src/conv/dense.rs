@@ -5,8 +5,9 @@
 
 use super::geometry::ConvGeometry;
 use super::im2col::{col2im_add, crop_image, im2col, pad_image, padded_len};
+use super::implicit;
 use crate::matmul::{matmul, MatMut, MatRef};
-use crate::parallel::{fixed_chunks, par_chunks_mut, par_map, threads, with_scratch};
+use crate::parallel::{fixed_chunks, par_map, threads, with_scratch};
 use crate::storage::output_buffer;
 use std::ops::Range;
 
@@ -28,10 +29,12 @@ fn bands(g: &ConvGeometry) -> impl Iterator<Item = Range<usize>> {
 /// Scratch elements the per-image functions need: the padded image (or its gradient)
 /// followed by the im2col buffer of one band.
 pub(crate) fn col_capacity(g: &ConvGeometry) -> usize {
-    if g.is_pointwise() {
-        return 0;
-    }
-    padded_len(g) + bands(g).map(|b| b.len()).max().unwrap_or(0) * g.out_w * g.patch_len()
+    let im2col = if g.is_pointwise() {
+        0
+    } else {
+        padded_len(g) + bands(g).map(|b| b.len()).max().unwrap_or(0) * g.out_w * g.patch_len()
+    };
+    im2col.max(implicit::scratch_len(g))
 }
 
 /// Splits the scratch into (padded image, im2col band).
@@ -60,6 +63,9 @@ pub(crate) fn forward_image(
 ) {
     let k = g.patch_len();
     let p = g.out_plane();
+    if implicit::applies_forward(g) {
+        return implicit::forward_image(g, x_n, w, out_n, col, t);
+    }
     let weight = MatRef::row_major(w, g.out_channels, k, k);
     if g.is_pointwise() {
         let input = MatRef::row_major(x_n, g.in_channels, p, p);
@@ -100,6 +106,9 @@ pub(crate) fn input_grad_image(
 ) {
     let k = g.patch_len();
     let p = g.out_plane();
+    if implicit::applies_input_grad(g) {
+        return implicit::input_grad_image(g, dout_n, w, dx_n, col, t);
+    }
     let weight_t = MatRef::row_major(w, g.out_channels, k, k).t();
     if g.is_pointwise() {
         let grad = MatRef::row_major(dout_n, g.out_channels, p, p);
@@ -145,6 +154,9 @@ pub(crate) fn weight_grad_image(
 ) {
     let k = g.patch_len();
     let p = g.out_plane();
+    if implicit::applies_weight_grad(g) {
+        return implicit::weight_grad_image(g, x_n, dout_n, acc, first, col, t);
+    }
     if g.is_pointwise() {
         let grad = MatRef::row_major(dout_n, g.out_channels, p, p);
         let input_t = MatRef::row_major(x_n, g.in_channels, p, p).t();
@@ -176,49 +188,19 @@ pub(crate) fn weight_grad_image(
     }
 }
 
-/// Runs `f(image, item, gemm_threads)` for every image: images in parallel when there are
-/// enough of them, otherwise one after another with a parallel gemm.
-fn per_image(
-    batch: usize,
-    out: &mut [f32],
-    image_len: usize,
-    f: impl Fn(usize, &mut [f32], usize) + Sync,
-) {
-    if out.is_empty() || image_len == 0 {
-        return;
-    }
-    let t = threads();
-    if batch >= t && t > 1 {
-        par_chunks_mut(out, image_len, |n, o| f(n, o, 1));
+/// The weight gradient from per-chunk partials of [`weight_grad_image`]: their sum in chunk
+/// order, in the weight's layout.
+pub(crate) fn finish_weight_grad(g: &ConvGeometry, partials: Vec<Vec<f32>>) -> Vec<f32> {
+    let total = reduce_partials(partials, g.out_channels * g.patch_len());
+    if implicit::applies_weight_grad(g) {
+        implicit::tap_major_to_weight(g, &total)
     } else {
-        for (n, o) in out.chunks_mut(image_len).enumerate() {
-            f(n, o, t);
-        }
+        total
     }
 }
 
-/// `out = conv(x, w)`; `out` has N·C_out·H_out·W_out elements.
-pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
-    per_image(g.batch, out, g.out_image(), |n, out_n, t| {
-        let x_n = &x[n * g.in_image()..][..g.in_image()];
-        with_scratch(col_capacity(g), |col| {
-            forward_image(g, x_n, w, out_n, col, t)
-        });
-    });
-}
-
-/// `dx = ∂(conv)/∂x · dout`; `dx` has N·C_in·H·W elements.
-pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
-    per_image(g.batch, dx, g.in_image(), |n, dx_n, t| {
-        let dout_n = &dout[n * g.out_image()..][..g.out_image()];
-        with_scratch(col_capacity(g), |col| {
-            input_grad_image(g, dout_n, w, dx_n, col, t)
-        });
-    });
-}
-
-/// Sums of per-chunk weight-gradient partials, in chunk order.
-pub(crate) fn reduce_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+/// Sums of per-chunk partials, in chunk order.
+fn reduce_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     let mut iter = partials.into_iter();
     let mut total = iter.next().unwrap_or_else(|| vec![0.0; len]);
     for part in iter {
@@ -255,5 +237,5 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<
     } else {
         chunks.into_iter().map(partial).collect()
     };
-    reduce_partials(partials, len)
+    finish_weight_grad(g, partials)
 }

@@ -46,7 +46,7 @@ pub(crate) fn pad_image(g: &ConvGeometry, x: &[f32], xp: &mut [f32]) {
 /// `dst = src` for short rows, inlined (a `memcpy` call per 8–32 floats costs more than
 /// the copy).
 #[inline(always)]
-fn copy(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
     let n = dst.len().min(src.len());
     let (dst, src) = (&mut dst[..n], &src[..n]);
     let mut d = dst.chunks_exact_mut(8);

@@ -3,14 +3,18 @@
 
 mod dense;
 mod depthwise;
+mod direct;
 pub(crate) mod geometry;
 mod im2col;
+mod implicit;
 
 pub use geometry::ConvParams;
 
 use crate::backend::{fast_path, Backend};
+use crate::parallel::{par_chunks_mut, threads, with_scratch};
 use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use direct::DirectShape;
 use geometry::{ConvGeometry, ConvKind};
 
 /// `conv2d(x, w)` for x (N, C_in, H, W) and w (C_out, C_in / groups, KH, KW), no bias,
@@ -69,10 +73,85 @@ pub fn conv2d_weight_grad(
     )
 }
 
+/// A conv's weights with whatever the kernels for the passes ahead prepare once per call
+/// (packed copies for the direct kernel).
+pub(crate) struct ConvWeights<'a> {
+    raw: &'a [f32],
+    direct_forward: Option<(DirectShape, Vec<f32>)>,
+    direct_input_grad: Option<(DirectShape, Vec<f32>)>,
+}
+
+/// The passes a [`ConvWeights`] is prepared for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Passes {
+    Forward,
+    Backward,
+    /// Backward with the forward recomputed (eval-mode backward).
+    Both,
+}
+
+/// The direct kernel's view of a stride-1 dense conv, if it can run it.
+fn direct_forward_shape(g: &ConvGeometry) -> Option<DirectShape> {
+    if g.kind() != ConvKind::Dense || g.stride != 1 || g.is_pointwise() {
+        return None;
+    }
+    let s = DirectShape {
+        in_channels: g.in_channels,
+        out_channels: g.out_channels,
+        in_h: g.in_h,
+        in_w: g.in_w,
+        kernel_h: g.kernel_h,
+        kernel_w: g.kernel_w,
+        padding: g.padding,
+    };
+    direct::supports(&s).then_some(s)
+}
+
+/// The direct kernel's view of the input gradient of a stride-1 dense conv (the "full" conv
+/// of the output gradient with the transposed, flipped weights), if it can run it.
+fn direct_input_grad_shape(g: &ConvGeometry) -> Option<DirectShape> {
+    if g.kind() != ConvKind::Dense || g.stride != 1 || g.is_pointwise() || g.kernel_h != g.kernel_w
+    {
+        return None;
+    }
+    let s = DirectShape {
+        in_channels: g.out_channels,
+        out_channels: g.in_channels,
+        in_h: g.out_h,
+        in_w: g.out_w,
+        kernel_h: g.kernel_h,
+        kernel_w: g.kernel_w,
+        padding: g.kernel_h - 1 - g.padding.min(g.kernel_h - 1),
+    };
+    (g.padding < g.kernel_h && direct::supports(&s)).then_some(s)
+}
+
+impl<'a> ConvWeights<'a> {
+    pub fn new(g: &ConvGeometry, raw: &'a [f32], passes: Passes) -> Self {
+        let forward = passes != Passes::Backward;
+        let backward = passes != Passes::Forward;
+        Self {
+            raw,
+            direct_forward: direct_forward_shape(g)
+                .filter(|_| forward)
+                .map(|s| (s, direct::pack_weights(&s, raw))),
+            direct_input_grad: direct_input_grad_shape(g)
+                .filter(|_| backward)
+                .map(|s| (s, direct::pack_transposed_weights(&s, raw))),
+        }
+    }
+}
+
 /// Scratch elements the per-image functions need.
 pub(crate) fn col_capacity(g: &ConvGeometry) -> usize {
+    let direct = [direct_forward_shape(g), direct_input_grad_shape(g)]
+        .iter()
+        .flatten()
+        .map(DirectShape::scratch_len)
+        .max()
+        .unwrap_or(0);
     match g.kind() {
-        ConvKind::Dense => dense::col_capacity(g),
+        ConvKind::Dense => dense::col_capacity(g).max(direct),
         _ => 0,
     }
 }
@@ -81,14 +160,17 @@ pub(crate) fn col_capacity(g: &ConvGeometry) -> usize {
 pub(crate) fn forward_image(
     g: &ConvGeometry,
     x_n: &[f32],
-    w: &[f32],
+    w: &ConvWeights,
     out_n: &mut [f32],
     col: &mut [f32],
     t: usize,
 ) {
+    if let Some((s, packed)) = &w.direct_forward {
+        return direct::conv_image(s, x_n, packed, out_n, col);
+    }
     match g.kind() {
-        ConvKind::Dense => dense::forward_image(g, x_n, w, out_n, col, t),
-        _ => depthwise::forward_image(g, x_n, w, out_n),
+        ConvKind::Dense => dense::forward_image(g, x_n, w.raw, out_n, col, t),
+        _ => depthwise::forward_image(g, x_n, w.raw, out_n),
     }
 }
 
@@ -96,18 +178,22 @@ pub(crate) fn forward_image(
 pub(crate) fn input_grad_image(
     g: &ConvGeometry,
     dout_n: &[f32],
-    w: &[f32],
+    w: &ConvWeights,
     dx_n: &mut [f32],
     col: &mut [f32],
     t: usize,
 ) {
+    if let Some((s, packed)) = &w.direct_input_grad {
+        return direct::conv_image(s, dout_n, packed, dx_n, col);
+    }
     match g.kind() {
-        ConvKind::Dense => dense::input_grad_image(g, dout_n, w, dx_n, col, t),
-        _ => depthwise::input_grad_image(g, dout_n, w, dx_n),
+        ConvKind::Dense => dense::input_grad_image(g, dout_n, w.raw, dx_n, col, t),
+        _ => depthwise::input_grad_image(g, dout_n, w.raw, dx_n),
     }
 }
 
-/// `acc (+)= ∂conv/∂w · dout_n` for one image of a dense or depthwise conv.
+/// `acc (+)= ∂conv/∂w · dout_n` for one image of a dense or depthwise conv, in the layout
+/// [`finish_weight_grad`] expects.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn weight_grad_image(
     g: &ConvGeometry,
@@ -124,7 +210,68 @@ pub(crate) fn weight_grad_image(
     }
 }
 
-pub(crate) use dense::{reduce_partials, WEIGHT_GRAD_PARTIALS};
+/// Runs `f(image, item, gemm_threads)` for every image: images in parallel when there are
+/// enough of them, otherwise one after another with a parallel gemm.
+fn per_image(
+    batch: usize,
+    out: &mut [f32],
+    image_len: usize,
+    f: impl Fn(usize, &mut [f32], usize) + Sync,
+) {
+    if out.is_empty() || image_len == 0 {
+        return;
+    }
+    let t = threads();
+    if batch >= t && t > 1 {
+        par_chunks_mut(out, image_len, |n, o| f(n, o, 1));
+    } else {
+        for (n, o) in out.chunks_mut(image_len).enumerate() {
+            f(n, o, t);
+        }
+    }
+}
+
+/// Dense forward over the batch.
+fn dense_forward(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+    let w = ConvWeights::new(g, w, Passes::Forward);
+    per_image(g.batch, out, g.out_image(), |n, out_n, t| {
+        let x_n = &x[n * g.in_image()..][..g.in_image()];
+        with_scratch(col_capacity(g), |col| {
+            forward_image(g, x_n, &w, out_n, col, t)
+        });
+    });
+}
+
+/// Dense input gradient over the batch.
+fn dense_input_grad(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
+    let w = ConvWeights::new(g, w, Passes::Backward);
+    per_image(g.batch, dx, g.in_image(), |n, dx_n, t| {
+        let dout_n = &dout[n * g.out_image()..][..g.out_image()];
+        with_scratch(col_capacity(g), |col| {
+            input_grad_image(g, dout_n, &w, dx_n, col, t)
+        });
+    });
+}
+
+pub(crate) use dense::WEIGHT_GRAD_PARTIALS;
+
+/// The weight gradient from per-chunk partials of [`weight_grad_image`], summed in chunk
+/// order, in the weight's layout.
+pub(crate) fn finish_weight_grad(g: &ConvGeometry, partials: Vec<Vec<f32>>) -> Vec<f32> {
+    match g.kind() {
+        ConvKind::Dense => dense::finish_weight_grad(g, partials),
+        _ => {
+            let mut iter = partials.into_iter();
+            let mut total = iter
+                .next()
+                .unwrap_or_else(|| vec![0.0; g.out_channels * g.patch_len()]);
+            for part in iter {
+                total.iter_mut().zip(&part).for_each(|(t, v)| *t += v);
+            }
+            total
+        }
+    }
+}
 
 pub(crate) fn fast_conv_supported(x: &Tensor, w: &Tensor, p: ConvParams) -> Result<bool> {
     if x.rank() != 4 || w.rank() != 4 {
@@ -156,7 +303,7 @@ impl CustomOp2 for Conv2dOp {
         let w = contiguous_f32(ws, wl, "conv2d w")?;
         let mut out = output_buffer(g.batch * g.out_image());
         match g.kind() {
-            ConvKind::Dense => dense::forward(&g, x, w, &mut out),
+            ConvKind::Dense => dense_forward(&g, x, w, &mut out),
             ConvKind::Depthwise => depthwise::forward(&g, x, w, &mut out),
             ConvKind::Unsupported => bail!("conv2d: unsupported groups {}", g.groups),
         }
@@ -223,7 +370,7 @@ impl CustomOp2 for Conv2dInputGradOp {
         let w = contiguous_f32(ws, wl, "conv2d w")?;
         let mut dx = output_buffer(g.batch * g.in_image());
         match g.kind() {
-            ConvKind::Dense => dense::backward_input(&g, dy, w, &mut dx),
+            ConvKind::Dense => dense_input_grad(&g, dy, w, &mut dx),
             ConvKind::Depthwise => depthwise::backward_input(&g, dy, w, &mut dx),
             ConvKind::Unsupported => bail!("conv2d: unsupported groups {}", g.groups),
         }

@@ -6,7 +6,7 @@ use crate::batchnorm::kernels::{
     grad_coefficients, grad_sums, plane_grad, plane_grad_sums, GradCoef, Planes,
 };
 use crate::batchnorm::ops::ChannelStats;
-use crate::conv::{self, WEIGHT_GRAD_PARTIALS};
+use crate::conv::{self, ConvWeights, Passes, WEIGHT_GRAD_PARTIALS};
 use crate::parallel::{par_chunks_map, par_map, threads, with_scratch};
 use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
@@ -104,6 +104,12 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                 .collect(),
         };
 
+        let passes = if z.is_some() {
+            Passes::Backward
+        } else {
+            Passes::Both
+        };
+        let weights = ConvWeights::new(&g, w, passes);
         let per_chunk = g.batch.div_ceil(WEIGHT_GRAD_PARTIALS).max(1);
         let chunks = g.batch.div_ceil(per_chunk);
         let t = threads();
@@ -122,7 +128,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                     let z_n: &[f32] = match z {
                         Some(z) => &z[n * g.out_image()..][..g.out_image()],
                         None => {
-                            conv::forward_image(&g, x_n, w, z_tmp, col, gemm_threads);
+                            conv::forward_image(&g, x_n, &weights, z_tmp, col, gemm_threads);
                             z_tmp
                         }
                     };
@@ -140,7 +146,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                     if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
                         let local = n - ci * per_chunk;
                         let dx_n = &mut dx_chunk[local * g.in_image()..][..g.in_image()];
-                        conv::input_grad_image(&g, dz, w, dx_n, col, gemm_threads);
+                        conv::input_grad_image(&g, dz, &weights, dx_n, col, gemm_threads);
                     }
                     conv::weight_grad_image(&g, x_n, dz, &mut dw, &mut first, col, gemm_threads);
                 }
@@ -191,7 +197,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                 (dgamma, dbeta)
             }
         };
-        let dw = conv::reduce_partials(results.into_iter().map(|r| r.dw).collect(), w.len());
+        let dw = conv::finish_weight_grad(&g, results.into_iter().map(|r| r.dw).collect());
         *self.grads.lock().expect("conv-bn grads lock") = Some((dw, [dgamma, dbeta].concat()));
         let shape: Shape = if self.need_dx {
             g.input_dims().into()

@@ -19,7 +19,7 @@ use crate::batchnorm::kernels::{affine_act, affine_act_in_place, plane_moments, 
 use crate::batchnorm::ops::{affine, ChannelStats};
 use crate::batchnorm::{Activation, BatchNorm2d};
 use crate::conv::geometry::{ConvGeometry, ConvKind};
-use crate::conv::{self, ConvParams};
+use crate::conv::{self, ConvParams, ConvWeights, Passes};
 use crate::parallel::{par_chunks_map, par_item_groups, threads, with_scratch};
 use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
 use backward::ConvBatchNormGradOp;
@@ -195,6 +195,7 @@ impl CustomOp3 for ConvBatchNormOp {
             );
         }
         let x_n = |n: usize| &x[n * g.in_image()..][..g.in_image()];
+        let w = &ConvWeights::new(&g, w, Passes::Forward);
         let mut y = output_buffer(g.batch * g.out_image());
         match &self.mode {
             Mode::Eval(stats) => {
