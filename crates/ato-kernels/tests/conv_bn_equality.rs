@@ -3,7 +3,9 @@
 
 mod common;
 
-use ato_kernels::{conv_batch_norm_with, Activation, Backend, BatchNorm2d, ConvParams};
+use ato_kernels::{
+    conv_batch_norm_add_with, conv_batch_norm_with, Activation, Backend, BatchNorm2d, ConvParams,
+};
 use candle_core::{Tensor, Var};
 use common::{assert_close, rng, uniform, values};
 
@@ -52,6 +54,19 @@ fn run(
     backend: Backend,
     x_needs_grad: bool,
 ) -> Vec<Tensor> {
+    run_with(case, seed, train, act, backend, x_needs_grad, false)
+}
+
+/// As [`run`], for `act(bn(conv(x, w)) + s)` when `with_residual`, with ds appended.
+fn run_with(
+    case: &Case,
+    seed: u64,
+    train: bool,
+    act: Activation,
+    backend: Backend,
+    x_needs_grad: bool,
+    with_residual: bool,
+) -> Vec<Tensor> {
     let mut rng = rng(seed);
     let cout = case.w[0];
     let x = Var::from_tensor(&uniform(&mut rng, &case.x, 0.5)).unwrap();
@@ -73,7 +88,34 @@ fn run(
     } else {
         x.as_tensor().detach()
     };
-    let y = conv_batch_norm_with(&input, w.as_tensor(), case.p, &bn, train, act, backend).unwrap();
+    let out_dims = conv_batch_norm_with(
+        &input.detach(),
+        &w.as_tensor().detach(),
+        case.p,
+        &bn,
+        false,
+        act,
+        backend,
+    )
+    .unwrap()
+    .dims()
+    .to_vec();
+    let residual = Var::from_tensor(&uniform(&mut rng, &out_dims, 0.0)).unwrap();
+    let y = if with_residual {
+        conv_batch_norm_add_with(
+            &input,
+            w.as_tensor(),
+            case.p,
+            &bn,
+            residual.as_tensor(),
+            train,
+            act,
+            backend,
+        )
+        .unwrap()
+    } else {
+        conv_batch_norm_with(&input, w.as_tensor(), case.p, &bn, train, act, backend).unwrap()
+    };
     let r = uniform(&mut rng, y.dims(), 0.0);
     let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let grad = |v: &Var| {
@@ -82,7 +124,7 @@ fn run(
             .cloned()
             .unwrap_or_else(|| v.zeros_like().unwrap())
     };
-    vec![
+    let mut out = vec![
         y.clone(),
         grad(&x),
         grad(&w),
@@ -90,7 +132,39 @@ fn run(
         grad(&beta),
         rm.as_tensor().clone(),
         rv.as_tensor().clone(),
-    ]
+    ];
+    if with_residual {
+        out.push(grad(&residual));
+    }
+    out
+}
+
+#[test]
+fn conv_batch_norm_add_matches_candle() {
+    let names = [
+        "y",
+        "dx",
+        "dw",
+        "dgamma",
+        "dbeta",
+        "running_mean",
+        "running_var",
+        "dresidual",
+    ];
+    for (i, case) in cases().iter().enumerate() {
+        for train in [true, false] {
+            for act in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+                let seed = 50 + i as u64;
+                let ours = run_with(case, seed, train, act, Backend::Fast, true, true);
+                let theirs = run_with(case, seed, train, act, Backend::Stock, true, true);
+                assert_eq!(ours.len(), 8);
+                for ((a, b), what) in ours.iter().zip(&theirs).zip(names) {
+                    let what = format!("{} residual train={train} {act:?}: {what}", case.name);
+                    assert_close(a, b, 1e-4, &what);
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -6,9 +6,9 @@
 
 use crate::params::{Init, ParamStore};
 use crate::ModelError;
+use ato_kernels::{Activation, BatchNorm2d, ConvParams};
 use ato_zig::blocks::{ConvBnSpec, Shortcut};
 use ato_zig::{BnSpec, ConvSpec, Dim, GateId, LinearSpec};
-use ato_kernels::{Activation, BatchNorm2d, ConvParams};
 use candle_core::{Result, Tensor};
 use candle_nn::Linear;
 
@@ -110,6 +110,26 @@ impl ConvBn {
     /// `act(bn(conv(x)))`, fused into one op by `ato-kernels` on CPU.
     pub fn forward_act_t(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
         ato_kernels::conv_batch_norm(x, &self.conv.weight, self.conv.params, &self.bn, train, act)
+    }
+
+    /// `act(bn(conv(x)) + residual)` (a residual block's join), fused by `ato-kernels` on
+    /// CPU.
+    pub fn forward_add_t(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        train: bool,
+        act: Activation,
+    ) -> Result<Tensor> {
+        ato_kernels::conv_batch_norm_add(
+            x,
+            &self.conv.weight,
+            self.conv.params,
+            &self.bn,
+            residual,
+            train,
+            act,
+        )
     }
 
     pub fn conv(&self) -> &Conv {

@@ -4,9 +4,9 @@
 use crate::layers::{apply_gate, global_avg_pool, ConvBn, GateValues};
 use crate::params::ParamStore;
 use crate::ModelError;
+use ato_kernels::Activation;
 use ato_zig::blocks::{self, ConvBnSpec, InvertedResidualSpec};
 use ato_zig::{ArchBuilder, Dim, GateId, LinearSpec};
-use ato_kernels::Activation;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::Linear;
 
@@ -69,11 +69,11 @@ impl InvertedResidual {
         if let Some(g) = self.gate {
             h = apply_gate(h, gates, g)?;
         }
-        let h = self.project.forward_t(&h, train)?;
         if self.residual {
-            h + x
+            self.project
+                .forward_add_t(&h, x, train, Activation::Identity)
         } else {
-            Ok(h)
+            self.project.forward_t(&h, train)
         }
     }
 }

@@ -7,9 +7,9 @@ use crate::layers::{
 };
 use crate::params::ParamStore;
 use crate::ModelError;
+use ato_kernels::Activation;
 use ato_zig::blocks::{self, BasicBlockSpec, BottleneckSpec, ShortcutKind};
 use ato_zig::{ArchBuilder, Dim, GateId};
-use ato_kernels::{add_relu, Activation};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::Linear;
 
@@ -39,8 +39,9 @@ impl BasicBlock {
     fn forward_t(&self, x: &Tensor, gates: Option<GateValues>, train: bool) -> Result<Tensor> {
         let h = self.conv1.forward_act_t(x, train, Activation::Relu)?;
         let h = apply_gate(h, gates, self.gate)?;
-        let h = self.conv2.forward_t(&h, train)?;
-        add_relu(&h, &self.shortcut.forward_t(x, train)?)
+        let shortcut = self.shortcut.forward_t(x, train)?;
+        self.conv2
+            .forward_add_t(&h, &shortcut, train, Activation::Relu)
     }
 }
 
@@ -80,8 +81,9 @@ impl Bottleneck {
             gates,
             self.gates[1],
         )?;
-        let h = self.conv3.forward_t(&h, train)?;
-        add_relu(&h, &self.shortcut.forward_t(x, train)?)
+        let shortcut = self.shortcut.forward_t(x, train)?;
+        self.conv3
+            .forward_add_t(&h, &shortcut, train, Activation::Relu)
     }
 }
 

@@ -181,6 +181,49 @@ pub(crate) fn affine_act_in_place(x: &mut [f32], a: f32, b: f32, act: Activation
 }
 }
 
+#[inline(always)]
+fn affine_add_act_plane<A: ActFn>(out: &mut [f32], x: &[f32], r: &[f32], a: f32, b: f32) {
+    for ((o, v), r) in out.iter_mut().zip(x).zip(r) {
+        *o = A::apply(v * a + b + r);
+    }
+}
+
+#[inline(always)]
+fn affine_add_act_in_place_plane<A: ActFn>(x: &mut [f32], r: &[f32], a: f32, b: f32) {
+    for (v, r) in x.iter_mut().zip(r) {
+        *v = A::apply(*v * a + b + r);
+    }
+}
+
+multiversion! {
+/// `out = act(x · a + b + r)`.
+pub(crate) fn affine_add_act(out: &mut [f32], x: &[f32], r: &[f32], a: f32, b: f32, act: Activation) {
+    with_act!(act, affine_add_act_plane(out, x, r, a, b))
+}
+}
+
+multiversion! {
+/// `x = act(x · a + b + r)` in place.
+pub(crate) fn affine_add_act_in_place(x: &mut [f32], r: &[f32], a: f32, b: f32, act: Activation) {
+    with_act!(act, affine_add_act_in_place_plane(x, r, a, b))
+}
+}
+
+#[inline(always)]
+fn output_gate_plane<A: ActFn>(g: &mut [f32], dy: &[f32], y: &[f32]) {
+    for ((g, d), y) in g.iter_mut().zip(dy).zip(y) {
+        *g = A::gate(*d, *y);
+    }
+}
+
+multiversion! {
+/// `g = dy` where the activation passed its input on, judged from its output `y` (the same
+/// test as on the input for ReLU and ReLU6), else 0.
+pub(crate) fn output_gate(g: &mut [f32], dy: &[f32], y: &[f32], act: Activation) {
+    with_act!(act, output_gate_plane(g, dy, y))
+}
+}
+
 /// `out = act(x · scale[c] + shift[c])` over all planes.
 pub(crate) fn normalize(
     d: Planes,

@@ -9,6 +9,7 @@
 //! walks (c, kh, kw): per step, `NPIX` input loads, `NCO` weight broadcasts (from weights
 //! packed as [C_out/NCO][C_in][KH][KW][NCO]) and `NCO·NPIX` FMAs. Sums run in a fixed order.
 
+use super::im2col::copy;
 use crate::simd::multiversion;
 
 /// A stride-1 convolution as the direct kernel sees it.
@@ -122,13 +123,13 @@ pub(crate) fn pack_weights(s: &DirectShape, w: &[f32]) -> Vec<f32> {
     let nco = s.blocking().channels();
     let (ci, taps) = (s.in_channels, s.taps());
     let mut packed = vec![0f32; s.out_channels * ci * taps];
-    for (i, v) in packed.iter_mut().enumerate() {
-        let lane = i % nco;
-        let rest = i / nco;
-        let t = rest % taps;
-        let c = (rest / taps) % ci;
-        let block = rest / (taps * ci);
-        *v = w[((block * nco + lane) * ci + c) * taps + t];
+    for (block, dst) in packed.chunks_mut(nco * ci * taps).enumerate() {
+        for lane in 0..nco {
+            let src = &w[(block * nco + lane) * ci * taps..][..ci * taps];
+            for (k, v) in src.iter().enumerate() {
+                dst[k * nco + lane] = *v;
+            }
+        }
     }
     packed
 }
@@ -158,13 +159,23 @@ pub(crate) fn pack_transposed_weights(s: &DirectShape, fwd_w: &[f32]) -> Vec<f32
 multiversion! {
 /// Copies one image (C × H × W) into the padded buffer, zeroing border and slack.
 fn pad_into(s: &DirectShape, x: &[f32], xp: &mut [f32]) {
-    let (wp, p) = (s.wp(), s.padding);
-    xp.fill(0.0);
+    let (wp, p, plane) = (s.wp(), s.padding, s.plane());
+    let used = s.in_channels * plane;
+    let len = xp.len();
+    xp[used.min(len)..].fill(0.0);
     for c in 0..s.in_channels {
-        let plane = &mut xp[c * s.plane()..];
-        for (r, row) in x[c * s.in_h * s.in_w..][..s.in_h * s.in_w].chunks(s.in_w).enumerate() {
-            plane[(p + r) * wp + p..][..s.in_w].copy_from_slice(row);
+        let dst = &mut xp[c * plane..][..plane];
+        dst[..p * wp + p].fill(0.0);
+        let src = &x[c * s.in_h * s.in_w..][..s.in_h * s.in_w];
+        for (r, row) in src.chunks(s.in_w).enumerate() {
+            let start = (p + r) * wp + p;
+            copy(&mut dst[start..start + s.in_w], row);
+            // The right border of this row and the left border of the next one.
+            for v in &mut dst[start + s.in_w..(start + wp).min(plane)] {
+                *v = 0.0;
+            }
         }
+        dst[(p + s.in_h) * wp..].fill(0.0);
     }
 }
 }
@@ -177,7 +188,7 @@ fn narrow_into(s: &DirectShape, wide: &[f32], out: &mut [f32]) {
     for o in 0..s.out_channels {
         let src = &wide[o * stride..];
         for (oh, row) in out[o * plane..][..plane].chunks_mut(ow).enumerate() {
-            row.copy_from_slice(&src[oh * wp..][..ow]);
+            copy(row, &src[oh * wp..][..ow]);
         }
     }
 }

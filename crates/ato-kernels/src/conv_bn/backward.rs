@@ -6,6 +6,7 @@ use crate::batchnorm::kernels::{
     grad_coefficients, grad_sums, plane_grad, plane_grad_sums, GradCoef, Planes,
 };
 use crate::batchnorm::ops::ChannelStats;
+use crate::batchnorm::Activation;
 use crate::conv::{self, ConvWeights, Passes, WEIGHT_GRAD_PARTIALS};
 use crate::parallel::{par_chunks_map, par_map, threads, with_scratch};
 use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
@@ -19,6 +20,8 @@ pub(super) type ParamGrads = Arc<Mutex<Option<(Vec<f32>, Vec<f32>)>>>;
 /// gradients in `grads`.
 pub(super) struct ConvBatchNormGradOp<'a> {
     pub forward: &'a ConvBatchNormOp,
+    /// The activation to take the gradient back through (identity when already done).
+    pub act: Activation,
     pub gamma_beta: Vec<f32>,
     pub need_dx: bool,
     pub grads: ParamGrads,
@@ -57,7 +60,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
         let x = contiguous_f32(xs, xl, "conv-bn x")?;
         let w = contiguous_f32(ws, wl, "conv-bn w")?;
         let dy = contiguous_f32(gs, gl, "conv-bn dy")?;
-        let (c, po, act) = (g.out_channels, g.out_plane(), fwd.act);
+        let (c, po, act) = (g.out_channels, g.out_plane(), self.act);
         let guard;
         let (stats, z): (&ChannelStats, Option<&[f32]>) = match &fwd.mode {
             Mode::Eval(s) => (s, None),

@@ -13,9 +13,15 @@
 //! conv's input and weight gradients.
 
 mod backward;
+mod residual;
+
+pub use residual::{conv_batch_norm_add, conv_batch_norm_add_with};
 
 use crate::backend::{fast_path, Backend};
-use crate::batchnorm::kernels::{affine_act, affine_act_in_place, plane_moments, Moments};
+use crate::batchnorm::kernels::{
+    affine_act, affine_act_in_place, affine_add_act, affine_add_act_in_place, plane_moments,
+    Moments,
+};
 use crate::batchnorm::ops::{affine, ChannelStats};
 use crate::batchnorm::{Activation, BatchNorm2d};
 use crate::conv::geometry::{ConvGeometry, ConvKind};
@@ -122,7 +128,15 @@ fn packed_affine(gamma_beta: &[f32], stats: &ChannelStats) -> (Vec<f32>, Vec<f32
 }
 
 fn geometry(xl: &Layout, wl: &Layout, p: ConvParams) -> Result<ConvGeometry> {
-    let g = ConvGeometry::new(dims4(xl, "conv-bn x")?, dims4(wl, "conv-bn w")?, p)?;
+    geometry_of(dims4(xl, "conv-bn x")?, dims4(wl, "conv-bn w")?, p)
+}
+
+fn geometry_of(
+    x: (usize, usize, usize, usize),
+    w: (usize, usize, usize, usize),
+    p: ConvParams,
+) -> Result<ConvGeometry> {
+    let g = ConvGeometry::new(x, w, p)?;
     if g.kind() == ConvKind::Unsupported {
         bail!("conv-bn: unsupported groups {}", g.groups);
     }
@@ -169,6 +183,113 @@ fn batch_stats(
     ChannelStats::from_mean_var(&mean_var, eps)
 }
 
+impl ConvBatchNormOp {
+    /// `act(bn(conv(x, w)) (+ residual))` on slices.
+    fn forward(
+        &self,
+        g: &ConvGeometry,
+        x: &[f32],
+        w: &[f32],
+        gamma_beta: &[f32],
+        residual: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        let (c, po) = (g.out_channels, g.out_plane());
+        if gamma_beta.len() != 2 * c {
+            bail!(
+                "conv-bn: γ;β has {} values for {c} channels",
+                gamma_beta.len()
+            );
+        }
+        if residual.is_some_and(|r| r.len() != g.batch * g.out_image()) {
+            bail!(
+                "conv-bn: residual does not match the output {:?}",
+                g.output_dims()
+            );
+        }
+        let x_n = |n: usize| &x[n * g.in_image()..][..g.in_image()];
+        let w = &ConvWeights::new(g, w, Passes::Forward);
+        let act = self.act;
+        let mut y = output_buffer(g.batch * g.out_image());
+        match &self.mode {
+            Mode::Eval(stats) => {
+                let (scale, shift) = packed_affine(gamma_beta, stats);
+                map_images(g, &mut y, |n, y_n, col, t| {
+                    conv::forward_image(g, x_n(n), w, y_n, col, t);
+                    for (ch, plane) in y_n.chunks_mut(po).enumerate() {
+                        match residual {
+                            None => affine_act_in_place(plane, scale[ch], shift[ch], act),
+                            Some(r) => {
+                                let r = &r[(n * c + ch) * po..][..po];
+                                affine_add_act_in_place(plane, r, scale[ch], shift[ch], act)
+                            }
+                        }
+                    }
+                });
+            }
+            Mode::Train(slot) => {
+                let mut z = output_buffer(g.batch * g.out_image());
+                let moments = map_images(g, &mut z, |n, z_n, col, t| {
+                    conv::forward_image(g, x_n(n), w, z_n, col, t);
+                    z_n.chunks(po).map(plane_moments).collect::<Vec<_>>()
+                });
+                let stats = batch_stats(&moments, c, po, self.eps);
+                let (scale, shift) = packed_affine(gamma_beta, &stats);
+                par_item_groups(&mut y, po, 16 * 1024, |first, planes| {
+                    for (i, out) in planes.chunks_mut(po).enumerate() {
+                        let idx = first + i;
+                        let (ch, zp) = (idx % c, &z[idx * po..][..po]);
+                        match residual {
+                            None => affine_act(out, zp, scale[ch], shift[ch], act),
+                            Some(r) => affine_add_act(
+                                out,
+                                zp,
+                                &r[idx * po..][..po],
+                                scale[ch],
+                                shift[ch],
+                                act,
+                            ),
+                        }
+                    }
+                });
+                *slot.lock().expect("conv-bn state lock") = Some(TrainState { z, stats });
+            }
+        }
+        Ok(y)
+    }
+
+    /// Gradients (dx, dw, [dγ; dβ]) from the gradient `dz_out` at the BN output; `gated`
+    /// when `dz_out` already went back through the activation.
+    fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        gamma_beta: &[f32],
+        dz_out: &Tensor,
+        gated: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Vec<f32>)> {
+        let grads = Arc::new(Mutex::new(None));
+        let op = ConvBatchNormGradOp {
+            forward: self,
+            act: if gated {
+                Activation::Identity
+            } else {
+                self.act
+            },
+            gamma_beta: gamma_beta.to_vec(),
+            need_dx: x.track_op(),
+            grads: grads.clone(),
+        };
+        let dx = x.apply_op3_no_bwd(w, &dz_out.contiguous()?, &op)?;
+        let (dw, dgb) = grads
+            .lock()
+            .expect("conv-bn grads lock")
+            .take()
+            .expect("set by the backward op");
+        let dw = Tensor::from_vec(dw, w.shape(), w.device())?;
+        Ok((op.need_dx.then_some(dx), dw, dgb))
+    }
+}
+
 impl CustomOp3 for ConvBatchNormOp {
     fn name(&self) -> &'static str {
         "ato-conv-batch-norm"
@@ -187,44 +308,7 @@ impl CustomOp3 for ConvBatchNormOp {
         let x = contiguous_f32(xs, xl, "conv-bn x")?;
         let w = contiguous_f32(ws, wl, "conv-bn w")?;
         let gamma_beta = contiguous_f32(gbs, gbl, "conv-bn γ;β")?;
-        let (c, po) = (g.out_channels, g.out_plane());
-        if gamma_beta.len() != 2 * c {
-            bail!(
-                "conv-bn: γ;β has {} values for {c} channels",
-                gamma_beta.len()
-            );
-        }
-        let x_n = |n: usize| &x[n * g.in_image()..][..g.in_image()];
-        let w = &ConvWeights::new(&g, w, Passes::Forward);
-        let mut y = output_buffer(g.batch * g.out_image());
-        match &self.mode {
-            Mode::Eval(stats) => {
-                let (scale, shift) = packed_affine(gamma_beta, stats);
-                map_images(&g, &mut y, |n, y_n, col, t| {
-                    conv::forward_image(&g, x_n(n), w, y_n, col, t);
-                    for (ch, plane) in y_n.chunks_mut(po).enumerate() {
-                        affine_act_in_place(plane, scale[ch], shift[ch], self.act);
-                    }
-                });
-            }
-            Mode::Train(slot) => {
-                let mut z = output_buffer(g.batch * g.out_image());
-                let moments = map_images(&g, &mut z, |n, z_n, col, t| {
-                    conv::forward_image(&g, x_n(n), w, z_n, col, t);
-                    z_n.chunks(po).map(plane_moments).collect::<Vec<_>>()
-                });
-                let stats = batch_stats(&moments, c, po, self.eps);
-                let (scale, shift) = packed_affine(gamma_beta, &stats);
-                par_item_groups(&mut y, po, 16 * 1024, |first, planes| {
-                    for (i, out) in planes.chunks_mut(po).enumerate() {
-                        let idx = first + i;
-                        let ch = idx % c;
-                        affine_act(out, &z[idx * po..][..po], scale[ch], shift[ch], self.act);
-                    }
-                });
-                *slot.lock().expect("conv-bn state lock") = Some(TrainState { z, stats });
-            }
-        }
+        let y = self.forward(&g, x, w, gamma_beta, None)?;
         Ok(to_storage(y, g.output_dims()))
     }
 
@@ -236,21 +320,8 @@ impl CustomOp3 for ConvBatchNormOp {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grads = Arc::new(Mutex::new(None));
-        let op = ConvBatchNormGradOp {
-            forward: self,
-            gamma_beta: gamma_beta.to_vec1()?,
-            need_dx: x.track_op(),
-            grads: grads.clone(),
-        };
-        let dx = x.apply_op3_no_bwd(w, &dy.contiguous()?, &op)?;
-        let (dw, dgb) = grads
-            .lock()
-            .expect("conv-bn grads lock")
-            .take()
-            .expect("set by the backward op");
-        let dw = Tensor::from_vec(dw, w.shape(), w.device())?;
+        let (dx, dw, dgb) = self.backward(x, w, &gamma_beta.to_vec1()?, dy, false)?;
         let dgb = Tensor::from_vec(dgb, gamma_beta.shape(), gamma_beta.device())?;
-        Ok((op.need_dx.then_some(dx), Some(dw), Some(dgb)))
+        Ok((dx, Some(dw), Some(dgb)))
     }
 }
