@@ -33,6 +33,13 @@ struct SharedMut(*mut f32);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
+impl SharedMut {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Calls `f(i, chunk_i)` for the consecutive `chunk`-long pieces of `data` (the last may be
 /// shorter), in parallel.
 pub(crate) fn par_chunks_mut(data: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
@@ -44,10 +51,9 @@ pub(crate) fn par_chunks_mut(data: &mut [f32], chunk: usize, f: impl Fn(usize, &
     par_for(len.div_ceil(chunk), |i| {
         let start = i * chunk;
         let n = chunk.min(len - start);
-        let base = base;
         // SAFETY: distinct `i` give disjoint ranges inside `data`, which stays exclusively
         // borrowed for the whole loop.
-        let piece = unsafe { std::slice::from_raw_parts_mut(base.0.add(start), n) };
+        let piece = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), n) };
         f(i, piece);
     });
 }

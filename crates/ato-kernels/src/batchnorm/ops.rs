@@ -168,8 +168,11 @@ struct BatchNormGradOp {
     act: Activation,
     /// Whether the forward normalised with batch statistics (which then depend on x).
     batch_stats: bool,
-    param_grads: Arc<Mutex<Option<(Vec<f32>, Vec<f32>)>>>,
+    param_grads: ParamGrads,
 }
+
+/// (dγ, dβ), set by the backward op.
+type ParamGrads = Arc<Mutex<Option<(Vec<f32>, Vec<f32>)>>>;
 
 impl CustomOp2 for BatchNormGradOp {
     fn name(&self) -> &'static str {

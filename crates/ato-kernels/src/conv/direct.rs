@@ -70,7 +70,7 @@ impl DirectShape {
     fn blocking(&self) -> Blocking {
         if self.wide() >= 192 {
             Blocking::Co8Px48
-        } else if self.out_channels % 16 == 0 {
+        } else if self.out_channels.is_multiple_of(16) {
             Blocking::Co16Px16
         } else {
             Blocking::Co8Px16
@@ -110,7 +110,7 @@ pub(crate) fn available() -> bool {
 /// Whether the direct kernel handles `s` (output channels in blocks of 8, padding smaller
 /// than the kernel, an AVX-512 CPU).
 pub(crate) fn supports(s: &DirectShape) -> bool {
-    s.out_channels % 8 == 0
+    s.out_channels.is_multiple_of(8)
         && s.in_channels > 0
         && s.padding < s.kernel_h.min(s.kernel_w)
         && s.hp() >= s.kernel_h
