@@ -168,21 +168,30 @@ impl Loop<'_> {
         })?;
         tally.add(&logits.detach(), &batch.labels, value)?;
         self.state.global_step += 1;
-        if let Some(p) = &mut self.probe {
+        let due = self.probe.as_mut().is_some_and(|p| {
             p.record_step(lr);
-            if p.due(self.state.global_step) {
-                p.measure(
-                    &self.model,
-                    &self.groups,
-                    self.pruner.as_ref(),
-                    self.optimizer.as_ref(),
-                    lr,
-                    self.state.global_step,
-                    epoch,
-                )?;
-            }
+            p.due(self.state.global_step)
+        });
+        if due {
+            self.measure_probe(lr, epoch)?;
         }
         Ok(lr)
+    }
+
+    /// A convergence probe at the current step, when probes are on.
+    fn measure_probe(&mut self, lr: f64, epoch: usize) -> Result<(), TrainError> {
+        if let Some(p) = &mut self.probe {
+            p.measure(
+                &self.model,
+                &self.groups,
+                self.pruner.as_ref(),
+                self.optimizer.as_ref(),
+                lr,
+                self.state.global_step,
+                epoch,
+            )?;
+        }
+        Ok(())
     }
 
     fn save_checkpoint(&self, checkpoint: &CheckpointDir) -> Result<(), TrainError> {
@@ -254,18 +263,8 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
         let started = Instant::now();
         lp.pruner.begin_epoch(epoch)?;
         if lp.state.global_step == 0 {
-            if let Some(p) = &mut lp.probe {
-                let lr0 = lp.lr.lr(0);
-                p.measure(
-                    &lp.model,
-                    &lp.groups,
-                    lp.pruner.as_ref(),
-                    lp.optimizer.as_ref(),
-                    lr0,
-                    0,
-                    0,
-                )?;
-            }
+            let lr0 = lp.lr.lr(0);
+            lp.measure_probe(lr0, 0)?;
         }
         let bar = progress_bar(opts.progress, steps_per_epoch, epoch, epochs);
         let mut tally = Tally::default();

@@ -180,10 +180,24 @@ impl<'a> Report<'a> {
         out
     }
 
+    /// Draws one figure into `dir/file` and returns it with its link relative to the report.
+    fn figure(
+        &self,
+        dir: &Path,
+        file: &str,
+        chart: Chart<'_>,
+        series: &[Series],
+    ) -> Result<Figure> {
+        draw(&dir.join(file), &chart, series)?;
+        Ok(Figure {
+            title: chart.title.to_string(),
+            link: format!("figures/{}/{file}", self.name),
+        })
+    }
+
     /// Draws every figure into `dir` and returns them with links relative to the report.
     pub fn draw_figures(&self, dir: &Path) -> Result<Vec<Figure>> {
         let mut figs = Vec::new();
-        let rel = |file: &str| format!("figures/{}/{file}", self.name);
         let main = self.main_rows();
         for ((dataset, model), runs) in &self.groups {
             let tag = format!("{dataset}_{model}");
@@ -207,9 +221,10 @@ impl<'a> Report<'a> {
                 .collect();
             let file = format!("accuracy_vs_flops_{tag}.png");
             let title = format!("{model} on {dataset}: top-1 vs FLOPs reduction");
-            draw(
-                &dir.join(&file),
-                &Chart {
+            figs.push(self.figure(
+                dir,
+                &file,
+                Chart {
                     title: &title,
                     x_label: "FLOPs reduction (%)",
                     y_label: "test top-1 (%)",
@@ -217,11 +232,7 @@ impl<'a> Report<'a> {
                     reference_y: None,
                 },
                 &series,
-            )?;
-            figs.push(Figure {
-                title,
-                link: rel(&file),
-            });
+            )?);
 
             let shown: Vec<&&RunRecord> = main
                 .iter()
@@ -241,9 +252,10 @@ impl<'a> Report<'a> {
                 .collect();
             let file = format!("curves_{tag}.png");
             let title = format!("{model} on {dataset}: test top-1 (masked) per epoch");
-            draw(
-                &dir.join(&file),
-                &Chart {
+            figs.push(self.figure(
+                dir,
+                &file,
+                Chart {
                     title: &title,
                     x_label: "epoch",
                     y_label: "test top-1 (%)",
@@ -251,11 +263,7 @@ impl<'a> Report<'a> {
                     reference_y: None,
                 },
                 &curves,
-            )?;
-            figs.push(Figure {
-                title,
-                link: rel(&file),
-            });
+            )?);
 
             let ratio: Vec<Series> = shown
                 .iter()
@@ -273,9 +281,10 @@ impl<'a> Report<'a> {
             if !ratio.is_empty() {
                 let file = format!("convergence_{tag}.png");
                 let title = format!("{model} on {dataset}: LHS/RHS of the convergence bound");
-                draw(
-                    &dir.join(&file),
-                    &Chart {
+                figs.push(self.figure(
+                    dir,
+                    &file,
+                    Chart {
                         title: &title,
                         x_label: "optimiser step",
                         y_label: "LHS / RHS",
@@ -283,11 +292,7 @@ impl<'a> Report<'a> {
                         reference_y: Some(1.0),
                     },
                     &ratio,
-                )?;
-                figs.push(Figure {
-                    title,
-                    link: rel(&file),
-                });
+                )?);
             }
         }
         for ab in self.ablations() {
@@ -321,9 +326,10 @@ impl<'a> Report<'a> {
                 ab.dataset,
                 ab.axis.label()
             );
-            draw(
-                &dir.join(&file),
-                &Chart {
+            figs.push(self.figure(
+                dir,
+                &file,
+                Chart {
                     title: &title,
                     x_label: ab.axis.label(),
                     y_label: "%",
@@ -331,11 +337,7 @@ impl<'a> Report<'a> {
                     reference_y: None,
                 },
                 &series,
-            )?;
-            figs.push(Figure {
-                title,
-                link: rel(&file),
-            });
+            )?);
         }
         Ok(figs)
     }
