@@ -120,12 +120,27 @@ pub(crate) fn par_item_groups(
 
 thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PLANE_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Like [`with_scratch`], a second per-thread buffer for per-plane work inside a task that
+/// holds the first.
+pub(crate) fn with_plane_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_buffer(&PLANE_SCRATCH, len, f)
 }
 
 /// Runs `f` with this thread's scratch buffer of at least `len` f32 (contents unspecified).
 /// The buffer grows as needed and is kept for the thread's next call.
 pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+    with_buffer(&SCRATCH, len, f)
+}
+
+fn with_buffer<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {
                 buf.resize(len, 0.0);

@@ -48,34 +48,6 @@ pub(crate) use multiversion;
 
 const LANES: usize = 16;
 
-/// `y += a · x`.
-#[inline(always)]
-pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
-/// Σ xᵢ·yᵢ, summed in 16 interleaved lanes, then the lanes in order.
-#[inline(always)]
-pub(crate) fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let n = x.len().min(y.len());
-    let (x, y) = (&x[..n], &y[..n]);
-    let mut acc = [0f32; LANES];
-    let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
-        for l in 0..LANES {
-            acc[l] += a[l] * b[l];
-        }
-    }
-    let mut tail = 0.0;
-    for (a, b) in xr.iter().zip(yr) {
-        tail += a * b;
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// (Σ (xᵢ − shift), Σ (xᵢ − shift)²) in 16 interleaved lanes.
 #[inline(always)]
 pub(crate) fn shifted_sum_and_squares(x: &[f32], shift: f32) -> (f32, f32) {

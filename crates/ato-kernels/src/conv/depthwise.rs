@@ -1,55 +1,210 @@
 //! Depthwise convolution (`groups == C_in == C_out`, weight C × 1 × KH × KW) on the CPU:
-//! direct loops over each (image, channel) plane, whose inner loops run along output rows
-//! (contiguous for stride 1, so they vectorise). No per-group split.
+//! direct loops over each (image, channel) plane. No per-group split.
+//!
+//! Each plane is first copied into a zero-padded buffer (with slack after it), so the inner
+//! loops have no bounds logic: 16 outputs of a row accumulate in a 16-lane register over the
+//! taps. The stride-1 input gradient is the same kernel on the output gradient with the taps
+//! flipped ("full" convolution); the weight gradient keeps one 16-lane accumulator per tap.
 
 use super::geometry::ConvGeometry;
-use crate::parallel::{par_chunks_mut, par_item_groups};
-use crate::simd::{axpy, dot, multiversion};
+use super::im2col::copy;
+use crate::parallel::{par_chunks_mut, par_item_groups, with_plane_scratch};
+use crate::simd::multiversion;
 
 /// Planes are grouped into tasks of at least this many output elements.
 const MIN_TASK_ELEMS: usize = 16 * 1024;
 
-/// `out = depthwise_conv(x, w)`.
-pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
-    let (pi, po, c) = (g.in_plane(), g.out_plane(), g.in_channels);
-    par_item_groups(out, po, MIN_TASK_ELEMS, |first, planes| {
-        for (i, out_plane) in planes.chunks_mut(po).enumerate() {
-            let plane = first + i;
-            let ch = plane % c;
-            forward_plane(
-                g,
-                &x[plane * pi..][..pi],
-                &w[ch * g.taps()..][..g.taps()],
-                out_plane,
-            );
+const LANES: usize = 16;
+
+/// One plane's convolution: input `in_h × in_w` padded by `pad`, kernel `kh × kw`, `stride`.
+#[derive(Clone, Copy, Debug)]
+struct PlaneConv {
+    in_h: usize,
+    in_w: usize,
+    pad: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+impl PlaneConv {
+    fn forward(g: &ConvGeometry) -> Self {
+        Self {
+            in_h: g.in_h,
+            in_w: g.in_w,
+            pad: g.padding,
+            kh: g.kernel_h,
+            kw: g.kernel_w,
+            stride: g.stride,
+            out_h: g.out_h,
+            out_w: g.out_w,
         }
+    }
+
+    /// The stride-1 input gradient as a forward conv of the output gradient (flipped taps).
+    fn input_grad(g: &ConvGeometry) -> Option<Self> {
+        (g.stride == 1
+            && g.padding < g.kernel_h
+            && g.padding < g.kernel_w
+            && g.kernel_h == g.kernel_w)
+            .then(|| Self {
+                in_h: g.out_h,
+                in_w: g.out_w,
+                pad: g.kernel_h - 1 - g.padding,
+                kh: g.kernel_h,
+                kw: g.kernel_w,
+                stride: 1,
+                out_h: g.in_h,
+                out_w: g.in_w,
+            })
+    }
+
+    fn wp(&self) -> usize {
+        self.in_w + 2 * self.pad
+    }
+
+    /// Padded plane plus slack for the last vector's reads.
+    fn padded_len(&self) -> usize {
+        (self.in_h + 2 * self.pad) * self.wp() + LANES * self.stride + self.kw + LANES
+    }
+}
+
+multiversion! {
+/// `xp` = the plane `x` zero-padded, then zero slack.
+fn pad_plane(s: &PlaneConv, x: &[f32], xp: &mut [f32]) {
+    let (wp, p) = (s.wp(), s.pad);
+    xp.fill(0.0);
+    for (r, row) in x.chunks(s.in_w).take(s.in_h).enumerate() {
+        copy(&mut xp[(p + r) * wp + p..][..s.in_w], row);
+    }
+}
+}
+
+multiversion! {
+/// `out = conv(xp, taps)` on a padded plane.
+fn conv_padded_plane(s: &PlaneConv, xp: &[f32], taps: &[f32], out: &mut [f32]) {
+    let wp = s.wp();
+    for (oh, row) in out.chunks_mut(s.out_w).take(s.out_h).enumerate() {
+        for ow0 in (0..s.out_w).step_by(LANES) {
+            let mut acc = [0f32; LANES];
+            for kh in 0..s.kh {
+                let src_row = &xp[(oh * s.stride + kh) * wp..];
+                for kw in 0..s.kw {
+                    let wv = taps[kh * s.kw + kw];
+                    let base = ow0 * s.stride + kw;
+                    if s.stride == 1 {
+                        let src: &[f32; LANES] = src_row[base..base + LANES].try_into().expect("16 lanes");
+                        for l in 0..LANES {
+                            acc[l] += wv * src[l];
+                        }
+                    } else {
+                        let src = &src_row[base..base + LANES * s.stride];
+                        for l in 0..LANES {
+                            acc[l] += wv * src[l * s.stride];
+                        }
+                    }
+                }
+            }
+            let n = LANES.min(s.out_w - ow0);
+            row[ow0..ow0 + n].copy_from_slice(&acc[..n]);
+        }
+    }
+}
+}
+
+multiversion! {
+/// Per tap, Σ dout[oh, ow] · xp[oh·s + kh, ow·s + kw] over a padded input plane.
+fn weight_grad_padded_plane(s: &PlaneConv, xp: &[f32], dout: &[f32], sums: &mut [f32]) {
+    let wp = s.wp();
+    let taps = s.kh * s.kw;
+    let mut acc = [[0f32; LANES]; 49];
+    let acc = &mut acc[..taps];
+    for (oh, grad_row) in dout.chunks(s.out_w).take(s.out_h).enumerate() {
+        for ow0 in (0..s.out_w).step_by(LANES) {
+            let n = LANES.min(s.out_w - ow0);
+            let mut d = [0f32; LANES];
+            d[..n].copy_from_slice(&grad_row[ow0..ow0 + n]);
+            for kh in 0..s.kh {
+                let src_row = &xp[(oh * s.stride + kh) * wp..];
+                for kw in 0..s.kw {
+                    let a = &mut acc[kh * s.kw + kw];
+                    let base = ow0 * s.stride + kw;
+                    if s.stride == 1 {
+                        let src: &[f32; LANES] = src_row[base..base + LANES].try_into().expect("16 lanes");
+                        for l in 0..LANES {
+                            a[l] += d[l] * src[l];
+                        }
+                    } else {
+                        let src = &src_row[base..base + LANES * s.stride];
+                        for l in 0..LANES {
+                            a[l] += d[l] * src[l * s.stride];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (sum, a) in sums.iter_mut().zip(acc.iter()) {
+        *sum = a.iter().sum();
+    }
+}
+}
+
+/// `out_plane = depthwise_conv(x_plane, w_c)`.
+fn forward_plane(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+    let s = PlaneConv::forward(g);
+    with_plane_scratch(s.padded_len(), |xp| {
+        pad_plane(&s, x, xp);
+        conv_padded_plane(&s, xp, w, out);
+    });
+}
+
+/// `dx_plane = ∂(depthwise_conv)/∂x · dout_plane`.
+fn input_grad_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
+    match PlaneConv::input_grad(g) {
+        Some(s) => {
+            let mut flipped = [0f32; 49];
+            let flipped = &mut flipped[..g.taps()];
+            for (f, v) in flipped.iter_mut().zip(w.iter().rev()) {
+                *f = *v;
+            }
+            with_plane_scratch(s.padded_len(), |dp| {
+                pad_plane(&s, dout, dp);
+                conv_padded_plane(&s, dp, flipped, dx);
+            });
+        }
+        None => scatter_input_grad_plane(g, dout, w, dx),
+    }
+}
+
+/// Per-tap weight-gradient sums of one plane.
+fn weight_grad_plane(g: &ConvGeometry, x: &[f32], dout: &[f32], sums: &mut [f32]) {
+    let s = PlaneConv::forward(g);
+    with_plane_scratch(s.padded_len(), |xp| {
+        pad_plane(&s, x, xp);
+        weight_grad_padded_plane(&s, xp, dout, sums);
     });
 }
 
 multiversion! {
-fn forward_plane(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+/// The input gradient of a strided depthwise conv by scattering each output's gradient.
+fn scatter_input_grad_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
     let (s, p) = (g.stride, g.padding);
-    for (oh, row) in out.chunks_mut(g.out_w).enumerate() {
-        row.fill(0.0);
+    dx.fill(0.0);
+    for (oh, grad_row) in dout.chunks(g.out_w).enumerate() {
         for kh in 0..g.kernel_h {
             let ih = (oh * s + kh).wrapping_sub(p);
             if ih >= g.in_h {
                 continue;
             }
-            let src = &x[ih * g.in_w..][..g.in_w];
+            let dst = &mut dx[ih * g.in_w..][..g.in_w];
             for kw in 0..g.kernel_w {
                 let wv = w[kh * g.kernel_w + kw];
                 let (lo, hi) = ConvGeometry::valid_outputs(kw, p, s, g.in_w, g.out_w);
-                if lo >= hi {
-                    continue;
-                }
-                if s == 1 {
-                    let start = lo + kw - p;
-                    axpy(&mut row[lo..hi], wv, &src[start..start + (hi - lo)]);
-                } else {
-                    for (ow, o) in row[lo..hi].iter_mut().enumerate() {
-                        *o += wv * src[(lo + ow) * s + kw - p];
-                    }
+                for (ow, v) in grad_row[lo.min(hi)..hi].iter().enumerate() {
+                    dst[(lo + ow) * s + kw - p] += wv * v;
                 }
             }
         }
@@ -69,7 +224,7 @@ pub(crate) fn forward_image(g: &ConvGeometry, x_n: &[f32], w: &[f32], out_n: &mu
 pub(crate) fn input_grad_image(g: &ConvGeometry, dout_n: &[f32], w: &[f32], dx_n: &mut [f32]) {
     let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
     for (c, dx_plane) in dx_n.chunks_mut(pi).enumerate() {
-        backward_input_plane(g, &dout_n[c * po..][..po], &w[c * taps..][..taps], dx_plane);
+        input_grad_plane(g, &dout_n[c * po..][..po], &w[c * taps..][..taps], dx_plane);
     }
 }
 
@@ -83,14 +238,8 @@ pub(crate) fn weight_grad_image(
     first: &mut bool,
 ) {
     let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
-    let mut sums = [0f32; 64];
-    let mut heap;
-    let sums: &mut [f32] = if taps <= sums.len() {
-        &mut sums[..taps]
-    } else {
-        heap = vec![0f32; taps];
-        &mut heap
-    };
+    let mut sums = [0f32; 49];
+    let sums = &mut sums[..taps];
     for (c, acc_c) in acc.chunks_mut(taps).enumerate() {
         weight_grad_plane(g, &x_n[c * pi..][..pi], &dout_n[c * po..][..po], sums);
         if *first {
@@ -102,48 +251,38 @@ pub(crate) fn weight_grad_image(
     *first = false;
 }
 
-/// `dx = ∂(depthwise_conv)/∂x · dout`.
-pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
-    let (pi, po, c) = (g.in_plane(), g.out_plane(), g.in_channels);
-    par_item_groups(dx, pi, MIN_TASK_ELEMS, |first, planes| {
-        for (i, dx_plane) in planes.chunks_mut(pi).enumerate() {
+/// `out = depthwise_conv(x, w)` over the batch, planes in parallel.
+pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+    let (pi, po, c, taps) = (g.in_plane(), g.out_plane(), g.in_channels, g.taps());
+    par_item_groups(out, po, MIN_TASK_ELEMS, |first, planes| {
+        for (i, out_plane) in planes.chunks_mut(po).enumerate() {
             let plane = first + i;
             let ch = plane % c;
-            let w_c = &w[ch * g.taps()..][..g.taps()];
-            backward_input_plane(g, &dout[plane * po..][..po], w_c, dx_plane);
+            forward_plane(
+                g,
+                &x[plane * pi..][..pi],
+                &w[ch * taps..][..taps],
+                out_plane,
+            );
         }
     });
 }
 
-multiversion! {
-fn backward_input_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
-    let (s, p) = (g.stride, g.padding);
-    dx.fill(0.0);
-    for (oh, grad_row) in dout.chunks(g.out_w).enumerate() {
-        for kh in 0..g.kernel_h {
-            let ih = (oh * s + kh).wrapping_sub(p);
-            if ih >= g.in_h {
-                continue;
-            }
-            let dst = &mut dx[ih * g.in_w..][..g.in_w];
-            for kw in 0..g.kernel_w {
-                let wv = w[kh * g.kernel_w + kw];
-                let (lo, hi) = ConvGeometry::valid_outputs(kw, p, s, g.in_w, g.out_w);
-                if lo >= hi {
-                    continue;
-                }
-                if s == 1 {
-                    let start = lo + kw - p;
-                    axpy(&mut dst[start..start + (hi - lo)], wv, &grad_row[lo..hi]);
-                } else {
-                    for (ow, v) in grad_row[lo..hi].iter().enumerate() {
-                        dst[(lo + ow) * s + kw - p] += wv * v;
-                    }
-                }
-            }
+/// `dx = ∂(depthwise_conv)/∂x · dout` over the batch, planes in parallel.
+pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
+    let (pi, po, c, taps) = (g.in_plane(), g.out_plane(), g.in_channels, g.taps());
+    par_item_groups(dx, pi, MIN_TASK_ELEMS, |first, planes| {
+        for (i, dx_plane) in planes.chunks_mut(pi).enumerate() {
+            let plane = first + i;
+            let ch = plane % c;
+            input_grad_plane(
+                g,
+                &dout[plane * po..][..po],
+                &w[ch * taps..][..taps],
+                dx_plane,
+            );
         }
-    }
-}
+    });
 }
 
 /// `dw = ∂(depthwise_conv)/∂w · dout`: channels in parallel, each summed over the batch in
@@ -152,17 +291,17 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<
     let (pi, po, c, taps) = (g.in_plane(), g.out_plane(), g.in_channels, g.taps());
     let mut dw = vec![0f32; c * taps];
     par_chunks_mut(&mut dw, taps, |ch, dw_c| {
-        let mut total = vec![0f64; taps];
-        let mut image_sum = vec![0f32; taps];
+        let mut total = [0f64; 49];
+        let mut image_sum = [0f32; 49];
         for n in 0..g.batch {
             let plane = n * c + ch;
             weight_grad_plane(
                 g,
                 &x[plane * pi..][..pi],
                 &dout[plane * po..][..po],
-                &mut image_sum,
+                &mut image_sum[..taps],
             );
-            for (t, v) in total.iter_mut().zip(&image_sum) {
+            for (t, v) in total.iter_mut().zip(&image_sum[..taps]) {
                 *t += *v as f64;
             }
         }
@@ -171,37 +310,4 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<
         }
     });
     dw
-}
-
-multiversion! {
-fn weight_grad_plane(g: &ConvGeometry, x: &[f32], dout: &[f32], sums: &mut [f32]) {
-    let (s, p) = (g.stride, g.padding);
-    sums.fill(0.0);
-    for (oh, grad_row) in dout.chunks(g.out_w).enumerate() {
-        for kh in 0..g.kernel_h {
-            let ih = (oh * s + kh).wrapping_sub(p);
-            if ih >= g.in_h {
-                continue;
-            }
-            let src = &x[ih * g.in_w..][..g.in_w];
-            for kw in 0..g.kernel_w {
-                let (lo, hi) = ConvGeometry::valid_outputs(kw, p, s, g.in_w, g.out_w);
-                if lo >= hi {
-                    continue;
-                }
-                let v = if s == 1 {
-                    let start = lo + kw - p;
-                    dot(&grad_row[lo..hi], &src[start..start + (hi - lo)])
-                } else {
-                    grad_row[lo..hi]
-                        .iter()
-                        .enumerate()
-                        .map(|(ow, v)| v * src[(lo + ow) * s + kw - p])
-                        .sum()
-                };
-                sums[kh * g.kernel_w + kw] += v;
-            }
-        }
-    }
-}
 }

@@ -31,12 +31,15 @@ impl ConvParams {
     }
 }
 
+/// The depthwise kernels keep one accumulator per tap: up to 7×7.
+pub(crate) const MAX_DEPTHWISE_TAPS: usize = 49;
+
 /// How our kernels compute a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ConvKind {
     /// `groups == 1`: im2col (or the input itself for 1×1/stride 1) times the weight matrix.
     Dense,
-    /// `groups == C_in == C_out`: direct per-channel loops.
+    /// `groups == C_in == C_out` (kernels up to 7×7): direct per-channel loops.
     Depthwise,
     /// Any other grouping: left to candle.
     Unsupported,
@@ -100,7 +103,10 @@ impl ConvGeometry {
     pub fn kind(&self) -> ConvKind {
         if self.groups == 1 {
             ConvKind::Dense
-        } else if self.groups == self.in_channels && self.out_channels == self.in_channels {
+        } else if self.groups == self.in_channels
+            && self.out_channels == self.in_channels
+            && self.taps() <= MAX_DEPTHWISE_TAPS
+        {
             ConvKind::Depthwise
         } else {
             ConvKind::Unsupported
