@@ -8,6 +8,7 @@ use super::im2col::{col2im_add, crop_image, im2col, pad_image, padded_len};
 use super::implicit;
 use crate::matmul::{matmul, MatMut, MatRef};
 use crate::parallel::{fixed_chunks, par_map, threads, with_scratch};
+use crate::simd::multiversion;
 use crate::storage::output_buffer;
 use std::ops::Range;
 
@@ -30,11 +31,90 @@ fn bands(g: &ConvGeometry) -> impl Iterator<Item = Range<usize>> {
 /// followed by the im2col buffer of one band.
 pub(crate) fn col_capacity(g: &ConvGeometry) -> usize {
     let im2col = if g.is_pointwise() {
-        0
+        if small_plane(g) {
+            g.out_plane() * g.in_channels.max(g.out_channels)
+        } else {
+            0
+        }
     } else {
         padded_len(g) + bands(g).map(|b| b.len()).max().unwrap_or(0) * g.out_w * g.patch_len()
     };
     im2col.max(implicit::scratch_len(g))
+}
+
+/// Pixels below which a 1×1 conv computes the transposed product (pixels × channels): the
+/// gemm's register tile spans its unit-stride output dimension, which is then the (larger)
+/// channel count instead of a handful of pixels.
+const SMALL_PLANE: usize = 64;
+
+pub(crate) fn small_plane(g: &ConvGeometry) -> bool {
+    g.is_pointwise() && g.out_plane() < SMALL_PLANE
+}
+
+multiversion! {
+/// `dst[c, p] = src[p, c]` for a `pixels × channels` source.
+fn transpose_into(src: &[f32], pixels: usize, channels: usize, dst: &mut [f32]) {
+    for (c, row) in dst.chunks_mut(pixels).take(channels).enumerate() {
+        for (p, v) in row.iter_mut().enumerate() {
+            *v = src[p * channels + c];
+        }
+    }
+}
+}
+
+/// `out (C_out × P) = lhs (C_out × C_in) × rhs (C_in × P)` for a 1×1 conv, through the
+/// transposed product on small planes.
+fn pointwise_product(
+    lhs: MatRef,
+    rhs: MatRef,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    small: bool,
+    t: usize,
+) {
+    let (rows, pixels) = (lhs.rows, rhs.cols);
+    if small {
+        let tmp = &mut scratch[..pixels * rows];
+        matmul(
+            MatMut::row_major(tmp, pixels, rows, rows),
+            rhs.t(),
+            lhs.t(),
+            false,
+            t,
+        );
+        transpose_into(tmp, pixels, rows, out);
+    } else {
+        matmul(
+            MatMut::row_major(out, rows, pixels, pixels),
+            lhs,
+            rhs,
+            false,
+            t,
+        );
+    }
+}
+
+/// The forward of a 1×1 conv on a small plane, from the transposed weight `wt`
+/// (C_in × C_out, see [`small_plane`]): `out_nᵀ = x_nᵀ · wt`, with `wt` read in place.
+pub(crate) fn pointwise_forward_small(
+    g: &ConvGeometry,
+    x_n: &[f32],
+    wt: &[f32],
+    out_n: &mut [f32],
+    scratch: &mut [f32],
+    t: usize,
+) {
+    let (p, ci, co) = (g.out_plane(), g.in_channels, g.out_channels);
+    let tmp = &mut scratch[..p * co];
+    let input_t = MatRef::row_major(x_n, ci, p, p).t();
+    matmul(
+        MatMut::row_major(tmp, p, co, co),
+        input_t,
+        MatRef::row_major(wt, ci, co, co),
+        false,
+        t,
+    );
+    transpose_into(tmp, p, co, out_n);
 }
 
 /// Splits the scratch into (padded image, im2col band).
@@ -69,13 +149,7 @@ pub(crate) fn forward_image(
     let weight = MatRef::row_major(w, g.out_channels, k, k);
     if g.is_pointwise() {
         let input = MatRef::row_major(x_n, g.in_channels, p, p);
-        matmul(
-            MatMut::row_major(out_n, g.out_channels, p, p),
-            weight,
-            input,
-            false,
-            t,
-        );
+        pointwise_product(weight, input, out_n, col, small_plane(g), t);
         return;
     }
     let (xp, col) = split_scratch(g, col);
@@ -112,13 +186,7 @@ pub(crate) fn input_grad_image(
     let weight_t = MatRef::row_major(w, g.out_channels, k, k).t();
     if g.is_pointwise() {
         let grad = MatRef::row_major(dout_n, g.out_channels, p, p);
-        matmul(
-            MatMut::row_major(dx_n, g.in_channels, p, p),
-            weight_t,
-            grad,
-            false,
-            t,
-        );
+        pointwise_product(weight_t, grad, dx_n, col, small_plane(g), t);
         return;
     }
     let (padded_grad, col) = split_scratch(g, col);

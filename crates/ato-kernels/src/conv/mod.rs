@@ -77,6 +77,8 @@ pub fn conv2d_weight_grad(
 /// (packed copies for the direct kernel).
 pub(crate) struct ConvWeights<'a> {
     raw: &'a [f32],
+    /// C_in × C_out, for 1×1 convs on small planes.
+    pointwise_t: Option<Vec<f32>>,
     direct_forward: Option<(DirectShape, Vec<f32>)>,
     direct_input_grad: Option<(DirectShape, Vec<f32>)>,
 }
@@ -130,8 +132,20 @@ impl<'a> ConvWeights<'a> {
     pub fn new(g: &ConvGeometry, raw: &'a [f32], passes: Passes) -> Self {
         let forward = passes != Passes::Backward;
         let backward = passes != Passes::Forward;
+        let pointwise_t =
+            (forward && g.kind() == ConvKind::Dense && dense::small_plane(g)).then(|| {
+                let (co, ci) = (g.out_channels, g.in_channels);
+                let mut wt = vec![0f32; ci * co];
+                for o in 0..co {
+                    for i in 0..ci {
+                        wt[i * co + o] = raw[o * ci + i];
+                    }
+                }
+                wt
+            });
         Self {
             raw,
+            pointwise_t,
             direct_forward: direct_forward_shape(g)
                 .filter(|_| forward)
                 .map(|s| (s, direct::pack_weights(&s, raw))),
@@ -167,6 +181,9 @@ pub(crate) fn forward_image(
 ) {
     if let Some((s, packed)) = &w.direct_forward {
         return direct::conv_image(s, x_n, packed, out_n, col);
+    }
+    if let Some(wt) = &w.pointwise_t {
+        return dense::pointwise_forward_small(g, x_n, wt, out_n, col, t);
     }
     match g.kind() {
         ConvKind::Dense => dense::forward_image(g, x_n, w.raw, out_n, col, t),
