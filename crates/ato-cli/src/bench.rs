@@ -230,7 +230,9 @@ fn print_text(r: &BenchReport) {
         r.gflops_per_second
     );
     match (r.pytorch_images_per_second, r.ratio_to_pytorch) {
-        (Some(pt), Some(ratio)) => println!("PyTorch reference: {pt:.1} images/s, ratio {ratio:.2}x"),
+        (Some(pt), Some(ratio)) => {
+            println!("PyTorch reference: {pt:.1} images/s, ratio {ratio:.2}x")
+        }
         _ => println!("no PyTorch reference found (run benches/pytorch_reference.py)"),
     }
 }
@@ -243,7 +245,9 @@ fn reference_candidates(args: &BenchArgs) -> Vec<PathBuf> {
     let file = Path::new("benches").join("pytorch_reference_results.json");
     vec![
         file.clone(),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(file),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(file),
     ]
 }
 
