@@ -103,8 +103,9 @@ impl Optimizer for AdamW {
             let Some(g) = grads.get(p.var.as_tensor()) else {
                 continue;
             };
-            let mut x = p.var.as_tensor().clone();
-            let mut g = g.clone();
+            // detached: see `Sgd::step`
+            let mut x = p.var.as_tensor().detach();
+            let mut g = g.detach();
             if p.decay && c.weight_decay != 0.0 {
                 if c.decoupled {
                     x = x.affine(1.0 - lr * c.weight_decay, 0.0)?;

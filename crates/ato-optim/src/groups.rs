@@ -71,13 +71,13 @@ impl GateGroups {
 
     /// The current values, `(C, D)`, as a copy.
     pub fn values(&self) -> Result<Tensor> {
-        self.gather(|m| Ok(m.var.as_tensor().clone()))
+        self.gather(|m| Ok(m.var.as_tensor().detach()))
     }
 
     /// The gradients, `(C, D)`; members without a gradient contribute zeros.
     pub fn grads(&self, grads: &GradStore) -> Result<Tensor> {
         self.gather(|m| match grads.get(m.var.as_tensor()) {
-            Some(g) => Ok(g.clone()),
+            Some(g) => Ok(g.detach()),
             None => Ok(m.var.as_tensor().zeros_like()?),
         })
     }

@@ -89,8 +89,10 @@ impl Optimizer for Sgd {
             let Some(g) = grads.get(p.var.as_tensor()) else {
                 continue;
             };
-            let x = p.var.as_tensor();
-            let mut g = g.clone();
+            // gradients may carry op history (candle's own ops record it); buffers built from
+            // them would then chain every step's graph and never be freed
+            let x = p.var.as_tensor().detach();
+            let mut g = g.detach();
             if p.decay && c.weight_decay != 0.0 {
                 g = (g + x.affine(c.weight_decay, 0.0)?)?;
             }
@@ -106,7 +108,7 @@ impl Optimizer for Sgd {
                 };
                 self.momentum.insert(p.name.clone(), b);
             }
-            p.var.set(&(x - g.affine(lr, 0.0)?)?)?;
+            p.var.set(&(&x - g.affine(lr, 0.0)?)?)?;
         }
         self.steps += 1;
         Ok(())

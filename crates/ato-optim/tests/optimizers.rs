@@ -184,6 +184,31 @@ fn restored_state_continues_bit_exactly() {
 }
 
 #[test]
+fn optimiser_state_holds_no_graph_across_steps() {
+    // candle's own ops give gradients an op history; a momentum buffer built from them would
+    // keep every step's graph alive (memory grows without bound)
+    let (x, c, params) = linear_problem();
+    let mut sgd = Sgd::new(params.clone(), SgdConfig::default()).unwrap();
+    let mut adam = AdamW::new(params, AdamWConfig::default()).unwrap();
+    for _ in 0..3 {
+        let loss = (x.as_tensor().sqr().unwrap().exp().unwrap() * &c)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        assert!(grads.get(x.as_tensor()).unwrap().track_op(), "the gradient has history");
+        sgd.step(&grads, 1e-3).unwrap();
+        adam.step(&grads, 1e-3).unwrap();
+    }
+    for state in [sgd.state().unwrap(), adam.state().unwrap()] {
+        assert!(!state.tensors.is_empty());
+        for (name, t) in &state.tensors {
+            assert!(!t.track_op(), "`{name}` keeps a graph");
+        }
+    }
+}
+
+#[test]
 fn bad_settings_and_mismatched_state_are_errors() {
     let (_, _, params) = linear_problem();
     let bad = SgdConfig {
