@@ -44,6 +44,8 @@
 //!   semantics as `candle_nn::BatchNorm::forward_t`: biased variance to normalise, unbiased for
 //!   the running variance, momentum 0.1; running statistics are updated in place.
 //! - [`add_relu`]: `relu(a + b)` with a one-pass backward.
+//! - [`scale_channels`]: `x · g` with one factor per channel (the models' gated forward), whose
+//!   factor gradient is a per-plane dot product instead of candle's strided reduction.
 //!
 //! Loops are compiled for AVX-512 and AVX2+FMA as well as the baseline and chosen at run time.
 //! Results are **deterministic**: every sum runs in a fixed order (per-image partial weight
@@ -108,6 +110,7 @@
 mod allocator;
 mod backend;
 pub mod batchnorm;
+mod channel_scale;
 pub mod conv;
 mod conv_bn;
 mod elementwise;
@@ -119,6 +122,7 @@ mod storage;
 pub use allocator::tune_allocator;
 pub use backend::{backend, set_backend, Backend};
 pub use batchnorm::{Activation, BatchNorm2d};
+pub use channel_scale::{scale_channels, scale_channels_with};
 pub use conv::{conv2d, conv2d_input_grad, conv2d_weight_grad, conv2d_with, ConvParams};
 pub use conv_bn::{
     conv_batch_norm, conv_batch_norm_add, conv_batch_norm_add_with, conv_batch_norm_with,

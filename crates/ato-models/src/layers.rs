@@ -149,10 +149,7 @@ pub struct GateValues<'a>(pub &'a [Tensor]);
 pub fn apply_gate(x: Tensor, gates: Option<GateValues>, gate: GateId) -> Result<Tensor> {
     match gates {
         None => Ok(x),
-        Some(GateValues(v)) => {
-            let c = x.dim(1)?;
-            x.broadcast_mul(&v[gate].reshape((1, c, 1, 1))?)
-        }
+        Some(GateValues(v)) => ato_kernels::scale_channels(&x, &v[gate]),
     }
 }
 

@@ -54,14 +54,7 @@ impl Model {
         device: &Device,
         mut store: ParamStore,
     ) -> Result<Self, ModelError> {
-        let (arch, declared) = declare(config)?;
-        let widths = arch.gate_widths();
-        let network = match declared {
-            Declared::ResNet(s) => Network::ResNet(ResNet::new(&s, &widths, &mut store)?),
-            Declared::MobileNetV2(s) => {
-                Network::MobileNetV2(MobileNetV2::new(&s, &widths, &mut store)?)
-            }
-        };
+        let (arch, network) = instantiate(config, &mut store)?;
         let varmap = store.finish()?;
         Ok(Self {
             config: config.clone(),
@@ -82,15 +75,25 @@ impl Model {
         gates: Option<&[Tensor]>,
         train: bool,
     ) -> CandleResult<Tensor> {
+        Self::run(&self.network, &self.gates, x, gates, train)
+    }
+
+    fn run(
+        network: &Network,
+        model_gates: &[Gate],
+        x: &Tensor,
+        gates: Option<&[Tensor]>,
+        train: bool,
+    ) -> CandleResult<Tensor> {
         if let Some(g) = gates {
-            if g.len() != self.gates.len() {
+            if g.len() != model_gates.len() {
                 candle_core::bail!(
                     "{} gate vectors given, the model has {} gates",
                     g.len(),
-                    self.gates.len()
+                    model_gates.len()
                 );
             }
-            for (t, gate) in g.iter().zip(&self.gates) {
+            for (t, gate) in g.iter().zip(model_gates) {
                 if t.dims() != [gate.width] {
                     candle_core::bail!(
                         "gate `{}` expects shape [{}], got {:?}",
@@ -102,10 +105,26 @@ impl Model {
             }
         }
         let g = gates.map(GateValues);
-        match &self.network {
+        match network {
             Network::ResNet(n) => n.forward_t(x, g, train),
             Network::MobileNetV2(n) => n.forward_t(x, g, train),
         }
+    }
+
+    /// Eval-mode logits through detached views of the weights: gradients reach `x` and the
+    /// gate vectors but no parameter, and no weight gradient is computed — what the ATO
+    /// controller's step needs (its loss trains the controller only). The views share storage
+    /// with the variables, so they always see the current weights and running statistics.
+    pub fn forward_frozen(&self, x: &Tensor, gates: Option<&[Tensor]>) -> CandleResult<Tensor> {
+        let views = self
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        let mut store = ParamStore::frozen(&self.device, views);
+        let (_, network) = instantiate(&self.config, &mut store)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Self::run(&network, &self.gates, x, gates, false)
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -178,6 +197,19 @@ impl Model {
         config.widths = Some(widths);
         Model::from_tensors(&config, tensors, &self.device)
     }
+}
+
+fn instantiate(
+    config: &ModelConfig,
+    store: &mut ParamStore,
+) -> Result<(Arch, Network), ModelError> {
+    let (arch, declared) = declare(config)?;
+    let widths = arch.gate_widths();
+    let network = match declared {
+        Declared::ResNet(s) => Network::ResNet(ResNet::new(&s, &widths, store)?),
+        Declared::MobileNetV2(s) => Network::MobileNetV2(MobileNetV2::new(&s, &widths, store)?),
+    };
+    Ok((arch, network))
 }
 
 /// The architecture record of `config` without creating any tensor (what `ato info` prints).

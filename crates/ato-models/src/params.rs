@@ -23,6 +23,9 @@ pub enum Init {
 enum Source {
     Fresh(Box<ChaCha8Rng>),
     Given(HashMap<String, Tensor>),
+    /// Detached views of another model's variables: shared storage, no gradient tracking, and
+    /// nothing registered in the map.
+    Frozen(HashMap<String, Tensor>),
 }
 
 /// Collects a model's variables into a [`VarMap`] as the model is built.
@@ -52,9 +55,26 @@ impl ParamStore {
         }
     }
 
+    /// Detached views of `tensors` (which share storage with the variables they come from):
+    /// a network built from this store sees every later update of those variables but never
+    /// records a gradient for them.
+    pub fn frozen(device: &Device, tensors: HashMap<String, Tensor>) -> Self {
+        Self {
+            varmap: VarMap::new(),
+            device: device.clone(),
+            source: Source::Frozen(tensors),
+        }
+    }
+
     /// The variable `name` of `shape`, registered in the map.
     pub fn var(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor, ModelError> {
         let tensor = match &mut self.source {
+            Source::Frozen(map) => {
+                return map
+                    .get(name)
+                    .map(Tensor::detach)
+                    .ok_or_else(|| ModelError::MissingTensor(name.to_string()));
+            }
             Source::Fresh(rng) => fresh_tensor(rng, shape, init, &self.device)?,
             Source::Given(map) => {
                 let t = map

@@ -250,6 +250,52 @@ fn a_gradient_reaches_every_gate_vector() {
 }
 
 #[test]
+fn the_frozen_forward_matches_eval_and_only_reaches_the_gates() {
+    for cfg in [small(ModelName::Resnet20, 16, Some(8)), {
+        let mut c = small(ModelName::Mobilenetv2, 16, None);
+        c.width_mult = 0.25;
+        c
+    }] {
+        let model = Model::new(&cfg, &Device::Cpu, 3).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        train_steps(&model, &mut rng, 2);
+        let (x, y) = random_batch(&mut rng, 4, cfg.input_size, 10);
+        let gates: Vec<candle_core::Var> = model
+            .gates()
+            .iter()
+            .map(|g| candle_core::Var::ones(g.width, DType::F32, &Device::Cpu).unwrap())
+            .collect();
+        let values: Vec<Tensor> = gates.iter().map(|v| v.as_tensor().clone()).collect();
+        let frozen = model.forward_frozen(&x, Some(&values)).unwrap();
+        let eval = model.forward_t(&x, Some(&values), false).unwrap();
+        assert!(max_abs_diff(&frozen, &eval) < 1e-5, "{}", cfg.name);
+        let grads = loss::cross_entropy(&frozen, &y)
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in &gates {
+            assert!(
+                grads.get(v).is_some(),
+                "{}: a gate got no gradient",
+                cfg.name
+            );
+        }
+        for (name, var) in model.named_vars() {
+            assert!(
+                grads.get(&var).is_none(),
+                "{}: `{name}` got a gradient",
+                cfg.name
+            );
+        }
+        // the views share storage: an update of the model is seen by the next frozen forward
+        train_steps(&model, &mut rng, 1);
+        let after = model.forward_frozen(&x, Some(&values)).unwrap();
+        let eval = model.forward_t(&x, Some(&values), false).unwrap();
+        assert!(max_abs_diff(&after, &eval) < 1e-5 && max_abs_diff(&after, &frozen) > 0.0);
+    }
+}
+
+#[test]
 fn the_same_seed_gives_the_same_weights() {
     let cfg = small(ModelName::Resnet20, 16, Some(8));
     let a = Model::new(&cfg, &Device::Cpu, 11).unwrap().tensors();

@@ -196,7 +196,10 @@ fn optimiser_state_holds_no_graph_across_steps() {
             .sum_all()
             .unwrap();
         let grads = loss.backward().unwrap();
-        assert!(grads.get(x.as_tensor()).unwrap().track_op(), "the gradient has history");
+        assert!(
+            grads.get(x.as_tensor()).unwrap().track_op(),
+            "the gradient has history"
+        );
         sgd.step(&grads, 1e-3).unwrap();
         adam.step(&grads, 1e-3).unwrap();
     }

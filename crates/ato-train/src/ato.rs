@@ -3,7 +3,8 @@
 //! freezes at T_end.
 //!
 //! - T_start ≤ e < T_end: every `hyper_step` target steps, one controller step on a batch of
-//!   D_c: `J(θ) = CE(f(x; W, m)) + γ·R(r, p)` with the target in eval mode, the hard sample m
+//!   D_c: `J(θ) = CE(f(x; W, m)) + γ·R(r, p)` with the target in eval mode on frozen weights
+//!   ([`Model::forward_frozen`]: no weight gradient is computed), the hard sample m
 //!   (straight-through) multiplied into the gated channels, and AdamW on θ only.
 //! - e ≥ T_prox: after every target step, the group prox (or the half-space projector) on the
 //!   groups masked by `m_e`, the mask sampled deterministically at the start of epoch e, with
@@ -137,7 +138,7 @@ impl Ato {
         let logits = self.controller.logits().map_err(ctrl_err)?;
         let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, 0xA70, c]));
         let sample = sample_masks(&logits, self.controller.config(), &mut rng).map_err(ctrl_err)?;
-        let out = model.forward_t(&batch.images, Some(&sample.hard), false)?;
+        let out = model.forward_frozen(&batch.images, Some(&sample.hard))?;
         let ce = cross_entropy(&out, &batch.labels, 0.0)?;
         let reg = self.flops.penalty(&sample.hard).map_err(ctrl_err)?;
         let j = (&ce + reg.affine(self.gamma, 0.0)?)?;
@@ -250,8 +251,13 @@ impl Pruner for Ato {
         Some(&self.mask)
     }
 
+    /// The frozen mask once T_end has passed; before that (or when T_end = E, so the mask
+    /// never freezes) the controller's deterministic mask as it is now.
     fn kept(&self, _groups: &GroupSet) -> Result<Vec<Vec<bool>>, TrainError> {
-        Ok(self.frozen.clone().unwrap_or_else(|| self.mask.clone()))
+        match &self.frozen {
+            Some(f) => Ok(f.clone()),
+            None => self.current_mask(),
+        }
     }
 
     fn penalty(&self, groups: &GroupSet, epoch: usize) -> Vec<Vec<f64>> {

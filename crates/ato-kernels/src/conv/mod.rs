@@ -346,14 +346,18 @@ impl CustomOp2 for Conv2dOp {
         } else {
             None
         };
-        let dw = x.apply_op2_no_bwd(
-            &dy,
-            &Conv2dWeightGradOp {
-                params: self.params,
-                weight_dims: w.dims4()?,
-            },
-        )?;
-        Ok((dx, Some(dw)))
+        let dw = if w.track_op() {
+            Some(x.apply_op2_no_bwd(
+                &dy,
+                &Conv2dWeightGradOp {
+                    params: self.params,
+                    weight_dims: w.dims4()?,
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
     }
 }
 

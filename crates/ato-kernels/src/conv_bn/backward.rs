@@ -17,13 +17,14 @@ use std::sync::{Arc, Mutex};
 pub(super) type ParamGrads = Arc<Mutex<Option<(Vec<f32>, Vec<f32>)>>>;
 
 /// (x, w, dy) → dx (a 1-element placeholder when x needs no gradient); stores the parameter
-/// gradients in `grads`.
+/// gradients in `grads` (dw empty when the weights need no gradient, e.g. frozen weights).
 pub(super) struct ConvBatchNormGradOp<'a> {
     pub forward: &'a ConvBatchNormOp,
     /// The activation to take the gradient back through (identity when already done).
     pub act: Activation,
     pub gamma_beta: Vec<f32>,
     pub need_dx: bool,
+    pub need_dw: bool,
     pub grads: ParamGrads,
 }
 
@@ -118,8 +119,9 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
         let t = threads();
         let gemm_threads = if chunks >= t { 1 } else { t };
         let scratch = 2 * g.out_image() + conv::col_capacity(&g);
+        let need_dw = self.need_dw;
         let chunk = |ci: usize, mut dx_chunk: Option<&mut [f32]>| -> ChunkGrads {
-            let mut dw = output_buffer(w.len());
+            let mut dw = output_buffer(if need_dw { w.len() } else { 0 });
             let mut first = true;
             let mut sums = vec![(0f64, 0f64); if z.is_none() { c } else { 0 }];
             with_scratch(scratch, |buf| {
@@ -151,7 +153,17 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                         let dx_n = &mut dx_chunk[local * g.in_image()..][..g.in_image()];
                         conv::input_grad_image(&g, dz, &weights, dx_n, col, gemm_threads);
                     }
-                    conv::weight_grad_image(&g, x_n, dz, &mut dw, &mut first, col, gemm_threads);
+                    if need_dw {
+                        conv::weight_grad_image(
+                            &g,
+                            x_n,
+                            dz,
+                            &mut dw,
+                            &mut first,
+                            col,
+                            gemm_threads,
+                        );
+                    }
                 }
             });
             if first {
@@ -200,7 +212,11 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                 (dgamma, dbeta)
             }
         };
-        let dw = conv::finish_weight_grad(&g, results.into_iter().map(|r| r.dw).collect());
+        let dw = if need_dw {
+            conv::finish_weight_grad(&g, results.into_iter().map(|r| r.dw).collect())
+        } else {
+            Vec::new()
+        };
         *self.grads.lock().expect("conv-bn grads lock") = Some((dw, [dgamma, dbeta].concat()));
         let shape: Shape = if self.need_dx {
             g.input_dims().into()

@@ -258,7 +258,8 @@ impl ConvBatchNormOp {
     }
 
     /// Gradients (dx, dw, [dγ; dβ]) from the gradient `dz_out` at the BN output; `gated`
-    /// when `dz_out` already went back through the activation.
+    /// when `dz_out` already went back through the activation. dx and dw are `None` when x or
+    /// w need no gradient (frozen weights skip the weight-gradient pass entirely).
     fn backward(
         &self,
         x: &Tensor,
@@ -266,7 +267,7 @@ impl ConvBatchNormOp {
         gamma_beta: &[f32],
         dz_out: &Tensor,
         gated: bool,
-    ) -> Result<(Option<Tensor>, Tensor, Vec<f32>)> {
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Vec<f32>)> {
         let grads = Arc::new(Mutex::new(None));
         let op = ConvBatchNormGradOp {
             forward: self,
@@ -277,6 +278,7 @@ impl ConvBatchNormOp {
             },
             gamma_beta: gamma_beta.to_vec(),
             need_dx: x.track_op(),
+            need_dw: w.track_op(),
             grads: grads.clone(),
         };
         let dx = x.apply_op3_no_bwd(w, &dz_out.contiguous()?, &op)?;
@@ -285,7 +287,11 @@ impl ConvBatchNormOp {
             .expect("conv-bn grads lock")
             .take()
             .expect("set by the backward op");
-        let dw = Tensor::from_vec(dw, w.shape(), w.device())?;
+        let dw = if op.need_dw {
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?)
+        } else {
+            None
+        };
         Ok((op.need_dx.then_some(dx), dw, dgb))
     }
 }
@@ -322,6 +328,6 @@ impl CustomOp3 for ConvBatchNormOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, dgb) = self.backward(x, w, &gamma_beta.to_vec1()?, dy, false)?;
         let dgb = Tensor::from_vec(dgb, gamma_beta.shape(), gamma_beta.device())?;
-        Ok((dx, Some(dw), Some(dgb)))
+        Ok((dx, dw, Some(dgb)))
     }
 }

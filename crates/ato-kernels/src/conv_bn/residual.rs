@@ -164,12 +164,18 @@ impl CustomOp3 for ResidualOp {
             .narrow(0, self.w_len(), params.dim(0)? - self.w_len())?
             .to_vec1()?;
         let (dx, dw, dgb) = self.inner.backward(x, &w, &gamma_beta, &gated, true)?;
-        let n = dgb.len();
-        let dparams = Tensor::cat(
-            &[dw.flatten_all()?, Tensor::from_vec(dgb, n, x.device())?],
-            0,
-        )?;
-        Ok((dx, Some(dparams), Some(gated)))
+        let dparams = match dw {
+            Some(dw) => {
+                let n = dgb.len();
+                Some(Tensor::cat(
+                    &[dw.flatten_all()?, Tensor::from_vec(dgb, n, x.device())?],
+                    0,
+                )?)
+            }
+            // frozen parameters: no weight gradient was computed
+            None => None,
+        };
+        Ok((dx, dparams, Some(gated)))
     }
 }
 
