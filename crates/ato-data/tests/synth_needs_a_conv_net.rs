@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use ato_data::synth::{render_split, synth_dir};
+use ato_data::synth::{render_split, synth_dir, synth_dir_sized};
 use ato_data::{
     check_cifar_dir, ensure_synth_sized, load_cifar, write_synth, CifarFormat, Split, SynthSize,
     CIFAR_IMAGE_BYTES,
@@ -95,7 +95,13 @@ fn ensure_synth_generates_once_and_repairs_a_damaged_file() {
         test: 10,
     };
     let dir = ensure_synth_sized(root.path(), 10, 2, size).unwrap();
-    assert_eq!(dir, synth_dir(root.path(), 10, 2));
+    // a non-default size gets a folder of its own, so sets of different sizes coexist
+    assert_eq!(dir, root.path().join("synth10-seed2-20x10"));
+    assert_eq!(dir, synth_dir_sized(root.path(), 10, 2, size));
+    assert_eq!(
+        synth_dir(root.path(), 10, 2),
+        root.path().join("synth10-seed2")
+    );
     let test_file = dir.join("cifar-10-batches-bin/test_batch.bin");
     let original = fs::read(&test_file).unwrap();
     fs::write(&test_file, &original[..100]).unwrap(); // as if killed mid-write without rename
