@@ -210,8 +210,9 @@ impl ConvergenceProbe {
         let objective = loss + h;
 
         let metric = match &inputs.preconditioner {
-            None => None,
-            Some(pre) => Some(flatten_preconditioner(params, pre)?),
+            // no Adam state before the first step: nothing to measure yet
+            Some(pre) if !pre.is_empty() => Some(flatten_preconditioner(params, pre)?),
+            _ => None,
         };
         let adam_min = metric
             .as_ref()

@@ -31,6 +31,19 @@ pub struct Chart<'a> {
     pub log_y: bool,
     /// A horizontal reference line (e.g. LHS/RHS = 1).
     pub reference_y: Option<f64>,
+    /// Where the legend goes (the corner the data leave free).
+    pub legend: SeriesLabelPosition,
+}
+
+/// Tick labels: integers without a fraction, other values with up to 4 significant digits.
+fn tick(v: &f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0');
+        s.trim_end_matches('.').to_string()
+    }
 }
 
 static FONT: Once = Once::new();
@@ -100,6 +113,8 @@ pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
         ($ctx:expr) => {{
             let mut ctx = $ctx;
             ctx.configure_mesh()
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
                 .x_desc(chart.x_label)
                 .y_desc(chart.y_label)
                 .label_style(("sans-serif", 15))
@@ -144,7 +159,7 @@ pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.3))
                 .label_font(("sans-serif", 15))
-                .position(SeriesLabelPosition::UpperRight)
+                .position(chart.legend.clone())
                 .draw()
                 .map_err(|e| err(&e))?;
         }};

@@ -4,6 +4,7 @@ use super::plots::{draw, Chart, Mark, Series};
 use super::published::matching;
 use super::RunRecord;
 use anyhow::Result;
+use plotters::chart::SeriesLabelPosition;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -62,6 +63,8 @@ pub struct Figure {
     pub title: String,
     /// Path relative to the report file.
     pub link: String,
+    /// A sentence printed under the figure (e.g. which runs it cannot show).
+    pub note: Option<String>,
 }
 
 /// The runs of a sweep, arranged for tables and plots.
@@ -192,6 +195,7 @@ impl<'a> Report<'a> {
         Ok(Figure {
             title: chart.title.to_string(),
             link: format!("figures/{}/{file}", self.name),
+            note: None,
         })
     }
 
@@ -230,6 +234,7 @@ impl<'a> Report<'a> {
                     y_label: "test top-1 (%)",
                     log_y: false,
                     reference_y: None,
+                    legend: SeriesLabelPosition::LowerLeft,
                 },
                 &series,
             )?);
@@ -261,6 +266,7 @@ impl<'a> Report<'a> {
                     y_label: "test top-1 (%)",
                     log_y: false,
                     reference_y: None,
+                    legend: SeriesLabelPosition::LowerRight,
                 },
                 &curves,
             )?);
@@ -275,13 +281,43 @@ impl<'a> Report<'a> {
                         .iter()
                         .map(|c| (c.step as f64, c.lhs_rhs_ratio))
                         .collect(),
-                    mark: Mark::Line,
+                    mark: Mark::LineAndPoints,
                 })
                 .collect();
-            if !ratio.is_empty() {
+            // where the bound stops saying anything: the first probe (after the start) whose
+            // step condition η < 2ρ/L̂ fails
+            let undefined: Vec<String> = shown
+                .iter()
+                .filter_map(|r| {
+                    let c = r
+                        .convergence
+                        .iter()
+                        .skip(1)
+                        .find(|c| !c.lhs_rhs_ratio.is_finite())?;
+                    Some(format!("{} from step {}", r.summary.method, c.step))
+                })
+                .collect();
+            let note = (!undefined.is_empty()).then(|| {
+                format!(
+                    "LHS/RHS is undefined where the step condition η < 2ρ/L̂ fails or the \
+                     regulariser just changed (the bound restarts): {}. For Adam-type runs \
+                     ρ̂ = min √v̂ + ε is small, so the adaptive bound often says nothing \
+                     (see `ato_optim::bounds`).",
+                    undefined.join(", ")
+                )
+            });
+            let title = format!("{model} on {dataset}: LHS/RHS of the convergence bound");
+            if ratio.is_empty() {
+                if let Some(note) = note {
+                    figs.push(Figure {
+                        title,
+                        link: String::new(),
+                        note: Some(note),
+                    });
+                }
+            } else {
                 let file = format!("convergence_{tag}.png");
-                let title = format!("{model} on {dataset}: LHS/RHS of the convergence bound");
-                figs.push(self.figure(
+                let mut fig = self.figure(
                     dir,
                     &file,
                     Chart {
@@ -290,9 +326,12 @@ impl<'a> Report<'a> {
                         y_label: "LHS / RHS",
                         log_y: true,
                         reference_y: Some(1.0),
+                        legend: SeriesLabelPosition::UpperRight,
                     },
                     &ratio,
-                )?);
+                )?;
+                fig.note = note;
+                figs.push(fig);
             }
         }
         for ab in self.ablations() {
@@ -335,6 +374,7 @@ impl<'a> Report<'a> {
                     y_label: "%",
                     log_y: false,
                     reference_y: None,
+                    legend: SeriesLabelPosition::MiddleRight,
                 },
                 &series,
             )?);
@@ -439,7 +479,13 @@ impl<'a> Report<'a> {
         if !figures.is_empty() {
             let _ = writeln!(md, "\n## Figures\n");
             for f in figures {
-                let _ = writeln!(md, "**{}**\n\n![{}]({})\n", f.title, f.title, f.link);
+                let _ = writeln!(md, "**{}**\n", f.title);
+                if !f.link.is_empty() {
+                    let _ = writeln!(md, "![{}]({})\n", f.title, f.link);
+                }
+                if let Some(note) = &f.note {
+                    let _ = writeln!(md, "{note}\n");
+                }
             }
         }
         let _ = writeln!(md, "## All runs\n");
