@@ -8,6 +8,9 @@ use crate::ControllerError;
 use ato_zig::{Arch, WidthPolynomial};
 use candle_core::Tensor;
 
+/// The smallest kept-MACs ratio the penalty takes the logarithm of.
+pub const MIN_RATIO: f64 = 1e-6;
+
 /// R(r, p) on plain numbers.
 pub fn log_ratio_penalty(r: f64, p: f64) -> f64 {
     (r.max(p) / r.min(p)).ln()
@@ -76,9 +79,11 @@ impl FlopsRegulariser {
             .affine(1.0 / self.full_prunable, 0.0)?)
     }
 
-    /// R(r, p) = |log r − log p|, differentiable in the masks.
+    /// R(r, p) = |log r − log p|, differentiable in the masks. r is clamped to at least
+    /// [`MIN_RATIO`], so a sample that masks every gated channel gives a large but finite
+    /// penalty (and a finite gradient) instead of −log 0.
     pub fn penalty(&self, masks: &[Tensor]) -> Result<Tensor, ControllerError> {
-        let r = self.ratio(masks)?;
+        let r = self.ratio(masks)?.clamp(MIN_RATIO, f64::INFINITY)?;
         Ok(r.log()?.affine(1.0, -self.target.ln())?.abs()?)
     }
 

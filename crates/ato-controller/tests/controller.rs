@@ -111,6 +111,22 @@ fn penalty_and_target_match_hand_values() {
     assert!((r - 0.5).abs() < 1e-6);
     let pen = reg.penalty(&t).unwrap().to_scalar::<f32>().unwrap() as f64;
     assert!((pen - log_ratio_penalty(0.5, reg.target())).abs() < 1e-5);
+    // a sample that masks every channel: r = 0 is clamped, so R and its gradient stay finite
+    let off: Vec<candle_core::Var> = w
+        .iter()
+        .map(|&c| candle_core::Var::zeros(c, candle_core::DType::F32, &Device::Cpu).unwrap())
+        .collect();
+    let t: Vec<Tensor> = off.iter().map(|v| v.as_tensor().clone()).collect();
+    let pen = reg.penalty(&t).unwrap();
+    let want = log_ratio_penalty(ato_controller::regulariser::MIN_RATIO, reg.target());
+    assert!((pen.to_scalar::<f32>().unwrap() as f64 - want).abs() < 1e-3);
+    let g = pen.backward().unwrap();
+    for v in &off {
+        let d: Vec<f32> = g
+            .get(v.as_tensor())
+            .map_or(vec![0.0], |d| d.to_vec1().unwrap());
+        assert!(d.iter().all(|x| x.is_finite()));
+    }
     // bad targets name the key
     for rho in [0.0, 1.0, -0.2, f64::NAN] {
         let e = FlopsRegulariser::new(&arch, rho).unwrap_err().to_string();

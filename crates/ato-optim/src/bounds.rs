@@ -104,8 +104,10 @@ impl Theorem {
                 COMMON[2],
                 COMMON[3],
                 "H_k = diag(sqrt(v_hat)+eps) ⪰ rho*I depends only on past steps; Adam's \
-                 momentum, bias correction and decoupled decay depart from this, so the \
-                 ratio is an empirical check",
+                 momentum, bias correction and decoupled decay depart from this, and the \
+                 trainer's prox after the Adam step is Euclidean, not the H-metric prox of \
+                 the theorem's step, so the ratio is an empirical reference; rho is the \
+                 smallest value seen at probe points, an upper estimate of the true minimum",
             ],
         }
     }

@@ -7,7 +7,8 @@
 //! stage 2 (e ≥ n_p):  the same trial point, then x̂_g ← 0 if ⟨x̂_g, x_g⟩ < ε‖x_g‖²
 //! ```
 //!
-//! and groups that were zero stay exactly zero.
+//! The regularisation term is 0 for a zero group; in stage 2 groups that were zero stay
+//! exactly zero (in stage 1 the base step may move them, as in OTO).
 
 use crate::groups::{GroupSet, GroupSnapshot};
 use crate::prox::{half_space_project, row_directions, sub_scaled_rows, zero_rows};
@@ -72,13 +73,13 @@ impl Hspg {
                 .map(|n2| n2 == 0.0)
                 .collect();
             let step = (lr * self.config.lambda) as f32;
-            let hat = sub_scaled_rows(
+            let mut hat = sub_scaled_rows(
                 &gate.values()?,
                 &row_directions(x)?,
                 &vec![step; gate.width],
             )?;
-            let mut hat = zero_rows(&hat, &was_zero)?;
             if half_space {
+                hat = zero_rows(&hat, &was_zero)?;
                 let eligible: Vec<bool> = was_zero.iter().map(|z| !z).collect();
                 let (h, p) = half_space_project(&hat, x, &eligible, self.config.epsilon)?;
                 projected += p.iter().filter(|&&p| p).count();

@@ -66,9 +66,13 @@ pub struct ConvergenceRow {
     pub loss: f64,
     /// Ψ = f + h.
     pub objective: f64,
-    /// ‖𝒢_η(x)‖², the squared gradient mapping at this point.
+    /// ‖𝒢_η(x)‖², the squared gradient mapping at this point (DESIGN.md §6: Euclidean prox).
     pub grad_mapping_sq: f64,
-    /// The left-hand side: w-weighted mean of `grad_mapping_sq` over the probes so far.
+    /// The same in the metric of the Adam state (H = diag(√v̂ + ε)), what the adaptive
+    /// theorem bounds; equal to `grad_mapping_sq` for SGD.
+    pub grad_mapping_sq_metric: f64,
+    /// The left-hand side: w-weighted mean over the probes so far of the mapping the theorem
+    /// bounds (`grad_mapping_sq` for SGD, `grad_mapping_sq_metric` for Adam-type runs).
     pub lhs: f64,
     /// L̂, the largest secant smoothness estimate so far.
     pub smoothness: f64,
@@ -221,15 +225,22 @@ impl ConvergenceProbe {
         if adam_min.is_finite() {
             self.rho = self.rho.min(adam_min);
         }
-        let gsq = grad_mapping_sq(
-            &x,
-            &grad,
-            inputs.lr,
-            metric.as_deref(),
-            &layout,
-            inputs.groups,
-            inputs.penalty,
-        );
+        let mapping = |metric: Option<&[f64]>| {
+            grad_mapping_sq(
+                &x,
+                &grad,
+                inputs.lr,
+                metric,
+                &layout,
+                inputs.groups,
+                inputs.penalty,
+            )
+        };
+        let gsq = mapping(None);
+        let gsq_metric = match &metric {
+            Some(m) => mapping(Some(m)),
+            None => gsq,
+        };
 
         if let (Some(px), Some(pg)) = (&self.prev_x, &self.prev_grad) {
             let dx: f64 = x
@@ -252,7 +263,7 @@ impl ConvergenceProbe {
         let objective0 = *self.objective0.get_or_insert(objective);
         self.prev_x = Some(x);
         self.prev_grad = Some(grad.iter().map(|&g| g as f32).collect());
-        self.history.push((inputs.lr, gsq));
+        self.history.push((inputs.lr, gsq_metric));
 
         let bound_inputs = BoundInputs {
             smoothness: self.smoothness,
@@ -278,6 +289,7 @@ impl ConvergenceProbe {
             loss,
             objective,
             grad_mapping_sq: gsq,
+            grad_mapping_sq_metric: gsq_metric,
             lhs,
             smoothness: self.smoothness,
             variance: self.variance,
@@ -302,9 +314,11 @@ impl ConvergenceProbe {
         if let Some(o) = self.objective0 {
             s.put_meta("objective0", format!("{o:?}"));
         }
-        s.put_meta(
+        // a tensor, not JSON: JSON cannot hold the NaN or ∞ a probe may have measured
+        let flat: Vec<f64> = self.history.iter().flat_map(|&(a, b)| [a, b]).collect();
+        s.put_tensor(
             "history",
-            serde_json::to_string(&self.history).expect("numbers serialise"),
+            Tensor::from_vec(flat, (self.history.len(), 2), device)?,
         );
         if let Some(p) = &self.penalty {
             s.put_meta(
@@ -331,9 +345,13 @@ impl ConvergenceProbe {
             Some(_) => Some(s.meta("objective0")?),
             None => None,
         };
-        let history: String = s.meta("history")?;
-        self.history = serde_json::from_str(&history)
-            .map_err(|e| OptimError::State(format!("`history`: {e}")))?;
+        self.history = s
+            .tensor("history")?
+            .to_dtype(candle_core::DType::F64)?
+            .to_vec2::<f64>()?
+            .into_iter()
+            .map(|row| (row[0], row[1]))
+            .collect();
         self.penalty = match s.meta.get("penalty") {
             None => None,
             Some(t) => Some(

@@ -289,7 +289,21 @@ fn the_bound_restarts_when_the_regulariser_changes() {
     );
     assert_eq!(changed.lhs, changed.grad_mapping_sq, "history restarted");
     probe.record_step(0.1);
-    assert!(measure(&mut probe, 3, 2.0).rhs.is_finite());
+    // the state survives a checkpoint: a restored probe measures exactly what this one does
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probe.safetensors");
+    probe
+        .state(&candle_core::Device::Cpu)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    let mut restored = ConvergenceProbe::new(cfg, Theorem::ProximalSgd).unwrap();
+    restored
+        .load_state(&ato_optim::StateDict::load(&path, &candle_core::Device::Cpu).unwrap())
+        .unwrap();
+    let (a, b) = (measure(&mut probe, 3, 2.0), measure(&mut restored, 3, 2.0));
+    assert!(a.rhs.is_finite());
+    assert_eq!((a.lhs, a.rhs, a.smoothness), (b.lhs, b.rhs, b.smoothness));
 }
 
 #[test]

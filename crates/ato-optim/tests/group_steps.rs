@@ -78,15 +78,17 @@ fn hspg_subgradient_stage_and_half_space_stage() {
         epsilon: 0.0,
     })
     .unwrap();
-    // stage 1: x̂_g −= αλ·x_g/‖x_g‖ (α = 1); the zero group stays zero
+    // stage 1: x̂_g −= αλ·x_g/‖x_g‖ (α = 1); the zero group gets no penalty term, so the
+    // base step's move stands
     let (v, groups, before) = hspg_toy();
     assert_eq!(hspg.after_step(&groups, &before, 1.0, false).unwrap(), 0);
     assert_close(
         &values(&v, "g.weight"),
-        &[0.8, 0.1, -0.15, 0.0, 0.0, 0.0],
+        &[0.8, 0.1, -0.15, 0.0, 0.3, 0.3],
         1e-6,
     );
-    // stage 2: ⟨x̂_1, x_1⟩ = −0.015 < 0 → projected; ⟨x̂_0, x_0⟩ = 0.8 ≥ 0 → kept
+    // stage 2: ⟨x̂_1, x_1⟩ = −0.015 < 0 → projected; ⟨x̂_0, x_0⟩ = 0.8 ≥ 0 → kept; the zero
+    // group stays zero
     let (v, groups, before) = hspg_toy();
     assert_eq!(hspg.after_step(&groups, &before, 1.0, true).unwrap(), 1);
     assert_close(

@@ -57,6 +57,8 @@ pub struct Ato {
     mask: Vec<Vec<bool>>,
     frozen: Option<Vec<Vec<bool>>>,
     stats: (f64, f64, usize),
+    /// The current epoch (for error messages).
+    epoch: usize,
 }
 
 impl Ato {
@@ -108,6 +110,7 @@ impl Ato {
             mask,
             frozen: None,
             stats: (0.0, 0.0, 0),
+            epoch: 0,
         })
     }
 
@@ -142,12 +145,20 @@ impl Ato {
         let ce = cross_entropy(&out, &batch.labels, 0.0)?;
         let reg = self.flops.penalty(&sample.hard).map_err(ctrl_err)?;
         let j = (&ce + reg.affine(self.gamma, 0.0)?)?;
+        let value = j.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            return Err(TrainError::NonFiniteController {
+                value,
+                epoch: self.epoch,
+                step: c,
+            });
+        }
         let grads = j.backward()?;
         self.optimizer
             .step(&grads, self.controller_lr)
             .map_err(optim_err)?;
         self.controller_steps += 1;
-        self.stats.0 += j.to_scalar::<f32>()? as f64;
+        self.stats.0 += value;
         self.stats.1 += reg.to_scalar::<f32>()? as f64;
         self.stats.2 += 1;
         Ok(())
@@ -171,7 +182,8 @@ impl Ato {
 }
 
 /// HSPG's trial step and half-space test restricted to the masked groups, with ATO's
-/// per-gate weights: `x̂_g −= η·λ·ratio_ℓ·x_g/‖x_g‖`, then `x̂_g := 0` if `⟨x̂_g,x_g⟩ < ε‖x_g‖²`.
+/// per-gate weights: `x̂_g −= η·λ·ratio_ℓ·x_g/‖x_g‖`, then `x̂_g := 0` if `⟨x̂_g,x_g⟩ < ε‖x_g‖²`;
+/// masked groups that were zero before the step stay zero.
 fn half_space_step(
     groups: &GroupSet,
     before: &ato_optim::GroupSnapshot,
@@ -205,6 +217,14 @@ fn half_space_step(
         let dir = ato_optim::prox::row_directions(x).map_err(optim_err)?;
         let hat = ato_optim::prox::sub_scaled_rows(&hat, &dir, &coef).map_err(optim_err)?;
         let masked: Vec<bool> = m.iter().map(|&k| !k).collect();
+        // as in HSPG, a masked group that is already zero stays zero
+        let norms = ato_optim::groups::row_sums(&x.sqr()?).map_err(optim_err)?;
+        let stay: Vec<bool> = masked
+            .iter()
+            .zip(&norms)
+            .map(|(&m, &n)| m && n == 0.0)
+            .collect();
+        let hat = ato_optim::prox::zero_rows(&hat, &stay).map_err(optim_err)?;
         let (hat, _) = half_space_project(&hat, x, &masked, epsilon).map_err(optim_err)?;
         gate.set_values(&hat).map_err(optim_err)?;
     }
@@ -220,6 +240,7 @@ fn ctrl_err(e: ato_controller::ControllerError) -> TrainError {
 
 impl Pruner for Ato {
     fn begin_epoch(&mut self, epoch: usize) -> Result<(), TrainError> {
+        self.epoch = epoch;
         let phase = self.schedule.phase(epoch);
         if phase.frozen && self.frozen.is_none() {
             self.frozen = Some(self.current_mask()?);
@@ -251,13 +272,10 @@ impl Pruner for Ato {
         Some(&self.mask)
     }
 
-    /// The frozen mask once T_end has passed; before that (or when T_end = E, so the mask
-    /// never freezes) the controller's deterministic mask as it is now.
+    /// The mask of the epoch (the frozen one from T_end on): the groups the prox has been
+    /// driving to zero. With T_end = E the mask never freezes and the last epoch's is used.
     fn kept(&self, _groups: &GroupSet) -> Result<Vec<Vec<bool>>, TrainError> {
-        match &self.frozen {
-            Some(f) => Ok(f.clone()),
-            None => self.current_mask(),
-        }
+        Ok(self.frozen.clone().unwrap_or_else(|| self.mask.clone()))
     }
 
     fn penalty(&self, groups: &GroupSet, epoch: usize) -> Vec<Vec<f64>> {

@@ -71,6 +71,10 @@ pub enum TrainError {
         epoch: usize,
         step: usize,
     },
+    #[error(
+        "the controller loss became {value} at epoch {epoch}, controller step {step}; lower ato.controller_lr or ato.gamma"
+    )]
+    NonFiniteController { value: f64, epoch: usize, step: u64 },
     #[error(transparent)]
     Zig(#[from] ato_zig::ZigError),
     #[error(transparent)]

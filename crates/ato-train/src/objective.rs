@@ -38,7 +38,7 @@ pub fn mixup_cross_entropy(
 }
 
 /// Number of rows whose label is among the `k` largest logits (ties count as hits only when
-/// strictly fewer than k logits are larger).
+/// strictly fewer than k logits are larger). A row with a non-finite logit is a miss.
 pub fn topk_correct(logits: &Tensor, labels: &Tensor, k: usize) -> candle_core::Result<usize> {
     let logits: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
     let labels: Vec<u32> = labels.to_dtype(DType::U32)?.to_vec1()?;
@@ -47,7 +47,7 @@ pub fn topk_correct(logits: &Tensor, labels: &Tensor, k: usize) -> candle_core::
         .zip(&labels)
         .filter(|(row, &y)| {
             let v = row[y as usize];
-            row.iter().filter(|&&x| x > v).count() < k
+            row.iter().all(|x| x.is_finite()) && row.iter().filter(|&&x| x > v).count() < k
         })
         .count())
 }

@@ -26,6 +26,7 @@ pub struct RunProbe {
     batches: Vec<(Tensor, Tensor)>,
     params: ParamSet,
     weight_decay: f64,
+    label_smoothing: f64,
     rows: Vec<ConvergenceRow>,
     last_kept: Option<Vec<Vec<bool>>>,
     path: PathBuf,
@@ -78,6 +79,7 @@ impl RunProbe {
             batches,
             params: recipe::param_set(cfg, model),
             weight_decay: cfg.optim.weight_decay,
+            label_smoothing: cfg.train.label_smoothing,
             rows: Vec::new(),
             last_kept: None,
             path: run_dir.join("convergence.csv"),
@@ -129,10 +131,11 @@ impl RunProbe {
             preconditioner: optimizer.preconditioner().map_err(optim_err)?,
             mask_flips: flips,
         };
-        let batches = &self.batches;
+        let (batches, smoothing) = (&self.batches, self.label_smoothing);
+        // f is the training loss (label smoothing included; mixup, a data augmentation, is not)
         let row = self.probe.measure(inputs, |i| {
             let (x, y) = &batches[i];
-            let loss = cross_entropy(&model.forward_t(x, None, true)?, y, 0.0)?;
+            let loss = cross_entropy(&model.forward_t(x, None, true)?, y, smoothing)?;
             Ok((loss.to_scalar::<f32>()? as f64, loss.backward()?))
         });
         restore_buffers(model, &buffers)?;

@@ -188,7 +188,11 @@ impl Pruner for Otov2 {
 
     fn penalty(&self, groups: &GroupSet, _epoch: usize) -> Vec<Vec<f64>> {
         let lam = self.dhspg.config().lambda;
+        let target = (self.dhspg.config().target * groups.total_groups() as f64).floor() as usize;
+        // once the target sparsity is reached DHSPG stops regularising: h = 0
+        let reached = groups.count_zero_groups().is_ok_and(|z| z >= target);
         match self.dhspg.redundant() {
+            Some(_) if reached => zeros(groups),
             Some(r) => r
                 .iter()
                 .map(|g| g.iter().map(|&red| if red { lam } else { 0.0 }).collect())

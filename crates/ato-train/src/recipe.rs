@@ -39,6 +39,7 @@ pub fn target_optimizer(cfg: &RunConfig, model: &Model) -> Result<Box<dyn Optimi
             AdamW::new(
                 params,
                 AdamWConfig {
+                    beta1: o.momentum,
                     weight_decay: o.weight_decay,
                     ..AdamWConfig::default()
                 },

@@ -154,9 +154,13 @@ impl SummaryRow {
     }
 }
 
+/// A temporary name beside `path`, unique to this process and call, so that concurrent
+/// writers (sweep shards rewriting one `summary.csv`) never write into each other's file.
 fn tmp_sibling(path: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
+    s.push(format!(".{}.{n}.tmp", std::process::id()));
     PathBuf::from(s)
 }
 
@@ -166,15 +170,27 @@ fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
 
 /// Writes `rows` as a CSV with a header to `path`, atomically (temporary file + rename).
 pub fn write_csv_atomically<T: Serialize>(path: &Path, rows: &[T]) -> Result<(), TrainError> {
-    let tmp = tmp_sibling(path);
-    {
-        let mut w = csv::Writer::from_path(&tmp).map_err(|e| io(&tmp, e))?;
+    replace_with(path, |tmp| {
+        let mut w = csv::Writer::from_path(tmp).map_err(|e| io(tmp, e))?;
         for r in rows {
-            w.serialize(r).map_err(|e| io(&tmp, e))?;
+            w.serialize(r).map_err(|e| io(tmp, e))?;
         }
-        w.flush().map_err(|e| io(&tmp, e))?;
+        w.flush().map_err(|e| io(tmp, e))
+    })
+}
+
+/// Writes a temporary sibling with `write`, then renames it over `path`; the temporary file
+/// is removed if anything fails.
+fn replace_with(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), TrainError>,
+) -> Result<(), TrainError> {
+    let tmp = tmp_sibling(path);
+    let done = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| io(path, e)));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+    done
 }
 
 /// Reads every row of a CSV written by [`write_csv_atomically`]; a missing file is empty.
@@ -191,7 +207,7 @@ pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, TrainError> 
 
 /// Writes a text file atomically (temporary file + rename).
 pub fn write_text_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
-    let tmp = tmp_sibling(path);
-    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+    replace_with(path, |tmp| {
+        std::fs::write(tmp, text).map_err(|e| io(tmp, e))
+    })
 }

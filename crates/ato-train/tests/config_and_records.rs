@@ -60,6 +60,10 @@ fn each_bad_value_is_one_line_naming_the_key() {
         ),
         ("device = \"tpu\"", "device"),
         ("ato.t_end = 1.5", "ato.t_end"),
+        (
+            "optim.name = \"adamw\"\noptim.nesterov = true",
+            "optim.nesterov",
+        ),
         ("train.epochs = 8\noto.n_p = 9", "oto.n_p"),
         (
             "model.width_mult = 0.0\nmodel.name = \"mobilenetv2\"",
@@ -228,6 +232,19 @@ fn run_ids_are_stable_and_follow_the_settings() {
     let mut c = a.clone();
     c.ato.lambda = 1.0;
     assert_ne!(a.run_id(), c.run_id());
+    // where the data lives, and other methods' settings, do not change a run
+    let mut d = a.clone();
+    d.dataset.root = "/elsewhere".into();
+    d.oto.lambda = 0.5;
+    assert_eq!(a.run_id(), d.run_id());
+    let (mut oto, mut oto2) = (a.clone(), a.clone());
+    oto.method = Method::Oto;
+    oto2.method = Method::Oto;
+    oto2.ato.lambda = 99.0;
+    oto2.prune.target_flops_reduction = 0.3;
+    assert_eq!(oto.run_id(), oto2.run_id());
+    oto2.oto.lambda = 0.5;
+    assert_ne!(oto.run_id(), oto2.run_id());
     assert_eq!(
         a.run_dir(),
         std::path::Path::new("results/default").join(a.run_id())

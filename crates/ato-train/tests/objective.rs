@@ -44,6 +44,14 @@ fn topk_counts_and_tally() {
 }
 
 #[test]
+fn non_finite_logits_are_misses() {
+    let logits = Tensor::new(&[[f32::NAN, 1., 0.], [2., 1., 0.]], &Device::Cpu).unwrap();
+    let labels = Tensor::new(&[0u32, 0], &Device::Cpu).unwrap();
+    assert_eq!(topk_correct(&logits, &labels, 1).unwrap(), 1);
+    assert_eq!(topk_correct(&logits, &labels, 3).unwrap(), 1);
+}
+
+#[test]
 fn a_non_finite_loss_names_the_step() {
     let nan = Tensor::new(f32::NAN, &Device::Cpu).unwrap();
     let e = finite_loss(&nan, 3, 7).unwrap_err().to_string();

@@ -115,10 +115,18 @@ fn ato_prunes_compacts_and_writes_every_file() {
 }
 
 #[test]
-fn oto_and_otov2_end_with_exact_zero_groups_and_a_compact_model() {
+fn oto_otov2_and_half_space_ato_end_with_exact_zero_groups_and_a_compact_model() {
     let dir = tempfile::tempdir().unwrap();
-    for method in [Method::Oto, Method::Otov2] {
-        let out = run(&tiny(method, dir.path()), &quiet()).unwrap();
+    let mut half_space = tiny(Method::Ato, dir.path());
+    half_space.ato.projector = ato_train::Projector::HalfSpace;
+    half_space.ato.lambda = 200.0;
+    for cfg in [
+        tiny(Method::Oto, dir.path()),
+        tiny(Method::Otov2, dir.path()),
+        half_space,
+    ] {
+        let method = cfg.method;
+        let out = run(&cfg, &quiet()).unwrap();
         let last = out.metrics.last().unwrap();
         assert!(last.zero_groups > 0, "{method:?} zeroed groups: {last:?}");
         assert!(out.compact_max_abs_diff < 1e-4);

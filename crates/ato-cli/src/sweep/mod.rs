@@ -257,18 +257,34 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
             ..RunOptions::default()
         };
         println!("{head}");
-        match run(&r.config, &opts) {
-            Ok(out) => {
+        // a run that panics is recorded as failed like one that returns an error: one run
+        // never stops the others
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&r.config, &opts)));
+        let error = match outcome {
+            Ok(Ok(out)) => {
                 done += 1;
                 println!("[{}/{}] {}", k + 1, mine.len(), out.summary.headline());
+                None
             }
-            Err(e) => {
-                failed += 1;
-                eprintln!("{head}: failed: {e}");
-                record_failure(&r.config, &dir, &e.to_string())?;
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(panic) => Some(format!("panicked: {}", panic_text(panic.as_ref()))),
+        };
+        if let Some(e) = error {
+            failed += 1;
+            eprintln!("{head}: failed: {e}");
+            if let Err(w) = record_failure(&r.config, &dir, &e) {
+                eprintln!("{head}: could not record the failure: {w}");
             }
         }
-        write_summary(&runs)?;
+        // another shard may be rewriting the summary at the same time: a failure here is
+        // repaired by the next rewrite, so it only warns
+        if let Err(e) = write_summary(&runs) {
+            eprintln!(
+                "warning: {}: {e}",
+                sweep_dir(&runs).join("summary.csv").display()
+            );
+        }
     }
     let rows = write_summary(&runs)?;
     println!(
@@ -280,6 +296,14 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
         bail!("{failed} run(s) failed; their folders hold error.txt, and running the sweep again retries them");
     }
     Ok(())
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// Opens a run's data (without training) so that a missing data set stops the sweep early.

@@ -131,12 +131,27 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 impl RunConfig {
     /// A readable, stable identifier: `{method}-{model}-s{seed}-{hash}` where the hash covers
-    /// every key except `name` and `out_dir`. Two runs with the same settings share an id,
+    /// every key that can change the run's results: not `name`, `out_dir`, `dataset.root` or
+    /// `dataset.download` (where the data lives), nor the sections of the other methods (an
+    /// OTO run does not depend on `ato.lambda`). Two runs with the same settings share an id,
     /// which is how sweeps skip finished runs and resume interrupted ones.
     pub fn run_id(&self) -> String {
         let mut key = self.clone();
         key.name.clear();
         key.out_dir.clear();
+        key.dataset.root.clear();
+        key.dataset.download = false;
+        let d = RunConfig::default();
+        if self.method != Method::Ato {
+            key.ato = d.ato;
+            key.prune = d.prune;
+        }
+        if self.method != Method::Oto {
+            key.oto = d.oto;
+        }
+        if self.method != Method::Otov2 {
+            key.otov2 = d.otov2;
+        }
         let h = fnv1a(key.to_toml().as_bytes());
         format!(
             "{}-{}-s{}-{:08x}",

@@ -183,7 +183,9 @@ pub enum LrSchedule {
 pub struct OptimSection {
     pub name: OptimizerName,
     pub lr: f64,
+    /// SGD's momentum; Adam's β₁ for `adamw`.
     pub momentum: f64,
+    /// Nesterov momentum (SGD only).
     pub nesterov: bool,
     pub weight_decay: f64,
     pub warmup_epochs: usize,

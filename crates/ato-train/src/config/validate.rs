@@ -52,6 +52,12 @@ impl RunConfig {
             o.momentum,
             "[0, 1)",
         )?;
+        if o.nesterov && o.name == super::OptimizerName::Adamw {
+            return Err(invalid(
+                "optim.nesterov",
+                "Nesterov momentum is an SGD option; set it to false for adamw",
+            ));
+        }
         check(
             o.weight_decay >= 0.0 && o.weight_decay.is_finite(),
             "optim.weight_decay",
