@@ -5,10 +5,10 @@
 //! `train.epochs = 2`; top-level keys are written directly (`ATO_SEED=3`). Other `ATO_*`
 //! variables (e.g. `ATO_BACKEND`, read by the kernels) are not config keys and are ignored.
 
-use crate::overrides::merge_overrides;
-use anyhow::{anyhow, Result};
+use crate::overrides::{merge_overrides, parse_value};
+use anyhow::{anyhow, Context, Result};
 use ato_train::RunConfig;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
 use figment::Figment;
 use std::path::Path;
@@ -16,18 +16,27 @@ use std::path::Path;
 /// Top-level keys an `ATO_*` variable may set without a section.
 const TOP_LEVEL: [&str; 5] = ["name", "method", "seed", "device", "out_dir"];
 
-/// The `ATO_*` environment as a provider.
-fn environment() -> Env {
-    Env::prefixed("ATO_").filter_map(|key| {
-        let k = key.as_str().to_ascii_lowercase();
-        if k.contains("__") {
-            Some(k.replace("__", ".").into())
+/// The `ATO_*` environment as `(dotted key, value)` pairs, values parsed like `key=value`
+/// arguments.
+fn environment() -> Result<Vec<(String, Value)>> {
+    let mut pairs = Vec::new();
+    for (name, value) in std::env::vars() {
+        let Some(rest) = name.strip_prefix("ATO_") else {
+            continue;
+        };
+        let k = rest.to_ascii_lowercase();
+        let key = if k.contains("__") {
+            k.replace("__", ".")
         } else if TOP_LEVEL.contains(&k.as_str()) {
-            Some(k.into())
+            k
         } else {
-            None
-        }
-    })
+            continue;
+        };
+        let value = parse_value(&value).with_context(|| format!("environment variable {name}"))?;
+        pairs.push((key, value));
+    }
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(pairs)
 }
 
 /// Defaults, then `file` (if any), then the `(dotted key, value)` pairs of `values` in order.
@@ -46,8 +55,11 @@ pub fn base(file: Option<&Path>, values: &[(String, Value)]) -> Result<Figment> 
 }
 
 /// The environment and the command-line `key=value` arguments on top of `fig`.
-pub fn finish(fig: Figment, overrides: &[String]) -> Result<Figment> {
-    merge_overrides(fig.merge(environment()), overrides)
+pub fn finish(mut fig: Figment, overrides: &[String]) -> Result<Figment> {
+    for (key, value) in environment()? {
+        fig = fig.merge((key.as_str(), value));
+    }
+    merge_overrides(fig, overrides)
 }
 
 /// The merged, validated configuration; every problem is one line naming the key.

@@ -110,6 +110,15 @@ fn layers_apply_in_order_file_env_arguments() {
     );
     let merged = printed(&["train", f, "train.epochs=11", "--print-config"], &env);
     assert!(merged.contains("epochs = 11"), "{merged}");
+    // exponent notation is a number, from arguments and from the environment alike
+    let merged = printed(
+        &["train", f, "optim.weight_decay=5e-4", "--print-config"],
+        &[("ATO_OPTIM__LR", "2E-3")],
+    );
+    assert!(
+        merged.contains("weight_decay = 0.0005") && merged.contains("lr = 0.002"),
+        "{merged}"
+    );
     // a bad environment value is named like a bad argument
     let out = ato(&["train", f, "--print-config"], &[("ATO_ATO__GAMMA", "-2")]);
     assert!(
