@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[command(after_help = "\
 Layers, lowest first: built-in defaults < CONFIG < ATO_* environment (ATO_TRAIN__EPOCHS=2) \
 < KEY=VALUE arguments.\n\
-Keys: dataset.{name,root,download,synth_train,synth_test}  model.{name,shortcut,base_width,\
+Keys: dataset.{name,root,download,synth_train,synth_test,color_jitter}  model.{name,shortcut,base_width,\
 width_mult,stem_stride}  method=dense|ato|oto|otov2  train.{epochs,batch_size,label_smoothing,\
 mixup}  optim.{name,lr,momentum,nesterov,weight_decay,warmup_epochs,schedule,\
 decay_norm_and_bias}  prune.target_flops_reduction  ato.{lambda,lambda_final_mult,gamma,\

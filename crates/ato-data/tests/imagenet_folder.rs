@@ -150,3 +150,24 @@ fn missing_or_empty_folders_are_clear_errors() {
     assert!(matches!(err, DataError::EmptyImageFolder { .. }), "{err:?}");
     assert!(err.to_string().contains("val"));
 }
+
+#[test]
+fn color_jitter_changes_training_images_only() {
+    let root = tempfile::tempdir().unwrap();
+    write_folder(root.path());
+    let jittered = ImageNetOptions {
+        color_jitter: Some(ato_data::ColorJitter::default()),
+        ..options(16)
+    };
+    let max_diff = |split: Split, config: LoaderConfig| {
+        let plain = Dataset::imagenet(root.path(), split, options(16)).unwrap();
+        let jit = Dataset::imagenet(root.path(), split, jittered).unwrap();
+        let a = Loader::new(&plain, config, &Device::Cpu).unwrap();
+        let b = Loader::new(&jit, config, &Device::Cpu).unwrap();
+        let (a, b) = (a.load_batch(0, 0).unwrap(), b.load_batch(0, 0).unwrap());
+        let d = (&a.images - &b.images).unwrap().abs().unwrap();
+        d.max_all().unwrap().to_scalar::<f32>().unwrap()
+    };
+    assert!(max_diff(Split::Train, LoaderConfig::train(4, 1)) > 0.05);
+    assert_eq!(max_diff(Split::Test, LoaderConfig::eval(4)), 0.0);
+}

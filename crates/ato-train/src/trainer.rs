@@ -59,6 +59,11 @@ impl RunData {
                 test: d.synth_test.unwrap_or(default.test),
             });
         }
+        spec.imagenet.color_jitter = d.color_jitter.map(|s| ato_data::ColorJitter {
+            brightness: s as f32,
+            contrast: s as f32,
+            saturation: s as f32,
+        });
         let train_set = Dataset::open(&spec, Split::Train).map_err(data_err)?;
         let test_set = Dataset::open(&spec, Split::Test).map_err(data_err)?;
         let bs = cfg.train.batch_size;

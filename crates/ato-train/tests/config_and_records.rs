@@ -69,6 +69,11 @@ fn each_bad_value_is_one_line_naming_the_key() {
             "model.width_mult = 0.0\nmodel.name = \"mobilenetv2\"",
             "model.width_mult",
         ),
+        (
+            "dataset.name = \"imagenet\"\ndataset.color_jitter = 1.5",
+            "dataset.color_jitter",
+        ),
+        ("dataset.color_jitter = 0.4", "dataset.color_jitter"),
     ] {
         let e = err(toml);
         assert!(e.contains(key), "{toml}: {e}");

@@ -80,6 +80,9 @@ pub struct DatasetSection {
     pub synth_train: Option<usize>,
     /// Test images of the synthetic set [default: 2,000 for synth10, 4,000 for synth100].
     pub synth_test: Option<usize>,
+    /// ImageNet training only: `ColorJitter(s, s, s)` (brightness, contrast, saturation), a
+    /// strength in [0, 1]; unset = no jitter (the authors' recipe). 0.4 is the common choice.
+    pub color_jitter: Option<f64>,
 }
 
 impl Default for DatasetSection {
@@ -90,6 +93,7 @@ impl Default for DatasetSection {
             download: false,
             synth_train: None,
             synth_test: None,
+            color_jitter: None,
         }
     }
 }

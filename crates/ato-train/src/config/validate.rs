@@ -205,6 +205,23 @@ impl RunConfig {
                 check(n >= 1, key, n, "[1, ∞)")?;
             }
         }
+        if let Some(s) = self.dataset.color_jitter {
+            check(
+                (0.0..=1.0).contains(&s),
+                "dataset.color_jitter",
+                s,
+                "[0, 1]",
+            )?;
+            if self.dataset.name != super::DatasetName::Imagenet {
+                return Err(invalid(
+                    "dataset.color_jitter",
+                    format!(
+                        "applies to imagenet only, not {}",
+                        self.dataset.name.as_str()
+                    ),
+                ));
+            }
+        }
         let c = &self.convergence;
         if c.every > 0 {
             check(c.batches >= 2, "convergence.batches", c.batches, "[2, ∞)")?;
