@@ -99,13 +99,7 @@ impl Optimizer for AdamW {
 
     fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         let c = self.config;
-        for p in &self.params {
-            let Some(g) = grads.get(p.var.as_tensor()) else {
-                continue;
-            };
-            // detached: see `Sgd::step`
-            let mut x = p.var.as_tensor().detach();
-            let mut g = g.detach();
+        for (p, mut x, mut g) in self.params.with_grads(grads) {
             if p.decay && c.weight_decay != 0.0 {
                 if c.decoupled {
                     x = x.affine(1.0 - lr * c.weight_decay, 0.0)?;

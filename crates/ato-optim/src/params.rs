@@ -1,7 +1,8 @@
 //! [`ParamSet`]: the variables an optimiser updates, in a deterministic order, each flagged
 //! for weight decay.
 
-use candle_core::Var;
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
 
 /// Which parameters weight decay applies to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,6 +65,20 @@ impl ParamSet {
             .binary_search_by(|p| p.name.as_str().cmp(name))
             .ok()
             .map(|i| &self.params[i])
+    }
+
+    /// The parameters that have a gradient in `grads`, each with its current value and that
+    /// gradient, both detached: gradients may carry op history (candle's own ops record it),
+    /// and optimiser buffers built from them would otherwise chain every step's graph and
+    /// never be freed.
+    pub fn with_grads<'a>(
+        &'a self,
+        grads: &'a GradStore,
+    ) -> impl Iterator<Item = (&'a Param, Tensor, Tensor)> + 'a {
+        self.params.iter().filter_map(|p| {
+            let g = grads.get(p.var.as_tensor())?;
+            Some((p, p.var.as_tensor().detach(), g.detach()))
+        })
     }
 
     /// Number of scalar parameters.

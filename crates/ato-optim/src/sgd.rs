@@ -85,14 +85,7 @@ impl Optimizer for Sgd {
 
     fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         let c = self.config;
-        for p in &self.params {
-            let Some(g) = grads.get(p.var.as_tensor()) else {
-                continue;
-            };
-            // gradients may carry op history (candle's own ops record it); buffers built from
-            // them would then chain every step's graph and never be freed
-            let x = p.var.as_tensor().detach();
-            let mut g = g.detach();
+        for (p, x, mut g) in self.params.with_grads(grads) {
             if p.decay && c.weight_decay != 0.0 {
                 g = (g + x.affine(c.weight_decay, 0.0)?)?;
             }
