@@ -8,7 +8,7 @@
 use crate::backend::{fast_path, Backend};
 use crate::parallel::{par_chunks_mut, par_map};
 use crate::simd::multiversion;
-use crate::storage::{contiguous_f32, output_buffer, to_storage};
+use crate::storage::{contiguous_f32, expect_same_dims, output_buffer, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// `x · g[c]` on every channel c of `x` (N, C, H, W), with the process-wide backend.
@@ -114,9 +114,7 @@ impl CustomOp2 for ChannelDotOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        if l1.dims() != l2.dims() {
-            bail!("channel_dot: shapes {:?} and {:?}", l1.dims(), l2.dims());
-        }
+        expect_same_dims(l1, l2, "channel_dot")?;
         let (n, c, plane) = planes(l1)?;
         let dy = contiguous_f32(s1, l1, "channel_dot dy")?;
         let x = contiguous_f32(s2, l2, "channel_dot x")?;

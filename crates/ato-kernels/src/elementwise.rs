@@ -3,8 +3,8 @@
 use crate::backend::{fast_path, Backend};
 use crate::parallel::par_chunks_mut;
 use crate::simd::multiversion;
-use crate::storage::{contiguous_f32, output_buffer, to_storage};
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use crate::storage::{contiguous_f32, expect_same_dims, output_buffer, to_storage};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 const CHUNK: usize = 16 * 1024;
 
@@ -37,9 +37,7 @@ impl CustomOp2 for AddReluOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        if l1.dims() != l2.dims() {
-            bail!("add_relu: shapes {:?} and {:?}", l1.dims(), l2.dims());
-        }
+        expect_same_dims(l1, l2, "add_relu")?;
         let a = contiguous_f32(s1, l1, "add_relu a")?;
         let b = contiguous_f32(s2, l2, "add_relu b")?;
         let mut out = output_buffer(a.len());

@@ -27,6 +27,27 @@ pub(crate) fn dims4(layout: &Layout, what: &str) -> Result<(usize, usize, usize,
     }
 }
 
+/// Fails unless `layout` is 4-D with the shape `expected`.
+pub(crate) fn expect_dims4(
+    layout: &Layout,
+    expected: (usize, usize, usize, usize),
+    what: &str,
+) -> Result<()> {
+    let got = dims4(layout, what)?;
+    if got != expected {
+        bail!("{what}: shape {got:?}, expected {expected:?}");
+    }
+    Ok(())
+}
+
+/// Fails unless the two operands `a` and `b` of `what` have the same shape.
+pub(crate) fn expect_same_dims(a: &Layout, b: &Layout, what: &str) -> Result<()> {
+    if a.dims() != b.dims() {
+        bail!("{what}: shapes {:?} and {:?}", a.dims(), b.dims());
+    }
+    Ok(())
+}
+
 /// A vector of `len` f32 whose every element the caller overwrites before anything reads it.
 ///
 /// Skips the zero-fill pass that `vec![0.0; len]` costs on every large output.

@@ -3,7 +3,7 @@
 
 use super::kernels::{batch_stats, grad_coefficients, grad_input, grad_sums, normalize, Planes};
 use super::Activation;
-use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
+use crate::storage::{contiguous_f32, dims4, expect_same_dims, output_buffer, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -187,9 +187,7 @@ impl CustomOp2 for BatchNormGradOp {
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = planes(xl)?;
-        if gl.dims() != xl.dims() {
-            bail!("batch-norm grad: x {:?}, dy {:?}", xl.dims(), gl.dims());
-        }
+        expect_same_dims(xl, gl, "batch-norm grad (x, dy)")?;
         let x = contiguous_f32(xs, xl, "batch-norm x")?;
         let dy = contiguous_f32(gs, gl, "batch-norm dy")?;
         let s = &self.stats;

@@ -12,7 +12,7 @@ pub use geometry::ConvParams;
 
 use crate::backend::{fast_path, Backend};
 use crate::parallel::{par_chunks_mut, threads, with_scratch};
-use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
+use crate::storage::{contiguous_f32, dims4, expect_dims4, output_buffer, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use direct::DirectShape;
 use geometry::{ConvGeometry, ConvKind};
@@ -380,13 +380,7 @@ impl CustomOp2 for Conv2dInputGradOp {
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = ConvGeometry::new(self.input_dims, dims4(wl, "conv2d w")?, self.params)?;
-        if dims4(gl, "conv2d dy")? != g.output_dims() {
-            bail!(
-                "conv2d input grad: dy {:?}, expected {:?}",
-                gl.dims(),
-                g.output_dims()
-            );
-        }
+        expect_dims4(gl, g.output_dims(), "conv2d input grad dy")?;
         let dy = contiguous_f32(gs, gl, "conv2d dy")?;
         let w = contiguous_f32(ws, wl, "conv2d w")?;
         let mut dx = output_buffer(g.batch * g.in_image());
@@ -418,13 +412,7 @@ impl CustomOp2 for Conv2dWeightGradOp {
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = ConvGeometry::new(dims4(xl, "conv2d x")?, self.weight_dims, self.params)?;
-        if dims4(gl, "conv2d dy")? != g.output_dims() {
-            bail!(
-                "conv2d weight grad: dy {:?}, expected {:?}",
-                gl.dims(),
-                g.output_dims()
-            );
-        }
+        expect_dims4(gl, g.output_dims(), "conv2d weight grad dy")?;
         let x = contiguous_f32(xs, xl, "conv2d x")?;
         let dy = contiguous_f32(gs, gl, "conv2d dy")?;
         let dw = match g.kind() {

@@ -9,7 +9,7 @@ use crate::batchnorm::ops::ChannelStats;
 use crate::batchnorm::Activation;
 use crate::conv::{self, ConvWeights, Passes, WEIGHT_GRAD_PARTIALS};
 use crate::parallel::{par_chunks_map, par_map, threads, with_scratch};
-use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
+use crate::storage::{contiguous_f32, expect_dims4, output_buffer, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
 use std::sync::{Arc, Mutex};
 
@@ -51,13 +51,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
     ) -> Result<(CpuStorage, Shape)> {
         let fwd = self.forward;
         let g = geometry(xl, wl, fwd.params)?;
-        if dims4(gl, "conv-bn dy")? != g.output_dims() {
-            bail!(
-                "conv-bn grad: dy {:?}, expected {:?}",
-                gl.dims(),
-                g.output_dims()
-            );
-        }
+        expect_dims4(gl, g.output_dims(), "conv-bn grad dy")?;
         let x = contiguous_f32(xs, xl, "conv-bn x")?;
         let w = contiguous_f32(ws, wl, "conv-bn w")?;
         let dy = contiguous_f32(gs, gl, "conv-bn dy")?;

@@ -13,7 +13,9 @@ use crate::batchnorm::{Activation, BatchNorm2d};
 use crate::conv::geometry::ConvGeometry;
 use crate::conv::{self, ConvParams};
 use crate::parallel::par_chunks_mut;
-use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
+use crate::storage::{
+    contiguous_f32, dims4, expect_dims4, expect_same_dims, output_buffer, to_storage,
+};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -123,13 +125,7 @@ impl CustomOp3 for ResidualOp {
         rl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = geometry_of(dims4(xl, "conv-bn x")?, self.w_dims, self.inner.params)?;
-        if dims4(rl, "conv-bn residual")? != g.output_dims() {
-            bail!(
-                "conv-bn: residual {:?}, output {:?}",
-                rl.dims(),
-                g.output_dims()
-            );
-        }
+        expect_dims4(rl, g.output_dims(), "conv-bn residual")?;
         let x = contiguous_f32(xs, xl, "conv-bn x")?;
         let params = contiguous_f32(ps, pl, "conv-bn params")?;
         let r = contiguous_f32(rs, rl, "conv-bn residual")?;
@@ -196,9 +192,7 @@ impl CustomOp2 for OutputGateOp {
         ys: &CpuStorage,
         yl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        if gl.dims() != yl.dims() {
-            bail!("activation grad: dy {:?}, y {:?}", gl.dims(), yl.dims());
-        }
+        expect_same_dims(gl, yl, "activation grad (dy, y)")?;
         let dy = contiguous_f32(gs, gl, "activation grad dy")?;
         let y = contiguous_f32(ys, yl, "activation grad y")?;
         const CHUNK: usize = 16 * 1024;
