@@ -138,3 +138,35 @@ fn add_relu_matches_candle() {
         assert_close(x, y, 1e-6, what);
     }
 }
+
+#[test]
+fn train_mode_with_one_value_per_channel_is_an_error_not_a_nan() {
+    use ato_kernels::{conv_batch_norm_add_with, conv_batch_norm_with, ConvParams};
+    let s = setup(9, [1, 3, 1, 1], 0.0);
+    let bn = BatchNorm2d::new(
+        s.weight.as_tensor().clone(),
+        s.bias.as_tensor().clone(),
+        s.mean.clone(),
+        s.var.clone(),
+        1e-5,
+    )
+    .unwrap();
+    let needle = "more than one value per channel";
+    let x = s.x.as_tensor();
+    let e = bn
+        .forward_with(x, true, Activation::Relu, Backend::Fast)
+        .unwrap_err();
+    assert!(e.to_string().contains(needle), "{e}");
+    // a 1x1 conv to 3 channels keeps the single value per channel
+    let w = Tensor::ones((3, 3, 1, 1), candle_core::DType::F32, x.device()).unwrap();
+    let p = ConvParams::new(1, 0, 1);
+    let e = conv_batch_norm_with(x, &w, p, &bn, true, Activation::Relu, Backend::Fast).unwrap_err();
+    assert!(e.to_string().contains(needle), "{e}");
+    let e = conv_batch_norm_add_with(x, &w, p, &bn, x, true, Activation::Relu, Backend::Fast)
+        .unwrap_err();
+    assert!(e.to_string().contains(needle), "{e}");
+    // eval mode uses the running statistics and is fine
+    assert!(bn
+        .forward_with(x, false, Activation::Relu, Backend::Fast)
+        .is_ok());
+}

@@ -132,13 +132,7 @@ impl BatchNorm2d {
             };
             return x.apply_op3(&self.weight, &self.bias, op);
         }
-        let count = n * h * w;
-        if count < 2 {
-            bail!(
-                "batch-norm in train mode needs more than one value per channel, got input {:?}",
-                x.dims()
-            );
-        }
+        let count = train_values_per_channel((n, c, h, w), "input")?;
         let slot = Arc::new(Mutex::new(None));
         let op = BatchNormOp {
             eps: self.eps,
@@ -199,4 +193,20 @@ impl ModuleT for BatchNorm2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_act_t(x, train, Activation::Identity)
     }
+}
+
+/// The values per channel (N·H·W) a train-mode batch norm over an (N, C, H, W) `what` averages;
+/// batch statistics need at least two.
+pub(crate) fn train_values_per_channel(
+    dims: (usize, usize, usize, usize),
+    what: &str,
+) -> Result<usize> {
+    let (n, _, h, w) = dims;
+    let count = n * h * w;
+    if count < 2 {
+        bail!(
+            "batch-norm in train mode needs more than one value per channel, got {what} {dims:?}"
+        );
+    }
+    Ok(count)
 }

@@ -23,7 +23,7 @@ use crate::batchnorm::kernels::{
     Moments,
 };
 use crate::batchnorm::ops::{affine, ChannelStats};
-use crate::batchnorm::{Activation, BatchNorm2d};
+use crate::batchnorm::{train_values_per_channel, Activation, BatchNorm2d};
 use crate::conv::geometry::{ConvGeometry, ConvKind};
 use crate::conv::{self, ConvParams, ConvWeights, Passes};
 use crate::parallel::{par_chunks_map, par_item_groups, threads, with_scratch};
@@ -79,13 +79,7 @@ pub fn conv_batch_norm_with(
         };
         return x.apply_op3(&w, &gamma_beta, op);
     }
-    let count = g.batch * g.out_plane();
-    if count < 2 {
-        bail!(
-            "batch-norm in train mode needs more than one value per channel, got output {:?}",
-            g.output_dims()
-        );
-    }
+    let count = train_values_per_channel(g.output_dims(), "output")?;
     let slot = Arc::new(Mutex::new(None));
     let mode = Mode::Train(slot.clone());
     let op = ConvBatchNormOp {

@@ -9,7 +9,7 @@
 use super::{geometry_of, ConvBatchNormOp, Mode, TrainState};
 use crate::backend::{fast_path, Backend};
 use crate::batchnorm::kernels::output_gate;
-use crate::batchnorm::{Activation, BatchNorm2d};
+use crate::batchnorm::{train_values_per_channel, Activation, BatchNorm2d};
 use crate::conv::geometry::ConvGeometry;
 use crate::conv::{self, ConvParams};
 use crate::parallel::par_chunks_mut;
@@ -78,13 +78,7 @@ pub fn conv_batch_norm_add_with(
         };
         return x.apply_op3(&params, &residual, op);
     }
-    let count = g.batch * g.out_plane();
-    if count < 2 {
-        bail!(
-            "batch-norm in train mode needs more than one value per channel, got output {:?}",
-            g.output_dims()
-        );
-    }
+    let count = train_values_per_channel(g.output_dims(), "output")?;
     let slot = Arc::new(Mutex::new(None));
     let op = ResidualOp {
         inner: inner(Mode::Train(slot.clone())),
