@@ -4,6 +4,7 @@
 //! reference file from `benches/pytorch_reference.py` is found.
 
 use anyhow::{bail, Context, Result};
+use ato_data::DatasetName;
 use ato_kernels::Backend;
 use ato_models::{Model, ModelConfig, ModelName};
 use candle_core::{DType, Device, Tensor};
@@ -23,34 +24,6 @@ pub enum BenchMode {
     Train,
     /// Eval-mode forward.
     Infer,
-}
-
-/// Data set the model is sized for (class count, input resolution).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BenchDataset {
-    Cifar10,
-    Cifar100,
-    Imagenet,
-}
-
-impl BenchDataset {
-    /// (classes, input side).
-    fn shape(self) -> (usize, usize) {
-        match self {
-            BenchDataset::Cifar10 => (10, 32),
-            BenchDataset::Cifar100 => (100, 32),
-            BenchDataset::Imagenet => (1000, 224),
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            BenchDataset::Cifar10 => "cifar10",
-            BenchDataset::Cifar100 => "cifar100",
-            BenchDataset::Imagenet => "imagenet",
-        }
-    }
 }
 
 /// Kernel backend selectable on the command line.
@@ -82,9 +55,10 @@ pub struct BenchArgs {
     /// Kernels [default: `ATO_BACKEND`, else fast].
     #[arg(long, value_enum)]
     pub backend: Option<BenchBackend>,
-    /// Size the model for this data set.
-    #[arg(long, value_enum, default_value_t = BenchDataset::Cifar10)]
-    pub dataset: BenchDataset,
+    /// Size the model for this data set: cifar10, cifar100, imagenet (synth10/synth100 have
+    /// the CIFAR shapes).
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: DatasetName,
     /// PyTorch results to compare with [default: benches/pytorch_reference_results.json,
     /// looked up from the working directory and the source tree].
     #[arg(long)]
@@ -99,7 +73,7 @@ pub struct BenchArgs {
 pub struct BenchReport {
     pub model: String,
     pub mode: BenchMode,
-    pub dataset: BenchDataset,
+    pub dataset: DatasetName,
     pub batch: usize,
     pub backend: String,
     pub threads: usize,

@@ -1,11 +1,11 @@
 //! `ato eval` (a saved model on a test set) and `ato export` (a run's compact model).
 
 use crate::layers;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use ato_models::Model;
-use ato_train::{RunConfig, RunData};
+use ato_train::{RunData, RunDir};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(after_help = "\
@@ -29,25 +29,23 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
-/// The run config stored in a run folder.
-fn run_config(dir: &Path) -> Result<RunConfig> {
-    let path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{} is not a run folder (no config.toml)", dir.display()))?;
-    Ok(RunConfig::from_toml(&text)?)
+/// The compact model of a finished run folder; the error says when there is none.
+pub fn compact_model_file(dir: &RunDir) -> Result<PathBuf> {
+    let w = dir.compact_model_file();
+    if !w.is_file() {
+        bail!(
+            "{} has no compact.safetensors: the run has not finished",
+            dir.path().display()
+        );
+    }
+    Ok(w)
 }
 
 pub fn eval_cmd(args: &EvalArgs) -> Result<()> {
     let (weights, base) = if args.path.is_dir() {
-        let cfg = run_config(&args.path)?;
-        let w = args.path.join("compact.safetensors");
-        if !w.is_file() {
-            bail!(
-                "{} has no compact.safetensors: the run has not finished",
-                args.path.display()
-            );
-        }
-        (w, Some(cfg))
+        let dir = RunDir::new(&args.path);
+        let cfg = dir.read_config()?;
+        (compact_model_file(&dir)?, Some(cfg))
     } else {
         (args.path.clone(), None)
     };
@@ -67,7 +65,7 @@ pub fn eval_cmd(args: &EvalArgs) -> Result<()> {
         );
     }
     let data = RunData::open(&cfg, &device)?;
-    let t = ato_train::trainer::evaluate_loader(&model, &data.test, None)?;
+    let t = ato_train::evaluate_loader(&model, &data.test, None)?;
     println!(
         "{}: {} on {} test images of {}: top-1 {:.2}%  top-5 {:.2}%  loss {:.4}  params {}  MACs {}",
         weights.display(),
@@ -84,13 +82,7 @@ pub fn eval_cmd(args: &EvalArgs) -> Result<()> {
 }
 
 pub fn export_cmd(args: &ExportArgs) -> Result<()> {
-    let src = args.run_dir.join("compact.safetensors");
-    if !src.is_file() {
-        bail!(
-            "{} has no compact.safetensors: the run has not finished",
-            args.run_dir.display()
-        );
-    }
+    let src = compact_model_file(&RunDir::new(&args.run_dir))?;
     let model = Model::load(&src, &candle_core::Device::Cpu)?;
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| anyhow!("{}: {e}", parent.display()))?;

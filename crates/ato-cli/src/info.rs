@@ -2,40 +2,20 @@
 
 use crate::overrides::merge_overrides;
 use anyhow::{Context, Result};
+use ato_data::DatasetName;
 use ato_models::{describe, ModelConfig, ModelName};
 use ato_zig::WidthPolynomial;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use figment::providers::Serialized;
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// Data sets a model can be sized for (class count and input resolution).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DatasetKind {
-    Cifar10,
-    Cifar100,
-    Synth10,
-    Synth100,
-    Imagenet,
-}
-
-impl DatasetKind {
-    /// (classes, input side).
-    pub fn shape(self) -> (usize, usize) {
-        match self {
-            DatasetKind::Cifar10 | DatasetKind::Synth10 => (10, 32),
-            DatasetKind::Cifar100 | DatasetKind::Synth100 => (100, 32),
-            DatasetKind::Imagenet => (1000, 224),
-        }
-    }
-
-    /// The data set a model is usually trained on: CIFAR-10 for the CIFAR ResNets,
-    /// ImageNet otherwise.
-    pub fn natural_for(name: ModelName) -> Self {
-        match name.family() {
-            ato_models::Family::CifarResNet { .. } => DatasetKind::Cifar10,
-            _ => DatasetKind::Imagenet,
-        }
+/// The data set a model is usually trained on: CIFAR-10 for the CIFAR ResNets, ImageNet
+/// otherwise.
+pub fn natural_dataset(name: ModelName) -> DatasetName {
+    match name.family() {
+        ato_models::Family::CifarResNet { .. } => DatasetName::Cifar10,
+        _ => DatasetName::ImageNet,
     }
 }
 
@@ -44,9 +24,10 @@ pub struct InfoArgs {
     /// Model name: resnet20, resnet32, resnet56, resnet110, resnet18, resnet34, resnet50,
     /// mobilenetv2.
     pub model: String,
-    /// Size the model for this data set [default: cifar10 for CIFAR ResNets, else imagenet].
-    #[arg(long, value_enum)]
-    pub dataset: Option<DatasetKind>,
+    /// Size the model for this data set: synth10, synth100, cifar10, cifar100, imagenet
+    /// [default: cifar10 for CIFAR ResNets, else imagenet].
+    #[arg(long)]
+    pub dataset: Option<DatasetName>,
     /// Model keys as in configs, e.g. `model.shortcut=A`, `model.width_mult=0.5`,
     /// `model.widths=[8,8,8]`.
     #[arg(value_name = "KEY=VALUE")]
@@ -75,11 +56,11 @@ struct ModelOnly {
 /// The model config for `name` on `dataset` with `model.*` overrides applied.
 pub fn model_config(
     name: &str,
-    dataset: Option<DatasetKind>,
+    dataset: Option<DatasetName>,
     overrides: &[String],
 ) -> Result<ModelConfig> {
     let name = ModelName::parse(name)?;
-    let (classes, size) = dataset.unwrap_or(DatasetKind::natural_for(name)).shape();
+    let (classes, size) = dataset.unwrap_or(natural_dataset(name)).shape();
     let base = ModelOnly {
         model: ModelConfig::new(name, classes, size),
     };

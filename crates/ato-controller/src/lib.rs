@@ -22,7 +22,7 @@
 //! let z = ctrl.logits().unwrap();
 //! assert_eq!(z[1].dims(), [32]);
 //! // b = 3 makes every channel kept at initialisation
-//! assert!(eval_masks(&z, ctrl.config()).unwrap().iter().flatten().all(|&k| k));
+//! assert!(eval_masks(&z, ctrl.config()).unwrap().is_full());
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
 //! let s = sample_masks(&z, ctrl.config(), &mut rng).unwrap();
 //! assert_eq!(s.hard.len(), 2);

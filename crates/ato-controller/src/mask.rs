@@ -3,6 +3,7 @@
 
 use crate::network::{ControllerConfig, NoiseKind};
 use crate::ControllerError;
+use ato_zig::Mask;
 use candle_core::{DType, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -19,12 +20,14 @@ pub struct MaskSample {
 }
 
 impl MaskSample {
-    /// The hard masks as booleans.
-    pub fn hard_bools(&self) -> Result<Vec<Vec<bool>>, ControllerError> {
-        self.hard
-            .iter()
-            .map(|t| Ok(t.to_vec1::<f32>()?.into_iter().map(|v| v >= 0.5).collect()))
-            .collect()
+    /// The hard masks as a [`Mask`].
+    pub fn hard_mask(&self) -> Result<Mask, ControllerError> {
+        Ok(Mask::from_keep(
+            self.hard
+                .iter()
+                .map(|t| Ok(t.to_vec1::<f32>()?.into_iter().map(|v| v >= 0.5).collect()))
+                .collect::<Result<_, ControllerError>>()?,
+        ))
     }
 }
 
@@ -67,17 +70,16 @@ pub fn sample_masks(
 }
 
 /// The deterministic mask m = 1[z + b ≥ 0] (what is frozen and stored).
-pub fn eval_masks(
-    logits: &[Tensor],
-    config: &ControllerConfig,
-) -> Result<Vec<Vec<bool>>, ControllerError> {
-    logits
-        .iter()
-        .map(|z| {
-            Ok(z.to_vec1::<f32>()?
-                .into_iter()
-                .map(|v| v as f64 + config.offset >= 0.0)
-                .collect())
-        })
-        .collect()
+pub fn eval_masks(logits: &[Tensor], config: &ControllerConfig) -> Result<Mask, ControllerError> {
+    Ok(Mask::from_keep(
+        logits
+            .iter()
+            .map(|z| {
+                Ok(z.to_vec1::<f32>()?
+                    .into_iter()
+                    .map(|v| v as f64 + config.offset >= 0.0)
+                    .collect())
+            })
+            .collect::<Result<_, ControllerError>>()?,
+    ))
 }

@@ -5,7 +5,7 @@
 //! `p = ((1 − ρ) · F_total − F_nonprunable) / F_prunable`.
 
 use crate::ControllerError;
-use ato_zig::{Arch, WidthPolynomial};
+use ato_zig::{Arch, Mask, WidthPolynomial};
 use candle_core::Tensor;
 
 /// The smallest kept-MACs ratio the penalty takes the logarithm of.
@@ -87,12 +87,8 @@ impl FlopsRegulariser {
         Ok(r.log()?.affine(1.0, -self.target.ln())?.abs()?)
     }
 
-    /// r for boolean masks, exactly.
-    pub fn ratio_of(&self, masks: &[Vec<bool>]) -> f64 {
-        let widths: Vec<usize> = masks
-            .iter()
-            .map(|m| m.iter().filter(|&&k| k).count())
-            .collect();
-        self.macs.prunable(&widths) as f64 / self.full_prunable
+    /// r for a boolean mask, exactly.
+    pub fn ratio_of(&self, mask: &Mask) -> f64 {
+        self.macs.prunable(&mask.kept_counts()) as f64 / self.full_prunable
     }
 }

@@ -2,6 +2,7 @@
 
 use ato_controller::*;
 use ato_models::{describe, ModelConfig, ModelName};
+use ato_zig::Mask;
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::SeedableRng;
@@ -26,19 +27,16 @@ fn heads_match_gate_widths_and_masks_start_all_ones() {
         let dims: Vec<usize> = z.iter().map(|t| t.dims1().unwrap()).collect();
         assert_eq!(dims, widths, "{name}");
         let m = eval_masks(&z, ctrl.config()).unwrap();
-        assert!(
-            m.iter().flatten().all(|&k| k),
-            "{name}: mask not all ones at init"
-        );
+        assert!(m.is_full(), "{name}: mask not all ones at init");
         // with logistic noise n, P(z + b + n ≥ 0) = σ(z + b): the sampled share of kept
         // channels matches the mean of σ(z + b) (≈ σ(3) ≈ 0.95) within binomial noise
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let s = sample_masks(&z, ctrl.config(), &mut rng)
             .unwrap()
-            .hard_bools()
+            .hard_mask()
             .unwrap();
         let n = widths.iter().sum::<usize>() as f64;
-        let kept = s.iter().flatten().filter(|&&k| k).count() as f64 / n;
+        let kept = s.kept_counts().iter().sum::<usize>() as f64 / n;
         let expected: f64 = z
             .iter()
             .flat_map(|t| t.to_vec1::<f32>().unwrap())
@@ -90,13 +88,15 @@ fn penalty_and_target_match_hand_values() {
     let reg = FlopsRegulariser::new(&arch, 0.5).unwrap();
     assert!((reg.target() - 19_701_440.0 / 40_108_032.0).abs() < 1e-12);
     // r for half of every gate: each term is linear in one gate width → exactly 1/2
-    let half: Vec<Vec<bool>> = w
-        .iter()
-        .map(|&c| (0..c).map(|i| i < c / 2).collect())
-        .collect();
+    let half = Mask::from_keep(
+        w.iter()
+            .map(|&c| (0..c).map(|i| i < c / 2).collect())
+            .collect(),
+    );
     assert_eq!(reg.ratio_of(&half), 0.5);
     // the tensor path agrees: r = 0.5 → R = |ln 0.5 − ln p|
     let t: Vec<Tensor> = half
+        .gates()
         .iter()
         .map(|m| {
             Tensor::from_vec(
@@ -214,7 +214,7 @@ fn the_flops_term_alone_drives_r_to_p() {
         let loss = reg.penalty(&s.hard).unwrap().affine(2.0, 0.0).unwrap(); // γ = 2
         opt.backward_step(&loss).unwrap();
         if step >= 250 {
-            last.push(reg.ratio_of(&s.hard_bools().unwrap()));
+            last.push(reg.ratio_of(&s.hard_mask().unwrap()));
         }
     }
     let p = reg.target();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::augment::{crop_flip_normalize, seeded_rng, CropFlip, Normalize};
 use crate::cifar::{load_cifar, resolve_cifar_dir, CifarFormat, CifarImages, Split, CIFAR_SIDE};
@@ -19,17 +20,43 @@ use crate::synth::{ensure_synth_sized, SynthSize, SYNTH_MEAN, SYNTH_STD};
 /// Zero padding of the CIFAR random crop.
 pub const CIFAR_CROP_PADDING: usize = 4;
 
-/// The data sets the trainer knows by name (`dataset.name` in a config).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The data sets ato-rs knows by name: `dataset.name` in a config, `--dataset` of `ato info`
+/// and `ato bench`. Its serde spelling is the config's (`synth10`, `cifar100`, `imagenet`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DatasetName {
+    /// The embedded synthetic CIFAR-format set, 10 classes (generated on first use).
+    Synth10,
+    /// The synthetic set with 100 classes in the CIFAR-100 layout.
+    Synth100,
     Cifar10,
     Cifar100,
-    Synth10,
-    Synth100,
     ImageNet,
 }
 
 impl DatasetName {
+    /// Every data set, in the order `--help` lists them.
+    pub const ALL: [DatasetName; 5] = [
+        DatasetName::Synth10,
+        DatasetName::Synth100,
+        DatasetName::Cifar10,
+        DatasetName::Cifar100,
+        DatasetName::ImageNet,
+    ];
+
+    /// Side of the (square) network input: 32 for the CIFAR-format sets, 224 for ImageNet.
+    pub fn input_side(self) -> usize {
+        match self {
+            DatasetName::ImageNet => 224,
+            _ => CIFAR_SIDE,
+        }
+    }
+
+    /// (classes, input side): what a model is sized for.
+    pub fn shape(self) -> (usize, usize) {
+        (self.num_classes(), self.input_side())
+    }
+
     /// Number of classes.
     pub fn num_classes(self) -> usize {
         match self {

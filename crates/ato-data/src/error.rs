@@ -6,6 +6,9 @@ use std::path::PathBuf;
 /// line that names the file involved, so a user can act on it without a backtrace.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// A file could not be written.
+    #[error(transparent)]
+    Write(#[from] ato_files::WriteError),
     /// An operating-system error on a file or folder.
     #[error("{path}: {source}")]
     Io {

@@ -53,6 +53,8 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod cifar_check;
+pub mod cifar_write;
 pub mod dataset;
 pub mod error;
 pub mod fetch;
@@ -63,9 +65,10 @@ pub mod synth;
 
 pub use augment::{mix_seed, seeded_rng, CropFlip, Normalize, IMAGENET_MEAN, IMAGENET_STD};
 pub use cifar::{
-    check_cifar_dir, load_cifar, read_cifar_file, write_cifar_file, CifarFormat, CifarImages,
-    CifarSummary, Split, CIFAR_IMAGE_BYTES, CIFAR_SIDE,
+    load_cifar, read_cifar_file, CifarFormat, CifarImages, Split, CIFAR_IMAGE_BYTES, CIFAR_SIDE,
 };
+pub use cifar_check::{check_cifar_dir, CifarSummary};
+pub use cifar_write::write_cifar_file;
 pub use dataset::{Dataset, DatasetName, DatasetSpec};
 pub use error::{DataError, Result};
 pub use fetch::{fetch_archive, fetch_cifar, ArchiveSource};

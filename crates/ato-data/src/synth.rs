@@ -20,9 +20,8 @@ use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
 use crate::augment::seeded_rng;
-use crate::cifar::{
-    write_cifar_file, write_file_atomically, CifarFormat, Split, CIFAR_IMAGE_BYTES, CIFAR_SIDE,
-};
+use crate::cifar::{CifarFormat, Split, CIFAR_IMAGE_BYTES, CIFAR_SIDE};
+use crate::cifar_write::write_cifar_file;
 use crate::error::{DataError, Result};
 
 const GLYPH_CELLS: usize = 5;
@@ -231,12 +230,12 @@ pub fn write_synth(out_dir: &Path, classes: usize, size: SynthSize, seed: u64) -
     let names: String = (0..classes).map(|c| format!("glyph_{c:02}\n")).collect();
     match format {
         CifarFormat::Cifar10 => {
-            write_file_atomically(&folder.join("batches.meta.txt"), names.as_bytes())?
+            ato_files::write_bytes(&folder.join("batches.meta.txt"), names.as_bytes())?
         }
         CifarFormat::Cifar100 => {
             let coarse: String = (0..20).map(|c| format!("group_{c:02}\n")).collect();
-            write_file_atomically(&folder.join("fine_label_names.txt"), names.as_bytes())?;
-            write_file_atomically(&folder.join("coarse_label_names.txt"), coarse.as_bytes())?;
+            ato_files::write_bytes(&folder.join("fine_label_names.txt"), names.as_bytes())?;
+            ato_files::write_bytes(&folder.join("coarse_label_names.txt"), coarse.as_bytes())?;
         }
     }
     for (split, count) in [(Split::Train, size.train), (Split::Test, size.test)] {

@@ -1,7 +1,7 @@
 //! Saving and loading models: `NAME.safetensors` holds every tensor (running statistics
 //! included), `NAME.arch.json` beside it the [`ModelConfig`] that rebuilds the architecture, so
-//! a compact model loads on its own. Both are written to a temporary name and renamed, so a
-//! killed process never leaves a half-written model.
+//! a compact model loads on its own. Both are written atomically (`ato-files`), so a killed
+//! process never leaves a half-written model.
 
 use crate::{Model, ModelConfig, ModelError};
 use candle_core::Device;
@@ -10,12 +10,6 @@ use std::path::{Path, PathBuf};
 /// The architecture file that belongs to a weights file: `x.safetensors` → `x.arch.json`.
 pub fn arch_path(weights: &Path) -> PathBuf {
     weights.with_extension("arch.json")
-}
-
-fn tmp_path(p: &Path) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
@@ -27,13 +21,11 @@ impl Model {
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let arch = arch_path(path);
         let json = serde_json::to_string_pretty(self.config()).expect("config serialises");
-        let tmp = tmp_path(&arch);
-        std::fs::write(&tmp, json).map_err(|e| io_err(&tmp, e))?;
-        let tmp_w = tmp_path(path);
-        candle_core::safetensors::save(&self.tensors(), &tmp_w).map_err(|e| io_err(&tmp_w, e))?;
-        std::fs::rename(&tmp, &arch).map_err(|e| io_err(&arch, e))?;
-        std::fs::rename(&tmp_w, path).map_err(|e| io_err(path, e))?;
-        Ok(())
+        ato_files::write_text(&arch, &json).map_err(|e| ModelError::Io(e.to_string()))?;
+        ato_files::write_atomically(path, |tmp| {
+            Ok(candle_core::safetensors::save(&self.tensors(), tmp)?)
+        })
+        .map_err(|e| ModelError::Io(e.to_string()))
     }
 
     /// Reads a model saved by [`Model::save`].

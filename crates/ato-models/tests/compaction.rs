@@ -4,7 +4,7 @@
 //! safetensors round trip.
 
 use ato_models::{Model, ModelConfig, ModelName, ShortcutKind};
-use ato_zig::{zero_groups, KeptChannels, WidthPolynomial};
+use ato_zig::{set_dropped_to_zero, KeptChannels, Mask, WidthPolynomial};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{loss, Optimizer, SGD};
 use rand::seq::index::sample;
@@ -103,11 +103,11 @@ fn check_zero_invariance(cfg: ModelConfig, seed: u64) {
     let masked = model.forward_t(&x, Some(&gate_values), false).unwrap();
     // 2. the zeroed model: member slices of dropped groups set to exactly zero
     for (g, m) in model.gates().iter().zip(&masks) {
-        zero_groups(g, &model.named_vars(), m).unwrap();
+        set_dropped_to_zero(g, &model.named_vars(), m).unwrap();
     }
     let zeroed = model.forward_t(&x, None, false).unwrap();
     // 3. the compact model
-    let kept = KeptChannels::from_masks(&masks);
+    let kept = KeptChannels::from_mask(&Mask::from_keep(masks.clone()));
     assert_eq!(
         kept,
         KeptChannels::nonzero_groups(model.gates(), &model.named_vars()).unwrap()

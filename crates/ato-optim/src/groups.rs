@@ -6,7 +6,7 @@
 //! to each member in place without building the matrix.
 
 use crate::{OptimError, Result};
-use ato_zig::{Gate, NamedVars};
+use ato_zig::{Gate, Mask, NamedVars};
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var, D};
 
@@ -190,25 +190,27 @@ impl GroupSet {
         })
     }
 
-    /// Which groups are exactly zero, per gate.
-    pub fn zero_groups(&self) -> Result<Vec<Vec<bool>>> {
-        self.gates
-            .iter()
-            .map(|g| Ok(g.norms_sq()?.into_iter().map(|n| n == 0.0).collect()))
-            .collect()
+    /// The groups that are not exactly zero, as a mask (`true` = non-zero, i.e. kept).
+    pub fn nonzero_mask(&self) -> Result<Mask> {
+        Ok(Mask::from_keep(
+            self.gates
+                .iter()
+                .map(|g| Ok(g.norms_sq()?.into_iter().map(|n| n != 0.0).collect()))
+                .collect::<Result<_>>()?,
+        ))
     }
 
     /// Number of exactly-zero groups.
     pub fn count_zero_groups(&self) -> Result<usize> {
-        Ok(self.zero_groups()?.iter().flatten().filter(|&&z| z).count())
+        Ok(self.nonzero_mask()?.dropped_count())
     }
 
-    /// Sets the groups marked `true` in `zero` to exactly zero.
-    pub fn zero(&self, zero: &[Vec<bool>]) -> Result<()> {
-        for (g, z) in self.gates.iter().zip(zero) {
-            if z.iter().any(|&z| z) {
-                let keep: Vec<f32> = z.iter().map(|&z| if z { 0.0 } else { 1.0 }).collect();
-                g.scale(&Tensor::from_vec(keep, g.width, g.device())?)?;
+    /// Sets the groups `mask` drops to exactly zero.
+    pub fn zero_dropped(&self, mask: &Mask) -> Result<()> {
+        for (g, keep) in self.gates.iter().zip(mask.gates()) {
+            if keep.iter().any(|&k| !k) {
+                let f: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+                g.scale(&Tensor::from_vec(f, g.width, g.device())?)?;
             }
         }
         Ok(())

@@ -52,7 +52,7 @@ pub use bounds::{BoundInputs, BoundValue, Theorem};
 pub use dhspg::{Dhspg, DhspgConfig};
 pub use groups::{GroupSet, GroupSnapshot};
 pub use hspg::{Hspg, HspgConfig};
-pub use lr::{Decay, LrSchedule};
+pub use lr::{Decay, DecayKind, LrSchedule};
 pub use optimizer::Optimizer;
 pub use params::{DecayRule, Param, ParamSet};
 pub use probes::{ConvergenceProbe, ConvergenceRow, ProbeConfig, ProbeInputs};

@@ -1,6 +1,29 @@
 //! Learning-rate schedules evaluated per optimiser step: a linear warm-up, then cosine
 //! annealing to zero, step decay at milestones, or a constant rate.
 
+use serde::{Deserialize, Serialize};
+
+/// The schedule after warm-up as a config names it (`optim.schedule`): cosine to 0, ×0.1 at
+/// 50% and 75% of the epochs, or constant. [`DecayKind::decay`] makes it a [`Decay`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecayKind {
+    Cosine,
+    Multistep,
+    Constant,
+}
+
+impl DecayKind {
+    /// The decay of a run of `epochs` epochs of `steps_per_epoch` steps.
+    pub fn decay(self, epochs: usize, steps_per_epoch: usize) -> Decay {
+        match self {
+            DecayKind::Cosine => Decay::Cosine,
+            DecayKind::Multistep => LrSchedule::half_and_three_quarters(epochs, steps_per_epoch),
+            DecayKind::Constant => Decay::Constant,
+        }
+    }
+}
+
 /// What follows the warm-up.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decay {

@@ -13,6 +13,7 @@
 
 use crate::groups::GroupSet;
 use crate::Result;
+use ato_zig::Mask;
 use candle_core::Tensor;
 
 /// What one proximal step did.
@@ -29,12 +30,10 @@ pub struct ProxStats {
 pub struct GroupProx;
 
 impl GroupProx {
-    /// `ratio_ℓ = z_ℓ / Σ z` for masks with `true` = keep; all zeros when nothing is masked.
-    pub fn gate_ratios(masks: &[Vec<bool>]) -> Vec<f64> {
-        let zeros: Vec<usize> = masks
-            .iter()
-            .map(|m| m.iter().filter(|&&k| !k).count())
-            .collect();
+    /// `ratio_ℓ = z_ℓ / Σ z`, z_ℓ the channels `mask` drops in gate ℓ; all zeros when nothing
+    /// is dropped.
+    pub fn gate_ratios(mask: &Mask) -> Vec<f64> {
+        let zeros = mask.dropped_counts();
         let total: usize = zeros.iter().sum();
         zeros
             .iter()
@@ -57,16 +56,11 @@ impl GroupProx {
         }
     }
 
-    /// One proximal step with strength λ at learning rate η on the groups masked in `masks`.
-    pub fn apply(
-        groups: &GroupSet,
-        masks: &[Vec<bool>],
-        lambda: f64,
-        lr: f64,
-    ) -> Result<ProxStats> {
-        let ratios = Self::gate_ratios(masks);
+    /// One proximal step with strength λ at learning rate η on the groups `mask` drops.
+    pub fn apply(groups: &GroupSet, mask: &Mask, lambda: f64, lr: f64) -> Result<ProxStats> {
+        let ratios = Self::gate_ratios(mask);
         let mut stats = ProxStats::default();
-        for ((gate, mask), ratio) in groups.gates().iter().zip(masks).zip(ratios) {
+        for ((gate, mask), ratio) in groups.gates().iter().zip(mask.gates()).zip(ratios) {
             if ratio == 0.0 {
                 continue;
             }

@@ -49,20 +49,18 @@ impl StateDict {
             .ok_or_else(|| OptimError::State(format!("tensor `{name}` is missing")))
     }
 
-    /// Writes the state to `path` (safetensors with the metadata in its header) through a
-    /// temporary file and a rename.
+    /// Writes the state to `path` (safetensors with the metadata in its header) atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
         let meta: HashMap<String, String> = self.meta.clone().into_iter().collect();
         let tensors: Vec<(String, Tensor)> = self
             .tensors
             .iter()
             .map(|(k, t)| Ok((k.clone(), t.contiguous()?)))
             .collect::<Result<_>>()?;
-        safetensors::serialize_to_file(tensors, Some(meta), &tmp).map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+        ato_files::write_atomically(path, |tmp| {
+            Ok(safetensors::serialize_to_file(tensors, Some(meta), tmp)?)
+        })
+        .map_err(|e| OptimError::Io(e.to_string()))
     }
 
     /// Reads a state written by [`StateDict::save`], placing tensors on `device`.

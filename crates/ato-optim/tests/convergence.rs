@@ -4,6 +4,8 @@
 
 mod common;
 
+use ato_zig::Mask;
+
 use ato_optim::{
     ConvergenceProbe, ConvergenceRow, GroupProx, Optimizer, ProbeConfig, ProbeInputs, Sgd,
     SgdConfig, Theorem,
@@ -58,11 +60,13 @@ fn train_with_probes(
         objective_lower_bound: 0.0,
     };
     let mut probe = ConvergenceProbe::new(cfg, Theorem::ProximalSgd).unwrap();
-    let masks: Vec<Vec<bool>> = groups
-        .gates()
-        .iter()
-        .map(|g| vec![false; g.width])
-        .collect();
+    let masks = Mask::from_keep(
+        groups
+            .gates()
+            .iter()
+            .map(|g| vec![false; g.width])
+            .collect(),
+    );
     let ratios = GroupProx::gate_ratios(&masks);
     let penalty: Vec<Vec<f64>> = groups
         .gates()

@@ -5,13 +5,21 @@ mod common;
 
 use ato_optim::dhspg::group_lambda;
 use ato_optim::{Dhspg, DhspgConfig, GroupProx, Hspg, HspgConfig, ProxStats};
+use ato_zig::Mask;
 use common::{assert_close, linear_gates, values, vars};
 
 #[test]
 fn gate_ratios_are_zero_counts_over_the_total() {
-    let r = GroupProx::gate_ratios(&[vec![false, false, true], vec![false, true], vec![true]]);
-    assert_eq!(r, vec![2.0 / 3.0, 1.0 / 3.0, 0.0]);
-    assert_eq!(GroupProx::gate_ratios(&[vec![true]]), vec![0.0]);
+    let m = Mask::from_keep(vec![
+        vec![false, false, true],
+        vec![false, true],
+        vec![true],
+    ]);
+    assert_eq!(GroupProx::gate_ratios(&m), vec![2.0 / 3.0, 1.0 / 3.0, 0.0]);
+    assert_eq!(
+        GroupProx::gate_ratios(&Mask::from_keep(vec![vec![true]])),
+        vec![0.0]
+    );
 }
 
 #[test]
@@ -25,7 +33,7 @@ fn prox_shrinks_masked_groups_and_zeroes_small_ones_exactly() {
     ]);
     let groups = linear_gates(&[("a", 2, 3), ("bb", 1, 2)], &v);
     // zeros: a has 2, bb has 1 → ratios 2/3, 1/3; λ = 3, η = 0.5 → τ_a = 1, τ_bb = 0.5
-    let masks = vec![vec![false, false, true], vec![false, true]];
+    let masks = Mask::from_keep(vec![vec![false, false, true], vec![false, true]]);
     let stats = GroupProx::apply(&groups, &masks, 3.0, 0.5).unwrap();
     assert_eq!(
         stats,

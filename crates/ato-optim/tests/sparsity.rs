@@ -99,7 +99,7 @@ impl Mlp {
     }
 
     fn zero_set(&self) -> Vec<bool> {
-        self.groups.zero_groups().unwrap().concat()
+        self.groups.nonzero_mask().unwrap().dropped().concat()
     }
 }
 

@@ -47,6 +47,11 @@ impl CheckpointDir {
         }
     }
 
+    /// Whether a checkpoint has been written.
+    pub fn exists(&self) -> bool {
+        self.current.exists() || self.previous.exists()
+    }
+
     /// Writes a checkpoint: `write_files` fills a fresh folder, `state` is added last, then
     /// the folder replaces the previous checkpoint.
     pub fn save<F>(&self, state: &RunState, write_files: F) -> Result<(), TrainError>

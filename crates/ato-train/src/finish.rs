@@ -3,16 +3,15 @@
 //! `compact.safetensors` (+ its architecture file) and the `summary.csv` row.
 
 use crate::config::RunConfig;
-use crate::evaluate::evaluate;
-use crate::pruner::optim_err;
+use crate::evaluate::{evaluate, evaluate_loader};
 use crate::records::{write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow};
-use crate::trainer::evaluate_loader;
+use crate::run_dir::{RunDir, RunStatus};
 use crate::TrainError;
 use ato_data::Loader;
 use ato_models::Model;
 use ato_optim::GroupSet;
-use ato_zig::{KeptChannels, WidthPolynomial};
-use std::path::{Path, PathBuf};
+use ato_zig::{KeptChannels, Mask, WidthPolynomial};
+use std::path::PathBuf;
 
 /// What a finished run produced.
 #[derive(Debug)]
@@ -30,21 +29,15 @@ pub fn finish(
     cfg: &RunConfig,
     model: &Model,
     groups: &GroupSet,
-    kept: &[Vec<bool>],
+    kept: &Mask,
     test: &Loader,
-    run_dir: &Path,
+    run_dir: &RunDir,
     seconds: f64,
 ) -> Result<RunOutcome, TrainError> {
-    let dropped: Vec<Vec<bool>> = kept
-        .iter()
-        .map(|k| k.iter().map(|&k| !k).collect())
-        .collect();
-    groups.zero(&dropped).map_err(optim_err)?;
-    let channels = KeptChannels::from_masks(kept);
+    groups.zero_dropped(kept)?;
+    let channels = KeptChannels::from_mask(kept);
     let compact = model.compact(&channels)?;
-    let first = test
-        .load_batch(0, 0)
-        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let first = test.load_batch(0, 0)?;
     let full_logits = model.forward_t(&first.images, None, false)?;
     let small_logits = compact.forward_t(&first.images, None, false)?;
     let diff = (full_logits - small_logits)?
@@ -58,15 +51,15 @@ pub fn finish(
     });
     let small = evaluate(&compact, batches, None)?;
     write_text_atomically(
-        &run_dir.join("mask.json"),
+        &run_dir.mask_file(),
         &serde_json::to_string(kept).expect("a mask serialises"),
     )?;
-    compact.save(&run_dir.join("compact.safetensors"))?;
+    compact.save(&run_dir.compact_model_file())?;
 
     let params = WidthPolynomial::params(model.arch());
     let macs = WidthPolynomial::macs(model.arch());
     let kept_w = channels.widths();
-    let mut summary = SummaryRow::planned(cfg, "finished")?;
+    let mut summary = SummaryRow::planned(cfg, RunStatus::Finished)?;
     let (pruned_params, pruned_macs) = (params.eval(&kept_w), macs.eval(&kept_w));
     summary.pruned_params = Some(pruned_params);
     summary.params_reduction = Some(1.0 - pruned_params as f64 / summary.base_params as f64);
@@ -76,9 +69,9 @@ pub fn finish(
     summary.top5 = Some(full.top5());
     summary.compact_top1 = Some(small.top1());
     summary.wall_seconds = Some(seconds);
-    write_csv_atomically(&run_dir.join("summary.csv"), std::slice::from_ref(&summary))?;
+    write_csv_atomically(&run_dir.summary_file(), std::slice::from_ref(&summary))?;
     Ok(RunOutcome {
-        run_dir: run_dir.to_path_buf(),
+        run_dir: run_dir.path().to_path_buf(),
         summary,
         metrics: vec![],
         compact_max_abs_diff: diff,

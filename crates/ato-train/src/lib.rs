@@ -1,14 +1,17 @@
 //! # ato-train — one training loop for dense, ATO, OTO and OTOv2
 //!
-//! This crate owns a run: its configuration ([`RunConfig`], every key of DESIGN.md §7,
-//! validated with errors that name the key), the ATO epoch schedule ([`AtoSchedule`]: when the
-//! controller learns, when the proximal step starts, when the mask freezes, λ's schedule) and
-//! what a run writes ([`EpochMetrics`] rows of `metrics.csv`, the [`SummaryRow`] of
-//! `summary.csv`), always atomically.
+//! This crate owns a run from its configuration to its result row:
 //!
-//! Status: the loop itself (target steps, controller steps on a seeded subset, prox/HSPG/DHSPG
-//! steps, checkpoints, compaction at the end) is assembled on top of `ato-data`, `ato-optim`
-//! and `ato-controller`; see the README for what has landed.
+//! - [`RunConfig`]: every key of DESIGN.md §7, plain TOML, validated with errors that name the
+//!   key; [`AtoSchedule`] resolves ATO's epochs (when the controller learns, when the proximal
+//!   step starts, when the mask freezes) and λ's schedule.
+//! - [`trainer::run`]: the loop, the same for every method — target steps (base optimiser step,
+//!   then the method's [`Pruner`]: `pruner::{dense, ato, oto, otov2}`), one `metrics.csv` row
+//!   and one checkpoint per epoch, convergence probes every K steps ([`probe`]), and at the end
+//!   hard zeroing, compaction and evaluation of the compact model ([`finish`]).
+//! - [`RunDir`]: the run folder and the name of every file in it, and the run's
+//!   [`RunStatus`]; [`EpochMetrics`] and [`SummaryRow`] are the rows of its CSVs, always
+//!   written atomically. A killed run resumes from its checkpoint to the same numbers.
 //!
 //! ```
 //! use ato_train::RunConfig;
@@ -20,17 +23,19 @@
 //! assert_eq!(s.phase(60).lambda, 100.0); // λ · lambda_final_mult after T_end
 //! ```
 
-pub mod ato;
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod device;
 pub mod evaluate;
 pub mod finish;
+pub mod mixup;
 pub mod objective;
 pub mod probe;
 pub mod pruner;
 pub mod recipe;
 pub mod records;
+pub mod run_dir;
 pub mod schedule;
 pub mod stats;
 pub mod trainer;
@@ -38,19 +43,21 @@ pub mod trainer;
 pub use ato_optim::ConvergenceRow;
 pub use checkpoint::{CheckpointDir, RunState};
 pub use config::{
-    DatasetName, EpochSpec, LrSchedule, Method, Noise, OptimizerName, Projector, RunConfig,
+    DatasetName, DecayKind, EpochSpec, Method, NoiseKind, OptimizerName, Projector, RunConfig,
 };
+pub use data::RunData;
 pub use device::select_device;
-pub use evaluate::evaluate;
+pub use evaluate::{evaluate, evaluate_loader, mask_tensors};
 pub use finish::RunOutcome;
 pub use objective::{cross_entropy, finite_loss, mixup_cross_entropy, topk_correct, Tally};
 pub use pruner::Pruner;
 pub use records::{
     read_csv, write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow,
 };
+pub use run_dir::{RunDir, RunStatus};
 pub use schedule::{AtoSchedule, EpochPhase};
-pub use stats::{full_mask, mask_macs_ratio, GroupSparsity};
-pub use trainer::{run, RunData, RunOptions};
+pub use stats::{mask_macs_ratio, GroupSparsity};
+pub use trainer::{run, RunOptions};
 
 /// Errors of a run; each is one line naming its cause.
 #[derive(Debug, thiserror::Error)]
@@ -81,4 +88,30 @@ pub enum TrainError {
     Model(#[from] ato_models::ModelError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+impl From<ato_optim::OptimError> for TrainError {
+    fn from(e: ato_optim::OptimError) -> Self {
+        match e {
+            ato_optim::OptimError::Candle(e) => TrainError::Candle(e),
+            ato_optim::OptimError::Zig(e) => TrainError::Zig(e),
+            ato_optim::OptimError::Config(m) => TrainError::Config(m),
+            other => TrainError::Io(other.to_string()),
+        }
+    }
+}
+
+impl From<ato_controller::ControllerError> for TrainError {
+    fn from(e: ato_controller::ControllerError) -> Self {
+        match e {
+            ato_controller::ControllerError::Candle(e) => TrainError::Candle(e),
+            other => TrainError::Config(other.to_string()),
+        }
+    }
+}
+
+impl From<ato_data::DataError> for TrainError {
+    fn from(e: ato_data::DataError) -> Self {
+        TrainError::Data(e.to_string())
+    }
 }

@@ -5,9 +5,10 @@
 
 use crate::config::RunConfig;
 use crate::objective::cross_entropy;
-use crate::pruner::{optim_err, Pruner};
+use crate::pruner::Pruner;
 use crate::recipe;
 use crate::records::{read_csv, write_csv_atomically};
+use crate::run_dir::RunDir;
 use crate::TrainError;
 use ato_data::{Dataset, Loader, LoaderConfig};
 use ato_models::{is_buffer, Model};
@@ -15,6 +16,7 @@ use ato_optim::{
     ConvergenceProbe, ConvergenceRow, GroupSet, Optimizer, ParamSet, ProbeConfig, ProbeInputs,
     StateDict,
 };
+use ato_zig::Mask;
 use candle_core::Tensor;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +30,7 @@ pub struct RunProbe {
     weight_decay: f64,
     label_smoothing: f64,
     rows: Vec<ConvergenceRow>,
-    last_kept: Option<Vec<Vec<bool>>>,
+    last_kept: Option<Mask>,
     path: PathBuf,
 }
 
@@ -38,7 +40,7 @@ impl RunProbe {
         cfg: &RunConfig,
         model: &Model,
         train: &Dataset,
-        run_dir: &Path,
+        run_dir: &RunDir,
     ) -> Result<Option<Self>, TrainError> {
         let c = &cfg.convergence;
         if c.every == 0 {
@@ -51,14 +53,12 @@ impl RunProbe {
                 objective_lower_bound: 0.0,
             },
             recipe::theorem(cfg),
-        )
-        .map_err(optim_err)?;
+        )?;
         let loader = Loader::new(
             train,
             LoaderConfig::eval(cfg.train.batch_size),
             model.device(),
-        )
-        .map_err(|e| TrainError::Data(e.to_string()))?;
+        )?;
         let available = loader.batches_per_epoch();
         if available < c.batches {
             return Err(TrainError::Config(format!(
@@ -68,9 +68,7 @@ impl RunProbe {
         }
         let batches = (0..c.batches)
             .map(|i| {
-                let b = loader
-                    .load_batch(0, i)
-                    .map_err(|e| TrainError::Data(e.to_string()))?;
+                let b = loader.load_batch(0, i)?;
                 Ok((b.images, b.labels))
             })
             .collect::<Result<_, TrainError>>()?;
@@ -82,7 +80,7 @@ impl RunProbe {
             label_smoothing: cfg.train.label_smoothing,
             rows: Vec::new(),
             last_kept: None,
-            path: run_dir.join("convergence.csv"),
+            path: run_dir.convergence_file(),
         }))
     }
 
@@ -109,15 +107,7 @@ impl RunProbe {
         epoch: usize,
     ) -> Result<(), TrainError> {
         let kept = pruner.kept(groups)?;
-        let flips = match &self.last_kept {
-            None => 0,
-            Some(prev) => prev
-                .iter()
-                .flatten()
-                .zip(kept.iter().flatten())
-                .filter(|(a, b)| a != b)
-                .count(),
-        };
+        let flips = self.last_kept.as_ref().map_or(0, |prev| prev.flips(&kept));
         let buffers = buffer_snapshot(model)?;
         let penalty = pruner.penalty(groups, epoch);
         let inputs = ProbeInputs {
@@ -128,7 +118,7 @@ impl RunProbe {
             weight_decay: self.weight_decay,
             groups,
             penalty: &penalty,
-            preconditioner: optimizer.preconditioner().map_err(optim_err)?,
+            preconditioner: optimizer.preconditioner()?,
             mask_flips: flips,
         };
         let (batches, smoothing) = (&self.batches, self.label_smoothing);
@@ -139,27 +129,27 @@ impl RunProbe {
             Ok((loss.to_scalar::<f32>()? as f64, loss.backward()?))
         });
         restore_buffers(model, &buffers)?;
-        self.rows.push(row.map_err(optim_err)?);
+        self.rows.push(row?);
         self.last_kept = Some(kept);
         write_csv_atomically(&self.path, &self.rows)
     }
 
     /// Writes the probe state into a checkpoint folder.
     pub fn save(&self, dir: &Path, model: &Model) -> Result<(), TrainError> {
-        let mut s = self.probe.state(model.device()).map_err(optim_err)?;
+        let mut s = self.probe.state(model.device())?;
         if let Some(k) = &self.last_kept {
             s.put_meta(
                 "last_kept",
                 serde_json::to_string(k).expect("bools serialise"),
             );
         }
-        s.save(&dir.join(PROBE_FILE)).map_err(optim_err)
+        Ok(s.save(&dir.join(PROBE_FILE))?)
     }
 
     /// Restores the probe state and the rows written up to `steps`.
     pub fn load(&mut self, dir: &Path, model: &Model, steps: u64) -> Result<(), TrainError> {
-        let s = StateDict::load(&dir.join(PROBE_FILE), model.device()).map_err(optim_err)?;
-        self.probe.load_state(&s).map_err(optim_err)?;
+        let s = StateDict::load(&dir.join(PROBE_FILE), model.device())?;
+        self.probe.load_state(&s)?;
         self.last_kept = match s.meta.get("last_kept") {
             None => None,
             Some(t) => Some(

@@ -1,10 +1,10 @@
 //! The target network's optimiser and learning-rate schedule, as the config describes them.
 
-use crate::config::{LrSchedule as ScheduleKind, OptimizerName, RunConfig};
+use crate::config::{OptimizerName, RunConfig};
 use crate::TrainError;
 use ato_models::Model;
 use ato_optim::{
-    AdamW, AdamWConfig, Decay, DecayRule, LrSchedule, Optimizer, ParamSet, Sgd, SgdConfig, Theorem,
+    AdamW, AdamWConfig, DecayRule, LrSchedule, Optimizer, ParamSet, Sgd, SgdConfig, Theorem,
 };
 
 /// The model's trainable variables, flagged for weight decay as `optim.decay_norm_and_bias`
@@ -53,17 +53,12 @@ pub fn target_optimizer(cfg: &RunConfig, model: &Model) -> Result<Box<dyn Optimi
 /// The per-step learning rate: `optim.warmup_epochs` of linear warm-up, then the schedule.
 pub fn lr_schedule(cfg: &RunConfig, steps_per_epoch: usize) -> LrSchedule {
     let e = cfg.train.epochs;
-    let decay = match cfg.optim.schedule {
-        ScheduleKind::Cosine => Decay::Cosine,
-        ScheduleKind::Multistep => LrSchedule::half_and_three_quarters(e, steps_per_epoch),
-        ScheduleKind::Constant => Decay::Constant,
-    };
     LrSchedule::per_epoch(
         cfg.optim.lr,
         cfg.optim.warmup_epochs,
         e,
         steps_per_epoch,
-        decay,
+        cfg.optim.schedule.decay(e, steps_per_epoch),
     )
 }
 

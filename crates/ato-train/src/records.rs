@@ -2,10 +2,11 @@
 //! of DESIGN.md §7. Files are rewritten whole through a temporary file and a rename, so a
 //! killed run never leaves a partial CSV behind.
 
+use crate::run_dir::RunStatus;
 use crate::TrainError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One epoch of `metrics.csv`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,7 +65,7 @@ impl EpochMetrics {
 pub struct SummaryRow {
     pub run_id: String,
     /// finished | failed
-    pub status: String,
+    pub status: RunStatus,
     pub dataset: String,
     pub model: String,
     pub method: String,
@@ -97,7 +98,7 @@ pub struct SummaryRow {
 
 impl SummaryRow {
     /// The row of a run that has not finished: its identity and the full model's counts.
-    pub fn planned(cfg: &crate::RunConfig, status: &str) -> Result<Self, TrainError> {
+    pub fn planned(cfg: &crate::RunConfig, status: RunStatus) -> Result<Self, TrainError> {
         use crate::config::Method;
         let arch = ato_models::describe(&cfg.model_config())?;
         let widths = arch.gate_widths();
@@ -105,7 +106,7 @@ impl SummaryRow {
         let ato = cfg.method == Method::Ato;
         Ok(Self {
             run_id: cfg.run_id(),
-            status: status.into(),
+            status,
             dataset: cfg.dataset.name.to_string(),
             model: cfg.model.name.to_string(),
             method: cfg.method.as_str().into(),
@@ -135,7 +136,7 @@ impl SummaryRow {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.status == "finished"
+        self.status == RunStatus::Finished
     }
 
     /// One line for the terminal: accuracy, reductions and time.
@@ -154,43 +155,20 @@ impl SummaryRow {
     }
 }
 
-/// A temporary name beside `path`, unique to this process and call, so that concurrent
-/// writers (sweep shards rewriting one `summary.csv`) never write into each other's file.
-fn tmp_sibling(path: &Path) -> PathBuf {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{}.{n}.tmp", std::process::id()));
-    PathBuf::from(s)
-}
-
 fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Io(format!("{}: {e}", path.display()))
 }
 
 /// Writes `rows` as a CSV with a header to `path`, atomically (temporary file + rename).
 pub fn write_csv_atomically<T: Serialize>(path: &Path, rows: &[T]) -> Result<(), TrainError> {
-    replace_with(path, |tmp| {
-        let mut w = csv::Writer::from_path(tmp).map_err(|e| io(tmp, e))?;
+    ato_files::write_atomically(path, |tmp| {
+        let mut w = csv::Writer::from_path(tmp)?;
         for r in rows {
-            w.serialize(r).map_err(|e| io(tmp, e))?;
+            w.serialize(r)?;
         }
-        w.flush().map_err(|e| io(tmp, e))
+        Ok(w.flush()?)
     })
-}
-
-/// Writes a temporary sibling with `write`, then renames it over `path`; the temporary file
-/// is removed if anything fails.
-fn replace_with(
-    path: &Path,
-    write: impl FnOnce(&Path) -> Result<(), TrainError>,
-) -> Result<(), TrainError> {
-    let tmp = tmp_sibling(path);
-    let done = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| io(path, e)));
-    if done.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done
+    .map_err(|e| TrainError::Io(e.to_string()))
 }
 
 /// Reads every row of a CSV written by [`write_csv_atomically`]; a missing file is empty.
@@ -207,7 +185,5 @@ pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, TrainError> 
 
 /// Writes a text file atomically (temporary file + rename).
 pub fn write_text_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
-    replace_with(path, |tmp| {
-        std::fs::write(tmp, text).map_err(|e| io(tmp, e))
-    })
+    ato_files::write_text(path, text).map_err(|e| TrainError::Io(e.to_string()))
 }

@@ -1,7 +1,7 @@
 //! Pruning statistics of a model: exact-zero groups and the MACs a mask keeps.
 
 use ato_models::Model;
-use ato_zig::{all_group_norms, WidthPolynomial};
+use ato_zig::{all_group_norms, KeptChannels, Mask, WidthPolynomial};
 
 /// Groups whose norm is exactly zero, over all gates.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,17 +26,10 @@ impl GroupSparsity {
     }
 }
 
-/// Conv + fc MACs of `model` with only the channels of `mask` kept, over its full MACs.
-pub fn mask_macs_ratio(model: &Model, mask: &[Vec<bool>]) -> f64 {
+/// Conv + fc MACs of `model` with only the channels of `mask` kept (as compaction keeps them:
+/// at least one per gate), over its full MACs.
+pub fn mask_macs_ratio(model: &Model, mask: &Mask) -> f64 {
     let poly = WidthPolynomial::macs(model.arch());
-    let kept: Vec<usize> = mask
-        .iter()
-        .map(|m| m.iter().filter(|&&k| k).count().max(1))
-        .collect();
+    let kept = KeptChannels::from_mask(mask).widths();
     poly.eval(&kept) as f64 / poly.eval(&model.arch().gate_widths()) as f64
-}
-
-/// The all-ones mask of a model (nothing pruned).
-pub fn full_mask(model: &Model) -> Vec<Vec<bool>> {
-    model.gates().iter().map(|g| vec![true; g.width]).collect()
 }

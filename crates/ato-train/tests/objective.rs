@@ -105,7 +105,7 @@ fn sparsity_and_masked_macs() {
     assert_eq!((s.zero_groups, s.total_groups), (0, 3 * (4 + 8 + 16)));
     // zero the first two channels of the first gate
     let g = &model.gates()[0];
-    ato_zig::zero_groups(g, &model.named_vars(), &[false, false, true, true]).unwrap();
+    ato_zig::set_dropped_to_zero(g, &model.named_vars(), &[false, false, true, true]).unwrap();
     let s = GroupSparsity::of(&model).unwrap();
     assert_eq!(s.zero_groups, 2);
     assert!((s.ratio() - 2.0 / 84.0).abs() < 1e-12);
@@ -114,11 +114,14 @@ fn sparsity_and_masked_macs() {
     let fixed = ato_zig::WidthPolynomial::macs(model.arch()).constant as f64;
     assert_eq!(fixed, (110_592 + 160 + 8_192 + 8_192) as f64);
     let full = model.macs() as f64;
-    let half: Vec<Vec<bool>> = model
-        .gates()
-        .iter()
-        .map(|g| (0..g.width).map(|c| c % 2 == 0).collect())
-        .collect();
+    let half = ato_zig::Mask::from_keep(
+        model
+            .gates()
+            .iter()
+            .map(|g| (0..g.width).map(|c| c % 2 == 0).collect())
+            .collect(),
+    );
     assert!((mask_macs_ratio(&model, &half) - (fixed + (full - fixed) / 2.0) / full).abs() < 1e-12);
-    assert_eq!(mask_macs_ratio(&model, &full_mask(&model)), 1.0);
+    let full_mask = ato_zig::Mask::full(&model.arch().gate_widths());
+    assert_eq!(mask_macs_ratio(&model, &full_mask), 1.0);
 }

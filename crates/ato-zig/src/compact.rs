@@ -3,6 +3,7 @@
 //! smaller widths.
 
 use crate::groups::Gate;
+use crate::mask::Mask;
 use crate::norms::{all_group_norms, NamedVars};
 use crate::ZigError;
 use candle_core::Tensor;
@@ -15,11 +16,12 @@ pub struct KeptChannels {
 }
 
 impl KeptChannels {
-    /// Keeps every channel whose mask entry is true. A gate whose mask is all false keeps
-    /// its first channel, whose contribution is zero once its group is zeroed, so the model
-    /// stays well formed and outputs are unchanged.
-    pub fn from_masks(masks: &[Vec<bool>]) -> Self {
-        let per_gate = masks
+    /// Keeps every channel the mask keeps. A gate whose mask drops everything keeps its first
+    /// channel, whose contribution is zero once its group is zeroed, so the model stays well
+    /// formed and outputs are unchanged.
+    pub fn from_mask(mask: &Mask) -> Self {
+        let per_gate = mask
+            .gates()
             .iter()
             .map(|m| {
                 let kept: Vec<usize> = (0..m.len()).filter(|&c| m[c]).collect();
@@ -36,11 +38,13 @@ impl KeptChannels {
     /// Keeps the groups whose norm is not exactly zero (at least one per gate).
     pub fn nonzero_groups(gates: &[Gate], vars: &NamedVars) -> Result<Self, ZigError> {
         let norms = all_group_norms(gates, vars)?;
-        let masks: Vec<Vec<bool>> = norms
-            .iter()
-            .map(|n| n.iter().map(|&v| v != 0.0).collect())
-            .collect();
-        Ok(Self::from_masks(&masks))
+        let mask = Mask::from_keep(
+            norms
+                .iter()
+                .map(|n| n.iter().map(|&v| v != 0.0).collect())
+                .collect(),
+        );
+        Ok(Self::from_mask(&mask))
     }
 
     /// Every channel of every gate.

@@ -10,10 +10,11 @@
 //! - [`gates`] derives each gate's **zero-invariant groups** (DESIGN.md §3): the member slices
 //!   (conv rows, depthwise filters, BN γ/β) that are shrunk and zeroed together, the BN running
 //!   statistics, and the consumer slices (next layer's input channels) cut at compaction.
-//! - [`group_norms`] and [`zero_groups`] act on a model's named variables.
+//! - [`Mask`]: the channels a method keeps per gate (`true` = keep, everywhere).
+//! - [`group_norms`] and [`set_dropped_to_zero`] act on a model's named variables.
 //! - [`WidthPolynomial`] (alias [`FlopsPolynomial`]) is the MACs or parameter count as a
 //!   polynomial in the gate widths: exact integers, differentiable tensors, prunable split.
-//! - [`compact_tensors`] slices a model's tensors to the [`KeptChannels`]; the model crate
+//! - [`compact_tensors`] slices a model's tensors to the [`KeptChannels`] of a [`Mask`]; the model crate
 //!   rebuilds the same architecture at the kept widths around them.
 //!
 //! ```
@@ -35,6 +36,7 @@ pub mod blocks;
 pub mod builder;
 pub mod compact;
 pub mod groups;
+pub mod mask;
 pub mod norms;
 pub mod polynomial;
 
@@ -42,7 +44,8 @@ pub use arch::{Arch, BnSpec, ConvSpec, Dim, GateId, GateSpec, Layer, LinearSpec}
 pub use builder::{conv_out, ArchBuilder};
 pub use compact::{compact_tensors, KeptChannels};
 pub use groups::{gates, Gate, TensorAxis};
-pub use norms::{all_group_norms, group_norms, zero_groups, NamedVars};
+pub use mask::Mask;
+pub use norms::{all_group_norms, group_norms, set_dropped_to_zero, NamedVars};
 pub use polynomial::{FlopsPolynomial, Term, WidthPolynomial};
 
 /// Errors of this crate: each names the gate or tensor at fault.

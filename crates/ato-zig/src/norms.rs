@@ -54,8 +54,8 @@ pub fn all_group_norms(gates: &[Gate], vars: &NamedVars) -> Result<Vec<Vec<f32>>
         .collect()
 }
 
-/// Sets every member slice of the groups with `keep[c] == false` to exactly zero.
-pub fn zero_groups(gate: &Gate, vars: &NamedVars, keep: &[bool]) -> Result<(), ZigError> {
+/// Sets every member slice of the groups a gate drops (`keep[c] == false`) to exactly zero.
+pub fn set_dropped_to_zero(gate: &Gate, vars: &NamedVars, keep: &[bool]) -> Result<(), ZigError> {
     if keep.len() != gate.width {
         return Err(ZigError::MaskLength {
             gate: gate.name.clone(),

@@ -162,7 +162,7 @@ fn zeroing_sets_exactly_the_masked_member_slices_to_zero() {
         .unwrap()
         .to_vec1::<f32>()
         .unwrap();
-    zero_groups(g, &vars, &[true, false]).unwrap();
+    set_dropped_to_zero(g, &vars, &[true, false]).unwrap();
     let n = group_norms(g, &vars).unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(n[1], 0.0);
     assert!(n[0] > 0.0);
@@ -184,7 +184,7 @@ fn zeroing_sets_exactly_the_masked_member_slices_to_zero() {
     );
     let kept = KeptChannels::nonzero_groups(&gates(&arch), &vars).unwrap();
     assert_eq!(kept.per_gate, vec![vec![0]]);
-    let err = zero_groups(g, &vars, &[true]).unwrap_err();
+    let err = set_dropped_to_zero(g, &vars, &[true]).unwrap_err();
     assert!(err.to_string().contains("b.conv1"), "{err}");
 }
 
@@ -253,7 +253,11 @@ fn width_overrides_must_fit_the_declared_gates() {
     let macs = WidthPolynomial::macs(&arch);
     assert_eq!(macs.constant, 64 * 64 * 16);
     assert_eq!(
-        KeptChannels::from_masks(&[vec![false, false], vec![true, false, true]]).per_gate,
+        KeptChannels::from_mask(&Mask::from_keep(vec![
+            vec![false, false],
+            vec![true, false, true]
+        ]))
+        .per_gate,
         vec![vec![0], vec![0, 2]]
     );
 }

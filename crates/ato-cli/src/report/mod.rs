@@ -14,7 +14,8 @@ mod published;
 mod tables;
 
 use anyhow::{anyhow, bail, Context, Result};
-use ato_train::{read_csv, ConvergenceRow, EpochMetrics, SummaryRow};
+use ato_train::run_dir::SUMMARY_FILE;
+use ato_train::{read_csv, ConvergenceRow, EpochMetrics, RunDir, SummaryRow};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +44,7 @@ pub struct RunRecord {
 /// Reads `DIR/summary.csv` and, for every run listed, its `metrics.csv` and
 /// `convergence.csv` (missing files are empty).
 pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
-    let summary = dir.join("summary.csv");
+    let summary = dir.join(SUMMARY_FILE);
     if !summary.is_file() {
         bail!(
             "{} has no summary.csv: run a sweep into it first (e.g. `ato sweep demo`)",
@@ -53,10 +54,10 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
     let rows: Vec<SummaryRow> = read_csv(&summary)?;
     rows.into_iter()
         .map(|summary| {
-            let run = dir.join(&summary.run_id);
+            let run = RunDir::new(dir.join(&summary.run_id));
             Ok(RunRecord {
-                metrics: read_csv(&run.join("metrics.csv"))?,
-                convergence: read_csv(&run.join("convergence.csv"))?,
+                metrics: read_csv(&run.metrics_file())?,
+                convergence: read_csv(&run.convergence_file())?,
                 summary,
             })
         })

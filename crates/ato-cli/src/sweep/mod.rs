@@ -11,7 +11,8 @@ pub mod spec;
 
 use crate::layers;
 use anyhow::{anyhow, bail, Result};
-use ato_train::{read_csv, run, write_csv_atomically, RunConfig, RunOptions, SummaryRow};
+use ato_train::run_dir::SUMMARY_FILE;
+use ato_train::{run, write_csv_atomically, RunConfig, RunDir, RunOptions, RunStatus, SummaryRow};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -97,13 +98,6 @@ pub fn plan(sweep: &spec::Sweep, overrides: &[String]) -> Result<Vec<PlannedRun>
     Ok(out)
 }
 
-/// The row in a run folder's `summary.csv`, if there is one.
-fn existing_row(run_dir: &Path) -> Option<SummaryRow> {
-    read_csv::<SummaryRow>(&run_dir.join("summary.csv"))
-        .ok()
-        .and_then(|rows| rows.into_iter().next())
-}
-
 /// The sweep's folder: `<out_dir>/<sweep name>`.
 pub fn sweep_dir(runs: &[PlannedRun]) -> PathBuf {
     let c = &runs[0].config;
@@ -114,21 +108,12 @@ pub fn sweep_dir(runs: &[PlannedRun]) -> PathBuf {
 pub fn write_summary(runs: &[PlannedRun]) -> Result<usize> {
     let rows: Vec<SummaryRow> = runs
         .iter()
-        .filter_map(|r| existing_row(&r.config.run_dir()))
+        .filter_map(|r| RunDir::of(&r.config).summary())
         .collect();
     let dir = sweep_dir(runs);
     std::fs::create_dir_all(&dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
-    write_csv_atomically(&dir.join("summary.csv"), &rows)?;
+    write_csv_atomically(&dir.join(SUMMARY_FILE), &rows)?;
     Ok(rows.len())
-}
-
-fn status(run: &PlannedRun) -> &'static str {
-    match existing_row(&run.config.run_dir()) {
-        Some(r) if r.is_finished() => "finished",
-        Some(_) => "failed",
-        None if run.config.run_dir().join("checkpoint").exists() => "interrupted",
-        None => "pending",
-    }
 }
 
 fn point_text(run: &PlannedRun) -> String {
@@ -215,7 +200,7 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
                 r.index,
                 r.index % shard.1,
                 shard.1,
-                status(r),
+                RunDir::of(&r.config).status().as_str(),
                 r.config.run_id(),
                 point_text(r)
             );
@@ -239,7 +224,7 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     );
     let (mut done, mut failed) = (0, 0);
     for (k, r) in mine.iter().enumerate() {
-        let dir = r.config.run_dir();
+        let dir = RunDir::of(&r.config);
         let head = format!(
             "[{}/{}] {} {}",
             k + 1,
@@ -247,7 +232,7 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
             r.config.run_id(),
             point_text(r)
         );
-        if status(r) == "finished" {
+        if dir.status() == RunStatus::Finished {
             println!("{head}: finished earlier, skipped");
             done += 1;
             continue;
@@ -282,7 +267,7 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
         if let Err(e) = write_summary(&runs) {
             eprintln!(
                 "warning: {}: {e}",
-                sweep_dir(&runs).join("summary.csv").display()
+                sweep_dir(&runs).join(SUMMARY_FILE).display()
             );
         }
     }
@@ -290,7 +275,7 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     println!(
         "sweep `{}`: {done} finished, {failed} failed; {rows} rows in {}",
         sweep.name,
-        sweep_dir(&runs).join("summary.csv").display()
+        sweep_dir(&runs).join(SUMMARY_FILE).display()
     );
     if failed > 0 {
         bail!("{failed} run(s) failed; their folders hold error.txt, and running the sweep again retries them");
@@ -313,10 +298,10 @@ fn check_data(cfg: &RunConfig) -> Result<()> {
 }
 
 /// A failed run: its `summary.csv` row says `failed`, `error.txt` says why.
-fn record_failure(cfg: &RunConfig, dir: &Path, error: &str) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
-    ato_train::write_text_atomically(&dir.join("error.txt"), &format!("{error}\n"))?;
-    let row = SummaryRow::planned(cfg, "failed")?;
-    write_csv_atomically(&dir.join("summary.csv"), &[row])?;
+fn record_failure(cfg: &RunConfig, dir: &RunDir, error: &str) -> Result<()> {
+    std::fs::create_dir_all(dir.path()).map_err(|e| anyhow!("{}: {e}", dir.path().display()))?;
+    ato_train::write_text_atomically(&dir.error_file(), &format!("{error}\n"))?;
+    let row = SummaryRow::planned(cfg, RunStatus::Failed)?;
+    write_csv_atomically(&dir.summary_file(), &[row])?;
     Ok(())
 }

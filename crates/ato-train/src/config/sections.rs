@@ -2,49 +2,11 @@
 //! `[ato]`, `[oto]`, `[otov2]`, `[convergence]`), each with its defaults and unknown keys
 //! rejected.
 
+pub use ato_controller::NoiseKind;
+pub use ato_data::DatasetName;
 use ato_models::{ModelName, ShortcutKind};
+pub use ato_optim::DecayKind;
 use serde::{Deserialize, Serialize};
-
-/// The data sets a run can train on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetName {
-    /// The embedded synthetic CIFAR-format set, 10 classes (generated on first use).
-    Synth10,
-    /// The synthetic set with 100 classes in the CIFAR-100 layout.
-    Synth100,
-    Cifar10,
-    Cifar100,
-    Imagenet,
-}
-
-impl DatasetName {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetName::Synth10 => "synth10",
-            DatasetName::Synth100 => "synth100",
-            DatasetName::Cifar10 => "cifar10",
-            DatasetName::Cifar100 => "cifar100",
-            DatasetName::Imagenet => "imagenet",
-        }
-    }
-
-    /// (classes, input side) of the data set.
-    pub fn shape(self) -> (usize, usize) {
-        match self {
-            DatasetName::Synth10 | DatasetName::Cifar10 => (10, 32),
-            DatasetName::Synth100 | DatasetName::Cifar100 => (100, 32),
-            DatasetName::Imagenet => (1000, 224),
-        }
-    }
-}
-
-impl std::fmt::Display for DatasetName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// An epoch, written as a whole number (`25`) or as a fraction of `train.epochs` (`0.1`, a
 /// float in [0, 1]). Fractions keep a schedule valid when a sweep or a smoke test changes the
@@ -171,16 +133,6 @@ pub enum OptimizerName {
     Adamw,
 }
 
-/// Learning-rate schedule after warm-up: cosine to 0, ×0.1 at 50% and 75% of the epochs, or
-/// constant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LrSchedule {
-    Cosine,
-    Multistep,
-    Constant,
-}
-
 /// `[optim]`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -193,7 +145,7 @@ pub struct OptimSection {
     pub nesterov: bool,
     pub weight_decay: f64,
     pub warmup_epochs: usize,
-    pub schedule: LrSchedule,
+    pub schedule: DecayKind,
     /// Apply weight decay to BN γ/β and biases too (default: conv and linear weights only).
     pub decay_norm_and_bias: bool,
 }
@@ -207,7 +159,7 @@ impl Default for OptimSection {
             nesterov: false,
             weight_decay: 5e-4,
             warmup_epochs: 0,
-            schedule: LrSchedule::Cosine,
+            schedule: DecayKind::Cosine,
             decay_norm_and_bias: false,
         }
     }
@@ -239,14 +191,6 @@ pub enum Projector {
     HalfSpace,
 }
 
-/// Noise of the Gumbel-sigmoid relaxation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Noise {
-    Logistic,
-    Gumbel,
-}
-
 /// `[ato]`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -270,7 +214,7 @@ pub struct AtoSection {
     pub projector: Projector,
     /// ε of the half-space test when `projector = "half_space"`.
     pub epsilon: f64,
-    pub noise: Noise,
+    pub noise: NoiseKind,
     /// AdamW learning rate of the controller.
     pub controller_lr: f64,
     /// AdamW weight decay of the controller (weights only).
@@ -290,7 +234,7 @@ impl Default for AtoSection {
             controller_fraction: 0.05,
             projector: Projector::Prox,
             epsilon: 0.0,
-            noise: Noise::Logistic,
+            noise: NoiseKind::Logistic,
             controller_lr: 1e-3,
             controller_weight_decay: 1e-2,
         }

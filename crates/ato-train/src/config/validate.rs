@@ -212,7 +212,7 @@ impl RunConfig {
                 s,
                 "[0, 1]",
             )?;
-            if self.dataset.name != super::DatasetName::Imagenet {
+            if self.dataset.name != super::DatasetName::ImageNet {
                 return Err(invalid(
                     "dataset.color_jitter",
                     format!(

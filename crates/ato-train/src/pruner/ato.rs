@@ -15,20 +15,19 @@
 //! `c mod B` of the subset's pass `c / B`, and its noise is drawn from a ChaCha stream seeded
 //! by `(seed, c)`, so a resumed run draws exactly what an uninterrupted one would.
 
-use crate::config::{Noise, Projector, RunConfig};
+use super::{Pruner, PrunerStats, StepContext};
+use crate::config::{Projector, RunConfig};
 use crate::objective::cross_entropy;
-use crate::pruner::{optim_err, Pruner, PrunerStats, StepContext};
 use crate::schedule::AtoSchedule;
 use crate::TrainError;
-use ato_controller::{
-    eval_masks, sample_masks, Controller, ControllerConfig, FlopsRegulariser, NoiseKind,
-};
+use ato_controller::{eval_masks, sample_masks, Controller, ControllerConfig, FlopsRegulariser};
 use ato_data::{mix_seed, Dataset, Loader, LoaderConfig};
 use ato_models::Model;
 use ato_optim::{
     half_space_project, AdamW, AdamWConfig, DecayRule, GroupProx, GroupSet, Optimizer, ParamSet,
     StateDict,
 };
+use ato_zig::Mask;
 use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -53,9 +52,9 @@ pub struct Ato {
     subset: Loader,
     /// Controller steps taken so far.
     controller_steps: u64,
-    /// m_e, the mask of the current epoch (1 = keep).
-    mask: Vec<Vec<bool>>,
-    frozen: Option<Vec<Vec<bool>>>,
+    /// m_e, the mask of the current epoch.
+    mask: Mask,
+    frozen: Option<Mask>,
     stats: (f64, f64, usize),
     /// The current epoch (for error messages).
     epoch: usize,
@@ -66,10 +65,7 @@ impl Ato {
         let a = &cfg.ato;
         let widths = model.arch().gate_widths();
         let ctrl_cfg = ControllerConfig {
-            noise: match a.noise {
-                Noise::Logistic => NoiseKind::Logistic,
-                Noise::Gumbel => NoiseKind::Gumbel,
-            },
+            noise: a.noise,
             ..ControllerConfig::default()
         };
         let seed = mix_seed(&[cfg.seed, 0xC0_47_01]);
@@ -81,18 +77,14 @@ impl Ato {
                 weight_decay: a.controller_weight_decay,
                 ..AdamWConfig::default()
             },
-        )
-        .map_err(optim_err)?;
+        )?;
         let flops = FlopsRegulariser::new(model.arch(), cfg.prune.target_flops_reduction)
             .map_err(|e| TrainError::Config(e.to_string()))?;
-        let subset = train
-            .subset(a.controller_fraction, mix_seed(&[cfg.seed, 0x5B_5E7]))
-            .map_err(|e| TrainError::Data(e.to_string()))?;
+        let subset = train.subset(a.controller_fraction, mix_seed(&[cfg.seed, 0x5B_5E7]))?;
         let mut loader_cfg = LoaderConfig::train(cfg.train.batch_size.min(subset.len()), seed);
         loader_cfg.workers = 0;
-        let subset = Loader::new(&subset, loader_cfg, model.device())
-            .map_err(|e| TrainError::Data(e.to_string()))?;
-        let mask = widths.iter().map(|&w| vec![true; w]).collect();
+        let subset = Loader::new(&subset, loader_cfg, model.device())?;
+        let mask = Mask::full(&widths);
         Ok(Self {
             schedule: cfg.schedule(),
             gamma: a.gamma,
@@ -120,14 +112,14 @@ impl Ato {
     }
 
     /// The controller's deterministic mask now.
-    pub fn current_mask(&self) -> Result<Vec<Vec<bool>>, TrainError> {
-        let z = self.controller.logits().map_err(ctrl_err)?;
-        eval_masks(&z, self.controller.config()).map_err(ctrl_err)
+    pub fn current_mask(&self) -> Result<Mask, TrainError> {
+        let z = self.controller.logits()?;
+        Ok(eval_masks(&z, self.controller.config())?)
     }
 
     /// The frozen mask, once T_end has passed.
-    pub fn frozen_mask(&self) -> Option<&[Vec<bool>]> {
-        self.frozen.as_deref()
+    pub fn frozen_mask(&self) -> Option<&Mask> {
+        self.frozen.as_ref()
     }
 
     /// One controller step on the next batch of D_c.
@@ -136,14 +128,13 @@ impl Ato {
         let per_pass = self.subset.batches_per_epoch().max(1) as u64;
         let batch = self
             .subset
-            .load_batch(c / per_pass, (c % per_pass) as usize)
-            .map_err(|e| TrainError::Data(e.to_string()))?;
-        let logits = self.controller.logits().map_err(ctrl_err)?;
+            .load_batch(c / per_pass, (c % per_pass) as usize)?;
+        let logits = self.controller.logits()?;
         let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, 0xA70, c]));
-        let sample = sample_masks(&logits, self.controller.config(), &mut rng).map_err(ctrl_err)?;
+        let sample = sample_masks(&logits, self.controller.config(), &mut rng)?;
         let out = model.forward_frozen(&batch.images, Some(&sample.hard))?;
         let ce = cross_entropy(&out, &batch.labels, 0.0)?;
-        let reg = self.flops.penalty(&sample.hard).map_err(ctrl_err)?;
+        let reg = self.flops.penalty(&sample.hard)?;
         let j = (&ce + reg.affine(self.gamma, 0.0)?)?;
         let value = j.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
         if !value.is_finite() {
@@ -154,9 +145,7 @@ impl Ato {
             });
         }
         let grads = j.backward()?;
-        self.optimizer
-            .step(&grads, self.controller_lr)
-            .map_err(optim_err)?;
+        self.optimizer.step(&grads, self.controller_lr)?;
         self.controller_steps += 1;
         self.stats.0 += value;
         self.stats.1 += reg.to_scalar::<f32>()? as f64;
@@ -168,7 +157,7 @@ impl Ato {
     fn project(&self, ctx: &StepContext<'_>, lambda: f64) -> Result<(), TrainError> {
         match self.projector {
             Projector::Prox => {
-                GroupProx::apply(ctx.groups, &self.mask, lambda, ctx.lr).map_err(optim_err)?;
+                GroupProx::apply(ctx.groups, &self.mask, lambda, ctx.lr)?;
             }
             Projector::HalfSpace => {
                 let before = ctx
@@ -187,7 +176,7 @@ impl Ato {
 fn half_space_step(
     groups: &GroupSet,
     before: &ato_optim::GroupSnapshot,
-    mask: &[Vec<bool>],
+    mask: &Mask,
     lambda: f64,
     lr: f64,
     epsilon: f64,
@@ -197,7 +186,7 @@ fn half_space_step(
         .gates()
         .iter()
         .zip(&before.per_gate)
-        .zip(mask)
+        .zip(mask.gates())
         .zip(ratios)
     {
         if ratio == 0.0 {
@@ -213,29 +202,22 @@ fn half_space_step(
                 }
             })
             .collect();
-        let hat = gate.values().map_err(optim_err)?;
-        let dir = ato_optim::prox::row_directions(x).map_err(optim_err)?;
-        let hat = ato_optim::prox::sub_scaled_rows(&hat, &dir, &coef).map_err(optim_err)?;
+        let hat = gate.values()?;
+        let dir = ato_optim::prox::row_directions(x)?;
+        let hat = ato_optim::prox::sub_scaled_rows(&hat, &dir, &coef)?;
         let masked: Vec<bool> = m.iter().map(|&k| !k).collect();
         // as in HSPG, a masked group that is already zero stays zero
-        let norms = ato_optim::groups::row_sums(&x.sqr()?).map_err(optim_err)?;
+        let norms = ato_optim::groups::row_sums(&x.sqr()?)?;
         let stay: Vec<bool> = masked
             .iter()
             .zip(&norms)
             .map(|(&m, &n)| m && n == 0.0)
             .collect();
-        let hat = ato_optim::prox::zero_rows(&hat, &stay).map_err(optim_err)?;
-        let (hat, _) = half_space_project(&hat, x, &masked, epsilon).map_err(optim_err)?;
-        gate.set_values(&hat).map_err(optim_err)?;
+        let hat = ato_optim::prox::zero_rows(&hat, &stay)?;
+        let (hat, _) = half_space_project(&hat, x, &masked, epsilon)?;
+        gate.set_values(&hat)?;
     }
     Ok(())
-}
-
-fn ctrl_err(e: ato_controller::ControllerError) -> TrainError {
-    match e {
-        ato_controller::ControllerError::Candle(e) => TrainError::Candle(e),
-        other => TrainError::Config(other.to_string()),
-    }
 }
 
 impl Pruner for Ato {
@@ -268,13 +250,13 @@ impl Pruner for Ato {
         Ok(())
     }
 
-    fn eval_mask(&self) -> Option<&[Vec<bool>]> {
+    fn eval_mask(&self) -> Option<&Mask> {
         Some(&self.mask)
     }
 
     /// The mask of the epoch (the frozen one from T_end on): the groups the prox has been
     /// driving to zero. With T_end = E the mask never freezes and the last epoch's is used.
-    fn kept(&self, _groups: &GroupSet) -> Result<Vec<Vec<bool>>, TrainError> {
+    fn kept(&self, _groups: &GroupSet) -> Result<Mask, TrainError> {
         Ok(self.frozen.clone().unwrap_or_else(|| self.mask.clone()))
     }
 
@@ -284,7 +266,7 @@ impl Pruner for Ato {
         groups
             .gates()
             .iter()
-            .zip(&self.mask)
+            .zip(self.mask.gates())
             .zip(ratios)
             .map(|((_, m), r)| {
                 m.iter()
@@ -317,20 +299,20 @@ impl Pruner for Ato {
         if let Some(f) = &self.frozen {
             s.put_meta("frozen", serde_json::to_string(f).expect("bools serialise"));
         }
-        s.save(&dir.join(CONTROLLER_FILE)).map_err(optim_err)?;
-        self.optimizer
+        s.save(&dir.join(CONTROLLER_FILE))?;
+        Ok(self
+            .optimizer
             .state()
-            .and_then(|o| o.save(&dir.join(CONTROLLER_OPT_FILE)))
-            .map_err(optim_err)
+            .and_then(|o| o.save(&dir.join(CONTROLLER_OPT_FILE)))?)
     }
 
     fn load(&mut self, dir: &Path) -> Result<(), TrainError> {
         let dev = self.device.clone();
-        let s = StateDict::load(&dir.join(CONTROLLER_FILE), &dev).map_err(optim_err)?;
+        let s = StateDict::load(&dir.join(CONTROLLER_FILE), &dev)?;
         for (name, var) in self.controller.trainable_vars() {
-            var.set(s.tensor(&name).map_err(optim_err)?)?;
+            var.set(s.tensor(&name)?)?;
         }
-        self.controller_steps = s.meta("controller_steps").map_err(optim_err)?;
+        self.controller_steps = s.meta("controller_steps")?;
         self.frozen = match s.meta.get("frozen") {
             None => None,
             Some(text) => Some(
@@ -338,7 +320,7 @@ impl Pruner for Ato {
                     .map_err(|e| TrainError::Io(format!("frozen mask in the checkpoint: {e}")))?,
             ),
         };
-        let o = StateDict::load(&dir.join(CONTROLLER_OPT_FILE), &dev).map_err(optim_err)?;
-        self.optimizer.load_state(&o).map_err(optim_err)
+        let o = StateDict::load(&dir.join(CONTROLLER_OPT_FILE), &dev)?;
+        Ok(self.optimizer.load_state(&o)?)
     }
 }

@@ -1,0 +1,117 @@
+//! [`Mask`]: which channels of every gate a pruning method keeps. `true` always means *keep*
+//! (the `1 = keep` of `mask.json`); dropped groups are the `false` entries.
+
+use serde::{Deserialize, Serialize};
+
+/// One boolean per channel of every gate, `true` = keep. Serialises as a list of lists.
+///
+/// ```
+/// use ato_zig::Mask;
+/// let m = Mask::from_keep(vec![vec![true, false, true], vec![false, true]]);
+/// assert_eq!(m.kept_counts(), [2, 1]);
+/// assert_eq!(m.dropped_count(), 2);
+/// assert!(!m.is_full() && Mask::full(&[3, 2]).is_full());
+/// assert_eq!(m.flips(&Mask::full(&[3, 2])), 2);
+/// assert_eq!(serde_json::to_string(&m).unwrap(), "[[true,false,true],[false,true]]");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Mask {
+    keep: Vec<Vec<bool>>,
+}
+
+impl Mask {
+    /// Keeps every channel of gates of the given widths.
+    pub fn full(widths: &[usize]) -> Self {
+        Self {
+            keep: widths.iter().map(|&w| vec![true; w]).collect(),
+        }
+    }
+
+    /// From per-gate keep flags.
+    pub fn from_keep(keep: Vec<Vec<bool>>) -> Self {
+        Self { keep }
+    }
+
+    /// From per-gate *drop* flags (`true` = the group is dropped).
+    pub fn from_dropped(dropped: &[Vec<bool>]) -> Self {
+        Self {
+            keep: dropped
+                .iter()
+                .map(|g| g.iter().map(|&d| !d).collect())
+                .collect(),
+        }
+    }
+
+    /// Per-gate keep flags.
+    pub fn gates(&self) -> &[Vec<bool>] {
+        &self.keep
+    }
+
+    /// Keep flags of gate `l`.
+    pub fn gate(&self, l: usize) -> &[bool] {
+        &self.keep[l]
+    }
+
+    /// Number of gates.
+    pub fn len(&self) -> usize {
+        self.keep.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keep.is_empty()
+    }
+
+    /// Full width of every gate.
+    pub fn widths(&self) -> Vec<usize> {
+        self.keep.iter().map(Vec::len).collect()
+    }
+
+    /// Channels kept per gate (0 where a gate drops everything).
+    pub fn kept_counts(&self) -> Vec<usize> {
+        self.keep
+            .iter()
+            .map(|g| g.iter().filter(|&&k| k).count())
+            .collect()
+    }
+
+    /// Channels dropped per gate.
+    pub fn dropped_counts(&self) -> Vec<usize> {
+        self.keep
+            .iter()
+            .map(|g| g.iter().filter(|&&k| !k).count())
+            .collect()
+    }
+
+    /// Channels dropped over all gates.
+    pub fn dropped_count(&self) -> usize {
+        self.dropped_counts().iter().sum()
+    }
+
+    /// Whether nothing is dropped.
+    pub fn is_full(&self) -> bool {
+        self.keep.iter().flatten().all(|&k| k)
+    }
+
+    /// Whether channel `c` of gate `l` is dropped.
+    pub fn is_dropped(&self, l: usize, c: usize) -> bool {
+        !self.keep[l][c]
+    }
+
+    /// Per-gate drop flags (`true` = dropped), for code that acts on the dropped groups.
+    pub fn dropped(&self) -> Vec<Vec<bool>> {
+        self.keep
+            .iter()
+            .map(|g| g.iter().map(|&k| !k).collect())
+            .collect()
+    }
+
+    /// Channels whose keep flag differs between `self` and `other` (gates of equal widths).
+    pub fn flips(&self, other: &Mask) -> usize {
+        self.keep
+            .iter()
+            .zip(&other.keep)
+            .map(|(a, b)| a.iter().zip(b).filter(|(x, y)| x != y).count())
+            .sum()
+    }
+}
