@@ -7,20 +7,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
-#[command(after_help = "\
-Layers, lowest first: built-in defaults < CONFIG < ATO_* environment (ATO_TRAIN__EPOCHS=2) \
-< KEY=VALUE arguments.\n\
-Keys: dataset.{name,root,download,synth_train,synth_test,color_jitter}  model.{name,shortcut,base_width,\
-width_mult,stem_stride}  method=dense|ato|oto|otov2  train.{epochs,batch_size,label_smoothing,\
-mixup}  optim.{name,lr,momentum,nesterov,weight_decay,warmup_epochs,schedule,\
-decay_norm_and_bias}  prune.target_flops_reduction  ato.{lambda,lambda_final_mult,gamma,\
-t_start,t_prox,t_end,hyper_step,controller_fraction,projector,epsilon,noise,controller_lr,\
-controller_weight_decay}  oto.{lambda,epsilon,n_p}  otov2.{target_group_sparsity,lambda,\
-epsilon,start_pruning}  convergence.{every,batches}  name  seed  device=auto|cpu|cuda|cuda:N  \
-out_dir.\n\
-Epoch keys (ato.t_*, oto.n_p, otov2.start_pruning) take an epoch (25) or a fraction of \
-train.epochs (0.1). A run that was interrupted resumes from its checkpoint when started again.\n\n\
-Example: ato train experiments/synth10_resnet20.toml method=ato ato.lambda=10 train.epochs=2")]
+#[command(after_help = keys_help())]
 pub struct TrainArgs {
     /// A TOML config (e.g. experiments/cifar10_resnet56.toml); defaults apply without one.
     #[arg(value_name = "CONFIG")]
@@ -34,6 +21,34 @@ pub struct TrainArgs {
     /// No progress bar and no per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The text after `ato train --help`: the layering rules, then every key with its default and
+/// its doc comment, read from the config types (so the list cannot drift from the parser).
+fn keys_help() -> String {
+    let keys = ato_train::config::keys();
+    let width = keys
+        .iter()
+        .map(|k| k.key.len() + k.default.len())
+        .max()
+        .unwrap_or(0)
+        + 4;
+    let mut text = String::from(
+        "Layers, lowest first: built-in defaults < CONFIG < ATO_* environment \
+         (ATO_TRAIN__EPOCHS=2) < KEY=VALUE arguments. Epoch keys (ato.t_*, oto.n_p, \
+         otov2.start_pruning) take an epoch (25) or a fraction of train.epochs (0.1). A run that \
+         was interrupted resumes from its checkpoint when started again.\n\nKeys (= default):\n",
+    );
+    for k in &keys {
+        let head = if k.default.is_empty() {
+            k.key.clone()
+        } else {
+            format!("{} = {}", k.key, k.default)
+        };
+        text += &format!("  {head:<width$}{}\n", k.doc);
+    }
+    text += "\nExample: ato train experiments/synth10_resnet20.toml method=ato ato.lambda=10 train.epochs=2";
+    text
 }
 
 /// Splits positional arguments: the first one is the config file unless it is `key=value`.

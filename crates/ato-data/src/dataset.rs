@@ -2,103 +2,22 @@
 //! transform (augmentation + normalisation) the loader applies.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::augment::{crop_flip_normalize, seeded_rng, CropFlip, Normalize};
 use crate::cifar::{load_cifar, resolve_cifar_dir, CifarFormat, CifarImages, Split, CIFAR_SIDE};
 use crate::error::{DataError, Result};
 use crate::fetch::fetch_cifar;
 use crate::imagenet::{imagenet_split_dir, load_image_sample, ImageFolder, ImageNetOptions};
+use crate::name::DatasetName;
 use crate::resize::ResizeScratch;
 use crate::synth::{ensure_synth_sized, SynthSize, SYNTH_MEAN, SYNTH_STD};
 
 /// Zero padding of the CIFAR random crop.
 pub const CIFAR_CROP_PADDING: usize = 4;
-
-/// The data sets ato-rs knows by name: `dataset.name` in a config, `--dataset` of `ato info`
-/// and `ato bench`. Its serde spelling is the config's (`synth10`, `cifar100`, `imagenet`, …).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetName {
-    /// The embedded synthetic CIFAR-format set, 10 classes (generated on first use).
-    Synth10,
-    /// The synthetic set with 100 classes in the CIFAR-100 layout.
-    Synth100,
-    Cifar10,
-    Cifar100,
-    ImageNet,
-}
-
-impl DatasetName {
-    /// Every data set, in the order `--help` lists them.
-    pub const ALL: [DatasetName; 5] = [
-        DatasetName::Synth10,
-        DatasetName::Synth100,
-        DatasetName::Cifar10,
-        DatasetName::Cifar100,
-        DatasetName::ImageNet,
-    ];
-
-    /// Side of the (square) network input: 32 for the CIFAR-format sets, 224 for ImageNet.
-    pub fn input_side(self) -> usize {
-        match self {
-            DatasetName::ImageNet => 224,
-            _ => CIFAR_SIDE,
-        }
-    }
-
-    /// (classes, input side): what a model is sized for.
-    pub fn shape(self) -> (usize, usize) {
-        (self.num_classes(), self.input_side())
-    }
-
-    /// Number of classes.
-    pub fn num_classes(self) -> usize {
-        match self {
-            DatasetName::Cifar10 | DatasetName::Synth10 => 10,
-            DatasetName::Cifar100 | DatasetName::Synth100 => 100,
-            DatasetName::ImageNet => 1000,
-        }
-    }
-
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetName::Cifar10 => "cifar10",
-            DatasetName::Cifar100 => "cifar100",
-            DatasetName::Synth10 => "synth10",
-            DatasetName::Synth100 => "synth100",
-            DatasetName::ImageNet => "imagenet",
-        }
-    }
-}
-
-impl std::fmt::Display for DatasetName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DatasetName {
-    type Err = DataError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-            "cifar10" => Ok(DatasetName::Cifar10),
-            "cifar100" => Ok(DatasetName::Cifar100),
-            "synth10" => Ok(DatasetName::Synth10),
-            "synth100" => Ok(DatasetName::Synth100),
-            "imagenet" => Ok(DatasetName::ImageNet),
-            _ => Err(DataError::InvalidArgument(format!(
-                "unknown dataset {s:?} (expected cifar10, cifar100, synth10, synth100 or imagenet)"
-            ))),
-        }
-    }
-}
 
 /// Everything needed to open a data set by name (mirrors the `dataset.*` config keys).
 #[derive(Clone, Debug, PartialEq)]

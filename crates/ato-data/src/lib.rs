@@ -60,6 +60,7 @@ pub mod error;
 pub mod fetch;
 pub mod imagenet;
 pub mod loader;
+pub mod name;
 pub mod resize;
 pub mod synth;
 
@@ -69,10 +70,11 @@ pub use cifar::{
 };
 pub use cifar_check::{check_cifar_dir, CifarSummary};
 pub use cifar_write::write_cifar_file;
-pub use dataset::{Dataset, DatasetName, DatasetSpec};
+pub use dataset::{Dataset, DatasetSpec};
 pub use error::{DataError, Result};
 pub use fetch::{fetch_archive, fetch_cifar, ArchiveSource};
 pub use imagenet::{CorruptImagePolicy, ImageFolder, ImageNetOptions};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};
+pub use name::DatasetName;
 pub use resize::ColorJitter;
 pub use synth::{ensure_synth, ensure_synth_sized, write_synth, SynthSize};

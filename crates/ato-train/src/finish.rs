@@ -4,8 +4,9 @@
 
 use crate::config::RunConfig;
 use crate::evaluate::{evaluate, evaluate_loader};
+use crate::records::RunStatus;
 use crate::records::{write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow};
-use crate::run_dir::{RunDir, RunStatus};
+use crate::run_dir::RunDir;
 use crate::TrainError;
 use ato_data::Loader;
 use ato_models::Model;

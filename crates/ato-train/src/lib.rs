@@ -52,9 +52,9 @@ pub use finish::RunOutcome;
 pub use objective::{cross_entropy, finite_loss, mixup_cross_entropy, topk_correct, Tally};
 pub use pruner::Pruner;
 pub use records::{
-    read_csv, write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow,
+    read_csv, write_csv_atomically, write_text_atomically, EpochMetrics, RunStatus, SummaryRow,
 };
-pub use run_dir::{RunDir, RunStatus};
+pub use run_dir::RunDir;
 pub use schedule::{AtoSchedule, EpochPhase};
 pub use stats::{mask_macs_ratio, GroupSparsity};
 pub use trainer::{run, RunOptions};

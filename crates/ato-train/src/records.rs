@@ -2,7 +2,6 @@
 //! of DESIGN.md §7. Files are rewritten whole through a temporary file and a rename, so a
 //! killed run never leaves a partial CSV behind.
 
-use crate::run_dir::RunStatus;
 use crate::TrainError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -57,6 +56,37 @@ impl EpochMetrics {
             line += &format!("  zero groups {}", self.zero_groups);
         }
         line + &format!("  {:.1}s", self.seconds)
+    }
+}
+
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Trained, compacted and evaluated: `summary.csv` holds its results.
+    Finished,
+    /// Stopped by an error (`error.txt` says which); running it again retries it.
+    Failed,
+    /// Killed mid-run: a checkpoint exists and running it again resumes from it.
+    Interrupted,
+    /// Not started.
+    Pending,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Pending => "pending",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

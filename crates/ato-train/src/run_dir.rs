@@ -1,47 +1,15 @@
 //! [`RunDir`]: the folder of one run, `<out_dir>/<name>/<run-id>/`, and the name of every file
-//! in it; [`RunStatus`]: where the run stands. Everything that reads or writes a run folder
+//! in it, and where the run stands ([`RunStatus`]). Everything that reads or writes a run folder
 //! (train, sweep, eval, export, report) takes its paths from here.
 
 use crate::checkpoint::CheckpointDir;
 use crate::config::RunConfig;
-use crate::records::{read_csv, SummaryRow};
+use crate::records::{read_csv, RunStatus, SummaryRow};
 use crate::TrainError;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The name of the one-row summary in a run folder, and of the sweep's table of rows.
 pub const SUMMARY_FILE: &str = "summary.csv";
-
-/// Where a run stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Trained, compacted and evaluated: `summary.csv` holds its results.
-    Finished,
-    /// Stopped by an error (`error.txt` says which); running it again retries it.
-    Failed,
-    /// Killed mid-run: a checkpoint exists and running it again resumes from it.
-    Interrupted,
-    /// Not started.
-    Pending,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Finished => "finished",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-            RunStatus::Pending => "pending",
-        }
-    }
-}
-
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The folder of one run.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,9 +9,11 @@
 //!   ratio LHS/RHS over training;
 //! - every run, for completeness.
 
+mod figures;
+mod markdown;
 mod plots;
 mod published;
-mod tables;
+mod selection;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ato_train::run_dir::SUMMARY_FILE;
@@ -79,7 +81,7 @@ pub fn run_cmd(args: &ReportArgs) -> Result<()> {
     let records = collect(&dir)?;
     let figures = args.out.join("figures").join(&name);
     std::fs::create_dir_all(&figures).map_err(|e| anyhow!("{}: {e}", figures.display()))?;
-    let report = tables::Report::new(&name, &records);
+    let report = selection::Report::new(&name, &records);
     let images = report.draw_figures(&figures)?;
     let md = report.markdown(&args.dir.display().to_string(), &images);
     let path = args.out.join(format!("{name}.md"));

@@ -9,21 +9,26 @@
 use crate::schedule::AtoSchedule;
 use crate::TrainError;
 use ato_models::ModelConfig;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod keys;
 mod sections;
 mod validate;
+
+pub use keys::{keys, KeyDoc};
 
 pub use sections::*;
 
 /// A whole run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     /// Run name: results go to `<out_dir>/<name>/<run-id>/`.
     pub name: String,
     pub dataset: DatasetSection,
     pub model: ModelSection,
+    /// dense | ato | oto | otov2.
     pub method: Method,
     pub train: TrainSection,
     pub optim: OptimSection,
@@ -32,9 +37,11 @@ pub struct RunConfig {
     pub oto: OtoSection,
     pub otov2: Otov2Section,
     pub convergence: ConvergenceSection,
+    /// Seed of every random draw (init, data order, augmentation, controller).
     pub seed: u64,
     /// auto | cpu | cuda | cuda:N
     pub device: String,
+    /// Results root: runs go to `<out_dir>/<name>/<run-id>/`.
     pub out_dir: String,
 }
 

@@ -6,12 +6,13 @@ pub use ato_controller::NoiseKind;
 pub use ato_data::DatasetName;
 use ato_models::{ModelName, ShortcutKind};
 pub use ato_optim::DecayKind;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// An epoch, written as a whole number (`25`) or as a fraction of `train.epochs` (`0.1`, a
 /// float in [0, 1]). Fractions keep a schedule valid when a sweep or a smoke test changes the
 /// number of epochs.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum EpochSpec {
     Epoch(usize),
@@ -29,9 +30,11 @@ impl EpochSpec {
 }
 
 /// `[dataset]`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetSection {
+    /// synth10 | synth100 | cifar10 | cifar100 | imagenet.
+    #[schemars(with = "String")]
     pub name: DatasetName,
     /// Folder holding `cifar-10-batches-bin/`, `cifar-100-binary/`, ImageNet's `train/` and
     /// `val/`, or where the synthetic set is generated.
@@ -61,13 +64,20 @@ impl Default for DatasetSection {
 }
 
 /// `[model]`: the architecture keys; class count and input size follow the data set.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
+    /// resnet20 | resnet32 | resnet56 | resnet110 | resnet18 | resnet34 | resnet50 | mobilenetv2.
+    #[schemars(with = "String")]
     pub name: ModelName,
+    /// CIFAR ResNet shortcuts: A (zero-pad) or B (1×1 conv + BN).
+    #[schemars(with = "String")]
     pub shortcut: ShortcutKind,
+    /// Width of the first stage (CIFAR ResNets: 16) [default: the model's own].
     pub base_width: Option<usize>,
+    /// Width multiplier of every layer.
     pub width_mult: f64,
+    /// Stride of the stem [default: the model's own; MobileNetV2 uses 1 for inputs ≤ 64 px].
     pub stem_stride: Option<usize>,
 }
 
@@ -84,7 +94,7 @@ impl Default for ModelSection {
 }
 
 /// The pruning method of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     Dense,
@@ -105,11 +115,14 @@ impl Method {
 }
 
 /// `[train]`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
+    /// Epochs E of the run.
     pub epochs: usize,
+    /// Images per target step.
     pub batch_size: usize,
+    /// Label smoothing ε of the cross-entropy.
     pub label_smoothing: f64,
     /// Mixup α; 0 disables mixup.
     pub mixup: f64,
@@ -126,7 +139,7 @@ impl Default for TrainSection {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerName {
     Sgd,
@@ -134,17 +147,23 @@ pub enum OptimizerName {
 }
 
 /// `[optim]`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimSection {
+    /// sgd | adamw.
     pub name: OptimizerName,
+    /// Base learning rate η₀.
     pub lr: f64,
     /// SGD's momentum; Adam's β₁ for `adamw`.
     pub momentum: f64,
     /// Nesterov momentum (SGD only).
     pub nesterov: bool,
+    /// Weight decay (L2 for SGD, decoupled for AdamW).
     pub weight_decay: f64,
+    /// Epochs of linear warm-up.
     pub warmup_epochs: usize,
+    /// After warm-up: cosine | multistep (×0.1 at 50% and 75%) | constant.
+    #[schemars(with = "String")]
     pub schedule: DecayKind,
     /// Apply weight decay to BN γ/β and biases too (default: conv and linear weights only).
     pub decay_norm_and_bias: bool,
@@ -166,7 +185,7 @@ impl Default for OptimSection {
 }
 
 /// `[prune]`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PruneSection {
     /// ρ: the share of the full model's conv+fc MACs to remove, in (0, 1).
@@ -182,7 +201,7 @@ impl Default for PruneSection {
 }
 
 /// How masked groups are driven to zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Projector {
     /// The group proximal step of DESIGN.md §4.
@@ -192,7 +211,7 @@ pub enum Projector {
 }
 
 /// `[ato]`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AtoSection {
     /// λ of the group proximal step.
@@ -211,9 +230,12 @@ pub struct AtoSection {
     pub hyper_step: usize,
     /// Share of the training set the controller learns on.
     pub controller_fraction: f64,
+    /// prox (the group proximal step) | half_space (HSPG's half-space test).
     pub projector: Projector,
     /// ε of the half-space test when `projector = "half_space"`.
     pub epsilon: f64,
+    /// Noise of the Gumbel-sigmoid: logistic (two Gumbels) | gumbel (one sample).
+    #[schemars(with = "String")]
     pub noise: NoiseKind,
     /// AdamW learning rate of the controller.
     pub controller_lr: f64,
@@ -242,10 +264,12 @@ impl Default for AtoSection {
 }
 
 /// `[oto]`: HSPG (DESIGN.md §5).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtoSection {
+    /// λ of HSPG's group-lasso term.
     pub lambda: f64,
+    /// ε of the half-space test.
     pub epsilon: f64,
     /// Epoch at which the half-space stage begins [default: 0.25].
     pub n_p: Option<EpochSpec>,
@@ -262,11 +286,14 @@ impl Default for OtoSection {
 }
 
 /// `[otov2]`: DHSPG (DESIGN.md §5).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Otov2Section {
+    /// Share of groups to zero, in (0, 1).
     pub target_group_sparsity: f64,
+    /// Base λ of DHSPG.
     pub lambda: f64,
+    /// ε of the half-space projection.
     pub epsilon: f64,
     /// Epoch of the one-off partition into redundant and important groups [default: 0.1].
     pub start_pruning: Option<EpochSpec>,
@@ -284,7 +311,7 @@ impl Default for Otov2Section {
 }
 
 /// `[convergence]`: the probes of DESIGN.md §6.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConvergenceSection {
     /// Probe every this many optimiser steps (and once before training); 0 = off.

@@ -1,4 +1,5 @@
-//! Run configuration, schedule and records.
+//! The run configuration: defaults, validation errors that name the key, the ATO schedule,
+//! run ids and devices.
 
 use ato_train::*;
 
@@ -139,90 +140,6 @@ fn epochs_may_be_fractions_of_the_run() {
 }
 
 #[test]
-fn csv_files_round_trip_and_leave_no_partial_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("metrics.csv");
-    let row = |e: usize| EpochMetrics {
-        epoch: e,
-        lr: 0.1,
-        train_loss: 2.3 - e as f64,
-        train_top1: 0.1,
-        test_loss: 2.2,
-        test_top1: 0.12,
-        test_top5: 0.5,
-        masked_top1: 0.12,
-        mask_macs_ratio: 1.0,
-        group_sparsity: 0.0,
-        zero_groups: 0,
-        controller_loss: 0.0,
-        flops_reg: 0.0,
-        train_seconds: 1.2,
-        seconds: 1.5,
-    };
-    write_csv_atomically(&path, &[row(0), row(1)]).unwrap();
-    let back: Vec<EpochMetrics> = read_csv(&path).unwrap();
-    assert_eq!(back, vec![row(0), row(1)]);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("epoch,lr,train_loss,train_top1,test_loss,test_top1,test_top5,masked_top1,mask_macs_ratio,group_sparsity,zero_groups,controller_loss,flops_reg,train_seconds,seconds\n"));
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
-    // a truncated file is an error naming the file and row
-    std::fs::write(&path, &text[..text.len() - 10]).unwrap();
-    let e = read_csv::<EpochMetrics>(&path).unwrap_err().to_string();
-    assert!(e.contains("metrics.csv") && e.contains("row 2"), "{e}");
-}
-
-#[test]
-fn checkpoints_swap_atomically_and_survive_a_kill_mid_swap() {
-    let dir = tempfile::tempdir().unwrap();
-    let ck = CheckpointDir::new(dir.path());
-    assert!(ck.latest().unwrap().is_none());
-    let state = |e| RunState {
-        epochs_done: e,
-        global_step: 10 * e as u64,
-        seconds: 1.0,
-    };
-    ck.save(&state(1), |p| {
-        write_text_atomically(&p.join("model.txt"), "one")
-    })
-    .unwrap();
-    ck.save(&state(2), |p| {
-        write_text_atomically(&p.join("model.txt"), "two")
-    })
-    .unwrap();
-    let (path, s) = ck.latest().unwrap().unwrap();
-    assert_eq!(s.epochs_done, 2);
-    assert_eq!(
-        std::fs::read_to_string(path.join("model.txt")).unwrap(),
-        "two"
-    );
-    // a failing writer leaves the last checkpoint in place
-    let e = ck.save(&state(3), |_| {
-        Err(ato_train::TrainError::Io("disk full".into()))
-    });
-    assert!(e.is_err());
-    assert_eq!(ck.latest().unwrap().unwrap().1.epochs_done, 2);
-    // killed between the two renames: only checkpoint.old exists
-    std::fs::rename(
-        dir.path().join("checkpoint"),
-        dir.path().join("checkpoint.old"),
-    )
-    .unwrap();
-    assert_eq!(ck.latest().unwrap().unwrap().1.epochs_done, 2);
-    ck.save(&state(3), |p| {
-        write_text_atomically(&p.join("model.txt"), "three")
-    })
-    .unwrap();
-    assert_eq!(ck.latest().unwrap().unwrap().1.epochs_done, 3);
-    assert!(
-        !dir.path().join("checkpoint.old").exists() && !dir.path().join("checkpoint.new").exists()
-    );
-}
-
-#[test]
 fn run_ids_are_stable_and_follow_the_settings() {
     let a = RunConfig::default();
     let mut b = a.clone();
@@ -268,5 +185,51 @@ fn devices_are_parsed_and_unavailable_ones_named() {
     if !candle_core::utils::cuda_is_available() {
         let e = select_device("cuda:1").unwrap_err().to_string();
         assert!(e.contains("cuda:1") && e.contains("device=cpu"), "{e}");
+    }
+}
+
+#[test]
+fn every_key_is_documented_and_listed_for_help() {
+    let keys = ato_train::config::keys();
+    // every key the default config serialises is listed (nested tables flattened to dots)
+    let table: toml::Table = toml::from_str(&RunConfig::default().to_toml()).unwrap();
+    let mut serialised = Vec::new();
+    for (k, v) in &table {
+        match v {
+            toml::Value::Table(t) => serialised.extend(t.keys().map(|f| format!("{k}.{f}"))),
+            _ => serialised.push(k.clone()),
+        }
+    }
+    for k in &serialised {
+        assert!(
+            keys.iter().any(|d| &d.key == k),
+            "`{k}` is missing from the key list"
+        );
+    }
+    // keys unset by default (t_start, synth_train, …) are listed too, without a default
+    let t_end = keys.iter().find(|d| d.key == "ato.t_end").unwrap();
+    assert!(t_end.default.is_empty() && t_end.doc.contains("freezes"));
+    assert_eq!(
+        keys.iter().find(|d| d.key == "ato.lambda").unwrap().default,
+        "10.0"
+    );
+    // every key has a doc comment (negative control: delete one and this fails)
+    for d in &keys {
+        assert!(!d.doc.is_empty(), "`{}` has no doc comment", d.key);
+    }
+    // and every listed key is one the parser accepts
+    for d in &keys {
+        let (section, field) = d.key.split_once('.').unwrap_or(("", &d.key));
+        let value = if d.default.is_empty() {
+            "1"
+        } else {
+            &d.default
+        };
+        let text = if section.is_empty() {
+            format!("{field} = {value}")
+        } else {
+            format!("[{section}]\n{field} = {value}")
+        };
+        RunConfig::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", d.key));
     }
 }

@@ -1,0 +1,220 @@
+//! The report's figures: accuracy vs FLOPs reduction, test accuracy over epochs, one plot per
+//! ablation axis and the convergence ratio over training, as PNG files beside the report.
+
+use super::plots::{draw, Chart, Mark, Series};
+use super::selection::Report;
+use super::RunRecord;
+use anyhow::Result;
+use plotters::chart::SeriesLabelPosition;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A figure written next to the report.
+pub struct Figure {
+    pub title: String,
+    /// Path relative to the report file.
+    pub link: String,
+    /// A sentence printed under the figure (e.g. which runs it cannot show).
+    pub note: Option<String>,
+}
+
+impl Report<'_> {
+    /// Draws one figure into `dir/file` and returns it with its link relative to the report.
+    fn figure(
+        &self,
+        dir: &Path,
+        file: &str,
+        chart: Chart<'_>,
+        series: &[Series],
+    ) -> Result<Figure> {
+        draw(&dir.join(file), &chart, series)?;
+        Ok(Figure {
+            title: chart.title.to_string(),
+            link: format!("figures/{}/{file}", self.name),
+            note: None,
+        })
+    }
+
+    /// Draws every figure into `dir` and returns them with links relative to the report.
+    pub fn draw_figures(&self, dir: &Path) -> Result<Vec<Figure>> {
+        let mut figs = Vec::new();
+        let main = self.main_rows();
+        for ((dataset, model), runs) in &self.groups {
+            let tag = format!("{dataset}_{model}");
+            let mut by_method: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+            for r in runs {
+                let s = &r.summary;
+                if let (Some(f), Some(t)) = (s.flops_reduction, s.top1) {
+                    by_method
+                        .entry(&s.method)
+                        .or_default()
+                        .push((100.0 * f, 100.0 * t));
+                }
+            }
+            let series: Vec<Series> = by_method
+                .into_iter()
+                .map(|(m, points)| Series {
+                    name: m.into(),
+                    points,
+                    mark: Mark::Points,
+                })
+                .collect();
+            let file = format!("accuracy_vs_flops_{tag}.png");
+            let title = format!("{model} on {dataset}: top-1 vs FLOPs reduction");
+            figs.push(self.figure(
+                dir,
+                &file,
+                Chart {
+                    title: &title,
+                    x_label: "FLOPs reduction (%)",
+                    y_label: "test top-1 (%)",
+                    log_y: false,
+                    reference_y: None,
+                    legend: SeriesLabelPosition::LowerLeft,
+                },
+                &series,
+            )?);
+
+            let shown: Vec<&&RunRecord> = main
+                .iter()
+                .filter(|r| r.summary.dataset == *dataset && r.summary.model == *model)
+                .collect();
+            let curves: Vec<Series> = shown
+                .iter()
+                .map(|r| Series {
+                    name: r.summary.method.clone(),
+                    points: r
+                        .metrics
+                        .iter()
+                        .map(|m| ((m.epoch + 1) as f64, 100.0 * m.masked_top1))
+                        .collect(),
+                    mark: Mark::Line,
+                })
+                .collect();
+            let file = format!("curves_{tag}.png");
+            let title = format!("{model} on {dataset}: test top-1 (masked) per epoch");
+            figs.push(self.figure(
+                dir,
+                &file,
+                Chart {
+                    title: &title,
+                    x_label: "epoch",
+                    y_label: "test top-1 (%)",
+                    log_y: false,
+                    reference_y: None,
+                    legend: SeriesLabelPosition::LowerRight,
+                },
+                &curves,
+            )?);
+
+            let ratio: Vec<Series> = shown
+                .iter()
+                .filter(|r| r.convergence.iter().any(|c| c.lhs_rhs_ratio.is_finite()))
+                .map(|r| Series {
+                    name: format!("{} ({})", r.summary.method, r.convergence[0].theorem),
+                    points: r
+                        .convergence
+                        .iter()
+                        .map(|c| (c.step as f64, c.lhs_rhs_ratio))
+                        .collect(),
+                    mark: Mark::LineAndPoints,
+                })
+                .collect();
+            // where the bound stops saying anything: the first probe (after the start) whose
+            // step condition η < 2ρ/L̂ fails
+            let undefined: Vec<String> = shown
+                .iter()
+                .filter_map(|r| {
+                    let c = r
+                        .convergence
+                        .iter()
+                        .skip(1)
+                        .find(|c| !c.lhs_rhs_ratio.is_finite())?;
+                    Some(format!("{} from step {}", r.summary.method, c.step))
+                })
+                .collect();
+            let note = (!undefined.is_empty()).then(|| {
+                format!(
+                    "LHS/RHS is undefined where the step condition η < 2ρ/L̂ fails or the \
+                     regulariser just changed (the bound restarts): {}. For Adam-type runs \
+                     ρ̂ = min √v̂ + ε is small, so the adaptive bound often says nothing \
+                     (see `ato_optim::bounds`).",
+                    undefined.join(", ")
+                )
+            });
+            let title = format!("{model} on {dataset}: LHS/RHS of the convergence bound");
+            if ratio.is_empty() {
+                if let Some(note) = note {
+                    figs.push(Figure {
+                        title,
+                        link: String::new(),
+                        note: Some(note),
+                    });
+                }
+            } else {
+                let file = format!("convergence_{tag}.png");
+                let mut fig = self.figure(
+                    dir,
+                    &file,
+                    Chart {
+                        title: &title,
+                        x_label: "optimiser step",
+                        y_label: "LHS / RHS",
+                        log_y: true,
+                        reference_y: Some(1.0),
+                        legend: SeriesLabelPosition::UpperRight,
+                    },
+                    &ratio,
+                )?;
+                fig.note = note;
+                figs.push(fig);
+            }
+        }
+        for ab in self.ablations() {
+            let pts = |f: fn(&RunRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+                ab.runs
+                    .iter()
+                    .filter_map(|r| Some((ab.axis.value(r)?, 100.0 * f(r)?)))
+                    .collect()
+            };
+            let series = vec![
+                Series {
+                    name: "top-1 (%)".into(),
+                    points: pts(|r| r.summary.top1),
+                    mark: Mark::LineAndPoints,
+                },
+                Series {
+                    name: "FLOPs reduction (%)".into(),
+                    points: pts(|r| r.summary.flops_reduction),
+                    mark: Mark::LineAndPoints,
+                },
+            ];
+            let file = format!(
+                "ablation_{}_{}_{}.png",
+                ab.dataset,
+                ab.model,
+                ab.axis.slug()
+            );
+            let title = format!(
+                "{} on {}: ATO, {} varied",
+                ab.model,
+                ab.dataset,
+                ab.axis.label()
+            );
+            figs.push(self.figure(
+                dir,
+                &file,
+                Chart {
+                    title: &title,
+                    x_label: ab.axis.label(),
+                    y_label: "%",
+                    log_y: false,
+                    reference_y: None,
+                    legend: SeriesLabelPosition::MiddleRight,
+                },
+                &series,
+            )?);
+        }
+        Ok(figs)
+    }
+}

@@ -1,0 +1,159 @@
+//! Which runs go in which table: the finished runs per (data set, model), the main rows at
+//! the sweep's central ATO settings, and one ablation per axis the sweep varies.
+
+use super::RunRecord;
+use std::collections::BTreeMap;
+
+/// The ATO settings an ablation can vary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Axis {
+    Lambda,
+    Gamma,
+    TStart,
+    TEnd,
+}
+
+impl Axis {
+    pub const ALL: [Axis; 4] = [Axis::Lambda, Axis::Gamma, Axis::TStart, Axis::TEnd];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Axis::Lambda => "λ (ato.lambda)",
+            Axis::Gamma => "γ (ato.gamma)",
+            Axis::TStart => "T_start (epoch)",
+            Axis::TEnd => "T_end (epoch)",
+        }
+    }
+
+    pub(super) fn slug(self) -> &'static str {
+        match self {
+            Axis::Lambda => "lambda",
+            Axis::Gamma => "gamma",
+            Axis::TStart => "t_start",
+            Axis::TEnd => "t_end",
+        }
+    }
+
+    pub(super) fn value(self, r: &RunRecord) -> Option<f64> {
+        let s = &r.summary;
+        match self {
+            Axis::Lambda => s.lambda,
+            Axis::Gamma => s.gamma,
+            Axis::TStart => s.t_start.map(|v| v as f64),
+            Axis::TEnd => s.t_end.map(|v| v as f64),
+        }
+    }
+}
+
+/// An ablation table: ATO runs of one model where only `axis` moves.
+pub struct Ablation<'a> {
+    pub dataset: String,
+    pub model: String,
+    pub axis: Axis,
+    pub runs: Vec<&'a RunRecord>,
+}
+
+/// The runs of a sweep, arranged for tables and plots.
+pub struct Report<'a> {
+    pub(super) name: &'a str,
+    pub(super) all: &'a [RunRecord],
+    /// Finished runs per (data set, model), in sweep order.
+    pub(super) groups: BTreeMap<(String, String), Vec<&'a RunRecord>>,
+}
+
+/// The most common value (first seen wins ties), ignoring runs without one.
+fn mode(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let mut counts: Vec<(f64, usize)> = Vec::new();
+    for v in values.flatten() {
+        match counts.iter_mut().find(|(x, _)| *x == v) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((v, 1)),
+        }
+    }
+    let best = counts.iter().map(|c| c.1).max()?;
+    counts.into_iter().find(|c| c.1 == best).map(|c| c.0)
+}
+
+impl<'a> Report<'a> {
+    pub fn new(name: &'a str, all: &'a [RunRecord]) -> Self {
+        let mut groups: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
+        for r in all.iter().filter(|r| r.summary.is_finished()) {
+            groups
+                .entry((r.summary.dataset.clone(), r.summary.model.clone()))
+                .or_default()
+                .push(r);
+        }
+        Self { name, all, groups }
+    }
+
+    /// The central ATO settings of a group: the most common value of each axis.
+    pub(super) fn center(runs: &[&RunRecord]) -> Vec<Option<f64>> {
+        let ato: Vec<&&RunRecord> = runs.iter().filter(|r| r.summary.method == "ato").collect();
+        Axis::ALL
+            .iter()
+            .map(|a| mode(ato.iter().map(|r| a.value(r))))
+            .collect()
+    }
+
+    pub(super) fn at_center(r: &RunRecord, center: &[Option<f64>], free: Option<Axis>) -> bool {
+        Axis::ALL
+            .iter()
+            .zip(center)
+            .all(|(&a, c)| Some(a) == free || a.value(r) == *c)
+    }
+
+    /// Per group and method, the run at the central settings (or the method's first run).
+    pub fn main_rows(&self) -> Vec<&'a RunRecord> {
+        let mut out = Vec::new();
+        for runs in self.groups.values() {
+            let center = Self::center(runs);
+            let mut methods: Vec<&str> = Vec::new();
+            for r in runs {
+                if !methods.contains(&r.summary.method.as_str()) {
+                    methods.push(&r.summary.method);
+                }
+            }
+            for m in methods {
+                let of: Vec<&&RunRecord> = runs.iter().filter(|r| r.summary.method == m).collect();
+                let pick = of
+                    .iter()
+                    .find(|r| m != "ato" || Self::at_center(r, &center, None))
+                    .unwrap_or(&of[0]);
+                out.push(**pick);
+            }
+        }
+        out
+    }
+
+    /// Every axis along which the ATO runs of a group vary with the others at the center.
+    pub fn ablations(&self) -> Vec<Ablation<'a>> {
+        let mut out = Vec::new();
+        for ((dataset, model), runs) in &self.groups {
+            let center = Self::center(runs);
+            for axis in Axis::ALL {
+                let mut line: Vec<&RunRecord> = runs
+                    .iter()
+                    .copied()
+                    .filter(|r| {
+                        r.summary.method == "ato" && Self::at_center(r, &center, Some(axis))
+                    })
+                    .collect();
+                line.sort_by(|a, b| {
+                    axis.value(a)
+                        .partial_cmp(&axis.value(b))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                });
+                line.dedup_by(|a, b| axis.value(a) == axis.value(b));
+                if line.len() >= 2 {
+                    out.push(Ablation {
+                        dataset: dataset.clone(),
+                        model: model.clone(),
+                        axis,
+                        runs: line,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
