@@ -13,7 +13,8 @@
 //! - Once `⌊target·N⌋` groups are zero, regularisation stops; zero groups stay zero.
 
 use crate::groups::{row_dots, row_sums, GroupSet, GroupSnapshot};
-use crate::prox::{half_space_candidates, row_directions, sub_scaled_rows, zero_rows};
+use crate::half_space::half_space_candidates;
+use crate::prox::{row_directions, sub_scaled_rows, zero_rows};
 use crate::state::StateDict;
 use crate::{OptimError, Result};
 

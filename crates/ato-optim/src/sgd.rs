@@ -76,6 +76,12 @@ impl Sgd {
     pub fn config(&self) -> &SgdConfig {
         &self.config
     }
+
+    /// Drops every momentum buffer: the next step starts them again from its gradient (OTO's
+    /// HSPG restarts momentum when its half-space stage begins).
+    pub fn reset_momentum(&mut self) {
+        self.momentum.clear();
+    }
 }
 
 impl Optimizer for Sgd {
