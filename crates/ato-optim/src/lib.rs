@@ -17,6 +17,8 @@
 //!   [`Dhspg`] and ATO's `half_space` projector share.
 //! - [`Hspg`] (OTO): the group-lasso term enters the gradient before the base step
 //!   ([`Hspg::add_penalty_to_grads`]), stage 2 projects ([`Hspg::project`]).
+//! - [`Dhspg`] (OTOv2): partition with a per-gate guard, adaptive λ_g, half-space step, with
+//!   the base direction read without AdamW's decoupled decay ([`DecoupledDecay`]).
 //! - [`ConvergenceProbe`] measures, every K steps, the objective, the squared gradient
 //!   mapping, a smoothness estimate, the gradient variance, mask flips and Adam's smallest
 //!   √v; [`bounds`] states the theorems and computes their right-hand sides.
@@ -40,6 +42,7 @@
 
 pub mod adamw;
 pub mod bounds;
+pub mod decay;
 pub mod dhspg;
 pub mod groups;
 pub mod half_space;
@@ -54,6 +57,7 @@ pub mod state;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use bounds::{BoundInputs, BoundValue, Theorem};
+pub use decay::DecoupledDecay;
 pub use dhspg::{Dhspg, DhspgConfig};
 pub use groups::{GroupSet, GroupSnapshot};
 pub use half_space::{half_space_project, HalfSpaceStep};

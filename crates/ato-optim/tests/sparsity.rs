@@ -3,7 +3,9 @@
 
 mod common;
 
-use ato_optim::{Dhspg, DhspgConfig, GroupSet, Hspg, HspgConfig, Optimizer, Sgd, SgdConfig};
+use ato_optim::{
+    DecoupledDecay, Dhspg, DhspgConfig, GroupSet, Hspg, HspgConfig, Optimizer, Sgd, SgdConfig,
+};
 use ato_zig::{ArchBuilder, Dim, NamedVars};
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
@@ -186,12 +188,14 @@ fn otov2_dhspg_stops_exactly_at_its_target_and_zero_groups_stay_zero() {
     .unwrap();
     let mut reached_at = None;
     let mut zero_then = Vec::new();
+    let none = DecoupledDecay::none();
     train(
         &m,
         1200,
         |_, _, _, _| {},
         |t, m, before, lr| {
-            dh.after_step(&m.groups, before, lr, t >= 100).unwrap();
+            dh.after_step(&m.groups, before, lr, t >= 100, &none)
+                .unwrap();
             let zeros = m.zero_set().iter().filter(|&&z| z).count();
             if zeros >= HIDDEN / 2 && reached_at.is_none() {
                 reached_at = Some(t);
