@@ -1,4 +1,4 @@
-//! # ato-optim — optimisers, group steps, OTO/OTOv2 and convergence probes
+//! # ato-optim — optimisers, group steps, OTO/OTOv2, magnitude selection, probes
 //!
 //! Everything that *changes weights* in ato-rs lives here, written on candle
 //! [`Var`](candle_core::Var)s so it runs on CPU and CUDA alike (DESIGN.md §4 prox, §5, §6):
@@ -19,6 +19,10 @@
 //!   ([`Hspg::add_penalty_to_grads`]), stage 2 projects ([`Hspg::project`]).
 //! - [`Dhspg`] (OTOv2): partition with a per-gate guard, adaptive λ_g, half-space step, with
 //!   the base direction read without AdamW's decoupled decay ([`DecoupledDecay`]).
+//! - [`MagnitudeSelection`]: the magnitude baseline's keep mask for a MACs target, global or
+//!   per gate, with kept widths rounded to multiples of N, by the greedy [`drop_in_order`]
+//!   (which HESSO's MACs target will share) over any [`WidthCost`] (e.g.
+//!   `ato_zig::WidthPolynomial`).
 //! - [`ConvergenceProbe`] measures, every K steps, the objective, the squared gradient
 //!   mapping, a smoothness estimate, the gradient variance, mask flips and Adam's smallest
 //!   √v; [`bounds`] states the theorems and computes their right-hand sides.
@@ -42,27 +46,32 @@
 
 pub mod adamw;
 pub mod bounds;
+pub mod budget;
 pub mod decay;
 pub mod dhspg;
 pub mod groups;
 pub mod half_space;
 pub mod hspg;
 pub mod lr;
+pub mod magnitude;
 pub mod optimizer;
 pub mod params;
 pub mod probes;
 pub mod prox;
+pub mod saliency;
 pub mod sgd;
 pub mod state;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use bounds::{BoundInputs, BoundValue, Theorem};
+pub use budget::{drop_in_order, round_kept, WidthCost};
 pub use decay::DecoupledDecay;
 pub use dhspg::{Dhspg, DhspgConfig};
 pub use groups::{GroupSet, GroupSnapshot};
 pub use half_space::{half_space_project, HalfSpaceStep};
 pub use hspg::{Hspg, HspgConfig};
 pub use lr::{Decay, LrSchedule};
+pub use magnitude::{MagnitudeScope, MagnitudeSelection};
 pub use optimizer::Optimizer;
 pub use params::{DecayRule, Param, ParamSet};
 pub use probes::{ConvergenceProbe, ConvergenceRow, ProbeConfig, ProbeInputs};
