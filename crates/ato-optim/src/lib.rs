@@ -1,4 +1,4 @@
-//! # ato-optim — optimisers, group steps, OTO/OTOv2, magnitude selection, probes
+//! # ato-optim — optimisers, group steps, OTO/OTOv2/HESSO, magnitude selection, probes
 //!
 //! Everything that *changes weights* in ato-rs lives here, written on candle
 //! [`Var`](candle_core::Var)s so it runs on CPU and CUDA alike (DESIGN.md §4 prox, §5, §6):
@@ -19,10 +19,12 @@
 //!   ([`Hspg::add_penalty_to_grads`]), stage 2 projects ([`Hspg::project`]).
 //! - [`Dhspg`] (OTOv2): partition with a per-gate guard, adaptive λ_g, half-space step, with
 //!   the base direction read without AdamW's decoupled decay ([`DecoupledDecay`]).
+//! - [`Hesso`] (OTOv3): periodic selection by five saliency criteria
+//!   ([`saliency::hesso_saliency`]) and a linear shrink to exact zeros, towards a group-count
+//!   or a MACs target.
 //! - [`MagnitudeSelection`]: the magnitude baseline's keep mask for a MACs target, global or
-//!   per gate, with kept widths rounded to multiples of N, by the greedy [`drop_in_order`]
-//!   (which HESSO's MACs target will share) over any [`WidthCost`] (e.g.
-//!   `ato_zig::WidthPolynomial`).
+//!   per gate, with kept widths rounded to multiples of N. It and HESSO's MACs target share one
+//!   greedy routine, [`drop_in_order`], over any [`WidthCost`] (e.g. `ato_zig::WidthPolynomial`).
 //! - [`ConvergenceProbe`] measures, every K steps, the objective, the squared gradient
 //!   mapping, a smoothness estimate, the gradient variance, mask flips and Adam's smallest
 //!   √v; [`bounds`] states the theorems and computes their right-hand sides.
@@ -33,7 +35,7 @@
 //! before = groups.snapshot()          // x, when the method needs it (see each type's docs)
 //! hspg.add_penalty_to_grads(..)       // OTO only: ψ = ∇f + λ·x/(‖x‖+1e-6) in the gradient
 //! optimizer.step(&grads, lr)          // x̂ = base step (SGD or AdamW) on every parameter
-//! pruner.after_step(...)              // ATO prox | HSPG projection | DHSPG
+//! pruner.after_step(...)              // ATO prox | HSPG projection | DHSPG | HESSO
 //! ```
 //!
 //! ```
@@ -51,6 +53,7 @@ pub mod decay;
 pub mod dhspg;
 pub mod groups;
 pub mod half_space;
+pub mod hesso;
 pub mod hspg;
 pub mod lr;
 pub mod magnitude;
@@ -69,6 +72,7 @@ pub use decay::DecoupledDecay;
 pub use dhspg::{Dhspg, DhspgConfig};
 pub use groups::{GroupSet, GroupSnapshot};
 pub use half_space::{half_space_project, HalfSpaceStep};
+pub use hesso::{Hesso, HessoConfig, HessoTarget};
 pub use hspg::{Hspg, HspgConfig};
 pub use lr::{Decay, LrSchedule};
 pub use magnitude::{MagnitudeScope, MagnitudeSelection};

@@ -1,10 +1,11 @@
-//! OTO (HSPG) and OTOv2 (DHSPG) on a small gated MLP classifier: each reaches its target
-//! group sparsity, and zeroed groups stay exactly zero for the rest of training.
+//! OTO (HSPG), OTOv2 (DHSPG) and HESSO on a small gated MLP classifier: each reaches its
+//! target group sparsity, and zeroed groups stay exactly zero for the rest of training.
 
 mod common;
 
 use ato_optim::{
-    DecoupledDecay, Dhspg, DhspgConfig, GroupSet, Hspg, HspgConfig, Optimizer, Sgd, SgdConfig,
+    DecoupledDecay, Dhspg, DhspgConfig, GroupSet, Hesso, HessoConfig, HessoTarget, Hspg,
+    HspgConfig, Optimizer, Sgd, SgdConfig,
 };
 use ato_zig::{ArchBuilder, Dim, NamedVars};
 use candle_core::backprop::GradStore;
@@ -223,5 +224,30 @@ fn otov2_dhspg_stops_exactly_at_its_target_and_zero_groups_stay_zero() {
     // only redundant groups were zeroed
     let redundant = dh.redundant().unwrap().concat();
     assert!(end.iter().zip(&redundant).all(|(&z, &r)| !z || r));
+    assert!(m.accuracy() > 0.6, "accuracy {}", m.accuracy());
+}
+
+#[test]
+fn hesso_prunes_exactly_its_target_and_keeps_the_mlp_accurate() {
+    let m = mlp();
+    // prune from step 200 over 300 steps in 3 periods (D = 100): ⌊32·0.5⌋ = 16 groups
+    let cfg = HessoConfig {
+        start_step: 200,
+        pruning_steps: 300,
+        periods: 3,
+    };
+    let mut h = Hesso::new(cfg, HessoTarget::GroupSparsity(0.5), &[HIDDEN]).unwrap();
+    let none = DecoupledDecay::none();
+    train(
+        &m,
+        800,
+        |_, _, _, _| {},
+        |_, m, before, lr| {
+            h.after_step(&m.groups, Some(before), lr, &none).unwrap();
+        },
+    );
+    let end = m.zero_set();
+    assert_eq!(end.iter().filter(|&&z| z).count(), HIDDEN / 2);
+    assert_eq!(end, h.pruned().concat());
     assert!(m.accuracy() > 0.6, "accuracy {}", m.accuracy());
 }
