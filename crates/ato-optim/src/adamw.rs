@@ -170,6 +170,14 @@ impl Optimizer for AdamW {
         Ok(())
     }
 
+    fn decoupled_weight_decay(&self) -> f64 {
+        if self.config.decoupled {
+            self.config.weight_decay
+        } else {
+            0.0
+        }
+    }
+
     fn preconditioner(&self) -> Result<Option<Vec<(String, Tensor)>>> {
         let c = self.config;
         let mut out = Vec::new();

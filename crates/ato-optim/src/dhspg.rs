@@ -1,36 +1,45 @@
 //! DHSPG, the optimiser of OTOv2 (Chen et al., ICLR 2023), on the groups of `ato-zig`
 //! (DESIGN.md §5), with SGD or AdamW as its base step.
 //!
-//! - **Partition** (once, at `start_pruning`): with d_g the base step's direction for group g
-//!   (the gradient for plain SGD), score `s_g = ½ĉ_g + ½r̂_g`, where `c_g = cos(x_g, d_g)`,
-//!   `r_g = 1/(‖x_g‖/dim_g + 1e-6)`, each ℓ2-normalised over all groups. The
-//!   `K = ⌊N·min(target + tolerance, 0.999)⌋` highest scores are the *redundant* groups.
+//! - **Direction**: d_g is the base step's update direction without AdamW's decoupled decay,
+//!   `d = (x − x̂)/α − wd·x` on decayed members ([`DecoupledDecay`]), as the reference
+//!   applies that decay separately.
+//! - **Partition** (once, at `start_pruning`): score `s_g = ½ĉ_g + ½r̂_g`, where
+//!   `c_g = cos(x_g, d_g)`, `r_g = 1/(‖x_g‖/dim_g + 1e-6)`, each ℓ2-normalised over all groups.
+//!   The `K = ⌊N·min(target + tolerance, 0.999)⌋` highest scores are the *redundant* groups;
+//!   then per gate (the reference's guard with `group_divisible = 1`): a gate of one group is
+//!   never penalised, and a gate whose groups all scored redundant keeps its lowest-score group
+//!   unpenalised, so every gate keeps at least one group.
 //! - **Every step** (after the base step x̂ = x − α·d), for redundant non-zero groups:
 //!   λ_g = λ, except where ⟨x_g, d_g⟩ < 0:
 //!   `LB = −⟨x,d⟩/‖x‖`, `UB = −‖d‖²‖x‖/⟨x,d⟩`, `λ_g = clip(amplify·LB, λ, hat·λ)`, and
-//!   `λ_g = (LB + UB)/2` if `λ_g ≥ UB`; then `x̂_g −= α·λ_g·x_g/‖x_g‖` and the half-space
-//!   projection `x̂_g := 0 if ⟨x̂_g, x_g⟩ < ε‖x_g‖²`, never past the target sparsity.
-//! - Once `⌊target·N⌋` groups are zero, regularisation stops; zero groups stay zero.
+//!   `λ_g = (LB + UB)/2` if `λ_g ≥ UB`; then the [`HalfSpaceStep`] (`x̂_g −= α·λ_g·x_g/‖x_g‖`,
+//!   `x̂_g := 0 if ⟨x̂_g, x_g⟩ < ε‖x_g‖²`), never projecting past the target sparsity.
+//! - Zero groups stay zero; once `⌊target·N⌋` groups are zero, regularisation stops.
 
+use crate::decay::DecoupledDecay;
 use crate::groups::{row_dots, row_sums, GroupSet, GroupSnapshot};
-use crate::prox::{half_space_candidates, row_directions, sub_scaled_rows, zero_rows};
+use crate::half_space::HalfSpaceStep;
 use crate::state::StateDict;
 use crate::{OptimError, Result};
 
-/// Settings of [`Dhspg`]; defaults are OTOv2's for SGD (DESIGN.md §5).
+/// Settings of [`Dhspg`]. [`DhspgConfig::for_sgd`] and [`DhspgConfig::for_adamw`] hold the
+/// reference's defaults for each base optimiser; `Default` is the SGD one.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DhspgConfig {
     pub lambda: f64,
     pub amplify: f64,
     pub hat: f64,
+    /// ε of the half-space test (the reference's default is 0, its tutorials use 0.95).
     pub epsilon: f64,
     /// Target share of zero groups, in (0, 1).
     pub target: f64,
     pub tolerance: f64,
 }
 
-impl Default for DhspgConfig {
-    fn default() -> Self {
+impl DhspgConfig {
+    /// With SGD: λ = 1e-3, amplify 2, hat 10 (ε 0.95, target 0.5, tolerance 0.05).
+    pub fn for_sgd() -> Self {
         Self {
             lambda: 1e-3,
             amplify: 2.0,
@@ -39,6 +48,22 @@ impl Default for DhspgConfig {
             target: 0.5,
             tolerance: 0.05,
         }
+    }
+
+    /// With AdamW: λ = 1e-2, amplify 20, hat 1e3 (ε 0.95, target 0.5, tolerance 0.05).
+    pub fn for_adamw() -> Self {
+        Self {
+            lambda: 1e-2,
+            amplify: 20.0,
+            hat: 1e3,
+            ..Self::for_sgd()
+        }
+    }
+}
+
+impl Default for DhspgConfig {
+    fn default() -> Self {
+        Self::for_sgd()
     }
 }
 
@@ -61,6 +86,7 @@ pub fn group_lambda(config: &DhspgConfig, dot: f64, x_norm: f64, d_norm: f64) ->
 #[derive(Clone, Debug)]
 pub struct Dhspg {
     config: DhspgConfig,
+    half_space: HalfSpaceStep,
     redundant: Option<Vec<Vec<bool>>>,
 }
 
@@ -78,14 +104,10 @@ impl Dhspg {
                 "DHSPG needs λ ≥ 0, amplify > 0, hat ≥ 1, tolerance ≥ 0 (got {c:?})"
             )));
         }
-        if !(0.0..1.0).contains(&c.epsilon) {
-            return Err(OptimError::Config(format!(
-                "DHSPG ε = {} is outside [0, 1)",
-                c.epsilon
-            )));
-        }
+        let half_space = HalfSpaceStep::new(c.epsilon)?;
         Ok(Self {
             config,
+            half_space,
             redundant: None,
         })
     }
@@ -146,7 +168,9 @@ impl Dhspg {
             .collect())
     }
 
-    /// Marks the `K` highest-scoring groups as redundant (ties: earlier group first).
+    /// Marks the `K` highest-scoring groups as redundant (ties: earlier group first), then
+    /// applies the per-gate guard: a gate of one group is never redundant, and a gate left
+    /// with no non-redundant group keeps its lowest-score one (ties: the later group).
     pub fn partition_by_scores(&mut self, scores: &[Vec<f64>]) {
         let n: usize = scores.iter().map(Vec::len).sum();
         let k =
@@ -161,10 +185,23 @@ impl Dhspg {
         for &(_, l, c) in all.iter().take(k) {
             redundant[l][c] = true;
         }
+        for (r, s) in redundant.iter_mut().zip(scores) {
+            if r.len() <= 1 {
+                r.fill(false);
+            } else if r.iter().all(|&red| red) {
+                // the lowest score; among equal scores the later group, which the descending
+                // sort above ranks as the least redundant
+                let keep = (0..s.len())
+                    .min_by(|&a, &b| s[a].total_cmp(&s[b]).then(b.cmp(&a)))
+                    .expect("a gate has groups");
+                r[keep] = false;
+            }
+        }
         self.redundant = Some(redundant);
     }
 
-    /// The group part of one DHSPG step after the base step at learning rate `lr`. Before
+    /// The group part of one DHSPG step after the base step at learning rate `lr`, with
+    /// `decay` the base optimiser's decoupled weight decay ([`DecoupledDecay::of`]). Before
     /// pruning starts (`pruning == false`) it only keeps zero groups zero; the first call with
     /// `pruning` partitions the groups. Returns the number of groups projected to zero.
     pub fn after_step(
@@ -173,81 +210,48 @@ impl Dhspg {
         before: &GroupSnapshot,
         lr: f64,
         pruning: bool,
+        decay: &DecoupledDecay,
     ) -> Result<usize> {
-        let hats: Vec<_> = groups
-            .gates()
-            .iter()
-            .map(|g| g.values())
-            .collect::<Result<_>>()?;
-        // the base step's direction d = (x − x̂)/α
-        let dirs: Vec<_> = before
-            .per_gate
-            .iter()
-            .zip(&hats)
-            .map(|(x, h)| Ok((x - h)?.affine(1.0 / lr, 0.0)?))
-            .collect::<Result<_>>()?;
-        if pruning && self.redundant.is_none() {
+        let nonzero = before.nonzero_mask()?;
+        let zeros = nonzero.dropped_count();
+        let target = (self.config.target * groups.total_groups() as f64).floor() as usize;
+        if !pruning || (self.redundant.is_some() && zeros >= target) {
+            groups.zero_dropped(&nonzero)?;
+            return Ok(0);
+        }
+        let dirs = decay.directions(groups, before, lr)?;
+        if self.redundant.is_none() {
             let scores = Self::scores(&before.per_gate, &dirs)?;
             self.partition_by_scores(&scores);
         }
-        let was_zero: Vec<Vec<bool>> = before
-            .per_gate
-            .iter()
-            .map(|x| Ok(row_sums(&x.sqr()?)?.into_iter().map(|n| n == 0.0).collect()))
-            .collect::<Result<_>>()?;
-        let zeros: usize = was_zero.iter().flatten().filter(|&&z| z).count();
-        let n = groups.total_groups();
-        let target = (self.config.target * n as f64).floor() as usize;
-        let active = match &self.redundant {
-            Some(r) if pruning && zeros < target => r.clone(),
-            _ => {
-                for ((gate, hat), z) in groups.gates().iter().zip(&hats).zip(&was_zero) {
-                    gate.set_values(&zero_rows(hat, z)?)?;
-                }
-                return Ok(0);
-            }
-        };
-        let mut trial = Vec::with_capacity(hats.len());
-        let mut candidates = Vec::new();
-        for (l, ((x, d), hat)) in before.per_gate.iter().zip(&dirs).zip(&hats).enumerate() {
+        let redundant = self.redundant.as_ref().expect("partitioned above");
+        groups.zero_dropped(&nonzero)?;
+        if zeros >= target {
+            return Ok(0);
+        }
+        let mut lambdas = Vec::with_capacity(groups.len());
+        for (l, (x, d)) in before.per_gate.iter().zip(&dirs).enumerate() {
             let dots = row_dots(x, d)?;
             let xn = row_sums(&x.sqr()?)?;
             let dn = row_sums(&d.sqr()?)?;
-            let coef: Vec<f32> = (0..dots.len())
+            let lam: Vec<Option<f64>> = (0..dots.len())
                 .map(|g| {
-                    if !active[l][g] || was_zero[l][g] {
-                        return 0.0;
-                    }
-                    let lam = group_lambda(
-                        &self.config,
-                        dots[g] as f64,
-                        (xn[g] as f64).sqrt(),
-                        (dn[g] as f64).sqrt(),
-                    );
-                    (lr * lam) as f32
+                    redundant[l][g].then(|| {
+                        group_lambda(
+                            &self.config,
+                            dots[g] as f64,
+                            (xn[g] as f64).sqrt(),
+                            (dn[g] as f64).sqrt(),
+                        )
+                    })
                 })
                 .collect();
-            let h = sub_scaled_rows(hat, &row_directions(x)?, &coef)?;
-            let h = zero_rows(&h, &was_zero[l])?;
-            for (ratio, g) in half_space_candidates(&h, x, &active[l], self.config.epsilon)? {
-                candidates.push((ratio, l, g));
-            }
-            trial.push(h);
+            lambdas.push(lam);
         }
-        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then((a.1, a.2).cmp(&(b.1, b.2))));
-        candidates.truncate(target - zeros);
-        let mut projected: Vec<Vec<bool>> = groups
-            .gates()
-            .iter()
-            .map(|g| vec![false; g.width])
-            .collect();
-        for &(_, l, g) in &candidates {
-            projected[l][g] = true;
-        }
-        for ((gate, h), p) in groups.gates().iter().zip(&trial).zip(&projected) {
-            gate.set_values(&zero_rows(h, p)?)?;
-        }
-        Ok(candidates.len())
+        let projected =
+            self.half_space
+                .apply(groups, before, &lambdas, lr, Some(target - zeros))?;
+        Ok(projected.iter().flatten().filter(|&&p| p).count())
     }
 
     /// The partition, for checkpoints.

@@ -33,6 +33,18 @@ pub struct GroupSnapshot {
     pub per_gate: Vec<Tensor>,
 }
 
+impl GroupSnapshot {
+    /// The groups that were not exactly zero at the snapshot (`true` = non-zero).
+    pub fn nonzero_mask(&self) -> Result<Mask> {
+        Ok(Mask::from_keep(
+            self.per_gate
+                .iter()
+                .map(|x| Ok(row_sums(&x.sqr()?)?.into_iter().map(|n| n != 0.0).collect()))
+                .collect::<Result<_>>()?,
+        ))
+    }
+}
+
 /// Every gate of a model with its groups' variables.
 #[derive(Clone, Debug)]
 pub struct GroupSet {
@@ -103,6 +115,40 @@ impl GateGroups {
             m.var.set(&t.broadcast_mul(&f)?)?;
         }
         Ok(())
+    }
+
+    /// Adds the `(C, D)` matrix `m` into the gradients of the member tensors, creating the
+    /// entry of a member that has none.
+    pub fn add_to_grads(&self, m: &Tensor, grads: &mut GradStore) -> Result<()> {
+        let mut start = 0;
+        for mem in &self.members {
+            let t = mem.var.as_tensor();
+            let part = m
+                .narrow(1, start, mem.cols)?
+                .reshape(t.shape())?
+                .to_dtype(t.dtype())?;
+            let sum = match grads.get(t) {
+                Some(g) => (g.detach() + part)?,
+                None => part.contiguous()?,
+            };
+            grads.insert(t, sum);
+            start += mem.cols;
+        }
+        Ok(())
+    }
+
+    /// A `(1, D)` row holding `coef(member)` in every column of that member, or `None` when
+    /// every coefficient is 0.
+    pub fn column_coefficients(&self, coef: impl Fn(&str) -> f64) -> Result<Option<Tensor>> {
+        let mut row = Vec::with_capacity(self.group_dim());
+        for m in &self.members {
+            row.extend(std::iter::repeat_n(coef(&m.name) as f32, m.cols));
+        }
+        if row.iter().all(|&c| c == 0.0) {
+            return Ok(None);
+        }
+        let n = row.len();
+        Ok(Some(Tensor::from_vec(row, (1, n), self.device())?))
     }
 
     /// Squared norm of every group, as host values.

@@ -1,18 +1,26 @@
 //! HSPG, the optimiser of OTO (Chen et al., NeurIPS 2021), on the groups of `ato-zig`
-//! (DESIGN.md §5). The base optimiser's step x̂ = x − α·d is taken first; then, for every group
-//! that was non-zero before the step,
+//! (DESIGN.md §5), as the authors' code runs it: the group-lasso term enters the *gradient*,
+//! so the base optimiser's momentum carries it.
 //!
 //! ```text
-//! stage 1 (e < n_p):  x̂_g ← x̂_g − α·λ·x_g/‖x_g‖                      (subgradient step)
-//! stage 2 (e ≥ n_p):  the same trial point, then x̂_g ← 0 if ⟨x̂_g, x_g⟩ < ε‖x_g‖²
+//! every step:        ψ_g = ∇_g f + λ·x_g/(‖x_g‖ + 1e-6)     (ψ_g = ∇_g f for a zero group)
+//!                    x̂ = base step (SGD, momentum on ψ)
+//! stage 1 (e < n_p): x ← x̂
+//! stage 2 (e ≥ n_p): x̂_g ← 0 if ⟨x̂_g, x_g⟩ < ε‖x_g‖², and groups that were zero stay zero
 //! ```
 //!
-//! The regularisation term is 0 for a zero group; in stage 2 groups that were zero stay
-//! exactly zero (in stage 1 the base step may move them, as in OTO).
+//! The trainer calls [`Hspg::add_penalty_to_grads`] before `optimizer.step` in both stages and
+//! [`Hspg::project`] after it in stage 2 (with a snapshot of x taken before the step); the
+//! reference restarts the momentum buffer when stage 2 begins ([`crate::Sgd::reset_momentum`]).
 
 use crate::groups::{GroupSet, GroupSnapshot};
-use crate::prox::{half_space_project, row_directions, sub_scaled_rows, zero_rows};
+use crate::half_space::HalfSpaceStep;
+use crate::prox::row_directions_guarded;
 use crate::{OptimError, Result};
+use candle_core::backprop::GradStore;
+
+/// The reference's guard in `x/(‖x‖ + 1e-6)`.
+pub const PENALTY_NORM_GUARD: f64 = 1e-6;
 
 /// Settings of [`Hspg`]; defaults λ = 1e-3, ε = 0 (DESIGN.md §5).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,6 +42,7 @@ impl Default for HspgConfig {
 #[derive(Clone, Debug)]
 pub struct Hspg {
     config: HspgConfig,
+    step: HalfSpaceStep,
 }
 
 impl Hspg {
@@ -44,49 +53,37 @@ impl Hspg {
                 config.lambda
             )));
         }
-        if !(0.0..1.0).contains(&config.epsilon) {
-            return Err(OptimError::Config(format!(
-                "HSPG ε = {} is outside [0, 1)",
-                config.epsilon
-            )));
-        }
-        Ok(Self { config })
+        let step = HalfSpaceStep::new(config.epsilon)?;
+        Ok(Self { config, step })
     }
 
     pub fn config(&self) -> &HspgConfig {
         &self.config
     }
 
-    /// Applies the group part of one HSPG step at learning rate `lr` after the base step;
-    /// `half_space` selects stage 2. Returns the number of groups projected to zero.
-    pub fn after_step(
-        &self,
-        groups: &GroupSet,
-        before: &GroupSnapshot,
-        lr: f64,
-        half_space: bool,
-    ) -> Result<usize> {
-        let mut projected = 0;
-        for (gate, x) in groups.gates().iter().zip(&before.per_gate) {
-            let was_zero: Vec<bool> = crate::groups::row_sums(&x.sqr()?)?
-                .into_iter()
-                .map(|n2| n2 == 0.0)
-                .collect();
-            let step = (lr * self.config.lambda) as f32;
-            let mut hat = sub_scaled_rows(
-                &gate.values()?,
-                &row_directions(x)?,
-                &vec![step; gate.width],
-            )?;
-            if half_space {
-                hat = zero_rows(&hat, &was_zero)?;
-                let eligible: Vec<bool> = was_zero.iter().map(|z| !z).collect();
-                let (h, p) = half_space_project(&hat, x, &eligible, self.config.epsilon)?;
-                projected += p.iter().filter(|&&p| p).count();
-                hat = h;
-            }
-            gate.set_values(&hat)?;
+    /// Adds `λ·x_g/(‖x_g‖ + 1e-6)` (0 for a zero group) to the gradient of every group, at
+    /// the current point x; members without a gradient get one.
+    pub fn add_penalty_to_grads(&self, groups: &GroupSet, grads: &mut GradStore) -> Result<()> {
+        if self.config.lambda == 0.0 {
+            return Ok(());
         }
-        Ok(projected)
+        for gate in groups.gates() {
+            let dir = row_directions_guarded(&gate.values()?, PENALTY_NORM_GUARD)?;
+            gate.add_to_grads(&dir.affine(self.config.lambda, 0.0)?, grads)?;
+        }
+        Ok(())
+    }
+
+    /// Stage 2 after the base step: the half-space projection of the trial point (the groups'
+    /// values now) against `before`; groups that were zero stay zero. Returns the number of
+    /// groups projected to zero.
+    pub fn project(&self, groups: &GroupSet, before: &GroupSnapshot) -> Result<usize> {
+        let all: Vec<Vec<Option<f64>>> = groups
+            .gates()
+            .iter()
+            .map(|g| vec![Some(0.0); g.width])
+            .collect();
+        let projected = self.step.apply(groups, before, &all, 0.0, None)?;
+        Ok(projected.iter().flatten().filter(|&&p| p).count())
     }
 }

@@ -24,6 +24,17 @@ pub trait Optimizer {
     /// Restores a state written by [`Optimizer::state`] (same parameters).
     fn load_state(&mut self, state: &StateDict) -> Result<()>;
 
+    /// Restarts the momentum buffers (SGD; OTO's HSPG does so when its half-space stage
+    /// begins). Adaptive methods keep their moments: the reference runs HSPG on SGD only.
+    fn reset_momentum(&mut self) {}
+
+    /// The weight-decay coefficient applied *outside* the update direction (AdamW's decoupled
+    /// decay, `x ← x·(1 − η·wd)` on decayed parameters); 0 when decay, if any, is part of the
+    /// gradient. [`crate::DecoupledDecay`] reads it.
+    fn decoupled_weight_decay(&self) -> f64 {
+        0.0
+    }
+
     /// For adaptive methods, the diagonal preconditioner `√v̂ + ε` of each parameter (by name);
     /// `None` for SGD. The convergence probes read it (DESIGN.md §6).
     fn preconditioner(&self) -> Result<Option<Vec<(String, Tensor)>>> {

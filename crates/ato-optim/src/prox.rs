@@ -1,5 +1,5 @@
-//! ATO's group proximal step (DESIGN.md §4) and the half-space projection shared by ATO's
-//! `half_space` projector, HSPG and DHSPG.
+//! ATO's group proximal step (DESIGN.md §4) and the row operations on `(C, D)` group matrices
+//! that the group steps share.
 //!
 //! For the mask m of the epoch, let z_ℓ be the number of masked (m = 0) groups of gate ℓ and
 //! `ratio_ℓ = z_ℓ / Σ_k z_k`. Each masked group is shrunk towards zero,
@@ -98,49 +98,24 @@ pub fn zero_rows(m: &Tensor, zero: &[bool]) -> Result<Tensor> {
     Ok(m.broadcast_mul(&keep)?)
 }
 
-/// Rows of the trial point `hat` that fail the half-space test, among the `eligible` rows
-/// that were non-zero before the step: `⟨x̂_g, x_g⟩ < ε‖x_g‖²`. Returned as
-/// `(⟨x̂_g,x_g⟩/‖x_g‖², g)`, deepest in the half-space first.
-pub fn half_space_candidates(
-    hat: &Tensor,
-    x: &Tensor,
-    eligible: &[bool],
-    epsilon: f64,
-) -> Result<Vec<(f64, usize)>> {
-    let dots = crate::groups::row_dots(hat, x)?;
-    let norms_sq = crate::groups::row_sums(&x.sqr()?)?;
-    let mut candidates: Vec<(f64, usize)> = eligible
-        .iter()
-        .enumerate()
-        .filter(|&(c, &e)| e && norms_sq[c] > 0.0)
-        .filter(|&(c, _)| (dots[c] as f64) < epsilon * norms_sq[c] as f64)
-        .map(|(c, _)| (dots[c] as f64 / norms_sq[c] as f64, c))
-        .collect();
-    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    Ok(candidates)
-}
-
-/// The half-space projection of one gate: the rows found by [`half_space_candidates`] are set
-/// to zero. Returns the new trial point and which rows were projected.
-pub fn half_space_project(
-    hat: &Tensor,
-    x: &Tensor,
-    eligible: &[bool],
-    epsilon: f64,
-) -> Result<(Tensor, Vec<bool>)> {
-    let mut projected = vec![false; eligible.len()];
-    for (_, c) in half_space_candidates(hat, x, eligible, epsilon)? {
-        projected[c] = true;
-    }
-    Ok((zero_rows(hat, &projected)?, projected))
-}
-
 /// `x_g / ‖x_g‖` for every non-zero row of a `(C, D)` matrix (zero rows stay zero): the
 /// gradient of `Σ_g ‖x_g‖` where it exists.
 pub fn row_directions(x: &Tensor) -> Result<Tensor> {
+    row_directions_guarded(x, 0.0)
+}
+
+/// `x_g / (‖x_g‖ + guard)` for every non-zero row, zero rows staying zero (OTO's reference
+/// adds `guard = 1e-6` to the norm of its penalty term).
+pub fn row_directions_guarded(x: &Tensor, guard: f64) -> Result<Tensor> {
     let norms: Vec<f32> = crate::groups::row_sums(&x.sqr()?)?
         .into_iter()
-        .map(|n2| if n2 > 0.0 { 1.0 / n2.sqrt() } else { 0.0 })
+        .map(|n2| {
+            if n2 > 0.0 {
+                (1.0 / ((n2 as f64).sqrt() + guard)) as f32
+            } else {
+                0.0
+            }
+        })
         .collect();
     let inv = Tensor::from_vec(norms, (x.dim(0)?, 1), x.device())?.to_dtype(x.dtype())?;
     Ok(x.broadcast_mul(&inv)?)

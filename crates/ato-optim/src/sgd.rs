@@ -111,6 +111,12 @@ impl Optimizer for Sgd {
         self.steps
     }
 
+    /// Drops every momentum buffer: the next step starts them again from its gradient (OTO's
+    /// HSPG restarts momentum when its half-space stage begins).
+    fn reset_momentum(&mut self) {
+        self.momentum.clear();
+    }
+
     fn state(&self) -> Result<StateDict> {
         let mut s = StateDict::new();
         s.put_meta("optimizer", "sgd");

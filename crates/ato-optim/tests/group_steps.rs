@@ -1,10 +1,8 @@
-//! ATO's prox, HSPG's half-space rule and DHSPG's partition and λ bounds on toys whose
-//! results are computed by hand.
+//! ATO's prox and the shared half-space step on toys whose results are computed by hand.
 
 mod common;
 
-use ato_optim::dhspg::group_lambda;
-use ato_optim::{Dhspg, DhspgConfig, GroupProx, Hspg, HspgConfig, ProxStats};
+use ato_optim::{GroupProx, HalfSpaceStep, ProxStats};
 use ato_zig::Mask;
 use common::{assert_close, linear_gates, values, vars};
 
@@ -55,108 +53,78 @@ fn prox_shrinks_masked_groups_and_zeroes_small_ones_exactly() {
     assert_eq!(groups.count_zero_groups().unwrap(), 1);
 }
 
-fn hspg_toy() -> (
+/// Two gates of groups (w, b): before the step
+/// a = [(3, 4), (1, 0), (0, 0)], b = [(0, 2), (6, 8)];
+/// the base step moved them to a = [(3, 4), (0.5, 0), (0.3, 0.3)], b = [(0, 1), (6, 8)].
+fn two_gates() -> (
     ato_zig::NamedVars,
     ato_optim::GroupSet,
     ato_optim::GroupSnapshot,
 ) {
-    // before the step: x = [[1, 0], [0.1, 0], [0, 0]] (biases zero)
     let v = vars(&[
-        ("g.weight", &[3, 2], &[1.0, 0.0, 0.1, 0.0, 0.0, 0.0]),
-        ("g.bias", &[3], &[0.0, 0.0, 0.0]),
+        ("a.weight", &[3, 1], &[3.0, 1.0, 0.0]),
+        ("a.bias", &[3], &[4.0, 0.0, 0.0]),
+        ("b.weight", &[2, 1], &[0.0, 6.0]),
+        ("b.bias", &[2], &[2.0, 8.0]),
     ]);
-    let groups = linear_gates(&[("g", 2, 3)], &v);
+    let groups = linear_gates(&[("a", 1, 3), ("b", 1, 2)], &v);
     let before = groups.snapshot().unwrap();
-    // the base step moved them to x̂ = [[0.9, 0.1], [−0.05, 0], [0.3, 0.3]]
-    let moved = candle_core::Tensor::new(
-        &[0.9f32, 0.1, -0.05, 0.0, 0.3, 0.3],
-        &candle_core::Device::Cpu,
-    )
-    .unwrap()
-    .reshape((3, 2))
-    .unwrap();
-    v["g.weight"].set(&moved).unwrap();
+    let set = |name: &str, vals: &[f32], shape: &[usize]| {
+        let t = candle_core::Tensor::from_slice(vals, shape, &candle_core::Device::Cpu).unwrap();
+        v[name].set(&t).unwrap();
+    };
+    set("a.weight", &[3.0, 0.5, 0.3], &[3, 1]);
+    set("a.bias", &[4.0, 0.0, 0.3], &[3]);
+    set("b.weight", &[0.0, 6.0], &[2, 1]);
+    set("b.bias", &[1.0, 8.0], &[2]);
     (v, groups, before)
 }
 
 #[test]
-fn hspg_subgradient_stage_and_half_space_stage() {
-    let hspg = Hspg::new(HspgConfig {
-        lambda: 0.1,
-        epsilon: 0.0,
-    })
-    .unwrap();
-    // stage 1: x̂_g −= αλ·x_g/‖x_g‖ (α = 1); the zero group gets no penalty term, so the
-    // base step's move stands
-    let (v, groups, before) = hspg_toy();
-    assert_eq!(hspg.after_step(&groups, &before, 1.0, false).unwrap(), 0);
-    assert_close(
-        &values(&v, "g.weight"),
-        &[0.8, 0.1, -0.15, 0.0, 0.3, 0.3],
-        1e-6,
-    );
-    // stage 2: ⟨x̂_1, x_1⟩ = −0.015 < 0 → projected; ⟨x̂_0, x_0⟩ = 0.8 ≥ 0 → kept; the zero
-    // group stays zero
-    let (v, groups, before) = hspg_toy();
-    assert_eq!(hspg.after_step(&groups, &before, 1.0, true).unwrap(), 1);
-    assert_close(
-        &values(&v, "g.weight"),
-        &[0.8, 0.1, 0.0, 0.0, 0.0, 0.0],
-        1e-6,
-    );
-    assert_eq!(groups.count_zero_groups().unwrap(), 2);
-    // with ε = 0.9 the first group fails too: 0.8 < 0.9·‖x_0‖² = 0.9
-    let strict = Hspg::new(HspgConfig {
-        lambda: 0.1,
-        epsilon: 0.9,
-    })
-    .unwrap();
-    let (_, groups, before) = hspg_toy();
-    assert_eq!(strict.after_step(&groups, &before, 1.0, true).unwrap(), 2);
-    assert_eq!(groups.count_zero_groups().unwrap(), 3);
-}
-
-#[test]
-fn dhspg_lambda_respects_lower_and_upper_bounds() {
-    // x = [1, 0], d = [−2, 1]: ⟨x,d⟩ = −2, LB = 2, UB = ‖d‖²‖x‖/2 = 2.5
-    let base = DhspgConfig::default(); // λ = 1e-3, amplify 2, hat 10
-    assert!((group_lambda(&base, -2.0, 1.0, 5f64.sqrt()) - 0.01).abs() < 1e-15);
-    let big = DhspgConfig {
-        lambda: 1.0,
-        ..base
-    };
-    // clip(2·LB = 4, 1, 10) = 4 ≥ UB → (LB + UB)/2
-    assert!((group_lambda(&big, -2.0, 1.0, 5f64.sqrt()) - 2.25).abs() < 1e-12);
-    // ⟨x,d⟩ ≥ 0: the base λ
-    assert_eq!(group_lambda(&big, 0.5, 1.0, 1.0), 1.0);
-}
-
-#[test]
-fn dhspg_partition_scores_match_hand_values() {
-    let dev = candle_core::Device::Cpu;
-    let x = candle_core::Tensor::new(&[[3f32, 4.0], [1.0, 0.0], [0.0, 0.5]], &dev).unwrap();
-    let d = candle_core::Tensor::new(&[[3f32, 4.0], [-1.0, 0.0], [0.0, 1.0]], &dev).unwrap();
-    // cos = [1, −1, 1]; r = 1/(‖x‖/2 + 1e-6) ≈ [0.4, 2, 4]; ‖cos‖ = √3, ‖r‖ = √20.16
-    let s = Dhspg::scores(&[x], &[d]).unwrap();
-    let (cn, rn) = (3f64.sqrt(), 20.16f64.sqrt());
-    let want = [
-        0.5 / cn + 0.5 * 0.4 / rn,
-        -0.5 / cn + 0.5 * 2.0 / rn,
-        0.5 / cn + 0.5 * 4.0 / rn,
+fn half_space_step_with_per_group_lambdas_matches_hand_values() {
+    // λ: a = [10, 0, 5], b = [not eligible, 60]; η = 0.1, ε = 0.6
+    let lambdas = vec![
+        vec![Some(10.0), Some(0.0), Some(5.0)],
+        vec![None, Some(60.0)],
     ];
-    for (g, w) in s[0].iter().zip(want) {
-        assert!((g - w).abs() < 1e-5, "score {g} vs {w}");
-    }
-    // K = ⌊3·min(0.62 + 0.05, .999)⌋ = 2: the two highest scores
-    let mut dh = Dhspg::new(DhspgConfig {
-        target: 0.62,
-        ..DhspgConfig::default()
-    })
-    .unwrap();
-    dh.partition_by_scores(&s);
-    assert_eq!(dh.redundant().unwrap(), &[vec![true, false, true]]);
-    // and the partition survives a checkpoint
-    let mut back = Dhspg::new(*dh.config()).unwrap();
-    back.load_state(&dh.state()).unwrap();
-    assert_eq!(back.redundant(), dh.redundant());
+    let step = HalfSpaceStep::new(0.6).unwrap();
+    let (v, groups, before) = two_gates();
+    let projected = step.apply(&groups, &before, &lambdas, 0.1, None).unwrap();
+    // a0: (3,4) − 0.1·10·(0.6,0.8) = (2.4, 3.2); ⟨·,x⟩ = 20 ≥ 0.6·25 → kept
+    // a1: no push; ⟨(0.5,0),(1,0)⟩ = 0.5 < 0.6·1 → projected
+    // a2: zero before and eligible → stays zero although the base step moved it
+    // b0: not eligible → left at (0, 1) although ⟨(0,1),(0,2)⟩ = 2 < 0.6·4
+    // b1: (6,8) − 0.1·60·(0.6,0.8) = (2.4, 3.2); ⟨·,x⟩ = 40 < 0.6·100 → projected
+    assert_eq!(projected, vec![vec![false, true, false], vec![false, true]]);
+    assert_close(&values(&v, "a.weight"), &[2.4, 0.0, 0.0], 1e-5);
+    assert_close(&values(&v, "a.bias"), &[3.2, 0.0, 0.0], 1e-5);
+    assert_close(&values(&v, "b.weight"), &[0.0, 0.0], 1e-6);
+    assert_close(&values(&v, "b.bias"), &[1.0, 0.0], 1e-6);
+    assert_eq!(values(&v, "a.weight")[1..], [0.0, 0.0]);
+    // Negative controls: treating `None` as eligible projects b0; one λ for all groups moves
+    // a0 or b1 elsewhere; dropping "zero stays zero" leaves a2 at (0.3, 0.3).
+
+    // capped at one projection: b1 (⟨x̂,x⟩/‖x‖² = 0.4) is deeper than a1 (0.5)
+    let (v, groups, before) = two_gates();
+    let projected = step
+        .apply(&groups, &before, &lambdas, 0.1, Some(1))
+        .unwrap();
+    assert_eq!(
+        projected,
+        vec![vec![false, false, false], vec![false, true]]
+    );
+    assert_close(&values(&v, "a.weight"), &[2.4, 0.5, 0.0], 1e-5);
+    // Negative control: a cap that keeps the first candidates by index projects a1 instead.
+}
+
+#[test]
+fn half_space_step_rejects_bad_epsilon_and_shapes() {
+    assert!(HalfSpaceStep::new(1.0).is_err());
+    assert!(HalfSpaceStep::new(-0.1).is_err());
+    let (_, groups, before) = two_gates();
+    let short = vec![vec![Some(1.0); 3]];
+    assert!(HalfSpaceStep::new(0.0)
+        .unwrap()
+        .apply(&groups, &before, &short, 0.1, None)
+        .is_err());
 }

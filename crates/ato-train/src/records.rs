@@ -145,7 +145,7 @@ impl SummaryRow {
                 Method::Dense => None,
                 Method::Ato => Some(cfg.ato.lambda),
                 Method::Oto => Some(cfg.oto.lambda),
-                Method::Otov2 => Some(cfg.otov2.lambda),
+                Method::Otov2 => Some(cfg.otov2_lambda()),
             },
             gamma: ato.then_some(cfg.ato.gamma),
             t_start: ato.then_some(schedule.t_start),

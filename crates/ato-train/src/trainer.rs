@@ -12,7 +12,7 @@ use crate::finish::{finish, RunOutcome};
 use crate::mixup::mix;
 use crate::objective::{cross_entropy, finite_loss, mixup_cross_entropy, Tally};
 use crate::probe::RunProbe;
-use crate::pruner::{Pruner, StepContext};
+use crate::pruner::{GradContext, Pruner, StepContext};
 use crate::records::{read_csv, write_csv_atomically, write_text_atomically, EpochMetrics};
 use crate::run_dir::RunDir;
 use crate::stats::{mask_macs_ratio, GroupSparsity};
@@ -90,8 +90,15 @@ impl<'a> Loop<'a> {
         };
         let (logits, loss) = self.forward_loss(&batch, t)?;
         let value = finite_loss(&loss, epoch, i)?;
-        let grads = loss.backward()?;
+        let mut grads = loss.backward()?;
         drop(loss);
+        self.pruner.before_step(GradContext {
+            groups: &self.groups,
+            grads: &mut grads,
+            optimizer: self.optimizer.as_mut(),
+            epoch,
+            first_in_epoch: i == 0,
+        })?;
         self.optimizer.step(&grads, lr)?;
         drop(grads);
         self.pruner.after_step(StepContext {

@@ -104,6 +104,14 @@ impl RunConfig {
             .resolve(self.train.epochs)
     }
 
+    /// OTOv2's base λ: `otov2.lambda`, else the reference's default for the optimiser.
+    pub fn otov2_lambda(&self) -> f64 {
+        self.otov2.lambda.unwrap_or(match self.optim.name {
+            OptimizerName::Sgd => ato_optim::DhspgConfig::for_sgd().lambda,
+            OptimizerName::Adamw => ato_optim::DhspgConfig::for_adamw().lambda,
+        })
+    }
+
     /// The ATO epochs with defaults resolved.
     pub fn schedule(&self) -> AtoSchedule {
         let e = self.train.epochs;

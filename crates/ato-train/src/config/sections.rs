@@ -291,8 +291,8 @@ impl Default for OtoSection {
 pub struct Otov2Section {
     /// Share of groups to zero, in (0, 1).
     pub target_group_sparsity: f64,
-    /// Base λ of DHSPG.
-    pub lambda: f64,
+    /// Base λ of DHSPG [default: the reference's, 1e-3 with SGD, 1e-2 with AdamW].
+    pub lambda: Option<f64>,
     /// ε of the half-space projection.
     pub epsilon: f64,
     /// Epoch of the one-off partition into redundant and important groups [default: 0.1].
@@ -303,7 +303,7 @@ impl Default for Otov2Section {
     fn default() -> Self {
         Self {
             target_group_sparsity: 0.5,
-            lambda: 1e-3,
+            lambda: None,
             epsilon: 0.95,
             start_pruning: None,
         }

@@ -178,10 +178,11 @@ impl RunConfig {
             d.target_group_sparsity,
             "(0, 1)",
         )?;
+        let lambda = self.otov2_lambda();
         check(
-            d.lambda >= 0.0 && d.lambda.is_finite(),
+            lambda >= 0.0 && lambda.is_finite(),
             "otov2.lambda",
-            d.lambda,
+            lambda,
             "[0, ∞)",
         )?;
         check(

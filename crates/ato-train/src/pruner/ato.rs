@@ -24,7 +24,7 @@ use ato_controller::{eval_masks, sample_masks, Controller, ControllerConfig, Flo
 use ato_data::{mix_seed, Dataset, Loader, LoaderConfig};
 use ato_models::Model;
 use ato_optim::{
-    half_space_project, AdamW, AdamWConfig, DecayRule, GroupProx, GroupSet, Optimizer, ParamSet,
+    AdamW, AdamWConfig, DecayRule, GroupProx, GroupSet, HalfSpaceStep, Optimizer, ParamSet,
     StateDict,
 };
 use ato_zig::Mask;
@@ -163,61 +163,22 @@ impl Ato {
                 let before = ctx
                     .before
                     .expect("the half-space projector asks for a snapshot");
-                half_space_step(ctx.groups, before, &self.mask, lambda, ctx.lr, self.epsilon)?;
+                // HSPG's trial step and half-space test on the masked groups, with ATO's
+                // per-gate weights λ·ratio_ℓ; masked groups that were zero stay zero
+                let ratios = GroupProx::gate_ratios(&self.mask);
+                let lambdas: Vec<Vec<Option<f64>>> = self
+                    .mask
+                    .gates()
+                    .iter()
+                    .zip(ratios)
+                    .map(|(keep, r)| keep.iter().map(|&k| (!k).then_some(lambda * r)).collect())
+                    .collect();
+                HalfSpaceStep::new(self.epsilon)?
+                    .apply(ctx.groups, before, &lambdas, ctx.lr, None)?;
             }
         }
         Ok(())
     }
-}
-
-/// HSPG's trial step and half-space test restricted to the masked groups, with ATO's
-/// per-gate weights: `x̂_g −= η·λ·ratio_ℓ·x_g/‖x_g‖`, then `x̂_g := 0` if `⟨x̂_g,x_g⟩ < ε‖x_g‖²`;
-/// masked groups that were zero before the step stay zero.
-fn half_space_step(
-    groups: &GroupSet,
-    before: &ato_optim::GroupSnapshot,
-    mask: &Mask,
-    lambda: f64,
-    lr: f64,
-    epsilon: f64,
-) -> Result<(), TrainError> {
-    let ratios = GroupProx::gate_ratios(mask);
-    for (((gate, x), m), ratio) in groups
-        .gates()
-        .iter()
-        .zip(&before.per_gate)
-        .zip(mask.gates())
-        .zip(ratios)
-    {
-        if ratio == 0.0 {
-            continue;
-        }
-        let coef: Vec<f32> = m
-            .iter()
-            .map(|&keep| {
-                if keep {
-                    0.0
-                } else {
-                    (lr * lambda * ratio) as f32
-                }
-            })
-            .collect();
-        let hat = gate.values()?;
-        let dir = ato_optim::prox::row_directions(x)?;
-        let hat = ato_optim::prox::sub_scaled_rows(&hat, &dir, &coef)?;
-        let masked: Vec<bool> = m.iter().map(|&k| !k).collect();
-        // as in HSPG, a masked group that is already zero stays zero
-        let norms = ato_optim::groups::row_sums(&x.sqr()?)?;
-        let stay: Vec<bool> = masked
-            .iter()
-            .zip(&norms)
-            .map(|(&m, &n)| m && n == 0.0)
-            .collect();
-        let hat = ato_optim::prox::zero_rows(&hat, &stay)?;
-        let (hat, _) = half_space_project(&hat, x, &masked, epsilon)?;
-        gate.set_values(&hat)?;
-    }
-    Ok(())
 }
 
 impl Pruner for Ato {

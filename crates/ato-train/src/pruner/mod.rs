@@ -11,8 +11,9 @@ pub mod otov2;
 use crate::config::{Method, RunConfig};
 use crate::TrainError;
 use ato_models::Model;
-use ato_optim::{GroupSet, GroupSnapshot};
+use ato_optim::{GroupSet, GroupSnapshot, Optimizer};
 use ato_zig::Mask;
+use candle_core::backprop::GradStore;
 use std::path::Path;
 
 /// The moment of a step, as a pruner sees it.
@@ -26,6 +27,17 @@ pub struct StepContext<'a> {
     pub epoch: usize,
     /// 0-based index of the step just taken.
     pub step: u64,
+}
+
+/// The moment between the backward pass and the base optimiser step.
+pub struct GradContext<'a> {
+    pub groups: &'a GroupSet,
+    /// The gradients the base step is about to take; a pruner may add to them.
+    pub grads: &'a mut GradStore,
+    pub optimizer: &'a mut dyn Optimizer,
+    pub epoch: usize,
+    /// Whether this is the first step of the epoch.
+    pub first_in_epoch: bool,
 }
 
 /// Per-epoch statistics of a pruner (controller loss and FLOPs regulariser for ATO).
@@ -45,6 +57,12 @@ pub trait Pruner {
     /// Whether [`Pruner::after_step`] needs the groups as they were before the step.
     fn needs_snapshot(&self, _epoch: usize) -> bool {
         false
+    }
+
+    /// Runs before every optimiser step of the target, on its gradients: a method whose
+    /// regulariser enters the gradient (HSPG, so that momentum carries it) adds it here.
+    fn before_step(&mut self, _ctx: GradContext<'_>) -> Result<(), TrainError> {
+        Ok(())
     }
 
     /// Runs after every optimiser step of the target.
@@ -99,7 +117,7 @@ pub fn for_method(
     Ok(match cfg.method {
         Method::Dense => Box::new(dense::Dense),
         Method::Oto => Box::new(oto::Oto::new(cfg)?),
-        Method::Otov2 => Box::new(otov2::Otov2::new(cfg)?),
+        Method::Otov2 => Box::new(otov2::Otov2::new(cfg, model)?),
         Method::Ato => Box::new(ato::Ato::new(cfg, model, train)?),
     })
 }

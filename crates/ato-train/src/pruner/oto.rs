@@ -1,6 +1,8 @@
-//! OTO (Chen et al., NeurIPS 2021): HSPG on the groups (DESIGN.md §5).
+//! OTO (Chen et al., NeurIPS 2021): HSPG on the groups (DESIGN.md §5), as the authors' code
+//! runs it: the group-lasso subgradient enters the gradient before the base step (so momentum
+//! carries it), and from `n_p` on the half-space projection follows every step.
 
-use super::{Pruner, StepContext};
+use super::{GradContext, Pruner, StepContext};
 use crate::config::RunConfig;
 use crate::TrainError;
 use ato_optim::{GroupSet, Hspg, HspgConfig};
@@ -25,14 +27,27 @@ impl Oto {
 }
 
 impl Pruner for Oto {
-    fn needs_snapshot(&self, _epoch: usize) -> bool {
-        true
+    fn needs_snapshot(&self, epoch: usize) -> bool {
+        epoch >= self.n_p
+    }
+
+    /// λ·x/‖x‖ enters the gradient in both stages; the half-space stage starts with a fresh
+    /// momentum buffer, as in the reference.
+    fn before_step(&mut self, ctx: GradContext<'_>) -> Result<(), TrainError> {
+        if ctx.epoch == self.n_p && ctx.first_in_epoch {
+            ctx.optimizer.reset_momentum();
+        }
+        self.hspg.add_penalty_to_grads(ctx.groups, ctx.grads)?;
+        Ok(())
     }
 
     fn after_step(&mut self, ctx: StepContext<'_>) -> Result<(), TrainError> {
-        let before = ctx.before.expect("HSPG asks for a snapshot");
-        self.hspg
-            .after_step(ctx.groups, before, ctx.lr, ctx.epoch >= self.n_p)?;
+        if ctx.epoch >= self.n_p {
+            let before = ctx
+                .before
+                .expect("HSPG's half-space stage asks for a snapshot");
+            self.hspg.project(ctx.groups, before)?;
+        }
         Ok(())
     }
 

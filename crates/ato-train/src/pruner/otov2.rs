@@ -1,30 +1,40 @@
 //! OTOv2 (Chen et al., ICLR 2023): DHSPG on the groups (DESIGN.md §5).
 
 use super::{no_penalty, Pruner, StepContext};
-use crate::config::RunConfig;
-use crate::TrainError;
-use ato_optim::{Dhspg, DhspgConfig, GroupSet, StateDict};
+use crate::config::{OptimizerName, RunConfig};
+use crate::{recipe, TrainError};
+use ato_models::Model;
+use ato_optim::{DecoupledDecay, Dhspg, DhspgConfig, GroupSet, StateDict};
 use std::path::Path;
 
 /// OTOv2: DHSPG with the partition at `start_pruning`.
 pub struct Otov2 {
     dhspg: Dhspg,
     start: usize,
+    /// AdamW's decoupled decay, taken out of the base step's direction.
+    decay: DecoupledDecay,
 }
 
 const DHSPG_FILE: &str = "dhspg.safetensors";
 
 impl Otov2 {
-    pub fn new(cfg: &RunConfig) -> Result<Self, TrainError> {
+    /// DHSPG with the reference's defaults for the run's base optimiser (SGD: λ 1e-3,
+    /// amplify 2, hat 10; AdamW: λ 1e-2, amplify 20, hat 1e3), `otov2.*` keys on top.
+    pub fn new(cfg: &RunConfig, model: &Model) -> Result<Self, TrainError> {
         let o = &cfg.otov2;
+        let (defaults, decoupled) = match cfg.optim.name {
+            OptimizerName::Sgd => (DhspgConfig::for_sgd(), 0.0),
+            OptimizerName::Adamw => (DhspgConfig::for_adamw(), cfg.optim.weight_decay),
+        };
         Ok(Self {
             dhspg: Dhspg::new(DhspgConfig {
-                lambda: o.lambda,
+                lambda: cfg.otov2_lambda(),
                 epsilon: o.epsilon,
                 target: o.target_group_sparsity,
-                ..DhspgConfig::default()
+                ..defaults
             })?,
             start: cfg.otov2_start(),
+            decay: DecoupledDecay::new(&recipe::param_set(cfg, model), decoupled),
         })
     }
 }
@@ -36,8 +46,13 @@ impl Pruner for Otov2 {
 
     fn after_step(&mut self, ctx: StepContext<'_>) -> Result<(), TrainError> {
         let before = ctx.before.expect("DHSPG asks for a snapshot");
-        self.dhspg
-            .after_step(ctx.groups, before, ctx.lr, ctx.epoch >= self.start)?;
+        self.dhspg.after_step(
+            ctx.groups,
+            before,
+            ctx.lr,
+            ctx.epoch >= self.start,
+            &self.decay,
+        )?;
         Ok(())
     }
 
