@@ -15,8 +15,10 @@
 //!   [`half_space_project`], the half-space test shared by ATO's `half_space` projector,
 //!   [`Hspg`] (OTO) and [`Dhspg`] (OTOv2).
 //! - [`ConvergenceProbe`] measures, every K steps, the objective, the squared gradient
-//!   mapping, a smoothness estimate, the gradient variance, mask flips and Adam's smallest
-//!   √v; [`bounds`] states the theorems and computes their right-hand sides.
+//!   mapping, smoothness and gradient variance (Euclidean and in Adam's metric, on the free
+//!   coordinates), and checks the averaged bound and the K-step descent inequality;
+//!   [`bounds`] states the theorems, computes their right-hand sides and says which
+//!   assumptions a run satisfies ([`bounds::assess`]).
 //!
 //! The trainer's step for every method is the same three moves:
 //!
@@ -48,7 +50,7 @@ pub mod sgd;
 pub mod state;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use bounds::{BoundInputs, BoundValue, Theorem};
+pub use bounds::{RunRegime, Theorem};
 pub use dhspg::{Dhspg, DhspgConfig};
 pub use groups::{GroupSet, GroupSnapshot};
 pub use hspg::{Hspg, HspgConfig};
