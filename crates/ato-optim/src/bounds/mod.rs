@@ -41,13 +41,18 @@
 //!
 //! As A, with (A6) replaced by: the step uses the metric `H_k`, which is diagonal,
 //! `F_k`-measurable (built from the past only, not from `G_k`), and the proximal operator is
-//! taken in `‖·‖_{H_k}`; momentum 0. (A1) is used in the metric: `f(y) ≤ f(x) + ⟨∇f(x), y−x⟩
-//! + (L_H/2)‖y − x‖²_H`, and (A4)–(A5) read `E[‖δ_k‖²_{H⁻¹}|F_k] ≤ σ_H²`, `η_k < 2/L_H`. If
+//! taken in `‖·‖_{H_k}`; momentum 0. (A1) is used in the metric,
+//! `f(y) ≤ f(x) + ⟨∇f(x), y−x⟩ + (L_H/2)‖y − x‖²_H`, and (A4)–(A5) read
+//! `E[‖δ_k‖²_{H⁻¹}|F_k] ≤ σ_H²` and `η_k < 2/L_H`. If
 //! `H ⪰ ρI` on the coordinates that move, then `L_H ≤ L/ρ` and `σ_H² ≤ σ²/ρ`, so the classical
 //! condition `η < 2ρ/L` implies this one. The claim is Theorem A's with `w_k = η_k − (L_H/2)η_k²`,
-//! `‖𝒢_k‖²_{H_k}` and `σ_H²`. Only the coordinates that move enter (L_H, σ_H², ρ): exactly-zero
-//! groups that stay zero and coordinates whose gradient is exactly zero drop out, which is why ρ
-//! is the minimum of `H` over the *free* coordinates and does not collapse to Adam's ε.
+//! `‖𝒢_k‖²_{H_k}` and `σ_H²`. Coordinates that do not move over the steps considered can be
+//! held fixed (the problem restricted to the others satisfies the same assumptions), so L_H,
+//! σ_H² and ρ are taken over the *free* coordinates: those whose gradient is non-zero, or that
+//! the prox shrinks. The coordinates behind a zeroed channel (gradient identically zero, Adam
+//! metric ε) drop out, and ρ̂ does not collapse to ε. That nothing else moved is checked per
+//! window (`free_set_held`); a coordinate with v̂ ≈ 0 that starts moving takes a step ∝ g/ε and
+//! is rightly outside the theorem. Theorem A needs no restriction (H = I).
 //!
 //! *Proof (both).* Write `x, η, H, G, δ, d, d̄` for step k and `c = 1/η − L_H/2 > 0`.
 //! 1. Optimality of the subproblem: `−G − Hd/η ∈ ∂h(x + d)`, so by convexity of h,
@@ -101,12 +106,13 @@
 //! # Regime in which every row is finite
 //!
 //! h fixed since the bound's start, momentum 0, η_k from a constant or fixed schedule with
-//! `max η·L̂_H < 2` (the step condition), Ψ finite on the probe batches. Then every quantity of
-//! a [`crate::ConvergenceRow`] is finite from the first probe on: L̂ is measured at every probe
-//! (a secant along the step, [`crate::probes`]), and the bound at a probe covers the steps
-//! since its start *including* the step about to be taken at the current η, so it never has
-//! zero weight. Outside the step condition the theorems say nothing and rhs, ratio and the
-//! descent terms are NaN (with `step_condition = false`).
+//! `η_k·L̂_k < 2` on every step (the step condition), Ψ finite on the probe batches. Then every
+//! quantity of a [`crate::ConvergenceRow`] is finite from the first probe on: L̂ is measured at
+//! every probe (a secant along the step, [`crate::probes`]), and the bound at a probe covers
+//! the steps since its start *including* the step about to be taken at the current η, so it
+//! never has zero weight; a change of h restarts both checks at that probe, finite. Where the
+//! step condition fails the theorems say nothing: `rhs` and the ratio are NaN from then until
+//! the next restart, the window's descent terms are NaN, and `step_condition = false`.
 
 mod inequalities;
 mod regime;

@@ -20,6 +20,30 @@
 //! wakes the weights it feeds) takes a step ∝ g/ε and is rightly out of the theorem. Theorem A
 //! (H = I) holds on the whole space: every coordinate is free.
 
+//! # For the trainer
+//!
+//! ```text
+//! let mut probe = ConvergenceProbe::new(config, theorem)?;   // theorem: A for SGD, B for Adam
+//! probe.set_regime(RunRegime { .. });      // again whenever it changes (ATO: at T_end)
+//! measure at the first step to be covered  // e.g. the first step of epoch T_end
+//! after every optimiser step:  probe.record_step(lr)
+//! every K steps:               probe.measure(ProbeInputs { .. }, |i| loss and grads of batch i)
+//! checkpoints:                 probe.state(device) / probe.load_state(&state)
+//! ```
+//!
+//! - The first `measure` starts both checks; steps recorded before it are not covered, so
+//!   "measure from T_end" is simply "first measure at T_end". A change of `penalty` between
+//!   probes restarts both (the row says `regulariser_fixed` was violated).
+//! - Probe batches: `config.batches` fixed batches of the *training* batch size drawn with the
+//!   *training* transform (augmentation drawn once, seeded), so f and σ̂² are those of training;
+//!   declare it in [`RunRegime::probe_uses_training_transform`].
+//! - The closure runs `2·batches` times per probe, at x and at x + d̄, on the model's current
+//!   parameters; BN running statistics it touches are the caller's to restore.
+//! - Host memory: f64/f32 vectors of the parameter count, about 100 bytes per parameter while
+//!   measuring and 9 bytes per parameter kept between probes (the window's start).
+//! - [`crate::bounds::assess`] gives the assumption table for the report; each row carries
+//!   `in_regime` and `violated`.
+
 mod descent;
 mod flat;
 mod mapping;
