@@ -26,8 +26,10 @@
 //!   per gate, with kept widths rounded to multiples of N. It and HESSO's MACs target share one
 //!   greedy routine, [`drop_in_order`], over any [`WidthCost`] (e.g. `ato_zig::WidthPolynomial`).
 //! - [`ConvergenceProbe`] measures, every K steps, the objective, the squared gradient
-//!   mapping, a smoothness estimate, the gradient variance, mask flips and Adam's smallest
-//!   √v; [`bounds`] states the theorems and computes their right-hand sides.
+//!   mapping, smoothness and gradient variance (Euclidean and in Adam's metric, on the free
+//!   coordinates), and checks the averaged bound and the K-step descent inequality;
+//!   [`bounds`] states the theorems, computes their right-hand sides and says which
+//!   assumptions a run satisfies ([`bounds::assess`]).
 //!
 //! The trainer's step for every method:
 //!
@@ -66,7 +68,7 @@ pub mod sgd;
 pub mod state;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use bounds::{BoundInputs, BoundValue, Theorem};
+pub use bounds::{RunRegime, Theorem};
 pub use budget::{drop_in_order, round_kept, WidthCost};
 pub use decay::DecoupledDecay;
 pub use dhspg::{Dhspg, DhspgConfig};

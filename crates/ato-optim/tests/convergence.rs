@@ -1,329 +1,213 @@
-//! The convergence probes on toys: least squares + group lasso (convex) and a small tanh
-//! network + group lasso (non-convex), both trained by proximal SGD (SGD without momentum
-//! followed by ATO's group prox on every group).
+//! The convergence checks on toys trained by proximal SGD (SGD without momentum, then ATO's
+//! group prox on every group), each with negative controls: the same run with a broken step
+//! must be reported, or the check proves nothing.
+//!
+//! Broken steps: `Overshoot` takes the SGD step at 10× the recorded rate (η·L > 2, the
+//! iterates diverge); `WrongSignProx` grows every group by τ instead of shrinking it, which
+//! converges to a point that is not stationary for Ψ (or raises Ψ outright).
+//!
+//! The overshoot control runs full batch only: in a mini-batch run the measured variance grows
+//! with the divergence and the (conservative, larger-end) noise allowance absorbs the rise
+//! until Ψ overflows — a limit of estimating σ² at the window's ends. A stochastic control
+//! also needs a defect larger than the mini-batch noise (see `bounds`, "What no check can
+//! see"); λ and the batch size are chosen for that.
 
 mod common;
+mod toys;
 
-use ato_zig::Mask;
-
-use ato_optim::{
-    ConvergenceProbe, ConvergenceRow, GroupProx, Optimizer, ProbeConfig, ProbeInputs, Sgd,
-    SgdConfig, Theorem,
-};
 use candle_core::{Device, Tensor};
-use common::{linear_gates, param_set, vars};
+use common::{linear_gates, vars};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+use toys::{assert_correct, gaussian, least_squares, train, violations, Run, StepKind, Task};
 
-fn gaussian(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| StandardNormal.sample(rng)).collect()
-}
+#[test]
+fn full_batch_descent_check_holds_for_proximal_sgd_and_reports_broken_steps() {
+    let (task, v, groups, predict) = least_squares(3);
+    let run = Run {
+        steps: 300,
+        lr: 0.3,
+        lambda: 0.05,
+        every: 10,
+        batch: None,
+    };
+    let rows = train(&task, &v, &groups, &predict, &run, StepKind::Correct);
+    assert_correct(&rows);
+    // deterministic: no noise term; the tolerance is only f32 rounding of Ψ (4 ulps)
+    for r in &rows {
+        assert!(
+            r.variance == 0.0 && r.descent_noise_term == 0.0 && r.descent_tolerance < 1e-5,
+            "{r:?}"
+        );
+    }
+    assert!(rows[1].descent_opt_term < 0.0 && rows[1].window_steps == 10);
 
-/// A regression task: inputs (n × d), targets (n,).
-struct Task {
-    x: Tensor,
-    y: Tensor,
-}
-
-impl Task {
-    fn batch(&self, i: usize, size: usize) -> (Tensor, Tensor) {
-        let n = self.x.dim(0).unwrap();
-        let start = (i * size) % (n - size + 1);
-        (
-            self.x.narrow(0, start, size).unwrap(),
-            self.y.narrow(0, start, size).unwrap(),
-        )
+    for kind in [StepKind::Overshoot, StepKind::WrongSignProx] {
+        let (task, v, groups, predict) = least_squares(3);
+        let bad = train(&task, &v, &groups, &predict, &run, kind);
+        let v = violations(&bad);
+        assert!(
+            !v.is_empty(),
+            "{kind:?} must violate the descent inequality"
+        );
+        match kind {
+            // diverges: Ψ rises in the first window and the averaged bound fails with it
+            StepKind::Overshoot => {
+                assert_eq!(v[0], 10);
+                assert!(bad[1].descent_lhs > 0.0 && bad[1].lhs_rhs_ratio > 1.0);
+            }
+            // stalls at a non-stationary point: every window from the second on violates,
+            // and the averaged ratio climbs past 1
+            _ => {
+                assert_eq!(v, (2..=30).map(|k| 10 * k).collect::<Vec<u64>>());
+                assert!(bad.last().unwrap().lhs_rhs_ratio > 1.0);
+            }
+        }
     }
 }
 
-/// Runs proximal SGD with probes every `every` steps (and at step 0); returns the rows.
-fn train_with_probes(
-    task: &Task,
-    v: &ato_zig::NamedVars,
-    groups: &ato_optim::GroupSet,
-    predict: &dyn Fn(&Tensor) -> Tensor,
-    (steps, lr, lambda, every): (u64, f64, f64, u64),
-) -> Vec<ConvergenceRow> {
-    let params = param_set(v);
-    let mut opt = Sgd::new(
-        params.clone(),
-        SgdConfig {
-            momentum: 0.0,
-            ..SgdConfig::default()
-        },
-    )
-    .unwrap();
-    let cfg = ProbeConfig {
-        every,
-        batches: 8,
-        objective_lower_bound: 0.0,
-    };
-    let mut probe = ConvergenceProbe::new(cfg, Theorem::ProximalSgd).unwrap();
-    let masks = Mask::from_keep(
-        groups
-            .gates()
-            .iter()
-            .map(|g| vec![false; g.width])
-            .collect(),
-    );
-    let ratios = GroupProx::gate_ratios(&masks);
-    let penalty: Vec<Vec<f64>> = groups
-        .gates()
-        .iter()
-        .zip(&ratios)
-        .map(|(g, r)| vec![lambda * r; g.width])
+/// The probe set's Hessian `AᵀA/128` (8 batches of 16 rows at batch indices 1000..1008):
+/// its extreme eigenvalues by power iteration, for checking L̂.
+fn probe_hessian_extremes(task: &Task) -> (f64, f64) {
+    let rows: Vec<Vec<f32>> = (0..8)
+        .flat_map(|i| task.batch(1000 + i, Some(16)).0.to_vec2::<f32>().unwrap())
         .collect();
-    let loss_of = |(x, y): (Tensor, Tensor)| -> Tensor {
-        (predict(&x) - y)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .mean_all()
-            .unwrap()
-            .affine(0.5, 0.0)
-            .unwrap()
-    };
-    let mut rows = Vec::new();
-    for t in 0..=steps {
-        if t == 0 || probe.due(t) {
-            let inputs = ProbeInputs {
-                step: t,
-                epoch: 0,
-                lr,
-                params: &params,
-                weight_decay: 0.0,
-                groups,
-                penalty: &penalty,
-                preconditioner: None,
-                mask_flips: 0,
-            };
-            // probe batches: 8 fixed batches of 16 at the end of the data
-            let row = probe
-                .measure(inputs, |i| {
-                    let loss = loss_of(task.batch(1000 + i, 16));
-                    Ok((loss.to_scalar::<f32>()? as f64, loss.backward()?))
-                })
-                .unwrap();
-            rows.push(row);
+    let d = rows[0].len();
+    let mut h = vec![vec![0f64; d]; d];
+    for r in &rows {
+        for a in 0..d {
+            for b in 0..d {
+                h[a][b] += r[a] as f64 * r[b] as f64 / rows.len() as f64;
+            }
         }
-        if t == steps {
-            break;
-        }
-        let loss = loss_of(task.batch(t as usize, 16));
-        opt.step(&loss.backward().unwrap(), lr).unwrap();
-        GroupProx::apply(groups, &masks, lambda, lr).unwrap();
-        probe.record_step(lr);
     }
-    rows
+    let power = |shift: f64| {
+        let mut v = vec![1.0; d];
+        let mut lam = 0.0;
+        for _ in 0..2000 {
+            let w: Vec<f64> = (0..d)
+                .map(|a| (0..d).map(|b| h[a][b] * v[b]).sum::<f64>() - shift * v[a])
+                .collect();
+            lam = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            v = w.iter().map(|x| x / lam).collect();
+        }
+        lam
+    };
+    let max = power(0.0);
+    (max - power(max), max)
 }
 
 #[test]
-fn convex_toy_gradient_mapping_falls_and_stays_under_the_bound() {
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let (n, d) = (2048, 12);
-    let a = gaussian(&mut rng, n * d);
-    // θ* uses groups 0 and 1 only (a group = weight row of 2 + its bias)
-    let theta_star = [
-        1.0f32, -2.0, 0.5, 1.5, 0.0, 0.0, 0.0, 0.0, 0.7, -0.3, 0.0, 0.0,
-    ];
-    let noise = gaussian(&mut rng, n);
-    let dev = Device::Cpu;
-    let x = Tensor::from_vec(a, (n, d), &dev).unwrap();
-    let star = Tensor::from_slice(&theta_star, (d, 1), &dev).unwrap();
-    let y = (x.matmul(&star).unwrap().squeeze(1).unwrap()
-        + Tensor::from_vec(noise, n, &dev)
-            .unwrap()
-            .affine(0.1, 0.0)
-            .unwrap())
-    .unwrap();
-    let task = Task { x, y };
-    let v = vars(&[
-        ("w.weight", &[4, 2], &[0.0; 8]),
-        ("w.bias", &[4], &[0.0; 4]),
-    ]);
-    let groups = linear_gates(&[("w", 2, 4)], &v);
-    let (w, b) = (v["w.weight"].clone(), v["w.bias"].clone());
-    let predict = move |x: &Tensor| -> Tensor {
-        let theta = Tensor::cat(
-            &[w.as_tensor().flatten_all().unwrap(), b.as_tensor().clone()],
-            0,
-        )
-        .unwrap();
-        x.matmul(&theta.unsqueeze(1).unwrap())
-            .unwrap()
-            .squeeze(1)
-            .unwrap()
+fn minibatch_descent_check_holds_for_proximal_sgd_and_reports_broken_steps() {
+    // λ large enough that the wrong-sign prox leaves a defect (‖𝒢‖² ≈ Σ_g (2λ)²) well above
+    // the mini-batch variance: below it no single window can tell a defect from noise
+    let run = Run {
+        steps: 600,
+        lr: 0.3,
+        lambda: 0.3,
+        every: 20,
+        batch: Some(64),
     };
-    let rows = train_with_probes(&task, &v, &groups, &predict, (600, 0.05, 0.05, 20));
+    let (task, v, groups, predict) = least_squares(3);
+    let rows = train(&task, &v, &groups, &predict, &run, StepKind::Correct);
+    assert_correct(&rows);
+    // noise is measured and enters the bound
+    assert!(rows
+        .iter()
+        .skip(1)
+        .all(|r| r.variance > 0.0 && r.descent_noise_term > 0.0));
+    // L̂ is a secant of the probe loss, a quadratic: within its Hessian's spectrum
+    let (lo, hi) = probe_hessian_extremes(&task);
+    for r in &rows {
+        assert!(
+            r.smoothness >= lo && r.smoothness <= hi * (1.0 + 1e-4),
+            "step {}: L̂ = {} outside [{lo}, {hi}]",
+            r.step,
+            r.smoothness
+        );
+    }
     let first = rows[0].grad_mapping_sq;
-    let tail = &rows[rows.len() - 5..];
-    assert!(
-        tail.iter().all(|r| r.grad_mapping_sq < first / 20.0),
-        "the gradient mapping falls: first {first}, tail {:?}",
-        tail.iter().map(|r| r.grad_mapping_sq).collect::<Vec<_>>()
+    assert!(rows.last().unwrap().grad_mapping_sq < first / 20.0);
+
+    // the wrong-sign prox stalls at a non-stationary point: with the noise terms and the
+    // 3-sd tolerance in place, every window after the first still violates, and the averaged
+    // ratio passes 1
+    let (task, v, groups, predict) = least_squares(3);
+    let bad = train(&task, &v, &groups, &predict, &run, StepKind::WrongSignProx);
+    assert_eq!(
+        violations(&bad),
+        (2..=30).map(|k| 20 * k).collect::<Vec<u64>>(),
+        "the noise allowance must not hide a broken step"
     );
-    for r in &rows[1..] {
-        assert!(r.step_condition, "η < 2/L̂ at step {}", r.step);
-        assert!(
-            r.lhs <= r.rhs,
-            "step {}: LHS {} above RHS {}",
-            r.step,
-            r.lhs,
-            r.rhs
-        );
-        assert!(
-            r.grad_mapping_sq <= r.rhs,
-            "step {}: ‖G‖² above the bound",
-            r.step
-        );
-    }
-    // L̂ of the probe loss (128 samples) is at most λ_max(AᵀA/128) ≈ (1 + √(12/128))² ≈ 1.7
-    let l = rows.last().unwrap().smoothness;
-    assert!(l > 0.3 && l < 1.8, "L̂ = {l}");
+    assert!(bad.last().unwrap().lhs_rhs_ratio > 1.0);
 }
 
 #[test]
-fn nonconvex_toy_reports_a_ratio_at_most_one() {
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let (n, d, hidden) = (2048, 4, 6);
-    let dev = Device::Cpu;
-    let x = Tensor::from_vec(gaussian(&mut rng, n * d), (n, d), &dev).unwrap();
-    let teacher = Tensor::from_vec(gaussian(&mut rng, d), (d, 1), &dev).unwrap();
-    let y = x
-        .matmul(&teacher)
-        .unwrap()
-        .squeeze(1)
-        .unwrap()
-        .sin()
-        .unwrap();
-    let task = Task { x, y };
-    let w1 = gaussian(&mut rng, hidden * d)
-        .iter()
-        .map(|v| v * 0.5)
-        .collect::<Vec<_>>();
-    let w2 = gaussian(&mut rng, hidden)
-        .iter()
-        .map(|v| v * 0.5)
-        .collect::<Vec<_>>();
-    let v = vars(&[
-        ("h.weight", &[hidden, d], &w1),
-        ("h.bias", &[hidden], &[0.0; 6]),
-        ("out.weight", &[1, hidden], &w2),
-    ]);
-    let groups = linear_gates(&[("h", d, hidden)], &v);
-    let (w1, b1, w2) = (
-        v["h.weight"].clone(),
-        v["h.bias"].clone(),
-        v["out.weight"].clone(),
-    );
-    let predict = move |x: &Tensor| -> Tensor {
-        let h = x
-            .matmul(&w1.as_tensor().t().unwrap())
-            .unwrap()
-            .broadcast_add(b1.as_tensor())
-            .unwrap()
-            .tanh()
-            .unwrap();
-        h.matmul(&w2.as_tensor().t().unwrap())
+fn nonconvex_toy_holds_and_a_wrong_sign_prox_is_reported() {
+    let build = || {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (n, d, hidden) = (2048, 4, 6);
+        let dev = Device::Cpu;
+        let x = Tensor::from_vec(gaussian(&mut rng, n * d), (n, d), &dev).unwrap();
+        let teacher = Tensor::from_vec(gaussian(&mut rng, d), (d, 1), &dev).unwrap();
+        let y = x
+            .matmul(&teacher)
             .unwrap()
             .squeeze(1)
             .unwrap()
-    };
-    let rows = train_with_probes(&task, &v, &groups, &predict, (600, 0.05, 0.01, 20));
-    let last = rows.last().unwrap();
-    assert!(last.step_condition, "η < 2/L̂ (L̂ = {})", last.smoothness);
-    assert!(last.lhs_rhs_ratio.is_finite());
-    for r in &rows[1..] {
-        assert!(
-            r.lhs_rhs_ratio <= 1.0,
-            "step {}: LHS/RHS = {}",
-            r.step,
-            r.lhs_rhs_ratio
+            .sin()
+            .unwrap();
+        let w1: Vec<f32> = gaussian(&mut rng, hidden * d)
+            .iter()
+            .map(|v| v * 0.5)
+            .collect();
+        let w2: Vec<f32> = gaussian(&mut rng, hidden).iter().map(|v| v * 0.5).collect();
+        let v = vars(&[
+            ("h.weight", &[hidden, d], &w1),
+            ("h.bias", &[hidden], &[0.0; 6]),
+            ("out.weight", &[1, hidden], &w2),
+        ]);
+        let groups = linear_gates(&[("h", d, hidden)], &v);
+        let (w1, b1, w2) = (
+            v["h.weight"].clone(),
+            v["h.bias"].clone(),
+            v["out.weight"].clone(),
         );
-    }
-    assert!(last.objective < rows[0].objective, "training lowers Ψ");
-}
-
-#[test]
-fn the_bound_restarts_when_the_regulariser_changes() {
-    let v = vars(&[
-        ("w.weight", &[2, 2], &[1.0, 0.5, -0.5, 2.0]),
-        ("w.bias", &[2], &[0.1, 0.2]),
-    ]);
-    let groups = linear_gates(&[("w", 2, 2)], &v);
-    let params = param_set(&v);
-    let cfg = ProbeConfig {
-        every: 1,
-        batches: 2,
-        objective_lower_bound: 0.0,
-    };
-    let mut probe = ConvergenceProbe::new(cfg, Theorem::ProximalSgd).unwrap();
-    let w = v["w.weight"].clone();
-    let measure = |probe: &mut ConvergenceProbe, step: u64, lam: f64| {
-        let penalty = vec![vec![lam, 0.0]];
-        let inputs = ProbeInputs {
-            step,
-            epoch: 0,
-            lr: 0.1,
-            params: &params,
-            weight_decay: 0.0,
-            groups: &groups,
-            penalty: &penalty,
-            preconditioner: None,
-            mask_flips: 0,
+        let predict = move |x: &Tensor| -> Tensor {
+            let h = x
+                .matmul(&w1.as_tensor().t().unwrap())
+                .unwrap()
+                .broadcast_add(b1.as_tensor())
+                .unwrap()
+                .tanh()
+                .unwrap();
+            h.matmul(&w2.as_tensor().t().unwrap())
+                .unwrap()
+                .squeeze(1)
+                .unwrap()
         };
-        probe
-            .measure(inputs, |i| {
-                let loss = (w.as_tensor().sqr()?.sum_all()? * (1.0 + i as f64))?;
-                Ok((loss.to_scalar::<f32>()? as f64, loss.backward()?))
-            })
-            .unwrap()
+        (Task { x, y }, v, groups, predict)
     };
-    let first = measure(&mut probe, 0, 0.5);
-    assert!(first.rhs.is_nan(), "no step yet");
-    probe.record_step(0.1);
-    let second = measure(&mut probe, 1, 0.5);
-    assert!(second.rhs.is_finite() && second.step_condition);
-    probe.record_step(0.1);
-    let changed = measure(&mut probe, 2, 2.0);
+    let run = Run {
+        steps: 600,
+        lr: 0.1,
+        lambda: 0.2,
+        every: 20,
+        batch: Some(64),
+    };
+    let (task, v, groups, predict) = build();
+    let rows = train(&task, &v, &groups, &predict, &run, StepKind::Correct);
+    assert_correct(&rows);
     assert!(
-        changed.rhs.is_nan() && !changed.step_condition,
-        "a new h starts a new bound"
+        rows.last().unwrap().objective < rows[0].objective,
+        "training lowers Ψ"
     );
-    assert_eq!(changed.lhs, changed.grad_mapping_sq, "history restarted");
-    probe.record_step(0.1);
-    // the state survives a checkpoint: a restored probe measures exactly what this one does
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("probe.safetensors");
-    probe
-        .state(&candle_core::Device::Cpu)
-        .unwrap()
-        .save(&path)
-        .unwrap();
-    let mut restored = ConvergenceProbe::new(cfg, Theorem::ProximalSgd).unwrap();
-    restored
-        .load_state(&ato_optim::StateDict::load(&path, &candle_core::Device::Cpu).unwrap())
-        .unwrap();
-    let (a, b) = (measure(&mut probe, 3, 2.0), measure(&mut restored, 3, 2.0));
-    assert!(a.rhs.is_finite());
-    assert_eq!((a.lhs, a.rhs, a.smoothness), (b.lhs, b.rhs, b.smoothness));
-}
-
-#[test]
-fn metric_prox_reduces_to_the_euclidean_one_and_solves_its_optimality_condition() {
-    use ato_optim::probes::group_prox_in_metric;
-    // H = I: y·(1 − τ/‖y‖)
-    let u = group_prox_in_metric(&[(1.0, 3.0), (1.0, 4.0)], 1.0);
-    assert!((u[0] - 2.4).abs() < 1e-12 && (u[1] - 3.2).abs() < 1e-12);
-    // ‖Hy‖ ≤ τ: zero
-    assert_eq!(group_prox_in_metric(&[(0.5, 1.0)], 0.6), vec![0.0]);
-    // general H: optimality h_i(u_i − y_i) + τ·u_i/‖u‖ = 0
-    let hy = [(2.0, 1.0), (0.5, -3.0), (1.0, 0.5)];
-    let tau = 0.7;
-    let u = group_prox_in_metric(&hy, tau);
-    let nu = u.iter().map(|v| v * v).sum::<f64>().sqrt();
-    for ((h, y), ui) in hy.iter().zip(&u) {
-        assert!((h * (ui - y) + tau * ui / nu).abs() < 1e-9);
-    }
+    let (task, v, groups, predict) = build();
+    let bad = train(&task, &v, &groups, &predict, &run, StepKind::WrongSignProx);
+    // growing the hidden units raises Ψ in every window: all of them violate
+    assert_eq!(
+        violations(&bad),
+        (1..=30).map(|k| 20 * k).collect::<Vec<u64>>()
+    );
+    assert!(bad.iter().skip(1).all(|r| r.descent_lhs > 0.0));
 }

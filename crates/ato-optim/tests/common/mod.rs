@@ -1,6 +1,8 @@
 //! Shared test fixtures: variables from literal values, gated linear layers.
 #![allow(dead_code)]
 
+pub mod quadratic;
+
 use ato_optim::{DecayRule, GroupSet, ParamSet};
 use ato_zig::{ArchBuilder, Dim, NamedVars, WidthPolynomial};
 use candle_core::{Device, Tensor, Var};
