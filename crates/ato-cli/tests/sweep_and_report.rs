@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 const COLUMNS: &str = "run_id,status,dataset,model,method,seed,lambda,gamma,t_start,t_end,\
 target_flops_reduction,epochs,base_params,pruned_params,params_reduction,base_macs,pruned_macs,\
-flops_reduction,top1,top5,compact_top1,wall_seconds";
+flops_reduction,top1,top5,compact_top1,wall_seconds,target_group_sparsity,group_sparsity,\
+target_met";
 
 /// A sweep of three tiny runs (ResNet-20 at base width 4 on 384 synthetic images, 3 epochs).
 fn sweep_file(dir: &Path) -> PathBuf {
@@ -62,11 +63,15 @@ fn sweep_cmd(sweep: &Path, root: &Path, out: &str) -> Command {
 /// summary.csv without the wall-clock column.
 fn rows_without_time(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
+    let at = COLUMNS.split(',').position(|c| c == "wall_seconds").unwrap();
     text.lines()
         .map(|l| {
-            l.rsplit_once(',')
-                .map(|(head, _)| head.to_string())
-                .unwrap_or_default()
+            l.split(',')
+                .enumerate()
+                .filter(|&(i, _)| i != at)
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+                .join(",")
         })
         .collect()
 }

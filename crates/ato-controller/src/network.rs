@@ -1,5 +1,6 @@
-//! The controller network: fixed orthogonal gate tokens → bidirectional GRU → per-gate
-//! LayerNorm → ReLU → Linear heads (DESIGN.md §4, after the authors' implementation).
+//! The controller network: fixed orthogonal gate tokens → bidirectional GRU → LayerNorm (one
+//! shared by all gates, as the authors' code has it, or one per gate) → ReLU → per-gate Linear
+//! heads (DESIGN.md §4).
 
 use crate::ControllerError;
 use candle_core::{DType, Device, IndexOp, Module, Tensor, Var};
@@ -15,9 +16,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum NoiseKind {
     /// Logistic noise, the difference of two Gumbel samples (Gumbel-sigmoid proper).
-    #[default]
     Logistic,
-    /// A single Gumbel sample, as the authors' code does.
+    /// A single Gumbel sample, as the authors' code does (mean +0.577, so a sample keeps a
+    /// channel a little more often than the logistic one).
+    #[default]
     Gumbel,
 }
 
@@ -33,6 +35,8 @@ pub struct ControllerConfig {
     /// Sigmoid temperature τ (0.4).
     pub temperature: f64,
     pub noise: NoiseKind,
+    /// One LayerNorm shared by all gates (the authors' code) instead of one per gate.
+    pub shared_norm: bool,
 }
 
 impl Default for ControllerConfig {
@@ -42,7 +46,8 @@ impl Default for ControllerConfig {
             hidden: 128,
             offset: 3.0,
             temperature: 0.4,
-            noise: NoiseKind::Logistic,
+            noise: NoiseKind::Gumbel,
+            shared_norm: true,
         }
     }
 }
@@ -55,8 +60,10 @@ pub struct Controller {
     tokens: Tensor,
     forward_gru: GRU,
     backward_gru: GRU,
-    /// Per gate: LayerNorm γ, β and the bias-free linear layer.
-    heads: Vec<(Tensor, Tensor, Linear)>,
+    /// LayerNorm γ, β: one pair shared by all gates, or one per gate.
+    norms: Vec<(Tensor, Tensor)>,
+    /// Per gate: the bias-free linear layer.
+    heads: Vec<Linear>,
     varmap: VarMap,
 }
 
@@ -85,6 +92,15 @@ pub fn orthogonal_tokens(l: usize, d: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Variable-name prefixes of the LayerNorm(s): `norm` when shared, `heads.{i}.norm` per gate.
+fn norm_prefixes(shared: bool, gates: usize) -> Vec<String> {
+    if shared {
+        vec!["norm".to_string()]
+    } else {
+        (0..gates).map(|i| format!("heads.{i}.norm")).collect()
+    }
 }
 
 fn uniform(rng: &mut ChaCha8Rng, n: usize, bound: f32) -> Vec<f32> {
@@ -139,17 +155,11 @@ impl Controller {
                 )?;
             }
             let hb = 1.0 / ((2 * h) as f32).sqrt();
+            for prefix in norm_prefixes(config.shared_norm, widths.len()) {
+                put(format!("{prefix}.weight"), vec![2 * h], vec![1.0; 2 * h])?;
+                put(format!("{prefix}.bias"), vec![2 * h], vec![0.0; 2 * h])?;
+            }
             for (i, &c) in widths.iter().enumerate() {
-                put(
-                    format!("heads.{i}.norm.weight"),
-                    vec![2 * h],
-                    vec![1.0; 2 * h],
-                )?;
-                put(
-                    format!("heads.{i}.norm.bias"),
-                    vec![2 * h],
-                    vec![0.0; 2 * h],
-                )?;
                 put(
                     format!("heads.{i}.linear.weight"),
                     vec![c, 2 * h],
@@ -166,20 +176,24 @@ impl Controller {
         };
         let forward_gru = GRU::new(d, h, gru_cfg, vb.pp("gru_forward"))?;
         let backward_gru = GRU::new(d, h, gru_cfg, vb.pp("gru_backward"))?;
+        let norms = norm_prefixes(config.shared_norm, widths.len())
+            .into_iter()
+            .map(|p| {
+                Ok((
+                    vb.get(2 * h, &format!("{p}.weight"))?,
+                    vb.get(2 * h, &format!("{p}.bias"))?,
+                ))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let heads = widths
             .iter()
             .enumerate()
             .map(|(i, &c)| {
-                let p = vb.pp(format!("heads.{i}"));
-                let linear = Linear::new(p.get((c, 2 * h), "linear.weight")?, None);
-                Ok((
-                    p.get(2 * h, "norm.weight")?,
-                    p.get(2 * h, "norm.bias")?,
-                    linear,
-                ))
+                let w = vb.get((c, 2 * h), &format!("heads.{i}.linear.weight"))?;
+                Ok(Linear::new(w, None))
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        if varmap.all_vars().len() != 8 + 3 * widths.len() {
+        if varmap.all_vars().len() != 8 + 2 * norms.len() + widths.len() {
             return Err(ControllerError::Internal(
                 "controller variables were created twice".into(),
             ));
@@ -190,6 +204,7 @@ impl Controller {
             tokens,
             forward_gru,
             backward_gru,
+            norms,
             heads,
             varmap,
         })
@@ -246,10 +261,11 @@ impl Controller {
         self.heads
             .iter()
             .enumerate()
-            .map(|(i, (gamma, beta, linear))| {
+            .map(|(i, linear)| {
                 let h = hidden.i((.., i, ..))?; // (1, 2h)
-                                                // candle_nn::LayerNorm's fused CPU op has no backward pass (0.11): use the
-                                                // composed, differentiable form.
+                let (gamma, beta) = &self.norms[if self.config.shared_norm { 0 } else { i }];
+                // candle_nn::LayerNorm's fused CPU op has no backward pass (0.11): use the
+                // composed, differentiable form.
                 let h = candle_nn::ops::layer_norm_slow(&h, gamma, beta, 1e-5)?;
                 let z = linear.forward(&h.relu()?)?;
                 Ok(z.squeeze(0)?)

@@ -1,4 +1,8 @@
-//! The FLOPs regulariser R(r, p) = log(max(r, p) / min(r, p)) = |log r − log p|.
+//! The FLOPs regulariser R(r, p) = log(max(r, p) / min(r, p)) = |log r − log p|, with the
+//! authors' dead band: r is clamped out of (p − δ, p + δ) on the side it lies, so inside the
+//! band the penalty is a constant `log((p+δ)/p)` or `log(p/(p−δ))` and its gradient is zero —
+//! the FLOPs term switches off at the target and lets the cross-entropy decide there
+//! (`utils.py`, `Flops_constraint_resnet*`, δ = 0.005). δ = 0 is the plain |log r − log p|.
 //!
 //! r is the prunable MACs kept by a mask over the prunable MACs of the full model; p is the
 //! ratio that meets the user's target FLOPs reduction ρ once the non-prunable MACs are counted:
@@ -46,6 +50,7 @@ pub struct FlopsRegulariser {
     macs: WidthPolynomial,
     full_prunable: f64,
     target: f64,
+    dead_band: f64,
 }
 
 impl FlopsRegulariser {
@@ -58,7 +63,25 @@ impl FlopsRegulariser {
             full_prunable: macs.prunable(&widths) as f64,
             macs,
             target,
+            dead_band: 0.0,
         })
+    }
+
+    /// The same regulariser with a dead band of half-width δ around p (see the module docs).
+    pub fn with_dead_band(mut self, delta: f64) -> Result<Self, ControllerError> {
+        if !(delta >= 0.0 && delta < self.target) {
+            return Err(ControllerError::Target(format!(
+                "ato.dead_band = {delta} must be in [0, p) with p = {:.4}",
+                self.target
+            )));
+        }
+        self.dead_band = delta;
+        Ok(self)
+    }
+
+    /// δ, the half-width of the dead band.
+    pub fn dead_band(&self) -> f64 {
+        self.dead_band
     }
 
     /// p, the prunable-MACs ratio to reach.
@@ -79,12 +102,22 @@ impl FlopsRegulariser {
             .affine(1.0 / self.full_prunable, 0.0)?)
     }
 
-    /// R(r, p) = |log r − log p|, differentiable in the masks. r is clamped to at least
+    /// R(r, p), differentiable in the masks, with the dead band. r is clamped to at least
     /// [`MIN_RATIO`], so a sample that masks every gated channel gives a large but finite
     /// penalty (and a finite gradient) instead of −log 0.
     pub fn penalty(&self, masks: &[Tensor]) -> Result<Tensor, ControllerError> {
-        let r = self.ratio(masks)?.clamp(MIN_RATIO, f64::INFINITY)?;
-        Ok(r.log()?.affine(1.0, -self.target.ln())?.abs()?)
+        let r = self.ratio(masks)?;
+        let (p, d) = (self.target, self.dead_band);
+        let above = r.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? > p;
+        Ok(if above {
+            // log(max(r, p + δ) / p)
+            r.clamp(p + d, f64::INFINITY)?.log()?.affine(1.0, -p.ln())?
+        } else {
+            // log(p / min(r, p − δ))
+            r.clamp(MIN_RATIO, (p - d).max(MIN_RATIO))?
+                .log()?
+                .affine(-1.0, p.ln())?
+        })
     }
 
     /// r for a boolean mask, exactly.

@@ -25,6 +25,21 @@ pub struct RunOutcome {
     pub compact_max_abs_diff: f32,
 }
 
+/// Whether a finished row met its target: the FLOPs reduction within ±`tolerance`, or the
+/// group sparsity at least ⌊t·N⌋/N (DHSPG stops at exactly ⌊t·N⌋ zero groups).
+fn target_met(row: &SummaryRow, total_groups: usize, tolerance: f64) -> Option<bool> {
+    match (row.target_flops_reduction, row.target_group_sparsity) {
+        (Some(t), _) => row
+            .flops_reduction
+            .map(|r| (r - t).abs() <= tolerance + 1e-12),
+        (None, Some(t)) => {
+            let need = (t * total_groups as f64).floor() / total_groups.max(1) as f64;
+            row.group_sparsity.map(|s| s >= need - 1e-12)
+        }
+        (None, None) => None,
+    }
+}
+
 /// Hard-zeroes, compacts, evaluates and writes the run's final files.
 pub fn finish(
     cfg: &RunConfig,
@@ -70,6 +85,10 @@ pub fn finish(
     summary.top5 = Some(full.top5());
     summary.compact_top1 = Some(small.top1());
     summary.wall_seconds = Some(seconds);
+    let total_groups: usize = kept.widths().iter().sum();
+    let sparsity = kept.dropped_count() as f64 / total_groups.max(1) as f64;
+    summary.group_sparsity = Some(sparsity);
+    summary.target_met = target_met(&summary, total_groups, cfg.prune.tolerance);
     write_csv_atomically(&run_dir.summary_file(), std::slice::from_ref(&summary))?;
     Ok(RunOutcome {
         run_dir: run_dir.path().to_path_buf(),

@@ -61,7 +61,12 @@ impl<'a> Loop<'a> {
             cfg,
             optimizer: recipe::target_optimizer(cfg, &model)?,
             lr: recipe::lr_schedule(cfg, data.train.batches_per_epoch()),
-            pruner: crate::pruner::for_method(cfg, &model, &data.train_set)?,
+            pruner: crate::pruner::for_method(
+                cfg,
+                &model,
+                &data.train_set,
+                data.train.batches_per_epoch(),
+            )?,
             probe: RunProbe::new(cfg, &model, &data.train_set, run_dir)?,
             groups,
             model,
@@ -214,6 +219,7 @@ impl<'a> Loop<'a> {
             zero_groups: sparsity.zero_groups,
             controller_loss: stats.controller_loss,
             flops_reg: stats.flops_reg,
+            controller_steps: stats.controller_steps,
             train_seconds,
             seconds,
         })

@@ -20,6 +20,7 @@ fn csv_files_round_trip_and_leave_no_partial_file() {
         zero_groups: 0,
         controller_loss: 0.0,
         flops_reg: 0.0,
+        controller_steps: 0,
         train_seconds: 1.2,
         seconds: 1.5,
     };
@@ -27,7 +28,7 @@ fn csv_files_round_trip_and_leave_no_partial_file() {
     let back: Vec<EpochMetrics> = read_csv(&path).unwrap();
     assert_eq!(back, vec![row(0), row(1)]);
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("epoch,lr,train_loss,train_top1,test_loss,test_top1,test_top5,masked_top1,mask_macs_ratio,group_sparsity,zero_groups,controller_loss,flops_reg,train_seconds,seconds\n"));
+    assert!(text.starts_with("epoch,lr,train_loss,train_top1,test_loss,test_top1,test_top5,masked_top1,mask_macs_ratio,group_sparsity,zero_groups,controller_loss,flops_reg,controller_steps,train_seconds,seconds\n"));
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

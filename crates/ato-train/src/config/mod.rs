@@ -12,9 +12,12 @@ use ato_models::ModelConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod ato_section;
 mod keys;
 mod sections;
 mod validate;
+
+pub use ato_section::*;
 
 pub use keys::{keys, KeyDoc};
 
@@ -104,6 +107,11 @@ impl RunConfig {
             .resolve(self.train.epochs)
     }
 
+    /// The FLOPs reduction the run is asked for: ρ for ATO, none for the other methods.
+    pub fn flops_target(&self) -> Option<f64> {
+        (self.method == Method::Ato).then_some(self.prune.target_flops_reduction)
+    }
+
     /// OTOv2's base λ: `otov2.lambda`, else the reference's default for the optimiser.
     pub fn otov2_lambda(&self) -> f64 {
         self.otov2.lambda.unwrap_or(match self.optim.name {
@@ -126,13 +134,24 @@ impl RunConfig {
             .unwrap_or(EpochSpec::Fraction(0.51))
             .resolve(e);
         let t_prox = self.ato.t_prox.map_or(2 * t_start, |t| t.resolve(e));
+        let a = &self.ato;
         AtoSchedule {
             epochs: e,
             t_start,
             t_prox,
             t_end,
-            lambda: self.ato.lambda,
-            lambda_final_mult: self.ato.lambda_final_mult,
+            lambda: a.lambda,
+            lambda_final_mult: a.lambda_final_mult,
+            lambda_switch: a
+                .lambda_switch
+                .unwrap_or(EpochSpec::Fraction(0.49))
+                .resolve(e),
+            controller_lr: a.controller_lr,
+            controller_lr_drop: a
+                .controller_lr_drop
+                .unwrap_or(EpochSpec::Fraction(0.498))
+                .resolve(e),
+            controller_lr_drop_factor: a.controller_lr_drop_factor,
         }
     }
 }

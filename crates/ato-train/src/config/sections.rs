@@ -2,7 +2,6 @@
 //! `[ato]`, `[oto]`, `[otov2]`, `[convergence]`), each with its defaults and unknown keys
 //! rejected.
 
-pub use ato_controller::NoiseKind;
 pub use ato_data::DatasetName;
 use ato_models::{ModelName, ShortcutKind};
 pub use ato_optim::DecayKind;
@@ -190,75 +189,15 @@ impl Default for OptimSection {
 pub struct PruneSection {
     /// ρ: the share of the full model's conv+fc MACs to remove, in (0, 1).
     pub target_flops_reduction: f64,
+    /// A run meets its target when the reduction it achieves is within ± this of it.
+    pub tolerance: f64,
 }
 
 impl Default for PruneSection {
     fn default() -> Self {
         Self {
             target_flops_reduction: 0.5,
-        }
-    }
-}
-
-/// How masked groups are driven to zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Projector {
-    /// The group proximal step of DESIGN.md §4.
-    Prox,
-    /// HSPG's half-space test on the masked groups.
-    HalfSpace,
-}
-
-/// `[ato]`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct AtoSection {
-    /// λ of the group proximal step.
-    pub lambda: f64,
-    /// λ is multiplied by this from T_end on.
-    pub lambda_final_mult: f64,
-    /// γ, the weight of the FLOPs regulariser in the controller loss.
-    pub gamma: f64,
-    /// First epoch with controller steps [default: 0.10, i.e. round(0.10·E)].
-    pub t_start: Option<EpochSpec>,
-    /// First epoch with the proximal step [default: 2·T_start].
-    pub t_prox: Option<EpochSpec>,
-    /// Epoch at which the mask freezes [default: 0.51].
-    pub t_end: Option<EpochSpec>,
-    /// One controller step every this many target steps.
-    pub hyper_step: usize,
-    /// Share of the training set the controller learns on.
-    pub controller_fraction: f64,
-    /// prox (the group proximal step) | half_space (HSPG's half-space test).
-    pub projector: Projector,
-    /// ε of the half-space test when `projector = "half_space"`.
-    pub epsilon: f64,
-    /// Noise of the Gumbel-sigmoid: logistic (two Gumbels) | gumbel (one sample).
-    #[schemars(with = "String")]
-    pub noise: NoiseKind,
-    /// AdamW learning rate of the controller.
-    pub controller_lr: f64,
-    /// AdamW weight decay of the controller (weights only).
-    pub controller_weight_decay: f64,
-}
-
-impl Default for AtoSection {
-    fn default() -> Self {
-        Self {
-            lambda: 10.0,
-            lambda_final_mult: 10.0,
-            gamma: 8.0,
-            t_start: None,
-            t_prox: None,
-            t_end: None,
-            hyper_step: 20,
-            controller_fraction: 0.05,
-            projector: Projector::Prox,
-            epsilon: 0.0,
-            noise: NoiseKind::Logistic,
-            controller_lr: 1e-3,
-            controller_weight_decay: 1e-2,
+            tolerance: 0.02,
         }
     }
 }

@@ -77,6 +77,13 @@ impl RunConfig {
             rho,
             "(0, 1)",
         )?;
+        let tol = self.prune.tolerance;
+        check(
+            (0.0..0.5).contains(&tol),
+            "prune.tolerance",
+            tol,
+            "[0, 0.5)",
+        )?;
         let a = &self.ato;
         check(
             a.lambda >= 0.0 && a.lambda.is_finite(),
@@ -96,7 +103,24 @@ impl RunConfig {
             a.lambda_final_mult,
             "[0, ∞)",
         )?;
-        check(a.hyper_step >= 1, "ato.hyper_step", a.hyper_step, "[1, ∞)")?;
+        check(
+            a.min_controller_steps >= 1,
+            "ato.min_controller_steps",
+            a.min_controller_steps,
+            "[1, ∞)",
+        )?;
+        check(
+            (0.0..0.1).contains(&a.dead_band),
+            "ato.dead_band",
+            a.dead_band,
+            "[0, 0.1)",
+        )?;
+        check(
+            a.controller_lr_drop_factor > 0.0 && a.controller_lr_drop_factor <= 1.0,
+            "ato.controller_lr_drop_factor",
+            a.controller_lr_drop_factor,
+            "(0, 1]",
+        )?;
         check(
             (0.0..1.0).contains(&a.epsilon),
             "ato.epsilon",
@@ -125,6 +149,8 @@ impl RunConfig {
             ("ato.t_start", self.ato.t_start),
             ("ato.t_prox", self.ato.t_prox),
             ("ato.t_end", self.ato.t_end),
+            ("ato.lambda_switch", self.ato.lambda_switch),
+            ("ato.controller_lr_drop", self.ato.controller_lr_drop),
             ("oto.n_p", self.oto.n_p),
             ("otov2.start_pruning", self.otov2.start_pruning),
         ] {

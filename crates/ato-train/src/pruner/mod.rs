@@ -45,6 +45,8 @@ pub struct GradContext<'a> {
 pub struct PrunerStats {
     pub controller_loss: f64,
     pub flops_reg: f64,
+    /// Controller steps taken in the epoch.
+    pub controller_steps: usize,
 }
 
 /// A pruning method's part of the loop.
@@ -113,11 +115,12 @@ pub fn for_method(
     cfg: &RunConfig,
     model: &Model,
     train: &ato_data::Dataset,
+    steps_per_epoch: usize,
 ) -> Result<Box<dyn Pruner>, TrainError> {
     Ok(match cfg.method {
         Method::Dense => Box::new(dense::Dense),
         Method::Oto => Box::new(oto::Oto::new(cfg)?),
         Method::Otov2 => Box::new(otov2::Otov2::new(cfg, model)?),
-        Method::Ato => Box::new(ato::Ato::new(cfg, model, train)?),
+        Method::Ato => Box::new(ato::Ato::new(cfg, model, train, steps_per_epoch)?),
     })
 }

@@ -1,22 +1,29 @@
 //! ATO's part of the loop (DESIGN.md §4): the controller learns on a seeded subset of the
-//! training set, its deterministic mask of the epoch drives the group prox, and the mask
-//! freezes at T_end.
+//! training set, the mask of each epoch drives the group prox, and the mask freezes at T_end.
 //!
-//! - T_start ≤ e < T_end: every `hyper_step` target steps, one controller step on a batch of
-//!   D_c: `J(θ) = CE(f(x; W, m)) + γ·R(r, p)` with the target in eval mode on frozen weights
-//!   ([`Model::forward_frozen`]: no weight gradient is computed), the hard sample m
-//!   (straight-through) multiplied into the gated channels, and AdamW on θ only.
+//! - T_start ≤ e < T_end: controller steps as [`plan::ControllerPlan`] schedules them, each on
+//!   a batch of D_c: `J(θ) = CE(f(x; W, y)) + γ·R(r, p)` with the target in eval mode on frozen
+//!   weights ([`Model::forward_frozen`]: no weight gradient is computed), the relaxed mask y
+//!   in the cross-entropy and r from an independent hard sample (`ato.ce_mask = "hard"`: one
+//!   straight-through sample for both), R with the dead band, AdamW on θ only, its lr dropped
+//!   at `ato.controller_lr_drop`.
 //! - e ≥ T_prox: after every target step, the group prox (or the half-space projector) on the
-//!   groups masked by `m_e`, the mask sampled deterministically at the start of epoch e, with
-//!   λ_e and the step's η.
-//! - e ≥ T_end: `m_e` is the frozen mask.
+//!   groups the epoch's mask m_e drops, with λ_e (× lambda_final_mult from the λ switch) and
+//!   the step's η. m_e is drawn at the start of the epoch: a hard sample with the controller's
+//!   noise (`ato.epoch_mask = "sampled"`, the authors) or 1[z + b ≥ 0] ("deterministic").
+//! - e ≥ T_end: m_e is the frozen mask — the mask of epoch T_end − 1 when sampled, the
+//!   controller's mask at T_end when deterministic. Its MACs reduction is checked against the
+//!   target (± `prune.tolerance`); a miss is one warning line and `target_met = false`.
 //!
 //! Randomness comes from counters, not from stream state: controller batch c is batch
-//! `c mod B` of the subset's pass `c / B`, and its noise is drawn from a ChaCha stream seeded
-//! by `(seed, c)`, so a resumed run draws exactly what an uninterrupted one would.
+//! `c mod B` of the subset's pass `c / B`, its noise is drawn from a ChaCha stream seeded by
+//! `(seed, c)` and the epoch mask's from `(seed, e)`, so a resumed run draws exactly what an
+//! uninterrupted one would.
+
+pub mod plan;
 
 use super::{Pruner, PrunerStats, StepContext};
-use crate::config::{Projector, RunConfig};
+use crate::config::{CeMask, EpochMask, Projector, RunConfig};
 use crate::objective::cross_entropy;
 use crate::schedule::AtoSchedule;
 use crate::TrainError;
@@ -27,8 +34,9 @@ use ato_optim::{
     AdamW, AdamWConfig, DecayRule, GroupProx, GroupSet, HalfSpaceStep, Optimizer, ParamSet,
     StateDict,
 };
-use ato_zig::Mask;
+use ato_zig::{KeptChannels, Mask, WidthPolynomial};
 use candle_core::Device;
+use plan::ControllerPlan;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -39,11 +47,15 @@ const CONTROLLER_OPT_FILE: &str = "controller_optimizer.safetensors";
 /// ATO's controller, regulariser, masks and their schedule.
 pub struct Ato {
     schedule: AtoSchedule,
+    plan: ControllerPlan,
     gamma: f64,
-    hyper_step: usize,
     projector: Projector,
     epsilon: f64,
-    controller_lr: f64,
+    ce_mask: CeMask,
+    epoch_mask: EpochMask,
+    /// ρ and its tolerance, for the check at T_end.
+    target: (f64, f64),
+    macs: WidthPolynomial,
     seed: u64,
     device: Device,
     controller: Controller,
@@ -60,12 +72,22 @@ pub struct Ato {
     epoch: usize,
 }
 
+/// Where the epoch mask's noise stream starts.
+const EPOCH_MASK_STREAM: u64 = 0xE9;
+
 impl Ato {
-    pub fn new(cfg: &RunConfig, model: &Model, train: &Dataset) -> Result<Self, TrainError> {
+    /// ATO for a run of `cfg` on `model`, with `steps_per_epoch` target steps per epoch.
+    pub fn new(
+        cfg: &RunConfig,
+        model: &Model,
+        train: &Dataset,
+        steps_per_epoch: usize,
+    ) -> Result<Self, TrainError> {
         let a = &cfg.ato;
         let widths = model.arch().gate_widths();
         let ctrl_cfg = ControllerConfig {
             noise: a.noise,
+            shared_norm: a.shared_norm,
             ..ControllerConfig::default()
         };
         let seed = mix_seed(&[cfg.seed, 0xC0_47_01]);
@@ -79,19 +101,31 @@ impl Ato {
             },
         )?;
         let flops = FlopsRegulariser::new(model.arch(), cfg.prune.target_flops_reduction)
+            .and_then(|f| f.with_dead_band(a.dead_band))
             .map_err(|e| TrainError::Config(e.to_string()))?;
+        let schedule = cfg.schedule();
+        let plan = ControllerPlan::new(
+            a.hyper_step,
+            a.min_controller_steps,
+            schedule.t_start,
+            schedule.t_end,
+            steps_per_epoch,
+        );
         let subset = train.subset(a.controller_fraction, mix_seed(&[cfg.seed, 0x5B_5E7]))?;
         let mut loader_cfg = LoaderConfig::train(cfg.train.batch_size.min(subset.len()), seed);
         loader_cfg.workers = 0;
         let subset = Loader::new(&subset, loader_cfg, model.device())?;
         let mask = Mask::full(&widths);
         Ok(Self {
-            schedule: cfg.schedule(),
+            schedule,
+            plan,
             gamma: a.gamma,
-            hyper_step: a.hyper_step,
             projector: a.projector,
             epsilon: a.epsilon,
-            controller_lr: a.controller_lr,
+            ce_mask: a.ce_mask,
+            epoch_mask: a.epoch_mask,
+            target: (cfg.prune.target_flops_reduction, cfg.prune.tolerance),
+            macs: WidthPolynomial::macs(model.arch()),
             seed: cfg.seed,
             device: model.device().clone(),
             controller,
@@ -117,6 +151,33 @@ impl Ato {
         Ok(eval_masks(&z, self.controller.config())?)
     }
 
+    /// The mask of epoch `epoch` as `ato.epoch_mask` draws it from the controller now.
+    pub fn epoch_mask(&self, epoch: usize) -> Result<Mask, TrainError> {
+        match self.epoch_mask {
+            EpochMask::Deterministic => self.current_mask(),
+            EpochMask::Sampled => {
+                let z = self.controller.logits()?;
+                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[
+                    self.seed,
+                    EPOCH_MASK_STREAM,
+                    epoch as u64,
+                ]));
+                Ok(sample_masks(&z, self.controller.config(), &mut rng)?.hard_mask()?)
+            }
+        }
+    }
+
+    /// The controller steps the whole window takes.
+    pub fn planned_controller_steps(&self) -> u64 {
+        self.plan.total()
+    }
+
+    /// The MACs reduction of `mask` (at least one channel kept per gate, as compaction does).
+    fn reduction(&self, mask: &Mask) -> f64 {
+        let full = self.macs.eval(&mask.widths()) as f64;
+        1.0 - self.macs.eval(&KeptChannels::from_mask(mask).widths()) as f64 / full
+    }
+
     /// The frozen mask, once T_end has passed.
     pub fn frozen_mask(&self) -> Option<&Mask> {
         self.frozen.as_ref()
@@ -132,9 +193,17 @@ impl Ato {
         let logits = self.controller.logits()?;
         let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, 0xA70, c]));
         let sample = sample_masks(&logits, self.controller.config(), &mut rng)?;
-        let out = model.forward_frozen(&batch.images, Some(&sample.hard))?;
+        let (ce_gates, flops_gates) = match self.ce_mask {
+            CeMask::Hard => (sample.hard.clone(), sample.hard),
+            // the authors: the relaxed y in the network, an independent hard sample for r
+            CeMask::Relaxed => {
+                let other = sample_masks(&logits, self.controller.config(), &mut rng)?;
+                (sample.relaxed, other.hard)
+            }
+        };
+        let out = model.forward_frozen(&batch.images, Some(&ce_gates))?;
         let ce = cross_entropy(&out, &batch.labels, 0.0)?;
-        let reg = self.flops.penalty(&sample.hard)?;
+        let reg = self.flops.penalty(&flops_gates)?;
         let j = (&ce + reg.affine(self.gamma, 0.0)?)?;
         let value = j.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
         if !value.is_finite() {
@@ -145,7 +214,8 @@ impl Ato {
             });
         }
         let grads = j.backward()?;
-        self.optimizer.step(&grads, self.controller_lr)?;
+        let lr = self.schedule.phase(self.epoch).controller_lr;
+        self.optimizer.step(&grads, lr)?;
         self.controller_steps += 1;
         self.stats.0 += value;
         self.stats.1 += reg.to_scalar::<f32>()? as f64;
@@ -181,16 +251,42 @@ impl Ato {
     }
 }
 
+impl Ato {
+    /// The budget check at T_end: one warning line when the frozen mask misses the target.
+    fn check_target(&self, frozen: &Mask) {
+        let (rho, tol) = self.target;
+        let got = self.reduction(frozen);
+        if (got - rho).abs() > tol {
+            eprintln!(
+                "warning: ATO's mask froze at epoch {} removing {:.1}% of the MACs; the target \
+                 is {:.1}% ± {:.1} ({} controller steps were planned; raise \
+                 ato.min_controller_steps, ato.controller_lr or ato.gamma)",
+                self.epoch,
+                100.0 * got,
+                100.0 * rho,
+                100.0 * tol,
+                self.plan.total()
+            );
+        }
+    }
+}
+
 impl Pruner for Ato {
     fn begin_epoch(&mut self, epoch: usize) -> Result<(), TrainError> {
         self.epoch = epoch;
         let phase = self.schedule.phase(epoch);
         if phase.frozen && self.frozen.is_none() {
-            self.frozen = Some(self.current_mask()?);
+            let frozen = match self.epoch_mask {
+                // the mask of epoch T_end − 1 (restored from the checkpoint after a resume)
+                EpochMask::Sampled if epoch > 0 => self.mask.clone(),
+                _ => self.current_mask()?,
+            };
+            self.check_target(&frozen);
+            self.frozen = Some(frozen);
         }
         self.mask = match &self.frozen {
             Some(m) => m.clone(),
-            None => self.current_mask()?,
+            None => self.epoch_mask(epoch)?,
         };
         self.stats = (0.0, 0.0, 0);
         Ok(())
@@ -205,8 +301,10 @@ impl Pruner for Ato {
         if phase.prox {
             self.project(&ctx, phase.lambda)?;
         }
-        if phase.controller && (ctx.step + 1).is_multiple_of(self.hyper_step as u64) {
-            self.controller_step(ctx.model)?;
+        if phase.controller {
+            for _ in 0..self.plan.steps_after(ctx.step) {
+                self.controller_step(ctx.model)?;
+            }
         }
         Ok(())
     }
@@ -248,6 +346,7 @@ impl Pruner for Ato {
         PrunerStats {
             controller_loss: self.stats.0 / n,
             flops_reg: self.stats.1 / n,
+            controller_steps: self.stats.2,
         }
     }
 
@@ -257,6 +356,10 @@ impl Pruner for Ato {
             s.put_tensor(name, var.as_tensor().copy()?);
         }
         s.put_meta("controller_steps", self.controller_steps);
+        s.put_meta(
+            "epoch_mask",
+            serde_json::to_string(&self.mask).expect("bools serialise"),
+        );
         if let Some(f) = &self.frozen {
             s.put_meta("frozen", serde_json::to_string(f).expect("bools serialise"));
         }
@@ -274,6 +377,10 @@ impl Pruner for Ato {
             var.set(s.tensor(&name)?)?;
         }
         self.controller_steps = s.meta("controller_steps")?;
+        if let Some(text) = s.meta.get("epoch_mask") {
+            self.mask = serde_json::from_str(text)
+                .map_err(|e| TrainError::Io(format!("epoch mask in the checkpoint: {e}")))?;
+        }
         self.frozen = match s.meta.get("frozen") {
             None => None,
             Some(text) => Some(

@@ -1,63 +1,8 @@
-//! What a run writes, row by row: `metrics.csv` (one row per epoch) and the `summary.csv` row
-//! of DESIGN.md §7. Files are rewritten whole through a temporary file and a rename, so a
-//! killed run never leaves a partial CSV behind.
+//! [`SummaryRow`]: the one row of `summary.csv` a run ends with (DESIGN.md §7 columns, then
+//! what the run was asked and whether it met it), and [`RunStatus`].
 
 use crate::TrainError;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
-
-/// One epoch of `metrics.csv`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_loss: f64,
-    pub train_top1: f64,
-    pub test_loss: f64,
-    pub test_top1: f64,
-    pub test_top5: f64,
-    /// Test top-1 of the model with the epoch's mask applied (equals test_top1 for dense).
-    pub masked_top1: f64,
-    /// Full-model MACs kept by the epoch's mask, as a fraction.
-    pub mask_macs_ratio: f64,
-    /// Share of groups whose norm is exactly zero.
-    pub group_sparsity: f64,
-    pub zero_groups: usize,
-    pub controller_loss: f64,
-    pub flops_reg: f64,
-    /// Seconds of the training steps (target, controller, pruner) of the epoch.
-    pub train_seconds: f64,
-    /// Seconds of the whole epoch, evaluation included.
-    pub seconds: f64,
-}
-
-impl EpochMetrics {
-    /// The one line printed after each epoch.
-    pub fn summary_line(&self, epochs: usize) -> String {
-        let mut line = format!(
-            "epoch {:>3}/{epochs}  lr {:.4}  train loss {:.4} top1 {:5.2}%  test loss {:.4} top1 {:5.2}% top5 {:5.2}%",
-            self.epoch + 1,
-            self.lr,
-            self.train_loss,
-            100.0 * self.train_top1,
-            self.test_loss,
-            100.0 * self.test_top1,
-            100.0 * self.test_top5,
-        );
-        if self.masked_top1 != self.test_top1 || self.mask_macs_ratio < 1.0 {
-            line += &format!(
-                "  masked {:5.2}% at {:4.1}% MACs",
-                100.0 * self.masked_top1,
-                100.0 * self.mask_macs_ratio
-            );
-        }
-        if self.zero_groups > 0 {
-            line += &format!("  zero groups {}", self.zero_groups);
-        }
-        line + &format!("  {:.1}s", self.seconds)
-    }
-}
 
 /// Where a run stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,7 +52,8 @@ pub struct SummaryRow {
     /// T_start and T_end (ATO only).
     pub t_start: Option<usize>,
     pub t_end: Option<usize>,
-    /// ρ (ATO only; OTOv2 targets a group sparsity instead).
+    /// ρ, the FLOPs reduction the run was asked for (ATO; empty for methods without a FLOPs
+    /// target: dense, OTO, OTOv2 — OTOv2 targets a group sparsity).
     pub target_flops_reduction: Option<f64>,
     pub epochs: usize,
     pub base_params: u64,
@@ -124,6 +70,13 @@ pub struct SummaryRow {
     pub compact_top1: Option<f64>,
     /// Seconds of training (across resumes), or until the failure.
     pub wall_seconds: Option<f64>,
+    /// The share of zero groups asked for (OTOv2).
+    pub target_group_sparsity: Option<f64>,
+    /// The share of groups dropped by the final mask.
+    pub group_sparsity: Option<f64>,
+    /// Whether the run met what it was asked: its FLOPs reduction within ±`prune.tolerance`
+    /// of the target, or (OTOv2) its group-sparsity target; empty when nothing was asked.
+    pub target_met: Option<bool>,
 }
 
 impl SummaryRow {
@@ -150,7 +103,7 @@ impl SummaryRow {
             gamma: ato.then_some(cfg.ato.gamma),
             t_start: ato.then_some(schedule.t_start),
             t_end: ato.then_some(schedule.t_end),
-            target_flops_reduction: ato.then_some(cfg.prune.target_flops_reduction),
+            target_flops_reduction: cfg.flops_target(),
             epochs: cfg.train.epochs,
             base_params: ato_zig::WidthPolynomial::params(&arch).eval(&widths),
             pruned_params: None,
@@ -162,7 +115,25 @@ impl SummaryRow {
             top5: None,
             compact_top1: None,
             wall_seconds: None,
+            target_group_sparsity: (cfg.method == Method::Otov2)
+                .then_some(cfg.otov2.target_group_sparsity),
+            group_sparsity: None,
+            target_met: None,
         })
+    }
+
+    /// The verdict on the target, for the headline: "met", "MISSED" or nothing.
+    pub fn target_text(&self) -> String {
+        let asked = match (self.target_flops_reduction, self.target_group_sparsity) {
+            (Some(t), _) => format!("FLOPs target −{:.1}%", 100.0 * t),
+            (None, Some(t)) => format!("group-sparsity target {:.1}%", 100.0 * t),
+            (None, None) => return String::new(),
+        };
+        match self.target_met {
+            Some(true) => format!(", {asked}: met"),
+            Some(false) => format!(", {asked}: MISSED"),
+            None => String::new(),
+        }
     }
 
     pub fn is_finished(&self) -> bool {
@@ -173,47 +144,15 @@ impl SummaryRow {
     pub fn headline(&self) -> String {
         let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.2}%", 100.0 * v));
         format!(
-            "{} {}: top-1 {} (compact {}), FLOPs −{}, params −{}, {:.0}s",
+            "{} {}: top-1 {} (compact {}), FLOPs −{}, params −{}{}, {:.0}s",
             self.run_id,
             self.status,
             pct(self.top1),
             pct(self.compact_top1),
             pct(self.flops_reduction),
             pct(self.params_reduction),
+            self.target_text(),
             self.wall_seconds.unwrap_or(0.0)
         )
     }
-}
-
-fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Io(format!("{}: {e}", path.display()))
-}
-
-/// Writes `rows` as a CSV with a header to `path`, atomically (temporary file + rename).
-pub fn write_csv_atomically<T: Serialize>(path: &Path, rows: &[T]) -> Result<(), TrainError> {
-    ato_files::write_atomically(path, |tmp| {
-        let mut w = csv::Writer::from_path(tmp)?;
-        for r in rows {
-            w.serialize(r)?;
-        }
-        Ok(w.flush()?)
-    })
-    .map_err(|e| TrainError::Io(e.to_string()))
-}
-
-/// Reads every row of a CSV written by [`write_csv_atomically`]; a missing file is empty.
-pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, TrainError> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let mut r = csv::Reader::from_path(path).map_err(|e| io(path, e))?;
-    r.deserialize()
-        .enumerate()
-        .map(|(i, row)| row.map_err(|e| io(path, format!("row {}: {e}", i + 1))))
-        .collect()
-}
-
-/// Writes a text file atomically (temporary file + rename).
-pub fn write_text_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
-    ato_files::write_text(path, text).map_err(|e| TrainError::Io(e.to_string()))
 }
