@@ -63,7 +63,10 @@ fn sweep_cmd(sweep: &Path, root: &Path, out: &str) -> Command {
 /// summary.csv without the wall-clock column.
 fn rows_without_time(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
-    let at = COLUMNS.split(',').position(|c| c == "wall_seconds").unwrap();
+    let at = COLUMNS
+        .split(',')
+        .position(|c| c == "wall_seconds")
+        .unwrap();
     text.lines()
         .map(|l| {
             l.split(',')

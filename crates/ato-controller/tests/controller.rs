@@ -3,7 +3,7 @@
 use ato_controller::*;
 use ato_models::{describe, ModelConfig, ModelName};
 use ato_zig::Mask;
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,8 +28,9 @@ fn heads_match_gate_widths_and_masks_start_all_ones() {
         assert_eq!(dims, widths, "{name}");
         let m = eval_masks(&z, ctrl.config()).unwrap();
         assert!(m.is_full(), "{name}: mask not all ones at init");
-        // with logistic noise n, P(z + b + n ≥ 0) = σ(z + b): the sampled share of kept
-        // channels matches the mean of σ(z + b) (≈ σ(3) ≈ 0.95) within binomial noise
+        // with the default single Gumbel sample g, P(z + b + g ≥ 0) = 1 − exp(−e^(z+b)): the
+        // sampled share of kept channels matches its mean (≈ 1 − e^(−e³) ≈ 1.0) within
+        // binomial noise (logistic noise would give σ(z + b) ≈ 0.95)
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let s = sample_masks(&z, ctrl.config(), &mut rng)
             .unwrap()
@@ -40,7 +41,7 @@ fn heads_match_gate_widths_and_masks_start_all_ones() {
         let expected: f64 = z
             .iter()
             .flat_map(|t| t.to_vec1::<f32>().unwrap())
-            .map(|v| 1.0 / (1.0 + (-(v as f64 + 3.0)).exp()))
+            .map(|v| 1.0 - (-(v as f64 + 3.0).exp()).exp())
             .sum::<f64>()
             / n;
         assert!(
@@ -73,7 +74,8 @@ fn tokens_are_orthonormal_and_fixed() {
         names.iter().all(|n| !n.contains("token")),
         "tokens are not trained"
     );
-    assert_eq!(names.len(), 8 + 3 * 2);
+    // two GRUs of 4 tensors, one shared LayerNorm (γ, β), one head per gate
+    assert_eq!(names.len(), 8 + 2 + 2);
 }
 
 #[test]
@@ -228,4 +230,84 @@ fn the_flops_term_alone_drives_r_to_p() {
         "deterministic r {r_eval} vs p {p}"
     );
     assert!((r_mean - p).abs() / p < 0.02, "sampled r {r_mean} vs p {p}");
+}
+
+/// The dead band: inside (p − δ, p + δ) R is a constant and its gradient is exactly zero; just
+/// outside, and without the band, the gradient is not.
+#[test]
+fn the_dead_band_switches_the_flops_gradient_off_at_the_target() {
+    let (arch, widths) = widths_of(ModelName::Resnet20, 32);
+    let plain = FlopsRegulariser::new(&arch, 0.5).unwrap();
+    let banded = plain.clone().with_dead_band(0.005).unwrap();
+    let p = plain.target();
+    // soft masks with every entry s: r = s exactly (each term is linear in one gate width)
+    let grad_at = |reg: &FlopsRegulariser, s: f64| -> (f64, f64) {
+        let vars: Vec<Var> = widths
+            .iter()
+            .map(|&c| Var::from_tensor(&Tensor::full(s as f32, c, &Device::Cpu).unwrap()).unwrap())
+            .collect();
+        let masks: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let pen = reg.penalty(&masks).unwrap();
+        let g = pen.backward().unwrap();
+        let g0 = g.get(vars[0].as_tensor()).map_or(0.0, |g| {
+            g.abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap() as f64
+        });
+        (pen.to_scalar::<f32>().unwrap() as f64, g0)
+    };
+    for s in [p + 0.004, p - 0.004, p + 0.0001] {
+        let (v, g) = grad_at(&banded, s);
+        assert_eq!(g, 0.0, "gradient inside the band at r = {s}");
+        // the constant is log((p + δ)/p) above p, log(p/(p − δ)) below
+        let want = if s > p {
+            ((p + 0.005) / p).ln()
+        } else {
+            (p / (p - 0.005)).ln()
+        };
+        assert!((v - want).abs() < 1e-5, "{v} vs {want}");
+        // negative control: without the band the same r has a gradient
+        assert!(grad_at(&plain, s).1 > 0.0, "no band at r = {s}");
+    }
+    for s in [p + 0.02, p - 0.02] {
+        assert!(grad_at(&banded, s).1 > 0.0, "outside the band at r = {s}");
+    }
+    assert!(plain.clone().with_dead_band(-0.1).is_err());
+}
+
+#[test]
+fn one_layer_norm_is_shared_or_one_per_gate() {
+    let shared = Controller::new(&[8, 3, 5], ControllerConfig::default(), &Device::Cpu, 1).unwrap();
+    let names: Vec<String> = shared
+        .trainable_vars()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(names.contains(&"norm.weight".to_string()));
+    assert!(!names.iter().any(|n| n.contains("heads.0.norm")));
+    let own = Controller::new(
+        &[8, 3, 5],
+        ControllerConfig {
+            shared_norm: false,
+            ..Default::default()
+        },
+        &Device::Cpu,
+        1,
+    )
+    .unwrap();
+    let names: Vec<String> = own.trainable_vars().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with("norm.weight")).count(),
+        3
+    );
+    // the heads are drawn from the same stream either way: equal logits at initialisation
+    // (LayerNorm starts as γ = 1, β = 0 in both)
+    let (a, b) = (shared.logits().unwrap(), own.logits().unwrap());
+    assert_eq!(
+        a[2].to_vec1::<f32>().unwrap(),
+        b[2].to_vec1::<f32>().unwrap()
+    );
 }

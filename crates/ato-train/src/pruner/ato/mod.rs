@@ -186,6 +186,32 @@ impl Ato {
     /// One controller step on the next batch of D_c.
     fn controller_step(&mut self, model: &Model) -> Result<(), TrainError> {
         let c = self.controller_steps;
+        let (j, reg) = self.controller_objective(model, c)?;
+        let value = j.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            return Err(TrainError::NonFiniteController {
+                value,
+                epoch: self.epoch,
+                step: c,
+            });
+        }
+        let grads = j.backward()?;
+        let lr = self.schedule.phase(self.epoch).controller_lr;
+        self.optimizer.step(&grads, lr)?;
+        self.controller_steps += 1;
+        self.stats.0 += value;
+        self.stats.1 += reg;
+        self.stats.2 += 1;
+        Ok(())
+    }
+
+    /// The controller's objective J(θ) of controller step `c` (its batch of D_c and its noise
+    /// are functions of c), differentiable in θ, and the value of R(r, p).
+    pub fn controller_objective(
+        &self,
+        model: &Model,
+        c: u64,
+    ) -> Result<(candle_core::Tensor, f64), TrainError> {
         let per_pass = self.subset.batches_per_epoch().max(1) as u64;
         let batch = self
             .subset
@@ -205,22 +231,13 @@ impl Ato {
         let ce = cross_entropy(&out, &batch.labels, 0.0)?;
         let reg = self.flops.penalty(&flops_gates)?;
         let j = (&ce + reg.affine(self.gamma, 0.0)?)?;
-        let value = j.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-        if !value.is_finite() {
-            return Err(TrainError::NonFiniteController {
-                value,
-                epoch: self.epoch,
-                step: c,
-            });
-        }
-        let grads = j.backward()?;
-        let lr = self.schedule.phase(self.epoch).controller_lr;
-        self.optimizer.step(&grads, lr)?;
-        self.controller_steps += 1;
-        self.stats.0 += value;
-        self.stats.1 += reg.to_scalar::<f32>()? as f64;
-        self.stats.2 += 1;
-        Ok(())
+        let reg = reg.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        Ok((j, reg))
+    }
+
+    /// The controller network (its variables are θ).
+    pub fn controller(&self) -> &Controller {
+        &self.controller
     }
 
     /// The prox (or half-space projector) on the groups masked by `m_e`.
