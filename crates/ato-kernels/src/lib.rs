@@ -123,6 +123,8 @@ pub use allocator::tune_allocator;
 pub use backend::{backend, set_backend, Backend};
 pub use batchnorm::{Activation, BatchNorm2d};
 pub use channel_scale::{scale_channels, scale_channels_with};
+#[doc(hidden)]
+pub use conv::set_direct_conv;
 pub use conv::{conv2d, conv2d_input_grad, conv2d_weight_grad, conv2d_with, ConvParams};
 pub use conv_bn::{
     conv_batch_norm, conv_batch_norm_add, conv_batch_norm_add_with, conv_batch_norm_with,

@@ -4,18 +4,28 @@
 mod dense;
 mod depthwise;
 mod direct;
+mod direct_layout;
+mod direct_simd;
 pub(crate) mod geometry;
 mod im2col;
 mod implicit;
 
 pub use geometry::ConvParams;
 
+/// Turns the direct conv kernel off (`false`: stride-1 convs take the im2col/gemm paths) or
+/// back on, process-wide. For benchmarks comparing the two; results agree to rounding.
+#[doc(hidden)]
+pub fn set_direct_conv(enabled: bool) {
+    direct::set_enabled(enabled);
+}
+
 use crate::backend::{fast_path, Backend};
 use crate::parallel::{par_chunks_mut, threads, with_scratch};
 use crate::storage::{contiguous_f32, dims4, expect_dims4, output_buffer, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use direct::DirectShape;
+use direct::{DirectConv, DirectShape};
 use geometry::{ConvGeometry, ConvKind};
+use std::borrow::Cow;
 
 /// `conv2d(x, w)` for x (N, C_in, H, W) and w (C_out, C_in / groups, KH, KW), no bias,
 /// differentiable in both arguments.
@@ -74,13 +84,13 @@ pub fn conv2d_weight_grad(
 }
 
 /// A conv's weights with whatever the kernels for the passes ahead prepare once per call
-/// (packed copies for the direct kernel).
+/// (the direct kernel's tap offsets, transposed copies).
 pub(crate) struct ConvWeights<'a> {
     raw: &'a [f32],
     /// C_in × C_out, for 1×1 convs on small planes.
     pointwise_t: Option<Vec<f32>>,
-    direct_forward: Option<(DirectShape, Vec<f32>)>,
-    direct_input_grad: Option<(DirectShape, Vec<f32>)>,
+    direct_forward: Option<DirectConv<'a>>,
+    direct_input_grad: Option<DirectConv<'a>>,
 }
 
 /// The passes a [`ConvWeights`] is prepared for.
@@ -92,9 +102,10 @@ pub(crate) enum Passes {
     Both,
 }
 
-/// The direct kernel's view of a stride-1 dense conv, if it can run it.
+/// The direct kernel's view of a dense conv, if it can run it (1×1 stride-1 convs are a
+/// plain matrix product: they stay with gemm).
 fn direct_forward_shape(g: &ConvGeometry) -> Option<DirectShape> {
-    if g.kind() != ConvKind::Dense || g.stride != 1 || g.is_pointwise() {
+    if g.kind() != ConvKind::Dense || g.is_pointwise() {
         return None;
     }
     let s = DirectShape {
@@ -104,6 +115,7 @@ fn direct_forward_shape(g: &ConvGeometry) -> Option<DirectShape> {
         in_w: g.in_w,
         kernel_h: g.kernel_h,
         kernel_w: g.kernel_w,
+        stride: g.stride,
         padding: g.padding,
     };
     direct::supports(&s).then_some(s)
@@ -123,6 +135,7 @@ fn direct_input_grad_shape(g: &ConvGeometry) -> Option<DirectShape> {
         in_w: g.out_w,
         kernel_h: g.kernel_h,
         kernel_w: g.kernel_w,
+        stride: 1,
         padding: g.kernel_h - 1 - g.padding.min(g.kernel_h - 1),
     };
     (g.padding < g.kernel_h && direct::supports(&s)).then_some(s)
@@ -148,10 +161,10 @@ impl<'a> ConvWeights<'a> {
             pointwise_t,
             direct_forward: direct_forward_shape(g)
                 .filter(|_| forward)
-                .map(|s| (s, direct::pack_weights(&s, raw))),
-            direct_input_grad: direct_input_grad_shape(g)
-                .filter(|_| backward)
-                .map(|s| (s, direct::pack_transposed_weights(&s, raw))),
+                .map(|s| DirectConv::new(s, Cow::Borrowed(raw))),
+            direct_input_grad: direct_input_grad_shape(g).filter(|_| backward).map(|s| {
+                DirectConv::new(s, Cow::Owned(direct_layout::transposed_weights(&s, raw)))
+            }),
         }
     }
 }
@@ -179,8 +192,8 @@ pub(crate) fn forward_image(
     col: &mut [f32],
     t: usize,
 ) {
-    if let Some((s, packed)) = &w.direct_forward {
-        return direct::conv_image(s, x_n, packed, out_n, col);
+    if let Some(d) = &w.direct_forward {
+        return d.conv_image(x_n, out_n, col);
     }
     if let Some(wt) = &w.pointwise_t {
         return dense::pointwise_forward_small(g, x_n, wt, out_n, col, t);
@@ -200,8 +213,8 @@ pub(crate) fn input_grad_image(
     col: &mut [f32],
     t: usize,
 ) {
-    if let Some((s, packed)) = &w.direct_input_grad {
-        return direct::conv_image(s, dout_n, packed, dx_n, col);
+    if let Some(d) = &w.direct_input_grad {
+        return d.conv_image(dout_n, dx_n, col);
     }
     match g.kind() {
         ConvKind::Dense => dense::input_grad_image(g, dout_n, w.raw, dx_n, col, t),
