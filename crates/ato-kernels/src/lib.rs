@@ -115,6 +115,7 @@ pub mod conv;
 mod conv_bn;
 mod elementwise;
 mod matmul;
+mod output;
 mod parallel;
 mod simd;
 mod storage;

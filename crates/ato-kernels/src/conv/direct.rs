@@ -18,6 +18,7 @@
 use super::direct_layout::{narrow_into, pad_into};
 use super::direct_simd::{run_block, Isa};
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A convolution as the direct kernel sees it.
@@ -222,16 +223,31 @@ impl<'a> DirectConv<'a> {
     /// `out = conv(x, w)` for one image: x is C_in × H × W, out C_out × H_out × W_out;
     /// `scratch` holds at least [`DirectShape::scratch_len`] elements.
     pub fn conv_image(&self, x: &[f32], out: &mut [f32], scratch: &mut [f32]) {
+        // SAFETY: `conv_image_into` writes only initialised f32 to `out`, so it stays
+        // initialised; `MaybeUninit<f32>` has the layout of `f32`.
+        let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        self.conv_image_into(x, out, scratch);
+    }
+
+    /// [`Self::conv_image`] into uninitialised memory of exactly C_out × H_out × W_out
+    /// elements, returned initialised.
+    pub fn conv_image_into<'o>(
+        &self,
+        x: &[f32],
+        out: &'o mut [MaybeUninit<f32>],
+        scratch: &mut [f32],
+    ) -> &'o mut [f32] {
         let s = &self.shape;
-        assert!(
-            x.len() >= s.in_channels * s.in_h * s.in_w
-                && out.len() >= s.out_channels * s.out_h() * s.out_w()
-        );
+        assert!(x.len() >= s.in_channels * s.in_h * s.in_w);
+        let out = &mut out[..s.out_channels * s.out_h() * s.out_w()];
         let (xp, wide) = scratch.split_at_mut(s.padded_len());
         let wide = &mut wide[..s.out_channels * s.wide_rounded()];
         pad_into(s, x, xp);
         self.run_blocks(xp, wide);
         narrow_into(s, wide, out);
+        // SAFETY: `narrow_into` wrote every element of `out` (C_out planes of H_out × W_out,
+        // its whole length); `MaybeUninit<f32>` has the layout of `f32`.
+        unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 
     /// `wide[o, q] = Σ_t w[o, t] · xp[q + taps[t]]` for every block of channels.

@@ -5,6 +5,7 @@
 use super::direct::DirectShape;
 use super::im2col::copy;
 use crate::simd::multiversion;
+use std::mem::MaybeUninit;
 
 /// The weights of the input-gradient conv of a forward conv with `fwd_w` (C_out × C_in × KH ×
 /// KW): input C_out channels, output C_in, weights transposed and flipped (run with padding
@@ -151,15 +152,35 @@ fn pad_phases(s: &DirectShape, x: &[f32], xp: &mut [f32]) {
 }
 
 multiversion! {
-/// `out[o, oh, ow] = wide[o, oh·Wq + ow]` (rows of `wide` are `wide_rounded` apart).
-pub(crate) fn narrow_into(s: &DirectShape, wide: &[f32], out: &mut [f32]) {
+/// `out[o, oh, ow] = wide[o, oh·Wq + ow]` (rows of `wide` are `wide_rounded` apart): writes
+/// every element of `out[..C_out·H_out·W_out]`, whatever it held before.
+pub(crate) fn narrow_into(s: &DirectShape, wide: &[f32], out: &mut [MaybeUninit<f32>]) {
     let (wq, ow, stride) = (s.wq(), s.out_w(), s.wide_rounded());
     let plane = s.out_h() * ow;
     for o in 0..s.out_channels {
         let src = &wide[o * stride..];
         for (oh, row) in out[o * plane..][..plane].chunks_mut(ow).enumerate() {
-            copy(row, &src[oh * wq..][..ow]);
+            write_row(row, &src[oh * wq..][..ow]);
         }
     }
 }
+}
+
+/// `dst = src` for a short row of possibly uninitialised `dst` (as [`copy`]: no `memcpy`
+/// call).
+#[inline(always)]
+fn write_row(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (a, b) in (&mut d).zip(&mut s) {
+        let v: [f32; 8] = b.try_into().expect("8 elements");
+        for (x, y) in a.iter_mut().zip(v) {
+            x.write(y);
+        }
+    }
+    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        a.write(*b);
+    }
 }
