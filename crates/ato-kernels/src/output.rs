@@ -2,10 +2,13 @@
 //!
 //! A kernel's output is fresh memory. Rather than zero-filling it in a separate pass (a full
 //! write of the output before the kernel writes it again) or exposing uninitialised memory
-//! as `&mut [f32]`, the output is allocated uninitialised and each piece is zero-filled
-//! right before its kernel writes it: the fill touches memory the kernel is about to write
-//! anyway, on the same thread, while it is in cache. The helpers here hand out every piece of
-//! the output exactly once, so the vector is initialised when they return it.
+//! as `&mut [f32]`, the output is allocated uninitialised and handed out piece by piece:
+//! kernels that write every element take the piece as `&mut [MaybeUninit<f32>]` and give
+//! back the same memory as `&mut [f32]` (the `*_into` helpers: checked, and the borrow
+//! checker keeps the kernel from touching the piece afterwards); the others get each piece
+//! zero-filled right before they write it, on the same thread, while it is in cache. The
+//! helpers hand out every piece of the output, so the vector is initialised when they return
+//! it.
 
 use crate::parallel::{item_group_len, par_chunks_map};
 use std::mem::MaybeUninit;
@@ -74,12 +77,11 @@ impl<'a> Parts<'a> {
         Self { rest: piece, len }
     }
 
-    /// Hands the next part, uninitialised, to `write`, which returns the [`Filled`] proof
-    /// that it initialised it (checked; a mismatch panics) with its result; `None` once the
-    /// piece is used up.
+    /// Hands the next part, uninitialised, to `write`, which gives it back initialised
+    /// (checked; another slice panics) with its result; `None` once the piece is used up.
     pub fn fill_next<R>(
         &mut self,
-        write: impl FnOnce(&mut [MaybeUninit<f32>]) -> (Filled, R),
+        write: impl for<'p> FnOnce(&'p mut [MaybeUninit<f32>]) -> (&'p mut [f32], R),
     ) -> Option<R> {
         if self.rest.is_empty() {
             return None;
@@ -87,12 +89,9 @@ impl<'a> Parts<'a> {
         let rest = std::mem::take(&mut self.rest);
         let (part, tail) = rest.split_at_mut(self.len.min(rest.len()));
         self.rest = tail;
-        let (ptr, n) = (part.as_ptr() as *const f32, part.len());
-        let (filled, result) = write(part);
-        assert!(
-            filled.ptr == ptr && filled.len == n,
-            "a kernel returned another slice than the part it was given"
-        );
+        let given = Given::of(part);
+        let (done, result) = write(part);
+        given.check(done);
         Some(result)
     }
 }
@@ -128,37 +127,45 @@ pub(crate) fn fill_chunk_parts_map<T: Send>(
             .collect()
     };
     // SAFETY: the pieces above cover 0..len, and each piece's `Parts` had all of it
-    // initialised (the parts handed out, checked by their `Filled` proofs, then the rest
-    // zero-filled on drop, which happens before `f` returns).
+    // initialised (the parts handed out, each given back initialised (checked), then the
+    // rest zero-filled on drop, which happens before `f` returns).
     unsafe { out.set_len(len) };
     (out, results)
 }
 
-/// The proof a kernel hands back that it initialised the piece [`fill_chunks_map_into`] gave
-/// it: made from the `&mut [f32]` it holds for that memory (which safe code can only have
-/// after writing it).
-pub(crate) struct Filled {
+/// The address and length of a piece handed out uninitialised, to check that a kernel gives
+/// back that same memory initialised (as `&mut [f32]`, which safe code can only make by
+/// writing it; while the kernel returns it, the piece stays borrowed, so it cannot write
+/// uninitialised values into it afterwards).
+struct Given {
     ptr: *const f32,
     len: usize,
 }
 
-impl Filled {
-    pub fn new(piece: &mut [f32]) -> Self {
+impl Given {
+    fn of(piece: &[MaybeUninit<f32>]) -> Self {
         Self {
-            ptr: piece.as_ptr(),
+            ptr: piece.as_ptr() as *const f32,
             len: piece.len(),
         }
+    }
+
+    fn check(self, done: &[f32]) {
+        assert!(
+            done.as_ptr() == self.ptr && done.len() == self.len,
+            "a kernel gave back another slice than the piece it was given"
+        );
     }
 }
 
 /// Like [`fill_chunks_map`], for kernels that write every element themselves: `f` gets each
-/// piece uninitialised (no zero-fill) and returns, with its result, the [`Filled`] proof of
-/// that same piece (checked; a mismatch panics).
+/// piece uninitialised (no zero-fill) and gives it back initialised (checked; another slice
+/// panics) with its result.
 pub(crate) fn fill_chunks_map_into<T: Send>(
     len: usize,
     chunk: usize,
     parallel: bool,
-    f: impl Fn(usize, &mut [MaybeUninit<f32>]) -> (Filled, T) + Sync,
+    f: impl for<'p> Fn(usize, &'p mut [MaybeUninit<f32>]) -> (&'p mut [f32], T) + Sync,
 ) -> (Vec<f32>, Vec<T>) {
     let mut out: Vec<f32> = Vec::with_capacity(len);
     if len == 0 {
@@ -166,12 +173,9 @@ pub(crate) fn fill_chunks_map_into<T: Send>(
     }
     assert!(chunk > 0, "fill_chunks_map_into: empty pieces");
     let checked = |i: usize, piece: &mut [MaybeUninit<f32>]| -> T {
-        let (ptr, n) = (piece.as_ptr() as *const f32, piece.len());
-        let (filled, result) = f(i, piece);
-        assert!(
-            filled.ptr == ptr && filled.len == n,
-            "a kernel returned another slice than the piece it was given"
-        );
+        let given = Given::of(piece);
+        let (done, result) = f(i, piece);
+        given.check(done);
         result
     };
     let spare = &mut out.spare_capacity_mut()[..len];
@@ -184,8 +188,8 @@ pub(crate) fn fill_chunks_map_into<T: Send>(
             .map(|(i, piece)| checked(i, piece))
             .collect()
     };
-    // SAFETY: the pieces above cover 0..len, and for each of them `f` returned a `Filled`
-    // made from a `&mut [f32]` of exactly that memory (checked), i.e. initialised it.
+    // SAFETY: the pieces above cover 0..len, and for each of them `f` gave back exactly
+    // that memory as `&mut [f32]` (checked), i.e. initialised.
     unsafe { out.set_len(len) };
     (out, results)
 }
@@ -195,34 +199,29 @@ pub(crate) fn fill_chunks_into(
     len: usize,
     chunk: usize,
     parallel: bool,
-    f: impl Fn(usize, &mut [MaybeUninit<f32>]) -> Filled + Sync,
+    f: impl for<'p> Fn(usize, &'p mut [MaybeUninit<f32>]) -> &'p mut [f32] + Sync,
 ) -> Vec<f32> {
     fill_chunks_map_into(len, chunk, parallel, |i, piece| (f(i, piece), ())).0
 }
 
 /// Like [`fill_item_groups`], for kernels that write every element themselves:
-/// `f(item, item_piece)` gets each `item_len`-long item uninitialised and returns its
-/// [`Filled`] proof.
+/// `f(item, item_piece)` gets each `item_len`-long item uninitialised and gives it back
+/// initialised (checked).
 pub(crate) fn fill_items_into(
     len: usize,
     item_len: usize,
     min_group_elems: usize,
-    f: impl Fn(usize, &mut [MaybeUninit<f32>]) -> Filled + Sync,
+    f: impl for<'p> Fn(usize, &'p mut [MaybeUninit<f32>]) -> &'p mut [f32] + Sync,
 ) -> Vec<f32> {
     let group = item_group_len(len, item_len, min_group_elems);
     let per_group = group / item_len.max(1);
     fill_chunks_into(len, group, true, |g, items| {
         for (i, item) in items.chunks_mut(item_len).enumerate() {
-            let (ptr, n) = (item.as_ptr() as *const f32, item.len());
-            let filled = f(g * per_group + i, item);
-            assert!(
-                filled.ptr == ptr && filled.len == n,
-                "a kernel returned another slice than the item it was given"
-            );
+            let given = Given::of(item);
+            given.check(f(g * per_group + i, item));
         }
-        // SAFETY: every item of `items` (they tile it) was initialised, as its checked
-        // `Filled` proves.
-        Filled::new(unsafe { assume_init(items) })
+        // SAFETY: the items tile `items`, and `f` gave each back initialised (checked).
+        unsafe { assume_init(items) }
     })
 }
 

@@ -5,7 +5,7 @@
 //! Every loop is monomorphised per activation ([`ActFn`]) so that it vectorises.
 
 use super::Activation;
-use crate::output::{assume_init, fill_item_groups, fill_items_into, Filled};
+use crate::output::{assume_init, fill_item_groups, fill_items_into};
 use crate::parallel::par_map;
 use crate::simd::{multiversion, shifted_sum_and_squares};
 use std::mem::MaybeUninit;
@@ -294,7 +294,7 @@ pub(crate) fn normalize(
     fill_items_into(x.len(), d.plane, MIN_TASK_ELEMS, |idx, o| {
         let c = idx % d.channels;
         let x = &x[idx * d.plane..][..d.plane];
-        Filled::new(affine_act(o, x, scale[c], shift[c], act))
+        affine_act(o, x, scale[c], shift[c], act)
     })
 }
 

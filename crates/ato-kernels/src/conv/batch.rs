@@ -3,7 +3,7 @@
 
 use super::geometry::ConvGeometry;
 use super::{col_capacity, forward_image_into, input_grad_image_into, ConvWeights, Passes};
-use crate::output::{fill_chunks_map_into, Filled};
+use crate::output::fill_chunks_map_into;
 use crate::parallel::{threads, with_scratch};
 
 /// Multiply-accumulates below which a loop over the batch, or one image's gemm, runs on one
@@ -42,7 +42,7 @@ pub(crate) fn conv_images<T: Send>(
         with_scratch(cap, |col| {
             let out_n = forward_image_into(g, x_n, w, piece, col, t);
             let result = then(n, out_n);
-            (Filled::new(out_n), result)
+            (out_n, result)
         })
     })
 }
@@ -63,7 +63,7 @@ pub(super) fn dense_input_grad(g: &ConvGeometry, dout: &[f32], w: &[f32]) -> Vec
         let dout_n = &dout[n * g.out_image()..][..g.out_image()];
         with_scratch(cap, |col| {
             let dx_n = input_grad_image_into(g, dout_n, &w, piece, col, t);
-            (Filled::new(dx_n), ())
+            (dx_n, ())
         })
     })
     .0

@@ -8,7 +8,7 @@ use crate::batchnorm::kernels::{
 use crate::batchnorm::ops::ChannelStats;
 use crate::batchnorm::Activation;
 use crate::conv::{self, ConvWeights, Passes, WEIGHT_GRAD_PARTIALS};
-use crate::output::{fill_chunk_parts_map, Filled, Parts};
+use crate::output::{fill_chunk_parts_map, Parts};
 use crate::parallel::{par_map, threads, with_scratch};
 use crate::storage::{contiguous_f32, expect_dims4, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
@@ -149,7 +149,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                                 let t = gemm_threads;
                                 let dx_n =
                                     conv::input_grad_image_into(&g, dz, &weights, dx_n, col, t);
-                                (Filled::new(dx_n), ())
+                                (dx_n, ())
                             })
                             .expect("one part per image");
                     }

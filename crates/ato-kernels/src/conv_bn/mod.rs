@@ -26,7 +26,7 @@ use crate::batchnorm::ops::{affine, ChannelStats};
 use crate::batchnorm::{train_values_per_channel, Activation, BatchNorm2d};
 use crate::conv::geometry::{ConvGeometry, ConvKind};
 use crate::conv::{self, ConvParams, ConvWeights, Passes};
-use crate::output::{fill_items_into, Filled};
+use crate::output::fill_items_into;
 use crate::storage::{contiguous_f32, dims4, to_storage};
 use backward::ConvBatchNormGradOp;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
@@ -203,13 +203,13 @@ impl ConvBatchNormOp {
                 let (scale, shift) = packed_affine(gamma_beta, &stats);
                 let y = fill_items_into(z.len(), po, 16 * 1024, |idx, out| {
                     let (ch, zp) = (idx % c, &z[idx * po..][..po]);
-                    Filled::new(match residual {
+                    match residual {
                         None => affine_act(out, zp, scale[ch], shift[ch], act),
                         Some(r) => {
                             let r = &r[idx * po..][..po];
                             affine_add_act(out, zp, r, scale[ch], shift[ch], act)
                         }
-                    })
+                    }
                 });
                 *slot.lock().expect("conv-bn state lock") = Some(TrainState { z, stats });
                 y

@@ -12,7 +12,7 @@ use crate::batchnorm::kernels::output_gate;
 use crate::batchnorm::{train_values_per_channel, Activation, BatchNorm2d};
 use crate::conv::geometry::ConvGeometry;
 use crate::conv::{self, ConvParams};
-use crate::output::{fill_chunks_into, Filled};
+use crate::output::fill_chunks_into;
 use crate::storage::{contiguous_f32, dims4, expect_dims4, expect_same_dims, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
@@ -190,7 +190,7 @@ impl CustomOp2 for OutputGateOp {
         const CHUNK: usize = 16 * 1024;
         let g = fill_chunks_into(dy.len(), CHUNK, true, |i, out| {
             let r = i * CHUNK..i * CHUNK + out.len();
-            Filled::new(output_gate(out, &dy[r.clone()], &y[r], self.act))
+            output_gate(out, &dy[r.clone()], &y[r], self.act)
         });
         Ok(to_storage(g, gl.shape().clone()))
     }
