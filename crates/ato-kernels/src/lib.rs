@@ -70,8 +70,11 @@
 //! - `ATO_TUNE_MALLOC=0` keeps glibc's default malloc settings (by default the first fast op
 //!   calls [`tune_allocator`]: blocks up to 32 MiB stay on the heap and freed memory stays
 //!   mapped, trading a higher resident size for no page faults);
-//! - `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` set the threads (our kernels run on candle's
-//!   CPU worker pool, the calling thread plus `CANDLE_NUM_THREADS − 1` workers).
+//! - `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` set the threads (our kernels run on the
+//!   calling thread plus `CANDLE_NUM_THREADS − 1` helpers of their own, which sleep when idle
+//!   and which the caller never waits for before they start: on a loaded machine a loop
+//!   costs at worst what one thread takes, where candle's barrier pool waited for every
+//!   worker to check in).
 //!
 //! ```no_run
 //! use ato_kernels::{conv2d, set_backend, Backend, ConvParams};
@@ -111,6 +114,7 @@ mod elementwise;
 mod matmul;
 mod output;
 mod parallel;
+mod pool;
 mod simd;
 mod storage;
 

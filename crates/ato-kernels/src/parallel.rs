@@ -1,9 +1,10 @@
-//! Parallel loops on candle's own CPU worker pool, and per-thread scratch buffers.
+//! Parallel loops on the calling thread plus `CANDLE_NUM_THREADS − 1` helpers, and
+//! per-thread scratch buffers.
 //!
-//! candle 0.11 runs its elementwise ops on a barrier pool (the calling thread plus
-//! `CANDLE_NUM_THREADS − 1` workers that spin between jobs). Running our kernels on the same
-//! pool, rather than on rayon's, keeps one busy thread per core: on a 2-core machine a second
-//! pool's threads would fight candle's spinning workers for the cores.
+//! The helpers ([`crate::pool`]) share the work of a loop with the caller, which never waits
+//! for a helper that has not started; idle, they spin briefly and then sleep, so they do not
+//! fight candle's own pool workers for the cores (rayon's pool is not used: a second pool of
+//! spinning threads would).
 //!
 //! Results never depend on scheduling: each index writes its own output, and partial sums are
 //! indexed by a fixed chunking and reduced in index order.
@@ -12,18 +13,14 @@ use candle_core::utils::barrier_pool;
 use std::cell::RefCell;
 use std::sync::Mutex;
 
-/// Threads that run a parallel loop (the caller and candle's pool workers).
+/// Threads that run a parallel loop: `CANDLE_NUM_THREADS` (as many as candle's own pool).
 pub(crate) fn threads() -> usize {
     barrier_pool().n_workers() + 1
 }
 
-/// Calls `f(i)` for every `i` in `0..n`, spread over the pool.
+/// Calls `f(i)` for every `i` in `0..n`, spread over the threads.
 pub(crate) fn par_for(n: usize, f: impl Fn(usize) + Sync) {
-    match n {
-        0 => {}
-        1 => f(0),
-        _ => barrier_pool().execute_chunked(n, |range| range.for_each(&f)),
-    }
+    crate::pool::run(threads(), n, &f);
 }
 
 /// A pointer that may cross threads; users hand out disjoint ranges only.
