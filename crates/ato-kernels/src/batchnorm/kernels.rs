@@ -4,8 +4,9 @@
 //!
 //! Every loop is monomorphised per activation ([`ActFn`]) so that it vectorises.
 
+use super::into::affine_act;
 use super::Activation;
-use crate::output::{assume_init, fill_item_groups, fill_items_into};
+use crate::output::{fill_item_groups, fill_items_into};
 use crate::parallel::par_map;
 use crate::simd::{multiversion, shifted_sum_and_squares};
 use std::mem::MaybeUninit;
@@ -171,23 +172,9 @@ fn affine_act_in_place_plane<A: ActFn>(x: &mut [f32], a: f32, b: f32) {
 
 multiversion! {
 /// `out[i] = act(x[i] · a + b)` for i < min(|out|, |x|).
-fn affine_act_uninit(out: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32, act: Activation) {
+pub(super) fn affine_act_uninit(out: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32, act: Activation) {
     with_act!(act, affine_act_plane(out, x, a, b))
 }
-}
-
-/// `out = act(x · a + b)` into `out` (as long as `x`), returned initialised.
-pub(crate) fn affine_act<'o>(
-    out: &'o mut [MaybeUninit<f32>],
-    x: &[f32],
-    a: f32,
-    b: f32,
-    act: Activation,
-) -> &'o mut [f32] {
-    assert_eq!(out.len(), x.len());
-    affine_act_uninit(out, x, a, b, act);
-    // SAFETY: `affine_act_uninit` wrote out[i] for every i < |x| = |out|.
-    unsafe { assume_init(out) }
 }
 
 multiversion! {
@@ -219,7 +206,7 @@ fn affine_add_act_in_place_plane<A: ActFn>(x: &mut [f32], r: &[f32], a: f32, b: 
 
 multiversion! {
 /// `out[i] = act(x[i] · a + b + r[i])` for i < min(|out|, |x|, |r|).
-fn affine_add_act_uninit(
+pub(super) fn affine_add_act_uninit(
     out: &mut [MaybeUninit<f32>],
     x: &[f32],
     r: &[f32],
@@ -229,21 +216,6 @@ fn affine_add_act_uninit(
 ) {
     with_act!(act, affine_add_act_plane(out, x, r, a, b))
 }
-}
-
-/// `out = act(x · a + b + r)` into `out` (as long as `x` and `r`), returned initialised.
-pub(crate) fn affine_add_act<'o>(
-    out: &'o mut [MaybeUninit<f32>],
-    x: &[f32],
-    r: &[f32],
-    a: f32,
-    b: f32,
-    act: Activation,
-) -> &'o mut [f32] {
-    assert!(out.len() == x.len() && out.len() == r.len());
-    affine_add_act_uninit(out, x, r, a, b, act);
-    // SAFETY: `affine_add_act_uninit` wrote out[i] for every i < |x| = |r| = |out|.
-    unsafe { assume_init(out) }
 }
 
 multiversion! {
@@ -263,24 +235,9 @@ fn output_gate_plane<A: ActFn>(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]
 multiversion! {
 /// `g[i] = dy[i]` where the activation passed its input on, judged from its output `y[i]`,
 /// else 0, for i < min(|g|, |dy|, |y|).
-fn output_gate_uninit(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32], act: Activation) {
+pub(super) fn output_gate_uninit(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32], act: Activation) {
     with_act!(act, output_gate_plane(g, dy, y))
 }
-}
-
-/// `g = dy` where the activation passed its input on, judged from its output `y` (the same
-/// test as on the input for ReLU and ReLU6), else 0; into `g` (as long as `dy` and `y`),
-/// returned initialised.
-pub(crate) fn output_gate<'o>(
-    g: &'o mut [MaybeUninit<f32>],
-    dy: &[f32],
-    y: &[f32],
-    act: Activation,
-) -> &'o mut [f32] {
-    assert!(g.len() == dy.len() && g.len() == y.len());
-    output_gate_uninit(g, dy, y, act);
-    // SAFETY: `output_gate_uninit` wrote g[i] for every i < |dy| = |y| = |g|.
-    unsafe { assume_init(g) }
 }
 
 /// `out = act(x · scale[c] + shift[c])` over all planes.

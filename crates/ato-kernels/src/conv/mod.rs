@@ -11,9 +11,11 @@ mod direct_simd;
 pub(crate) mod geometry;
 mod im2col;
 mod implicit;
+mod weights;
 
 pub(crate) use batch::conv_images;
 pub use geometry::ConvParams;
+pub(crate) use weights::{col_capacity, ConvWeights, Passes};
 
 /// Turns the direct conv kernel off (`false`: every dense conv takes the im2col/gemm paths) or
 /// back on, process-wide. For benchmarks comparing the two; results agree to rounding.
@@ -26,9 +28,7 @@ use crate::backend::{fast_path, Backend};
 use crate::output::zeroed;
 use crate::storage::{contiguous_f32, dims4, expect_dims4, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use direct::{DirectConv, DirectShape};
 use geometry::{ConvGeometry, ConvKind};
-use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 /// `conv2d(x, w)` for x (N, C_in, H, W) and w (C_out, C_in / groups, KH, KW), no bias,
@@ -85,106 +85,6 @@ pub fn conv2d_weight_grad(
             weight_dims,
         },
     )
-}
-
-/// A conv's weights with whatever the kernels for the passes ahead prepare once per call
-/// (the direct kernel's tap offsets, transposed copies).
-pub(crate) struct ConvWeights<'a> {
-    raw: &'a [f32],
-    /// C_in × C_out, for 1×1 convs on small planes.
-    pointwise_t: Option<Vec<f32>>,
-    direct_forward: Option<DirectConv<'a>>,
-    direct_input_grad: Option<DirectConv<'a>>,
-}
-
-/// The passes a [`ConvWeights`] is prepared for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Passes {
-    Forward,
-    Backward,
-    /// Backward with the forward recomputed (eval-mode backward).
-    Both,
-}
-
-/// The direct kernel's view of a dense conv, if it can run it (1×1 stride-1 convs are a
-/// plain matrix product: they stay with gemm).
-fn direct_forward_shape(g: &ConvGeometry) -> Option<DirectShape> {
-    if g.kind() != ConvKind::Dense || g.is_pointwise() {
-        return None;
-    }
-    let s = DirectShape {
-        in_channels: g.in_channels,
-        out_channels: g.out_channels,
-        in_h: g.in_h,
-        in_w: g.in_w,
-        kernel_h: g.kernel_h,
-        kernel_w: g.kernel_w,
-        stride: g.stride,
-        padding: g.padding,
-    };
-    direct::supports(&s).then_some(s)
-}
-
-/// The direct kernel's view of the input gradient of a stride-1 dense conv (the "full" conv
-/// of the output gradient with the transposed, flipped weights), if it can run it.
-fn direct_input_grad_shape(g: &ConvGeometry) -> Option<DirectShape> {
-    if g.kind() != ConvKind::Dense || g.stride != 1 || g.is_pointwise() || g.kernel_h != g.kernel_w
-    {
-        return None;
-    }
-    let s = DirectShape {
-        in_channels: g.out_channels,
-        out_channels: g.in_channels,
-        in_h: g.out_h,
-        in_w: g.out_w,
-        kernel_h: g.kernel_h,
-        kernel_w: g.kernel_w,
-        stride: 1,
-        padding: g.kernel_h - 1 - g.padding.min(g.kernel_h - 1),
-    };
-    (g.padding < g.kernel_h && direct::supports(&s)).then_some(s)
-}
-
-impl<'a> ConvWeights<'a> {
-    pub fn new(g: &ConvGeometry, raw: &'a [f32], passes: Passes) -> Self {
-        let forward = passes != Passes::Backward;
-        let backward = passes != Passes::Forward;
-        let pointwise_t =
-            (forward && g.kind() == ConvKind::Dense && dense::small_plane(g)).then(|| {
-                let (co, ci) = (g.out_channels, g.in_channels);
-                let mut wt = vec![0f32; ci * co];
-                for o in 0..co {
-                    for i in 0..ci {
-                        wt[i * co + o] = raw[o * ci + i];
-                    }
-                }
-                wt
-            });
-        Self {
-            raw,
-            pointwise_t,
-            direct_forward: direct_forward_shape(g)
-                .filter(|_| forward)
-                .map(|s| DirectConv::new(s, Cow::Borrowed(raw))),
-            direct_input_grad: direct_input_grad_shape(g).filter(|_| backward).map(|s| {
-                DirectConv::new(s, Cow::Owned(direct_layout::transposed_weights(&s, raw)))
-            }),
-        }
-    }
-}
-
-/// Scratch elements the per-image functions need.
-pub(crate) fn col_capacity(g: &ConvGeometry) -> usize {
-    let direct = [direct_forward_shape(g), direct_input_grad_shape(g)]
-        .iter()
-        .flatten()
-        .map(DirectShape::scratch_len)
-        .max()
-        .unwrap_or(0);
-    match g.kind() {
-        ConvKind::Dense => dense::col_capacity(g).max(direct),
-        _ => 0,
-    }
 }
 
 /// `out_n = conv(x_n, w)` for one image of a dense or depthwise conv.

@@ -18,9 +18,9 @@ mod residual;
 pub use residual::{conv_batch_norm_add, conv_batch_norm_add_with};
 
 use crate::backend::{fast_path, Backend};
+use crate::batchnorm::into::{affine_act, affine_add_act};
 use crate::batchnorm::kernels::{
-    affine_act, affine_act_in_place, affine_add_act, affine_add_act_in_place, plane_moments,
-    Moments,
+    affine_act_in_place, affine_add_act_in_place, plane_moments, Moments,
 };
 use crate::batchnorm::ops::{affine, ChannelStats};
 use crate::batchnorm::{train_values_per_channel, Activation, BatchNorm2d};

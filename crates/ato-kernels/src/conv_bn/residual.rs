@@ -8,7 +8,7 @@
 
 use super::{geometry_of, ConvBatchNormOp, Mode, TrainState};
 use crate::backend::{fast_path, Backend};
-use crate::batchnorm::kernels::output_gate;
+use crate::batchnorm::into::output_gate;
 use crate::batchnorm::{train_values_per_channel, Activation, BatchNorm2d};
 use crate::conv::geometry::ConvGeometry;
 use crate::conv::{self, ConvParams};
