@@ -6,9 +6,10 @@
 //! accumulated per image in f64 and summed in image order (deterministic).
 
 use crate::backend::{fast_path, Backend};
-use crate::parallel::{par_chunks_mut, par_map};
+use crate::output::fill_chunks;
+use crate::parallel::par_map;
 use crate::simd::multiversion;
-use crate::storage::{contiguous_f32, expect_same_dims, output_buffer, to_storage};
+use crate::storage::{contiguous_f32, expect_same_dims, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// `x · g[c]` on every channel c of `x` (N, C, H, W), with the process-wide backend.
@@ -68,12 +69,9 @@ impl CustomOp2 for ScaleChannelsOp {
         if g.len() != c {
             bail!("scale_channels: {c} channels, {} factors", g.len());
         }
-        let mut out = output_buffer(x.len());
-        if plane > 0 {
-            par_chunks_mut(&mut out, plane, |i, o| {
-                scale_chunk(o, &x[i * plane..][..plane], g[i % c])
-            });
-        }
+        let out = fill_chunks(x.len(), plane, true, |i, o| {
+            scale_chunk(o, &x[i * plane..][..plane], g[i % c])
+        });
         Ok(to_storage(out, l1.shape().clone()))
     }
 

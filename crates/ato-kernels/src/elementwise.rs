@@ -1,9 +1,9 @@
 //! Fused residual join: `relu(a + b)` as one op with one backward pass.
 
 use crate::backend::{fast_path, Backend};
-use crate::parallel::par_chunks_mut;
+use crate::output::fill_chunks;
 use crate::simd::multiversion;
-use crate::storage::{contiguous_f32, expect_same_dims, output_buffer, to_storage};
+use crate::storage::{contiguous_f32, expect_same_dims, to_storage};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 const CHUNK: usize = 16 * 1024;
@@ -40,8 +40,7 @@ impl CustomOp2 for AddReluOp {
         expect_same_dims(l1, l2, "add_relu")?;
         let a = contiguous_f32(s1, l1, "add_relu a")?;
         let b = contiguous_f32(s2, l2, "add_relu b")?;
-        let mut out = output_buffer(a.len());
-        par_chunks_mut(&mut out, CHUNK, |i, o| {
+        let out = fill_chunks(a.len(), CHUNK, true, |i, o| {
             add_relu_chunk(o, &a[i * CHUNK..], &b[i * CHUNK..])
         });
         Ok(to_storage(out, l1.shape().clone()))
@@ -76,8 +75,7 @@ impl CustomOp2 for ReluGradOp {
     ) -> Result<(CpuStorage, Shape)> {
         let dy = contiguous_f32(s1, l1, "relu grad dy")?;
         let y = contiguous_f32(s2, l2, "relu grad y")?;
-        let mut out = output_buffer(dy.len());
-        par_chunks_mut(&mut out, CHUNK, |i, o| {
+        let out = fill_chunks(dy.len(), CHUNK, true, |i, o| {
             relu_grad_chunk(o, &dy[i * CHUNK..], &y[i * CHUNK..])
         });
         Ok(to_storage(out, l1.shape().clone()))

@@ -26,14 +26,21 @@
 //! ## What
 //!
 //! - [`conv2d`]: dense convs (`groups == 1`) and depthwise convs (`groups == C_in == C_out`),
-//!   any stride, padding and kernel; other groupings fall back to candle. Stride-1 convs run
-//!   a direct AVX-512 microkernel (8–16 output channels × 16–48 pixels held in registers,
-//!   reading shifted vectors of the zero-padded image, no im2col) for the forward pass and
-//!   for the input gradient (the "full" conv with transposed, flipped weights); the weight
-//!   gradient is an implicit GEMM (one `gemm` per tap on shifted views of the padded image);
-//!   strided and 1×1 convs use im2col (or the image itself) with `gemm`. Depthwise convs are
-//!   direct per-channel loops. The batch runs in parallel, one image per task, with
-//!   per-thread scratch buffers reused across calls.
+//!   any stride, padding and kernel; other groupings fall back to candle. The forward pass
+//!   of every dense conv but the 1×1 stride-1 ones, and the input gradient of stride-1
+//!   convs (the "full" conv with transposed, flipped weights), run a direct microkernel
+//!   (AVX-512: 8–16 output channels × 16–48 pixels held in registers; AVX2: 4–6 × 16–24),
+//!   reading shifted vectors of the zero-padded image (split into its phases at stride > 1),
+//!   no im2col. Any channel count runs full-width tiles: the output channels are cut into
+//!   near-equal blocks (13 channels on AVX2: 4, 4, 5), so the odd widths of pruned models
+//!   cost about their share of multiply-accumulates. The weight gradient is an implicit
+//!   GEMM (one `gemm` per tap on shifted views of the padded image); strided input
+//!   gradients and 1×1 stride-1 convs use im2col (or the image itself) with `gemm`.
+//!   Depthwise convs are direct per-channel loops. The batch runs in parallel, one image per
+//!   task (one thread for less than about a million multiply-accumulates), with per-thread
+//!   scratch buffers reused across calls; outputs are allocated uninitialised and each
+//!   image's piece is written in place by the direct kernel, or zero-filled just before its
+//!   kernel writes it (in cache), never exposed uninitialised.
 //! - [`conv_batch_norm`] / [`conv_batch_norm_add`]: conv → BatchNorm → activation
 //!   (→ + residual) as **one** graph node. Train mode computes each image's conv output and
 //!   its per-channel moments while the image is in cache, then normalises and activates in one
@@ -63,8 +70,11 @@
 //! - `ATO_TUNE_MALLOC=0` keeps glibc's default malloc settings (by default the first fast op
 //!   calls [`tune_allocator`]: blocks up to 32 MiB stay on the heap and freed memory stays
 //!   mapped, trading a higher resident size for no page faults);
-//! - `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` set the threads (our kernels run on candle's
-//!   CPU worker pool, the calling thread plus `CANDLE_NUM_THREADS − 1` workers).
+//! - `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` set the threads (our kernels run on the
+//!   calling thread plus `CANDLE_NUM_THREADS − 1` helpers of their own, which sleep when idle
+//!   and which the caller never waits for before they start: on a loaded machine a loop
+//!   costs at worst what one thread takes, where candle's barrier pool waited for every
+//!   worker to check in).
 //!
 //! ```no_run
 //! use ato_kernels::{conv2d, set_backend, Backend, ConvParams};
@@ -77,34 +87,21 @@
 //! set_backend(Backend::Stock); // candle's own conv2d from here on
 //! ```
 //!
-//! ## Measured
+//! ## Measuring
 //!
-//! `ato bench train|infer MODEL` (CIFAR-10 shapes, batch 128, 2 threads, AMD Zen 5 with
-//! AVX-512, 2 cores, measured peak 522 GFLOP/s f32), images/s from the median step, best of
-//! three runs on a shared machine (±5–10%); PyTorch 2.15 CPU from
-//! `benches/pytorch_reference.py` with `torch.set_num_threads(2)` (best of 2–3 runs, see
-//! `benches/pytorch_reference_results.json`):
-//!
-//! | model, step | stock candle | ato-kernels | PyTorch | vs stock | vs PyTorch |
-//! |---|---|---|---|---|---|
-//! | ResNet-20 train | 43.5 | 812 | 715 | 18.7× | 1.14× |
-//! | ResNet-20 inference | 254 | 3756 | 3208 | 14.8× | 1.17× |
-//! | ResNet-56 train | 17.2 | 298 | 283 | 17.3× | 1.05× |
-//! | ResNet-56 inference | 118 | 1233 | 1163 | 10.4× | 1.06× |
-//! | MobileNetV2 train | 3.8 | 346 | 327 | 91× | 1.06× |
-//! | MobileNetV2 inference | 8.4 | 1936 | 2008 | 230× | 0.96× |
-//!
-//! ResNet-56 training at 298 images/s is 225 GFLOP/s (43% of peak, counting 3× the forward's
-//! 125.7 M MACs per image), inference 310 GFLOP/s (59%). `cargo bench -p ato-kernels` compares
-//! each kernel with candle's (e.g. the 3×3 conv at 16 channels, 32×32, batch 128: forward
-//! 1.6 ms vs 36.6 ms, input gradient 1.6 ms vs 90.7 ms, weight gradient 2.5 ms vs 36.4 ms).
+//! `cargo bench -p ato-kernels` compares each kernel with candle's on CIFAR and MobileNetV2
+//! shapes; `ato bench train|infer MODEL` gives images/s of whole steps (and PyTorch's, from
+//! `benches/pytorch_reference_results.json`); the `compact_speed` example of `ato-models`
+//! times pruned against dense ResNet-20 inference. Figures depend on the machine and its load:
+//! they belong in the notes of the day they were measured, not here.
 //!
 //! ## Limits
 //!
 //! - f32 only; other dtypes and devices take candle's path. On CUDA that includes candle's
 //!   per-group split of depthwise convs (a CUDA depthwise kernel is future work).
-//! - The direct kernel needs AVX-512F and output channels in multiples of 8; otherwise the
-//!   gemm paths run (still far faster than stock, see the benches).
+//! - The direct kernel needs AVX-512F or AVX2 + FMA (any channel count, any stride, padding
+//!   smaller than the kernel); elsewhere the gemm paths run (still far faster than stock,
+//!   see the benches). With fewer images than threads it runs each image on one thread.
 //! - Dilation is not supported (no model here uses it).
 
 mod allocator;
@@ -115,7 +112,9 @@ pub mod conv;
 mod conv_bn;
 mod elementwise;
 mod matmul;
+mod output;
 mod parallel;
+mod pool;
 mod simd;
 mod storage;
 
@@ -123,6 +122,8 @@ pub use allocator::tune_allocator;
 pub use backend::{backend, set_backend, Backend};
 pub use batchnorm::{Activation, BatchNorm2d};
 pub use channel_scale::{scale_channels, scale_channels_with};
+#[doc(hidden)]
+pub use conv::set_direct_conv;
 pub use conv::{conv2d, conv2d_input_grad, conv2d_weight_grad, conv2d_with, ConvParams};
 pub use conv_bn::{
     conv_batch_norm, conv_batch_norm_add, conv_batch_norm_add_with, conv_batch_norm_with,

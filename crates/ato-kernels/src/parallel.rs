@@ -1,9 +1,10 @@
-//! Parallel loops on candle's own CPU worker pool, and per-thread scratch buffers.
+//! Parallel loops on the calling thread plus `CANDLE_NUM_THREADS − 1` helpers, and
+//! per-thread scratch buffers.
 //!
-//! candle 0.11 runs its elementwise ops on a barrier pool (the calling thread plus
-//! `CANDLE_NUM_THREADS − 1` workers that spin between jobs). Running our kernels on the same
-//! pool, rather than on rayon's, keeps one busy thread per core: on a 2-core machine a second
-//! pool's threads would fight candle's spinning workers for the cores.
+//! The helpers ([`crate::pool`]) share the work of a loop with the caller, which never waits
+//! for a helper that has not started; idle, they spin briefly and then sleep, so they do not
+//! fight candle's own pool workers for the cores (rayon's pool is not used: a second pool of
+//! spinning threads would).
 //!
 //! Results never depend on scheduling: each index writes its own output, and partial sums are
 //! indexed by a fixed chunking and reduced in index order.
@@ -12,37 +13,36 @@ use candle_core::utils::barrier_pool;
 use std::cell::RefCell;
 use std::sync::Mutex;
 
-/// Threads that run a parallel loop (the caller and candle's pool workers).
+/// Threads that run a parallel loop: `CANDLE_NUM_THREADS` (as many as candle's own pool).
 pub(crate) fn threads() -> usize {
     barrier_pool().n_workers() + 1
 }
 
-/// Calls `f(i)` for every `i` in `0..n`, spread over the pool.
+/// Calls `f(i)` for every `i` in `0..n`, spread over the threads.
 pub(crate) fn par_for(n: usize, f: impl Fn(usize) + Sync) {
-    match n {
-        0 => {}
-        1 => f(0),
-        _ => barrier_pool().execute_chunked(n, |range| range.for_each(&f)),
-    }
+    crate::pool::run(threads(), n, &f);
 }
 
 /// A pointer that may cross threads; users hand out disjoint ranges only.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: only used to give each loop index its own disjoint sub-slice.
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
+struct SharedMut<T>(*mut T);
+// SAFETY: only used to give each loop index its own disjoint sub-slice of `T: Send` items.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
 
-impl SharedMut {
+impl<T> SharedMut<T> {
     /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
-    fn get(&self) -> *mut f32 {
+    fn get(&self) -> *mut T {
         self.0
     }
 }
 
 /// Calls `f(i, chunk_i)` for the consecutive `chunk`-long pieces of `data` (the last may be
 /// shorter), in parallel.
-pub(crate) fn par_chunks_mut(data: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+pub(crate) fn par_chunks_mut<T: Send>(
+    data: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
     if data.is_empty() || chunk == 0 {
         return;
     }
@@ -59,15 +59,15 @@ pub(crate) fn par_chunks_mut(data: &mut [f32], chunk: usize, f: impl Fn(usize, &
 }
 
 /// Like [`par_chunks_mut`], collecting `f`'s results in chunk order.
-pub(crate) fn par_chunks_map<T: Send>(
-    data: &mut [f32],
+pub(crate) fn par_chunks_map<T: Send, R: Send>(
+    data: &mut [T],
     chunk: usize,
-    f: impl Fn(usize, &mut [f32]) -> T + Sync,
-) -> Vec<T> {
+    f: impl Fn(usize, &mut [T]) -> R + Sync,
+) -> Vec<R> {
     if data.is_empty() || chunk == 0 {
         return Vec::new();
     }
-    let slots: Vec<Mutex<Option<T>>> = (0..data.len().div_ceil(chunk))
+    let slots: Vec<Mutex<Option<R>>> = (0..data.len().div_ceil(chunk))
         .map(|_| Mutex::new(None))
         .collect();
     par_chunks_mut(data, chunk, |i, piece| {
@@ -99,23 +99,15 @@ pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T
         .collect()
 }
 
-/// Calls `f(first_item, items)` on consecutive groups of `item_len`-long items of `out`, in
-/// parallel, with groups of about `min_group_elems` elements so tiny items are not one task
-/// each.
-pub(crate) fn par_item_groups(
-    out: &mut [f32],
-    item_len: usize,
-    min_group_elems: usize,
-    f: impl Fn(usize, &mut [f32]) + Sync,
-) {
-    if out.is_empty() || item_len == 0 {
-        return;
-    }
-    let items = out.len() / item_len;
-    let per_group = min_group_elems.div_ceil(item_len).clamp(1, items.max(1));
-    par_chunks_mut(out, per_group * item_len, |g, chunk| {
-        f(g * per_group, chunk)
-    });
+/// Elements per group when `item_len`-long items of `len` elements are processed in groups of
+/// about `min_group_elems` elements (so tiny items are not one task each): a whole number of
+/// items.
+pub(crate) fn item_group_len(len: usize, item_len: usize, min_group_elems: usize) -> usize {
+    let items = len / item_len.max(1);
+    min_group_elems
+        .div_ceil(item_len.max(1))
+        .clamp(1, items.max(1))
+        * item_len
 }
 
 thread_local! {

@@ -17,11 +17,21 @@ macro_rules! multiversion {
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                /// The body compiled for AVX-512.
+                ///
+                /// # Safety
+                ///
+                /// The CPU supports AVX-512F, AVX-512VL, AVX2 and FMA.
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
+                /// The body compiled for AVX2 + FMA.
+                ///
+                /// # Safety
+                ///
+                /// The CPU supports AVX2 and FMA.
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {

@@ -48,18 +48,6 @@ pub(crate) fn expect_same_dims(a: &Layout, b: &Layout, what: &str) -> Result<()>
     Ok(())
 }
 
-/// A vector of `len` f32 whose every element the caller overwrites before anything reads it.
-///
-/// Skips the zero-fill pass that `vec![0.0; len]` costs on every large output.
-#[allow(clippy::uninit_vec)]
-pub(crate) fn output_buffer(len: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    // SAFETY: f32 has no invalid bit patterns, and every kernel that takes this buffer writes
-    // all `len` elements before the buffer is read or returned.
-    unsafe { v.set_len(len) };
-    v
-}
-
 /// Wraps a finished output buffer for candle.
 pub(crate) fn to_storage(data: Vec<f32>, shape: impl Into<Shape>) -> (CpuStorage, Shape) {
     (CpuStorage::F32(data), shape.into())

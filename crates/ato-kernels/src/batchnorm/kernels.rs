@@ -4,9 +4,12 @@
 //!
 //! Every loop is monomorphised per activation ([`ActFn`]) so that it vectorises.
 
+use super::into::affine_act;
 use super::Activation;
-use crate::parallel::{par_item_groups, par_map};
+use crate::output::{fill_item_groups, fill_items_into};
+use crate::parallel::par_map;
 use crate::simd::{multiversion, shifted_sum_and_squares};
+use std::mem::MaybeUninit;
 
 /// Planes are grouped into tasks of at least this many elements.
 const MIN_TASK_ELEMS: usize = 16 * 1024;
@@ -154,9 +157,9 @@ impl Moments {
 }
 
 #[inline(always)]
-fn affine_act_plane<A: ActFn>(out: &mut [f32], x: &[f32], a: f32, b: f32) {
+fn affine_act_plane<A: ActFn>(out: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32) {
     for (o, v) in out.iter_mut().zip(x) {
-        *o = A::apply(v * a + b);
+        o.write(A::apply(v * a + b));
     }
 }
 
@@ -168,8 +171,8 @@ fn affine_act_in_place_plane<A: ActFn>(x: &mut [f32], a: f32, b: f32) {
 }
 
 multiversion! {
-/// `out = act(x · a + b)`.
-pub(crate) fn affine_act(out: &mut [f32], x: &[f32], a: f32, b: f32, act: Activation) {
+/// `out[i] = act(x[i] · a + b)` for i < min(|out|, |x|).
+pub(super) fn affine_act_uninit(out: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32, act: Activation) {
     with_act!(act, affine_act_plane(out, x, a, b))
 }
 }
@@ -182,9 +185,15 @@ pub(crate) fn affine_act_in_place(x: &mut [f32], a: f32, b: f32, act: Activation
 }
 
 #[inline(always)]
-fn affine_add_act_plane<A: ActFn>(out: &mut [f32], x: &[f32], r: &[f32], a: f32, b: f32) {
+fn affine_add_act_plane<A: ActFn>(
+    out: &mut [MaybeUninit<f32>],
+    x: &[f32],
+    r: &[f32],
+    a: f32,
+    b: f32,
+) {
     for ((o, v), r) in out.iter_mut().zip(x).zip(r) {
-        *o = A::apply(v * a + b + r);
+        o.write(A::apply(v * a + b + r));
     }
 }
 
@@ -196,8 +205,15 @@ fn affine_add_act_in_place_plane<A: ActFn>(x: &mut [f32], r: &[f32], a: f32, b: 
 }
 
 multiversion! {
-/// `out = act(x · a + b + r)`.
-pub(crate) fn affine_add_act(out: &mut [f32], x: &[f32], r: &[f32], a: f32, b: f32, act: Activation) {
+/// `out[i] = act(x[i] · a + b + r[i])` for i < min(|out|, |x|, |r|).
+pub(super) fn affine_add_act_uninit(
+    out: &mut [MaybeUninit<f32>],
+    x: &[f32],
+    r: &[f32],
+    a: f32,
+    b: f32,
+    act: Activation,
+) {
     with_act!(act, affine_add_act_plane(out, x, r, a, b))
 }
 }
@@ -210,16 +226,16 @@ pub(crate) fn affine_add_act_in_place(x: &mut [f32], r: &[f32], a: f32, b: f32, 
 }
 
 #[inline(always)]
-fn output_gate_plane<A: ActFn>(g: &mut [f32], dy: &[f32], y: &[f32]) {
+fn output_gate_plane<A: ActFn>(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
     for ((g, d), y) in g.iter_mut().zip(dy).zip(y) {
-        *g = A::gate(*d, *y);
+        g.write(A::gate(*d, *y));
     }
 }
 
 multiversion! {
-/// `g = dy` where the activation passed its input on, judged from its output `y` (the same
-/// test as on the input for ReLU and ReLU6), else 0.
-pub(crate) fn output_gate(g: &mut [f32], dy: &[f32], y: &[f32], act: Activation) {
+/// `g[i] = dy[i]` where the activation passed its input on, judged from its output `y[i]`,
+/// else 0, for i < min(|g|, |dy|, |y|).
+pub(super) fn output_gate_uninit(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32], act: Activation) {
     with_act!(act, output_gate_plane(g, dy, y))
 }
 }
@@ -231,15 +247,12 @@ pub(crate) fn normalize(
     scale: &[f32],
     shift: &[f32],
     act: Activation,
-    out: &mut [f32],
-) {
-    par_item_groups(out, d.plane, MIN_TASK_ELEMS, |first, planes| {
-        for (i, o) in planes.chunks_mut(d.plane).enumerate() {
-            let idx = first + i;
-            let c = idx % d.channels;
-            affine_act(o, &x[idx * d.plane..][..d.plane], scale[c], shift[c], act);
-        }
-    });
+) -> Vec<f32> {
+    fill_items_into(x.len(), d.plane, MIN_TASK_ELEMS, |idx, o| {
+        let c = idx % d.channels;
+        let x = &x[idx * d.plane..][..d.plane];
+        affine_act(o, x, scale[c], shift[c], act)
+    })
 }
 
 #[inline(always)]
@@ -339,15 +352,14 @@ pub(crate) fn grad_input(
     dy: &[f32],
     coef: &[GradCoef],
     act: Activation,
-    dz: &mut [f32],
-) {
-    par_item_groups(dz, d.plane, MIN_TASK_ELEMS, |first, planes| {
+) -> Vec<f32> {
+    fill_item_groups(z.len(), d.plane, MIN_TASK_ELEMS, |first, planes| {
         for (i, o) in planes.chunks_mut(d.plane).enumerate() {
             let idx = first + i;
             let r = idx * d.plane..(idx + 1) * d.plane;
             plane_grad(o, &z[r.clone()], &dy[r], coef[idx % d.channels], act);
         }
-    });
+    })
 }
 
 /// Per-channel gradient coefficients and (dγ, dβ) from the sums of [`grad_sums`].

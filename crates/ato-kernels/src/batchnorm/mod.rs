@@ -4,6 +4,7 @@
 //! statistics with momentum 0.1 and the unbiased variance, as PyTorch and
 //! `candle_nn::BatchNorm::forward_t`; eval mode uses the running statistics.
 
+pub(crate) mod into;
 pub(crate) mod kernels;
 pub(crate) mod ops;
 

@@ -3,7 +3,7 @@
 
 use super::kernels::{batch_stats, grad_coefficients, grad_input, grad_sums, normalize, Planes};
 use super::Activation;
-use crate::storage::{contiguous_f32, dims4, expect_same_dims, output_buffer, to_storage};
+use crate::storage::{contiguous_f32, dims4, expect_same_dims, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -100,8 +100,7 @@ impl CustomOp3 for BatchNormOp {
             .zip(&scale)
             .map(|((b, m), s)| b - m * s)
             .collect();
-        let mut out = output_buffer(x.len());
-        normalize(d, x, &scale, &shift, self.act, &mut out);
+        let out = normalize(d, x, &scale, &shift, self.act);
         Ok(to_storage(out, xl.shape().clone()))
     }
 
@@ -202,8 +201,7 @@ impl CustomOp2 for BatchNormGradOp {
             d.per_channel(),
             self.batch_stats,
         );
-        let mut dx = output_buffer(x.len());
-        grad_input(d, x, dy, &coef, self.act, &mut dx);
+        let dx = grad_input(d, x, dy, &coef, self.act);
         *self.param_grads.lock().expect("batch-norm grads lock") = Some((dgamma, dbeta));
         Ok(to_storage(dx, xl.shape().clone()))
     }

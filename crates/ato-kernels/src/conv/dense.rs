@@ -9,7 +9,6 @@ use super::implicit;
 use crate::matmul::{matmul, MatMut, MatRef};
 use crate::parallel::{fixed_chunks, par_map, threads, with_scratch};
 use crate::simd::multiversion;
-use crate::storage::output_buffer;
 use std::ops::Range;
 
 /// Elements of im2col matrix per band: 96 Ki f32 = 384 KiB, half of a Zen core's L2 share.
@@ -286,7 +285,7 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<
     let t = threads();
     let gemm_threads = if chunks.len() >= t { 1 } else { t };
     let partial = |images: Range<usize>| -> Vec<f32> {
-        let mut acc = output_buffer(len);
+        let mut acc = vec![0f32; len];
         let mut first = true;
         with_scratch(col_capacity(g), |col| {
             for n in images {
@@ -295,9 +294,6 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<
                 weight_grad_image(g, x_n, dout_n, &mut acc, &mut first, col, gemm_threads);
             }
         });
-        if first {
-            acc.fill(0.0);
-        }
         acc
     };
     let partials: Vec<Vec<f32>> = if gemm_threads == 1 {

@@ -8,7 +8,8 @@
 
 use super::geometry::ConvGeometry;
 use super::im2col::copy;
-use crate::parallel::{par_chunks_mut, par_item_groups, with_plane_scratch};
+use crate::output::fill_item_groups;
+use crate::parallel::{par_chunks_mut, with_plane_scratch};
 use crate::simd::multiversion;
 
 /// Planes are grouped into tasks of at least this many output elements.
@@ -252,37 +253,47 @@ pub(crate) fn weight_grad_image(
 }
 
 /// `out = depthwise_conv(x, w)` over the batch, planes in parallel.
-pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (pi, po, c, taps) = (g.in_plane(), g.out_plane(), g.in_channels, g.taps());
-    par_item_groups(out, po, MIN_TASK_ELEMS, |first, planes| {
-        for (i, out_plane) in planes.chunks_mut(po).enumerate() {
-            let plane = first + i;
-            let ch = plane % c;
-            forward_plane(
-                g,
-                &x[plane * pi..][..pi],
-                &w[ch * taps..][..taps],
-                out_plane,
-            );
-        }
-    });
+    fill_item_groups(
+        g.batch * g.out_image(),
+        po,
+        MIN_TASK_ELEMS,
+        |first, planes| {
+            for (i, out_plane) in planes.chunks_mut(po).enumerate() {
+                let plane = first + i;
+                let ch = plane % c;
+                forward_plane(
+                    g,
+                    &x[plane * pi..][..pi],
+                    &w[ch * taps..][..taps],
+                    out_plane,
+                );
+            }
+        },
+    )
 }
 
 /// `dx = ∂(depthwise_conv)/∂x · dout` over the batch, planes in parallel.
-pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
+pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32]) -> Vec<f32> {
     let (pi, po, c, taps) = (g.in_plane(), g.out_plane(), g.in_channels, g.taps());
-    par_item_groups(dx, pi, MIN_TASK_ELEMS, |first, planes| {
-        for (i, dx_plane) in planes.chunks_mut(pi).enumerate() {
-            let plane = first + i;
-            let ch = plane % c;
-            input_grad_plane(
-                g,
-                &dout[plane * po..][..po],
-                &w[ch * taps..][..taps],
-                dx_plane,
-            );
-        }
-    });
+    fill_item_groups(
+        g.batch * g.in_image(),
+        pi,
+        MIN_TASK_ELEMS,
+        |first, planes| {
+            for (i, dx_plane) in planes.chunks_mut(pi).enumerate() {
+                let plane = first + i;
+                let ch = plane % c;
+                input_grad_plane(
+                    g,
+                    &dout[plane * po..][..po],
+                    &w[ch * taps..][..taps],
+                    dx_plane,
+                );
+            }
+        },
+    )
 }
 
 /// `dw = ∂(depthwise_conv)/∂w · dout`: channels in parallel, each summed over the batch in

@@ -1,18 +1,27 @@
-//! Direct stride-1 convolution with an AVX-512 register-blocked microkernel (no im2col,
-//! no gemm): the forward pass, and the input gradient as the forward of the "full"
+//! Direct convolution with a register-blocked SIMD microkernel (no im2col, no gemm): the
+//! forward pass at any stride, and the stride-1 input gradient as the forward of the "full"
 //! convolution with transposed, flipped weights.
 //!
-//! As in [`super::implicit`], the image is zero-padded and output pixels are numbered in
-//! padded-width coordinates `q = oh·Wp + ow`, so for tap (kh, kw) the 16 inputs of 16
-//! consecutive outputs are one unaligned vector load at `xp[c, q + kh·Wp + kw]`. The
-//! microkernel keeps `NCO` output channels × `NPIX` vectors of 16 pixels in registers and
-//! walks (c, kh, kw): per step, `NPIX` input loads, `NCO` weight broadcasts (from weights
-//! packed as [C_out/NCO][C_in][KH][KW][NCO]) and `NCO·NPIX` FMAs. Sums run in a fixed order.
+//! As in [`super::implicit`], the image is zero-padded (Hp × Wp) and output pixels are
+//! numbered in padded-width coordinates `q = oh·Wp + ow`, so for tap (kh, kw) the inputs of
+//! consecutive outputs are one unaligned vector load at `xp[c, q + kh·Wp + kw]`. At stride
+//! s the padded image is first split into its s × s phases (phase (a, b) holds the pixels
+//! (s·i + a, s·j + b), a ⌈Hp/s⌉ × ⌈Wp/s⌉ plane), which turns the strided conv into the same
+//! shifted loads: tap (kh, kw) reads phase (kh mod s, kw mod s) at `q + (kh/s)·Wq + kw/s`.
+//! Each (channel, tap) is thus one offset into the buffer ([`DirectConv::taps`]).
+//!
+//! The output channels are cut into near-equal blocks of at most 8 or 16 (AVX-512) or 6
+//! (AVX2) channels, so any channel count runs full-width vector tiles (13 channels on AVX2:
+//! blocks of 4, 4, 5); the tile loops are in [`super::direct_simd`]. Every output is summed
+//! over (c, kh, kw) in that order, whatever the blocking and instruction set.
 
-use super::im2col::copy;
-use crate::simd::multiversion;
+use super::direct_layout::{narrow_into, pad_into};
+use super::direct_simd::{run_block, Isa};
+use std::borrow::Cow;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A stride-1 convolution as the direct kernel sees it.
+/// A convolution as the direct kernel sees it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DirectShape {
     pub in_channels: usize,
@@ -21,274 +30,261 @@ pub(crate) struct DirectShape {
     pub in_w: usize,
     pub kernel_h: usize,
     pub kernel_w: usize,
+    pub stride: usize,
     pub padding: usize,
 }
 
-/// Register blocking: output channels × 16-pixel vectors.
+/// Register blocking: output channels per block (at most; see [`DirectShape::blocks`]) ×
+/// vectors of pixels per tile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Blocking {
-    Co8Px48,
-    Co16Px16,
-    Co8Px16,
+struct Blocking {
+    isa: Isa,
+    channels: usize,
+    vectors: usize,
 }
 
 impl Blocking {
-    fn channels(self) -> usize {
-        match self {
-            Blocking::Co16Px16 => 16,
-            _ => 8,
-        }
-    }
+    /// Pixels of one tile.
     fn pixels(self) -> usize {
-        match self {
-            Blocking::Co8Px48 => 48,
-            _ => 16,
-        }
+        self.vectors * self.isa.lanes()
     }
 }
 
 impl DirectShape {
-    fn hp(&self) -> usize {
+    pub(super) fn hp(&self) -> usize {
         self.in_h + 2 * self.padding
     }
-    fn wp(&self) -> usize {
+    pub(super) fn wp(&self) -> usize {
         self.in_w + 2 * self.padding
     }
     pub fn out_h(&self) -> usize {
-        self.hp() + 1 - self.kernel_h
+        (self.hp() - self.kernel_h) / self.stride + 1
     }
     pub fn out_w(&self) -> usize {
-        self.wp() + 1 - self.kernel_w
+        (self.wp() - self.kernel_w) / self.stride + 1
     }
-    fn plane(&self) -> usize {
-        self.hp() * self.wp()
+    /// Phase rows and columns the kernel reads (s, or fewer for a smaller kernel).
+    pub(super) fn phases(&self) -> (usize, usize) {
+        (
+            self.stride.min(self.kernel_h),
+            self.stride.min(self.kernel_w),
+        )
     }
-    /// Output columns in padded-width coordinates.
+    /// Rows of one phase plane.
+    pub(super) fn hq(&self) -> usize {
+        self.hp().div_ceil(self.stride)
+    }
+    /// Columns of one phase plane: the row pitch of the output's wide coordinates.
+    pub(super) fn wq(&self) -> usize {
+        self.wp().div_ceil(self.stride)
+    }
+    /// Elements of one phase plane.
+    pub(super) fn plane(&self) -> usize {
+        self.hq() * self.wq()
+    }
+    /// Phase planes of the whole image (channel-major).
+    pub(super) fn planes(&self) -> usize {
+        let (ph, pw) = self.phases();
+        self.in_channels * ph * pw
+    }
+    /// Output columns in wide coordinates `oh·Wq + ow`.
     fn wide(&self) -> usize {
-        (self.out_h() - 1) * self.wp() + self.out_w()
+        (self.out_h() - 1) * self.wq() + self.out_w()
     }
+    /// The tile shape: on AVX-512, 8 channels × 3 vectors of 16 pixels on wide images, else
+    /// 16 × 1 (or 8 × 1); on AVX2 (16 registers), 6 channels × 2 vectors of 8 pixels, or
+    /// 4 × 3.
     fn blocking(&self) -> Blocking {
-        if self.wide() >= 192 {
-            Blocking::Co8Px48
-        } else if self.out_channels.is_multiple_of(16) {
-            Blocking::Co16Px16
-        } else {
-            Blocking::Co8Px16
+        let isa = Isa::detect().expect("direct conv without AVX2 or AVX-512");
+        let wide = self.wide() >= 192;
+        let (channels, vectors) = match isa {
+            Isa::Avx512 if wide => (8, 3),
+            Isa::Avx512 if self.out_channels.is_multiple_of(16) => (16, 1),
+            Isa::Avx512 => (8, 1),
+            // 12 accumulators (enough independent FMA chains to cover their latency), the
+            // inputs and a broadcast: 15 or 16 of the 16 registers. Channel counts that
+            // split into blocks of at most 4 (up to 4, 7, 8) take 4 × 3 tiles.
+            Isa::Avx2 if self.out_channels.div_ceil(self.out_channels.div_ceil(6)) <= 4 => (4, 3),
+            Isa::Avx2 => (6, 2),
+        };
+        Blocking {
+            isa,
+            channels,
+            vectors,
         }
     }
-    /// Output columns computed (a whole number of pixel blocks).
-    fn wide_rounded(&self) -> usize {
+    /// The output channels cut into consecutive blocks of at most `blocking().channels`,
+    /// as equal as possible (13 channels in blocks of up to 6: 4, 4, 5), as (first, len).
+    pub(super) fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
+        let co = self.out_channels;
+        let n = co.div_ceil(self.blocking().channels);
+        (0..n).map(move |b| (b * co / n, (b + 1) * co / n - b * co / n))
+    }
+    /// Output columns computed (a whole number of tiles): the row pitch of the wide output.
+    pub(super) fn wide_rounded(&self) -> usize {
         let px = self.blocking().pixels();
         self.wide().div_ceil(px) * px
     }
-    /// Elements of the padded input buffer, with slack for the last block's reads.
-    fn padded_len(&self) -> usize {
-        let reach = (self.kernel_h - 1) * self.wp() + self.kernel_w - 1 + self.wide_rounded();
-        (self.in_channels - 1) * self.plane() + reach.max(self.plane())
+    /// The buffer offset of every (c, kh, kw), in weight order.
+    fn tap_offsets(&self) -> Vec<usize> {
+        let (ph, pw) = self.phases();
+        let (s, wq, plane) = (self.stride, self.wq(), self.plane());
+        let mut taps = Vec::with_capacity(self.in_channels * self.taps());
+        for c in 0..self.in_channels {
+            for kh in 0..self.kernel_h {
+                for kw in 0..self.kernel_w {
+                    let phase = (c * ph + kh % s) * pw + kw % s;
+                    taps.push(phase * plane + (kh / s) * wq + kw / s);
+                }
+            }
+        }
+        taps
     }
-    /// Scratch elements [`conv_image`] needs.
+    /// The largest tap offset (that of the last channel, whose phases come last).
+    fn last_tap(&self) -> usize {
+        let (ph, pw) = self.phases();
+        let (s, wq, plane) = (self.stride, self.wq(), self.plane());
+        let c = self.in_channels - 1;
+        let mut last = 0;
+        for kh in 0..self.kernel_h {
+            for kw in 0..self.kernel_w {
+                let phase = (c * ph + kh % s) * pw + kw % s;
+                last = last.max(phase * plane + (kh / s) * wq + kw / s);
+            }
+        }
+        last
+    }
+    /// Elements of the padded (phase-split) input buffer, with slack for the last tile's
+    /// reads.
+    fn padded_len(&self) -> usize {
+        (self.last_tap() + self.wide_rounded()).max(self.planes() * self.plane())
+    }
+    /// Scratch elements [`DirectConv::conv_image`] needs.
     pub fn scratch_len(&self) -> usize {
         self.padded_len() + self.out_channels * self.wide_rounded()
     }
-    fn taps(&self) -> usize {
+    pub(super) fn taps(&self) -> usize {
         self.kernel_h * self.kernel_w
     }
 }
 
-/// Whether the CPU runs the kernel (AVX-512F).
-pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// Whether the direct kernel may run (see [`set_enabled`]).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the direct kernel on or off process-wide (off: the gemm paths run every conv); for
+/// benchmarks that compare the two.
+pub(crate) fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
 }
 
-/// Whether the direct kernel handles `s` (output channels in blocks of 8, padding smaller
-/// than the kernel, an AVX-512 CPU).
+/// Whether the CPU runs the kernel (AVX-512F, or AVX2 and FMA) and it is enabled.
+pub(crate) fn available() -> bool {
+    ENABLED.load(Ordering::Relaxed) && Isa::detect().is_some()
+}
+
+/// Whether the direct kernel handles `s` (padding smaller than the kernel, a CPU with
+/// AVX-512F or AVX2 + FMA); any number of channels, any stride.
 pub(crate) fn supports(s: &DirectShape) -> bool {
-    s.out_channels.is_multiple_of(8)
+    s.out_channels > 0
         && s.in_channels > 0
+        && s.stride > 0
         && s.padding < s.kernel_h.min(s.kernel_w)
         && s.hp() >= s.kernel_h
         && s.wp() >= s.kernel_w
         && available()
 }
 
-/// Packs forward weights (C_out × C_in × KH × KW) as [C_out/NCO][C_in][KH][KW][NCO].
-pub(crate) fn pack_weights(s: &DirectShape, w: &[f32]) -> Vec<f32> {
-    let nco = s.blocking().channels();
-    let (ci, taps) = (s.in_channels, s.taps());
-    let mut packed = vec![0f32; s.out_channels * ci * taps];
-    for (block, dst) in packed.chunks_mut(nco * ci * taps).enumerate() {
-        for lane in 0..nco {
-            let src = &w[(block * nco + lane) * ci * taps..][..ci * taps];
-            for (k, v) in src.iter().enumerate() {
-                dst[k * nco + lane] = *v;
-            }
-        }
-    }
-    packed
+/// A conv prepared for the direct kernel: its shape, weights (C_out × C_in × KH × KW, read
+/// in place) and tap offsets.
+pub(crate) struct DirectConv<'a> {
+    pub shape: DirectShape,
+    weights: Cow<'a, [f32]>,
+    taps: Vec<usize>,
 }
 
-/// The input-gradient conv of a forward conv with `fwd_w` (C_out × C_in × KH × KW): input
-/// C_out channels, output C_in, weights transposed and flipped, padding KH − 1 − p; packed.
-pub(crate) fn pack_transposed_weights(s: &DirectShape, fwd_w: &[f32]) -> Vec<f32> {
-    // `s` describes the gradient conv: s.in_channels = forward C_out, s.out_channels =
-    // forward C_in.
-    let (kh, kw) = (s.kernel_h, s.kernel_w);
-    let (fwd_out, fwd_in) = (s.in_channels, s.out_channels);
-    let mut w = vec![0f32; fwd_in * fwd_out * kh * kw];
-    for o in 0..fwd_out {
-        for i in 0..fwd_in {
-            for a in 0..kh {
-                for b in 0..kw {
-                    let src = ((o * fwd_in + i) * kh + a) * kw + b;
-                    let dst = ((i * fwd_out + o) * kh + (kh - 1 - a)) * kw + (kw - 1 - b);
-                    w[dst] = fwd_w[src];
-                }
-            }
+impl<'a> DirectConv<'a> {
+    /// From weights in the kernel's order (C_out × C_in × KH × KW of `shape`).
+    pub fn new(shape: DirectShape, w: Cow<'a, [f32]>) -> Self {
+        assert!(
+            supports(&shape),
+            "direct conv on an unsupported shape or CPU"
+        );
+        assert_eq!(
+            w.len(),
+            shape.out_channels * shape.in_channels * shape.taps()
+        );
+        Self {
+            shape,
+            weights: w,
+            taps: shape.tap_offsets(),
         }
     }
-    pack_weights(s, &w)
-}
 
-multiversion! {
-/// Copies one image (C × H × W) into the padded buffer, zeroing border and slack.
-fn pad_into(s: &DirectShape, x: &[f32], xp: &mut [f32]) {
-    let (wp, p, plane) = (s.wp(), s.padding, s.plane());
-    let used = s.in_channels * plane;
-    let len = xp.len();
-    xp[used.min(len)..].fill(0.0);
-    for c in 0..s.in_channels {
-        let dst = &mut xp[c * plane..][..plane];
-        dst[..p * wp + p].fill(0.0);
-        let src = &x[c * s.in_h * s.in_w..][..s.in_h * s.in_w];
-        for (r, row) in src.chunks(s.in_w).enumerate() {
-            let start = (p + r) * wp + p;
-            copy(&mut dst[start..start + s.in_w], row);
-            // The right border of this row and the left border of the next one.
-            for v in &mut dst[start + s.in_w..(start + wp).min(plane)] {
-                *v = 0.0;
-            }
-        }
-        dst[(p + s.in_h) * wp..].fill(0.0);
+    /// `out = conv(x, w)` for one image: x is C_in × H × W, out C_out × H_out × W_out;
+    /// `scratch` holds at least [`DirectShape::scratch_len`] elements.
+    pub fn conv_image(&self, x: &[f32], out: &mut [f32], scratch: &mut [f32]) {
+        // SAFETY: `conv_image_into` writes only initialised f32 to `out`, so it stays
+        // initialised; `MaybeUninit<f32>` has the layout of `f32`.
+        let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        self.conv_image_into(x, out, scratch);
     }
-}
-}
 
-multiversion! {
-/// `out[o, oh, ow] = wide[o, oh·Wp + ow]`.
-fn narrow_into(s: &DirectShape, wide: &[f32], out: &mut [f32]) {
-    let (wp, ow, stride) = (s.wp(), s.out_w(), s.wide_rounded());
-    let plane = s.out_h() * ow;
-    for o in 0..s.out_channels {
-        let src = &wide[o * stride..];
-        for (oh, row) in out[o * plane..][..plane].chunks_mut(ow).enumerate() {
-            copy(row, &src[oh * wp..][..ow]);
-        }
+    /// [`Self::conv_image`] into uninitialised memory of exactly C_out × H_out × W_out
+    /// elements, returned initialised.
+    pub fn conv_image_into<'o>(
+        &self,
+        x: &[f32],
+        out: &'o mut [MaybeUninit<f32>],
+        scratch: &mut [f32],
+    ) -> &'o mut [f32] {
+        let s = &self.shape;
+        assert!(x.len() >= s.in_channels * s.in_h * s.in_w);
+        let out = &mut out[..s.out_channels * s.out_h() * s.out_w()];
+        let (xp, wide) = scratch.split_at_mut(s.padded_len());
+        let wide = &mut wide[..s.out_channels * s.wide_rounded()];
+        pad_into(s, x, xp);
+        self.run_blocks(xp, wide);
+        narrow_into(s, wide, out);
+        // SAFETY: `narrow_into` wrote every element of `out` (C_out planes of H_out × W_out,
+        // its whole length); `MaybeUninit<f32>` has the layout of `f32`.
+        unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
-}
-}
 
-/// `out = conv(x, w)` for one image: x is C_in × H × W, out C_out × H_out × W_out, `packed`
-/// from [`pack_weights`] (or [`pack_transposed_weights`]).
-pub(crate) fn conv_image(
-    s: &DirectShape,
-    x: &[f32],
-    packed: &[f32],
-    out: &mut [f32],
-    scratch: &mut [f32],
-) {
-    assert!(supports(s), "direct conv on an unsupported shape or CPU");
-    assert!(
-        x.len() >= s.in_channels * s.in_h * s.in_w
-            && out.len() >= s.out_channels * s.out_h() * s.out_w()
-    );
-    assert_eq!(packed.len(), s.out_channels * s.in_channels * s.taps());
-    let (xp, wide) = scratch.split_at_mut(s.padded_len());
-    let wide = &mut wide[..s.out_channels * s.wide_rounded()];
-    pad_into(s, x, xp);
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `supports` checked AVX-512F; `padded_len` and `wide_rounded` size both buffers
-    // for every load and store the kernel makes (asserted in `run_blocks`).
-    unsafe {
-        match s.blocking() {
-            Blocking::Co8Px48 => run_blocks::<8, 3>(s, xp, packed, wide),
-            Blocking::Co16Px16 => run_blocks::<16, 1>(s, xp, packed, wide),
-            Blocking::Co8Px16 => run_blocks::<8, 1>(s, xp, packed, wide),
-        }
-    }
-    narrow_into(s, wide, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_blocks<const NCO: usize, const NPIX: usize>(
-    s: &DirectShape,
-    xp: &[f32],
-    packed: &[f32],
-    wide: &mut [f32],
-) {
-    let stride = s.wide_rounded();
-    let taps = s.taps();
-    let per_block = s.in_channels * taps * NCO;
-    let last_read =
-        (s.in_channels - 1) * s.plane() + (s.kernel_h - 1) * s.wp() + s.kernel_w - 1 + stride;
-    assert!(last_read <= xp.len() && wide.len() >= s.out_channels * stride);
-    for block in 0..s.out_channels / NCO {
-        let w = packed[block * per_block..][..per_block].as_ptr();
-        let out = wide[block * NCO * stride..].as_mut_ptr();
-        for q in (0..stride).step_by(16 * NPIX) {
-            // SAFETY: q + 16·NPIX ≤ stride, so every read stays below `last_read` and every
-            // write inside this block's NCO rows of `wide`.
-            unsafe { microkernel::<NCO, NPIX>(s, xp.as_ptr().add(q), w, out.add(q), stride) };
-        }
-    }
-}
-
-/// One NCO × (16·NPIX) output tile, summed over (c, kh, kw) in that order.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn microkernel<const NCO: usize, const NPIX: usize>(
-    s: &DirectShape,
-    x: *const f32,
-    w: *const f32,
-    out: *mut f32,
-    out_stride: usize,
-) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); NPIX]; NCO];
-    let (plane, wp) = (s.plane(), s.wp());
-    let mut wk = w;
-    for c in 0..s.in_channels {
-        // SAFETY (whole body): offsets stay within the buffers sized by the caller.
-        let xc = unsafe { x.add(c * plane) };
-        for kh in 0..s.kernel_h {
-            let row = unsafe { xc.add(kh * wp) };
-            for kw in 0..s.kernel_w {
-                let base = unsafe { row.add(kw) };
-                let mut inputs = [_mm512_setzero_ps(); NPIX];
-                for (v, input) in inputs.iter_mut().enumerate() {
-                    *input = unsafe { _mm512_loadu_ps(base.add(16 * v)) };
-                }
-                for (o, acc_o) in acc.iter_mut().enumerate() {
-                    let weight = _mm512_set1_ps(unsafe { *wk.add(o) });
-                    for v in 0..NPIX {
-                        acc_o[v] = _mm512_fmadd_ps(weight, inputs[v], acc_o[v]);
-                    }
-                }
-                wk = unsafe { wk.add(NCO) };
-            }
-        }
-    }
-    for (o, acc_o) in acc.iter().enumerate() {
-        for (v, a) in acc_o.iter().enumerate() {
-            unsafe { _mm512_storeu_ps(out.add(o * out_stride + 16 * v), *a) };
+    /// `wide[o, q] = Σ_t w[o, t] · xp[q + taps[t]]` for every block of channels.
+    fn run_blocks(&self, xp: &[f32], wide: &mut [f32]) {
+        let s = &self.shape;
+        let b = s.blocking();
+        let stride = s.wide_rounded();
+        let per_channel = self.taps.len();
+        let last_tap = self.taps.iter().copied().max().unwrap_or(0);
+        debug_assert_eq!(last_tap, s.last_tap());
+        assert!(
+            last_tap + stride <= xp.len(),
+            "direct conv: padded input too short"
+        );
+        assert!(wide.len() >= s.out_channels * stride);
+        assert!(self.weights.len() >= s.out_channels * per_channel);
+        for (first, len) in s.blocks() {
+            assert!(b.isa.has_tile(len, b.vectors));
+            let w = self.weights[first * per_channel..].as_ptr();
+            let out = wide[first * stride..].as_mut_ptr();
+            // SAFETY: `supports` (asserted in `new`) checked the CPU's instruction set
+            // (`blocking` picked it) and the tile exists (asserted); `wide_rounded` is a
+            // whole number of tiles; the asserts above bound every read of `xp` and `weights`
+            // and every write of this block's `len` rows of `wide`, a buffer distinct from
+            // both inputs.
+            unsafe {
+                run_block(
+                    b.isa,
+                    &self.taps,
+                    len,
+                    b.vectors,
+                    xp.as_ptr(),
+                    w,
+                    out,
+                    stride,
+                )
+            };
         }
     }
 }

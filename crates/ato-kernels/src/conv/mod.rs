@@ -1,21 +1,35 @@
 //! 2-D convolution: [`conv2d`] and the candle custom ops behind it (forward, input gradient,
-//! weight gradient), dispatching to the dense (im2col + gemm) or depthwise kernels.
+//! weight gradient), dispatching to the direct, dense (im2col or implicit + gemm) or
+//! depthwise kernels.
 
+mod batch;
 mod dense;
 mod depthwise;
 mod direct;
+mod direct_layout;
+mod direct_simd;
 pub(crate) mod geometry;
 mod im2col;
 mod implicit;
+mod weights;
 
+pub(crate) use batch::conv_images;
 pub use geometry::ConvParams;
+pub(crate) use weights::{col_capacity, ConvWeights, Passes};
+
+/// Turns the direct conv kernel off (`false`: every dense conv takes the im2col/gemm paths) or
+/// back on, process-wide. For benchmarks comparing the two; results agree to rounding.
+#[doc(hidden)]
+pub fn set_direct_conv(enabled: bool) {
+    direct::set_enabled(enabled);
+}
 
 use crate::backend::{fast_path, Backend};
-use crate::parallel::{par_chunks_mut, threads, with_scratch};
-use crate::storage::{contiguous_f32, dims4, expect_dims4, output_buffer, to_storage};
+use crate::output::zeroed;
+use crate::storage::{contiguous_f32, dims4, expect_dims4, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use direct::DirectShape;
 use geometry::{ConvGeometry, ConvKind};
+use std::mem::MaybeUninit;
 
 /// `conv2d(x, w)` for x (N, C_in, H, W) and w (C_out, C_in / groups, KH, KW), no bias,
 /// differentiable in both arguments.
@@ -73,103 +87,6 @@ pub fn conv2d_weight_grad(
     )
 }
 
-/// A conv's weights with whatever the kernels for the passes ahead prepare once per call
-/// (packed copies for the direct kernel).
-pub(crate) struct ConvWeights<'a> {
-    raw: &'a [f32],
-    /// C_in × C_out, for 1×1 convs on small planes.
-    pointwise_t: Option<Vec<f32>>,
-    direct_forward: Option<(DirectShape, Vec<f32>)>,
-    direct_input_grad: Option<(DirectShape, Vec<f32>)>,
-}
-
-/// The passes a [`ConvWeights`] is prepared for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Passes {
-    Forward,
-    Backward,
-    /// Backward with the forward recomputed (eval-mode backward).
-    Both,
-}
-
-/// The direct kernel's view of a stride-1 dense conv, if it can run it.
-fn direct_forward_shape(g: &ConvGeometry) -> Option<DirectShape> {
-    if g.kind() != ConvKind::Dense || g.stride != 1 || g.is_pointwise() {
-        return None;
-    }
-    let s = DirectShape {
-        in_channels: g.in_channels,
-        out_channels: g.out_channels,
-        in_h: g.in_h,
-        in_w: g.in_w,
-        kernel_h: g.kernel_h,
-        kernel_w: g.kernel_w,
-        padding: g.padding,
-    };
-    direct::supports(&s).then_some(s)
-}
-
-/// The direct kernel's view of the input gradient of a stride-1 dense conv (the "full" conv
-/// of the output gradient with the transposed, flipped weights), if it can run it.
-fn direct_input_grad_shape(g: &ConvGeometry) -> Option<DirectShape> {
-    if g.kind() != ConvKind::Dense || g.stride != 1 || g.is_pointwise() || g.kernel_h != g.kernel_w
-    {
-        return None;
-    }
-    let s = DirectShape {
-        in_channels: g.out_channels,
-        out_channels: g.in_channels,
-        in_h: g.out_h,
-        in_w: g.out_w,
-        kernel_h: g.kernel_h,
-        kernel_w: g.kernel_w,
-        padding: g.kernel_h - 1 - g.padding.min(g.kernel_h - 1),
-    };
-    (g.padding < g.kernel_h && direct::supports(&s)).then_some(s)
-}
-
-impl<'a> ConvWeights<'a> {
-    pub fn new(g: &ConvGeometry, raw: &'a [f32], passes: Passes) -> Self {
-        let forward = passes != Passes::Backward;
-        let backward = passes != Passes::Forward;
-        let pointwise_t =
-            (forward && g.kind() == ConvKind::Dense && dense::small_plane(g)).then(|| {
-                let (co, ci) = (g.out_channels, g.in_channels);
-                let mut wt = vec![0f32; ci * co];
-                for o in 0..co {
-                    for i in 0..ci {
-                        wt[i * co + o] = raw[o * ci + i];
-                    }
-                }
-                wt
-            });
-        Self {
-            raw,
-            pointwise_t,
-            direct_forward: direct_forward_shape(g)
-                .filter(|_| forward)
-                .map(|s| (s, direct::pack_weights(&s, raw))),
-            direct_input_grad: direct_input_grad_shape(g)
-                .filter(|_| backward)
-                .map(|s| (s, direct::pack_transposed_weights(&s, raw))),
-        }
-    }
-}
-
-/// Scratch elements the per-image functions need.
-pub(crate) fn col_capacity(g: &ConvGeometry) -> usize {
-    let direct = [direct_forward_shape(g), direct_input_grad_shape(g)]
-        .iter()
-        .flatten()
-        .map(DirectShape::scratch_len)
-        .max()
-        .unwrap_or(0);
-    match g.kind() {
-        ConvKind::Dense => dense::col_capacity(g).max(direct),
-        _ => 0,
-    }
-}
-
 /// `out_n = conv(x_n, w)` for one image of a dense or depthwise conv.
 pub(crate) fn forward_image(
     g: &ConvGeometry,
@@ -179,8 +96,8 @@ pub(crate) fn forward_image(
     col: &mut [f32],
     t: usize,
 ) {
-    if let Some((s, packed)) = &w.direct_forward {
-        return direct::conv_image(s, x_n, packed, out_n, col);
+    if let Some(d) = &w.direct_forward {
+        return d.conv_image(x_n, out_n, col);
     }
     if let Some(wt) = &w.pointwise_t {
         return dense::pointwise_forward_small(g, x_n, wt, out_n, col, t);
@@ -189,6 +106,44 @@ pub(crate) fn forward_image(
         ConvKind::Dense => dense::forward_image(g, x_n, w.raw, out_n, col, t),
         _ => depthwise::forward_image(g, x_n, w.raw, out_n),
     }
+}
+
+/// [`forward_image`] into an uninitialised `out_n` (exactly one output image), returned
+/// initialised: the direct kernel writes it in place, the other paths after a zero fill.
+pub(crate) fn forward_image_into<'o>(
+    g: &ConvGeometry,
+    x_n: &[f32],
+    w: &ConvWeights,
+    out_n: &'o mut [MaybeUninit<f32>],
+    col: &mut [f32],
+    t: usize,
+) -> &'o mut [f32] {
+    assert_eq!(out_n.len(), g.out_image());
+    if let Some(d) = &w.direct_forward {
+        return d.conv_image_into(x_n, out_n, col);
+    }
+    let out_n = zeroed(out_n);
+    forward_image(g, x_n, w, out_n, col, t);
+    out_n
+}
+
+/// [`input_grad_image`] into an uninitialised `dx_n` (exactly one input image), returned
+/// initialised: the direct kernel writes it in place, the other paths after a zero fill.
+pub(crate) fn input_grad_image_into<'o>(
+    g: &ConvGeometry,
+    dout_n: &[f32],
+    w: &ConvWeights,
+    dx_n: &'o mut [MaybeUninit<f32>],
+    col: &mut [f32],
+    t: usize,
+) -> &'o mut [f32] {
+    assert_eq!(dx_n.len(), g.in_image());
+    if let Some(d) = &w.direct_input_grad {
+        return d.conv_image_into(dout_n, dx_n, col);
+    }
+    let dx_n = zeroed(dx_n);
+    input_grad_image(g, dout_n, w, dx_n, col, t);
+    dx_n
 }
 
 /// `dx_n = ∂conv/∂x · dout_n` for one image of a dense or depthwise conv.
@@ -200,8 +155,8 @@ pub(crate) fn input_grad_image(
     col: &mut [f32],
     t: usize,
 ) {
-    if let Some((s, packed)) = &w.direct_input_grad {
-        return direct::conv_image(s, dout_n, packed, dx_n, col);
+    if let Some(d) = &w.direct_input_grad {
+        return d.conv_image(dout_n, dx_n, col);
     }
     match g.kind() {
         ConvKind::Dense => dense::input_grad_image(g, dout_n, w.raw, dx_n, col, t),
@@ -225,49 +180,6 @@ pub(crate) fn weight_grad_image(
         ConvKind::Dense => dense::weight_grad_image(g, x_n, dout_n, acc, first, col, t),
         _ => depthwise::weight_grad_image(g, x_n, dout_n, acc, first),
     }
-}
-
-/// Runs `f(image, item, gemm_threads)` for every image: images in parallel when there are
-/// enough of them, otherwise one after another with a parallel gemm.
-fn per_image(
-    batch: usize,
-    out: &mut [f32],
-    image_len: usize,
-    f: impl Fn(usize, &mut [f32], usize) + Sync,
-) {
-    if out.is_empty() || image_len == 0 {
-        return;
-    }
-    let t = threads();
-    if batch >= t && t > 1 {
-        par_chunks_mut(out, image_len, |n, o| f(n, o, 1));
-    } else {
-        for (n, o) in out.chunks_mut(image_len).enumerate() {
-            f(n, o, t);
-        }
-    }
-}
-
-/// Dense forward over the batch.
-fn dense_forward(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
-    let w = ConvWeights::new(g, w, Passes::Forward);
-    per_image(g.batch, out, g.out_image(), |n, out_n, t| {
-        let x_n = &x[n * g.in_image()..][..g.in_image()];
-        with_scratch(col_capacity(g), |col| {
-            forward_image(g, x_n, &w, out_n, col, t)
-        });
-    });
-}
-
-/// Dense input gradient over the batch.
-fn dense_input_grad(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
-    let w = ConvWeights::new(g, w, Passes::Backward);
-    per_image(g.batch, dx, g.in_image(), |n, dx_n, t| {
-        let dout_n = &dout[n * g.out_image()..][..g.out_image()];
-        with_scratch(col_capacity(g), |col| {
-            input_grad_image(g, dout_n, &w, dx_n, col, t)
-        });
-    });
 }
 
 pub(crate) use dense::WEIGHT_GRAD_PARTIALS;
@@ -318,12 +230,11 @@ impl CustomOp2 for Conv2dOp {
         let g = ConvGeometry::new(dims4(xl, "conv2d x")?, dims4(wl, "conv2d w")?, self.params)?;
         let x = contiguous_f32(xs, xl, "conv2d x")?;
         let w = contiguous_f32(ws, wl, "conv2d w")?;
-        let mut out = output_buffer(g.batch * g.out_image());
-        match g.kind() {
-            ConvKind::Dense => dense_forward(&g, x, w, &mut out),
-            ConvKind::Depthwise => depthwise::forward(&g, x, w, &mut out),
+        let out = match g.kind() {
+            ConvKind::Dense => batch::dense_forward(&g, x, w),
+            ConvKind::Depthwise => depthwise::forward(&g, x, w),
             ConvKind::Unsupported => bail!("conv2d: unsupported groups {}", g.groups),
-        }
+        };
         Ok(to_storage(out, g.output_dims()))
     }
 
@@ -383,12 +294,11 @@ impl CustomOp2 for Conv2dInputGradOp {
         expect_dims4(gl, g.output_dims(), "conv2d input grad dy")?;
         let dy = contiguous_f32(gs, gl, "conv2d dy")?;
         let w = contiguous_f32(ws, wl, "conv2d w")?;
-        let mut dx = output_buffer(g.batch * g.in_image());
-        match g.kind() {
-            ConvKind::Dense => dense_input_grad(&g, dy, w, &mut dx),
-            ConvKind::Depthwise => depthwise::backward_input(&g, dy, w, &mut dx),
+        let dx = match g.kind() {
+            ConvKind::Dense => batch::dense_input_grad(&g, dy, w),
+            ConvKind::Depthwise => depthwise::backward_input(&g, dy, w),
             ConvKind::Unsupported => bail!("conv2d: unsupported groups {}", g.groups),
-        }
+        };
         Ok(to_storage(dx, g.input_dims()))
     }
 }

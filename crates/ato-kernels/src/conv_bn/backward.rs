@@ -8,8 +8,9 @@ use crate::batchnorm::kernels::{
 use crate::batchnorm::ops::ChannelStats;
 use crate::batchnorm::Activation;
 use crate::conv::{self, ConvWeights, Passes, WEIGHT_GRAD_PARTIALS};
-use crate::parallel::{par_chunks_map, par_map, threads, with_scratch};
-use crate::storage::{contiguous_f32, expect_dims4, output_buffer, to_storage};
+use crate::output::{fill_chunk_parts_map, Parts};
+use crate::parallel::{par_map, threads, with_scratch};
+use crate::storage::{contiguous_f32, expect_dims4, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
 use std::sync::{Arc, Mutex};
 
@@ -114,8 +115,8 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
         let gemm_threads = if chunks >= t { 1 } else { t };
         let scratch = 2 * g.out_image() + conv::col_capacity(&g);
         let need_dw = self.need_dw;
-        let chunk = |ci: usize, mut dx_chunk: Option<&mut [f32]>| -> ChunkGrads {
-            let mut dw = output_buffer(if need_dw { w.len() } else { 0 });
+        let chunk = |ci: usize, mut dx_chunk: Option<Parts>| -> ChunkGrads {
+            let mut dw = vec![0f32; if need_dw { w.len() } else { 0 }];
             let mut first = true;
             let mut sums = vec![(0f64, 0f64); if z.is_none() { c } else { 0 }];
             with_scratch(scratch, |buf| {
@@ -142,10 +143,15 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                         }
                         plane_grad(&mut dz[r], zp, gp, coef[ch], act);
                     }
-                    if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
-                        let local = n - ci * per_chunk;
-                        let dx_n = &mut dx_chunk[local * g.in_image()..][..g.in_image()];
-                        conv::input_grad_image(&g, dz, &weights, dx_n, col, gemm_threads);
+                    if let Some(dx_chunk) = dx_chunk.as_mut() {
+                        dx_chunk
+                            .fill_next(|dx_n| {
+                                let t = gemm_threads;
+                                let dx_n =
+                                    conv::input_grad_image_into(&g, dz, &weights, dx_n, col, t);
+                                (dx_n, ())
+                            })
+                            .expect("one part per image");
                     }
                     if need_dw {
                         conv::weight_grad_image(
@@ -160,30 +166,20 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                     }
                 }
             });
-            if first {
-                dw.fill(0.0);
-            }
             ChunkGrads { dw, sums }
         };
-        let mut dx = output_buffer(if self.need_dx {
-            g.batch * g.in_image()
-        } else {
-            1
-        });
         let chunk_len = per_chunk * g.in_image();
-        let results: Vec<ChunkGrads> = match (self.need_dx, gemm_threads == 1) {
-            (true, true) => par_chunks_map(&mut dx, chunk_len, |ci, d| chunk(ci, Some(d))),
-            (true, false) => dx
-                .chunks_mut(chunk_len)
-                .enumerate()
-                .map(|(ci, d)| chunk(ci, Some(d)))
-                .collect(),
-            (false, true) => par_map(chunks, |ci| chunk(ci, None)),
-            (false, false) => (0..chunks).map(|ci| chunk(ci, None)).collect(),
+        let parallel = gemm_threads == 1;
+        let (dx, results): (Vec<f32>, Vec<ChunkGrads>) = match (self.need_dx, parallel) {
+            (true, _) => {
+                let len = g.batch * g.in_image();
+                fill_chunk_parts_map(len, chunk_len, g.in_image(), parallel, |ci, d| {
+                    chunk(ci, Some(d))
+                })
+            }
+            (false, true) => (vec![0.0], par_map(chunks, |ci| chunk(ci, None))),
+            (false, false) => (vec![0.0], (0..chunks).map(|ci| chunk(ci, None)).collect()),
         };
-        if !self.need_dx {
-            dx[0] = 0.0;
-        }
         let (dgamma, dbeta) = match train {
             Some((_, dgamma, dbeta)) => (dgamma, dbeta),
             None => {

@@ -18,16 +18,16 @@ mod residual;
 pub use residual::{conv_batch_norm_add, conv_batch_norm_add_with};
 
 use crate::backend::{fast_path, Backend};
+use crate::batchnorm::into::{affine_act, affine_add_act};
 use crate::batchnorm::kernels::{
-    affine_act, affine_act_in_place, affine_add_act, affine_add_act_in_place, plane_moments,
-    Moments,
+    affine_act_in_place, affine_add_act_in_place, plane_moments, Moments,
 };
 use crate::batchnorm::ops::{affine, ChannelStats};
 use crate::batchnorm::{train_values_per_channel, Activation, BatchNorm2d};
 use crate::conv::geometry::{ConvGeometry, ConvKind};
 use crate::conv::{self, ConvParams, ConvWeights, Passes};
-use crate::parallel::{par_chunks_map, par_item_groups, threads, with_scratch};
-use crate::storage::{contiguous_f32, dims4, output_buffer, to_storage};
+use crate::output::fill_items_into;
+use crate::storage::{contiguous_f32, dims4, to_storage};
 use backward::ConvBatchNormGradOp;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
@@ -137,29 +137,6 @@ fn geometry_of(
     Ok(g)
 }
 
-/// Runs `f(image, out_n, col, gemm_threads)` for every image, in parallel when the batch is
-/// large enough, collecting the results in image order.
-fn map_images<T: Send>(
-    g: &ConvGeometry,
-    out: &mut [f32],
-    f: impl Fn(usize, &mut [f32], &mut [f32], usize) -> T + Sync,
-) -> Vec<T> {
-    let t = threads();
-    let cap = conv::col_capacity(g);
-    if g.batch >= t && t > 1 {
-        par_chunks_map(out, g.out_image(), |n, o| {
-            with_scratch(cap, |col| f(n, o, col, 1))
-        })
-    } else {
-        with_scratch(cap, |col| {
-            out.chunks_mut(g.out_image())
-                .enumerate()
-                .map(|(n, o)| f(n, o, col, t))
-                .collect()
-        })
-    }
-}
-
 /// Batch statistics from per-(image, channel) plane moments, combined in image order.
 fn batch_stats(
     moments: &[Vec<(f64, f64)>],
@@ -200,15 +177,12 @@ impl ConvBatchNormOp {
                 g.output_dims()
             );
         }
-        let x_n = |n: usize| &x[n * g.in_image()..][..g.in_image()];
         let w = &ConvWeights::new(g, w, Passes::Forward);
         let act = self.act;
-        let mut y = output_buffer(g.batch * g.out_image());
-        match &self.mode {
+        let y = match &self.mode {
             Mode::Eval(stats) => {
                 let (scale, shift) = packed_affine(gamma_beta, stats);
-                map_images(g, &mut y, |n, y_n, col, t| {
-                    conv::forward_image(g, x_n(n), w, y_n, col, t);
+                conv::conv_images(g, x, w, |n, y_n| {
                     for (ch, plane) in y_n.chunks_mut(po).enumerate() {
                         match residual {
                             None => affine_act_in_place(plane, scale[ch], shift[ch], act),
@@ -218,36 +192,29 @@ impl ConvBatchNormOp {
                             }
                         }
                     }
-                });
+                })
+                .0
             }
             Mode::Train(slot) => {
-                let mut z = output_buffer(g.batch * g.out_image());
-                let moments = map_images(g, &mut z, |n, z_n, col, t| {
-                    conv::forward_image(g, x_n(n), w, z_n, col, t);
+                let (z, moments) = conv::conv_images(g, x, w, |_, z_n| {
                     z_n.chunks(po).map(plane_moments).collect::<Vec<_>>()
                 });
                 let stats = batch_stats(&moments, c, po, self.eps);
                 let (scale, shift) = packed_affine(gamma_beta, &stats);
-                par_item_groups(&mut y, po, 16 * 1024, |first, planes| {
-                    for (i, out) in planes.chunks_mut(po).enumerate() {
-                        let idx = first + i;
-                        let (ch, zp) = (idx % c, &z[idx * po..][..po]);
-                        match residual {
-                            None => affine_act(out, zp, scale[ch], shift[ch], act),
-                            Some(r) => affine_add_act(
-                                out,
-                                zp,
-                                &r[idx * po..][..po],
-                                scale[ch],
-                                shift[ch],
-                                act,
-                            ),
+                let y = fill_items_into(z.len(), po, 16 * 1024, |idx, out| {
+                    let (ch, zp) = (idx % c, &z[idx * po..][..po]);
+                    match residual {
+                        None => affine_act(out, zp, scale[ch], shift[ch], act),
+                        Some(r) => {
+                            let r = &r[idx * po..][..po];
+                            affine_add_act(out, zp, r, scale[ch], shift[ch], act)
                         }
                     }
                 });
                 *slot.lock().expect("conv-bn state lock") = Some(TrainState { z, stats });
+                y
             }
-        }
+        };
         Ok(y)
     }
 

@@ -8,14 +8,12 @@
 
 use super::{geometry_of, ConvBatchNormOp, Mode, TrainState};
 use crate::backend::{fast_path, Backend};
-use crate::batchnorm::kernels::output_gate;
+use crate::batchnorm::into::output_gate;
 use crate::batchnorm::{train_values_per_channel, Activation, BatchNorm2d};
 use crate::conv::geometry::ConvGeometry;
 use crate::conv::{self, ConvParams};
-use crate::parallel::par_chunks_mut;
-use crate::storage::{
-    contiguous_f32, dims4, expect_dims4, expect_same_dims, output_buffer, to_storage,
-};
+use crate::output::fill_chunks_into;
+use crate::storage::{contiguous_f32, dims4, expect_dims4, expect_same_dims, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -190,8 +188,7 @@ impl CustomOp2 for OutputGateOp {
         let dy = contiguous_f32(gs, gl, "activation grad dy")?;
         let y = contiguous_f32(ys, yl, "activation grad y")?;
         const CHUNK: usize = 16 * 1024;
-        let mut g = output_buffer(dy.len());
-        par_chunks_mut(&mut g, CHUNK, |i, out| {
+        let g = fill_chunks_into(dy.len(), CHUNK, true, |i, out| {
             let r = i * CHUNK..i * CHUNK + out.len();
             output_gate(out, &dy[r.clone()], &y[r], self.act)
         });
