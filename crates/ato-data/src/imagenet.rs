@@ -14,10 +14,11 @@ use rand::Rng;
 
 use crate::augment::Normalize;
 use crate::cifar::Split;
+use crate::color_jitter::ColorJitter;
 use crate::error::{one_line, DataError, Result};
 use crate::resize::{
     crop_resize_into, normalize_unit_chw, random_resized_crop_rect, resize_center_crop_rect,
-    ColorJitter, ResizeScratch,
+    ResizeScratch,
 };
 
 /// File extensions treated as images (compared case-insensitively).

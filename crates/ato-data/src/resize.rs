@@ -1,9 +1,8 @@
 //! ImageNet-style geometric transforms on decoded RGB images: torchvision's
 //! `RandomResizedCrop` parameter draw, `Resize(shorter side) + CenterCrop`, an antialiased
 //! separable (triangle-filter, as PIL's bilinear) crop-and-resize that writes normalised
-//! `f32` CHW directly, and `ColorJitter` (brightness, contrast, saturation).
+//! `f32` CHW directly.
 
-use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::augment::Normalize;
@@ -206,82 +205,6 @@ pub fn crop_resize_into(
     }
 }
 
-/// torchvision's `ColorJitter(brightness, contrast, saturation)`: each factor is drawn
-/// uniformly from `[1 - s, 1 + s]` and the three are applied in a random order.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ColorJitter {
-    pub brightness: f32,
-    pub contrast: f32,
-    pub saturation: f32,
-}
-
-impl Default for ColorJitter {
-    /// The strength commonly used for ImageNet training (0.4 each).
-    fn default() -> Self {
-        ColorJitter {
-            brightness: 0.4,
-            contrast: 0.4,
-            saturation: 0.4,
-        }
-    }
-}
-
-impl ColorJitter {
-    /// Applies the jitter in place to a CHW image with values in [0, 1].
-    pub fn apply(&self, rng: &mut impl Rng, chw: &mut [f32]) {
-        let plane = chw.len() / 3;
-        let mut order = [0u8, 1, 2];
-        order.shuffle(rng);
-        let mut draw = |strength: f32| {
-            if strength > 0.0 {
-                rng.random_range((1.0 - strength).max(0.0)..=1.0 + strength)
-            } else {
-                1.0
-            }
-        };
-        let factors = [
-            draw(self.brightness),
-            draw(self.contrast),
-            draw(self.saturation),
-        ];
-        for step in order {
-            let factor = factors[step as usize];
-            if factor == 1.0 {
-                continue;
-            }
-            match step {
-                0 => chw
-                    .iter_mut()
-                    .for_each(|v| *v = (*v * factor).clamp(0.0, 1.0)),
-                1 => {
-                    let mean_gray: f32 =
-                        (0..plane).map(|i| gray(chw, plane, i)).sum::<f32>() / plane as f32;
-                    chw.iter_mut()
-                        .for_each(|v| *v = blend(*v, mean_gray, factor));
-                }
-                _ => {
-                    for i in 0..plane {
-                        let g = gray(chw, plane, i);
-                        for c in 0..3 {
-                            chw[c * plane + i] = blend(chw[c * plane + i], g, factor);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[inline]
-fn gray(chw: &[f32], plane: usize, i: usize) -> f32 {
-    0.299 * chw[i] + 0.587 * chw[plane + i] + 0.114 * chw[2 * plane + i]
-}
-
-#[inline]
-fn blend(value: f32, toward: f32, factor: f32) -> f32 {
-    (factor * value + (1.0 - factor) * toward).clamp(0.0, 1.0)
-}
-
 /// Normalises a CHW image with values in [0, 1] in place.
 pub fn normalize_unit_chw(norm: &Normalize, chw: &mut [f32]) {
     let plane = chw.len() / 3;
@@ -359,15 +282,5 @@ mod tests {
             }
             assert!(a[64 + y * 8] < a[64 + y * 8 + 7]);
         }
-    }
-
-    #[test]
-    fn color_jitter_keeps_values_in_unit_range_and_changes_them() {
-        let mut rng = seeded_rng(&[4]);
-        let mut chw: Vec<f32> = (0..3 * 16).map(|i| i as f32 / 47.0).collect();
-        let before = chw.clone();
-        ColorJitter::default().apply(&mut rng, &mut chw);
-        assert!(chw.iter().all(|v| (0.0..=1.0).contains(v)));
-        assert_ne!(chw, before);
     }
 }

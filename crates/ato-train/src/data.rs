@@ -26,11 +26,15 @@ impl RunData {
                 test: d.synth_test.unwrap_or(default.test),
             });
         }
-        spec.imagenet.color_jitter = d.color_jitter.map(|s| ColorJitter {
-            brightness: s as f32,
-            contrast: s as f32,
-            saturation: s as f32,
-        });
+        if d.color_jitter.is_some() || d.color_jitter_hue.is_some() {
+            let s = d.color_jitter.unwrap_or(0.0) as f32;
+            spec.imagenet.color_jitter = Some(ColorJitter {
+                brightness: s,
+                contrast: s,
+                saturation: s,
+                hue: d.color_jitter_hue.unwrap_or(0.0) as f32,
+            });
+        }
         let train_set = Dataset::open(&spec, Split::Train)?;
         let test_set = Dataset::open(&spec, Split::Test)?;
         let bs = cfg.train.batch_size;

@@ -120,6 +120,33 @@ fn the_schedule_follows_the_design() {
     assert_eq!((s.t_start, s.t_prox, s.t_end), (1, 1, 4));
 }
 
+/// The default fractions give the authors' ImageNet epochs at E = 245: controller from 25,
+/// prox from 50, λ ×10 from 120 = ⌊(E−5)/2⌋, controller lr ×0.1 from 122 = ⌊0.98(E−5)/2⌋+5,
+/// mask frozen at 125.
+#[test]
+fn the_default_schedule_is_the_authors_at_245_epochs() {
+    let cfg = RunConfig::from_toml("train.epochs = 245").unwrap();
+    let s = cfg.schedule();
+    assert_eq!(
+        (
+            s.t_start,
+            s.t_prox,
+            s.lambda_switch,
+            s.controller_lr_drop,
+            s.t_end
+        ),
+        (25, 50, 120, 122, 125)
+    );
+    let p = |e| s.phase(e);
+    assert_eq!((p(119).lambda, p(120).lambda), (10.0, 100.0));
+    assert!((p(121).controller_lr - 1e-3).abs() < 1e-15);
+    assert!((p(122).controller_lr - 1e-4).abs() < 1e-15);
+    assert!(p(124).controller && !p(124).frozen && p(125).frozen && !p(125).controller);
+    // an explicit switch at T_end is the earlier behaviour
+    let cfg = RunConfig::from_toml("train.epochs = 245\nato.lambda_switch = 125").unwrap();
+    assert_eq!(cfg.schedule().phase(124).lambda, 10.0);
+}
+
 #[test]
 fn epochs_may_be_fractions_of_the_run() {
     let cfg = RunConfig::from_toml(

@@ -45,8 +45,12 @@ pub struct DatasetSection {
     /// Test images of the synthetic set [default: 2,000 for synth10, 4,000 for synth100].
     pub synth_test: Option<usize>,
     /// ImageNet training only: `ColorJitter(s, s, s)` (brightness, contrast, saturation), a
-    /// strength in [0, 1]; unset = no jitter (the authors' recipe). 0.4 is the common choice.
+    /// strength in [0, 1]; unset = no jitter. The authors use 0.4 for ResNets, none for
+    /// MobileNetV2.
     pub color_jitter: Option<f64>,
+    /// ImageNet training only: the maximum hue shift of the jitter, in [0, 0.5] (authors' ResNets:
+    /// 0.2); unset = none.
+    pub color_jitter_hue: Option<f64>,
 }
 
 impl Default for DatasetSection {
@@ -58,6 +62,7 @@ impl Default for DatasetSection {
             synth_train: None,
             synth_test: None,
             color_jitter: None,
+            color_jitter_hue: None,
         }
     }
 }

@@ -232,21 +232,25 @@ impl RunConfig {
                 check(n >= 1, key, n, "[1, ∞)")?;
             }
         }
-        if let Some(s) = self.dataset.color_jitter {
-            check(
-                (0.0..=1.0).contains(&s),
-                "dataset.color_jitter",
-                s,
-                "[0, 1]",
-            )?;
-            if self.dataset.name != super::DatasetName::ImageNet {
-                return Err(invalid(
-                    "dataset.color_jitter",
-                    format!(
-                        "applies to imagenet only, not {}",
-                        self.dataset.name.as_str()
-                    ),
-                ));
+        for (key, value, max) in [
+            ("dataset.color_jitter", self.dataset.color_jitter, 1.0),
+            (
+                "dataset.color_jitter_hue",
+                self.dataset.color_jitter_hue,
+                0.5,
+            ),
+        ] {
+            if let Some(s) = value {
+                check((0.0..=max).contains(&s), key, s, &format!("[0, {max}]"))?;
+                if self.dataset.name != super::DatasetName::ImageNet {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "applies to imagenet only, not {}",
+                            self.dataset.name.as_str()
+                        ),
+                    ));
+                }
             }
         }
         let c = &self.convergence;
