@@ -34,8 +34,8 @@ impl Report<'_> {
         );
         let _ = writeln!(md, "## Main results\n");
         let _ = writeln!(md, "One run per data set, model and method; for ATO the run at the sweep's central settings (the most common value of each of λ, γ, T_start, T_end). Published numbers are those of `paper/README.md` for the same data set, model and method.\n");
-        let _ = writeln!(md, "| data set | model | method | top-1 (%) | top-5 (%) | compact top-1 (%) | FLOPs↓ (%) | params↓ (%) | epochs | settings | published top-1 @ FLOPs↓ |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "| data set | model | method | top-1 (%) | top-5 (%) | compact top-1 (%) | FLOPs↓ (%) | target | params↓ (%) | epochs | settings | published top-1 @ FLOPs↓ |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         for r in self.main_rows() {
             let s = &r.summary;
             let settings = settings(s);
@@ -45,7 +45,7 @@ impl Report<'_> {
                 .collect();
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.dataset,
                 s.model,
                 s.method,
@@ -53,6 +53,7 @@ impl Report<'_> {
                 pct(s.top5),
                 pct(s.compact_top1),
                 pct(s.flops_reduction),
+                target_cell(s),
                 pct(s.params_reduction),
                 s.epochs,
                 settings,
@@ -61,6 +62,25 @@ impl Report<'_> {
                 } else {
                     published.join("; ")
                 }
+            );
+        }
+        let missed: Vec<&str> = self
+            .all
+            .iter()
+            .filter(|r| r.summary.target_met == Some(false))
+            .map(|r| r.summary.run_id.as_str())
+            .collect();
+        if !missed.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n**Target missed** by {} run(s) (achieved outside `prune.tolerance` of the \
+                 target; their numbers are not results at the asked budget): {}.",
+                missed.len(),
+                missed
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         let cited: Vec<String> = self
@@ -126,13 +146,13 @@ impl Report<'_> {
             }
         }
         let _ = writeln!(md, "## All runs\n");
-        let _ = writeln!(md, "| run | status | data set | model | method | settings | top-1 (%) | FLOPs↓ (%) | params↓ (%) | seconds |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "| run | status | data set | model | method | settings | top-1 (%) | FLOPs↓ (%) | target | params↓ (%) | seconds |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
         for r in self.all {
             let s = &r.summary;
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.run_id,
                 s.status,
                 s.dataset,
@@ -141,11 +161,22 @@ impl Report<'_> {
                 settings(s),
                 pct(s.top1),
                 pct(s.flops_reduction),
+                target_cell(s),
                 pct(s.params_reduction),
                 s.wall_seconds.map_or("–".into(), |w| format!("{w:.0}"))
             );
         }
         md
+    }
+}
+
+/// Whether the run met what it was asked: "met", "**MISSED**" or "–" (no target, or a run
+/// written before the column existed).
+fn target_cell(s: &ato_train::SummaryRow) -> &'static str {
+    match s.target_met {
+        Some(true) => "met",
+        Some(false) => "**MISSED**",
+        None => "–",
     }
 }
 
@@ -168,5 +199,70 @@ fn settings(s: &ato_train::SummaryRow) -> String {
         "–".into()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::RunRecord;
+    use super::*;
+    use ato_train::{RunStatus, SummaryRow};
+
+    fn run(id: &str, target_met: Option<bool>) -> RunRecord {
+        RunRecord {
+            summary: SummaryRow {
+                run_id: id.into(),
+                status: RunStatus::Finished,
+                dataset: "synth10".into(),
+                model: "resnet20".into(),
+                method: "ato".into(),
+                seed: 0,
+                lambda: Some(10.0),
+                gamma: Some(4.0),
+                t_start: Some(1),
+                t_end: Some(5),
+                target_flops_reduction: Some(0.5),
+                epochs: 10,
+                base_params: 100,
+                pruned_params: Some(60),
+                params_reduction: Some(0.4),
+                base_macs: 1000,
+                pruned_macs: Some(900),
+                flops_reduction: Some(0.1),
+                top1: Some(0.9),
+                top5: Some(1.0),
+                compact_top1: Some(0.9),
+                wall_seconds: Some(1.0),
+                target_group_sparsity: None,
+                group_sparsity: Some(0.1),
+                target_met,
+            },
+            metrics: Vec::new(),
+            convergence: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_that_missed_its_target_is_marked_in_every_table() {
+        let runs = [run("ato-missed", Some(false))];
+        let md = Report::new("t", &runs).markdown("results/t", &[]);
+        assert!(md.contains("**Target missed** by 1 run(s)"), "{md}");
+        assert!(md.contains("`ato-missed`"), "{md}");
+        assert_eq!(
+            md.matches("**MISSED**").count(),
+            2,
+            "main table and all runs: {md}"
+        );
+    }
+
+    #[test]
+    fn a_run_that_met_its_target_is_not_flagged() {
+        let runs = [run("ato-met", Some(true)), run("ato-old", None)];
+        let md = Report::new("t", &runs).markdown("results/t", &[]);
+        assert!(
+            !md.contains("MISSED") && !md.contains("Target missed"),
+            "{md}"
+        );
+        assert!(md.contains("| met |"), "{md}");
     }
 }

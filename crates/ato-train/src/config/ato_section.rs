@@ -102,6 +102,10 @@ pub struct AtoSection {
     pub hyper_step: HyperStep,
     /// With `hyper_step = "auto"`: at least this many controller steps from T_start to T_end.
     pub min_controller_steps: usize,
+    /// With `hyper_step = "auto"`: when the mask that would freeze misses the FLOPs target by
+    /// more than `prune.tolerance` at the end of the window, up to this many extra controller
+    /// steps, the mask redrawn every 10, until it is within the tolerance (0 = off).
+    pub settle_steps: usize,
     /// Share of the training set the controller learns on.
     pub controller_fraction: f64,
     /// prox (the group proximal step) | half_space (HSPG's half-space test).
@@ -144,6 +148,7 @@ impl Default for AtoSection {
             t_end: None,
             hyper_step: HyperStep::Auto,
             min_controller_steps: 400,
+            settle_steps: 400,
             controller_fraction: 0.05,
             projector: Projector::Prox,
             epsilon: 0.0,

@@ -11,6 +11,11 @@
 //!   groups the epoch's mask m_e drops, with λ_e (× lambda_final_mult from the λ switch) and
 //!   the step's η. m_e is drawn at the start of the epoch: a hard sample with the controller's
 //!   noise (`ato.epoch_mask = "sampled"`, the authors) or 1[z + b ≥ 0] ("deterministic").
+//! - The last target step of the window, with `hyper_step = "auto"`: if the mask that would
+//!   freeze misses the target by more than `prune.tolerance`, the controller settles — up to
+//!   `ato.settle_steps` extra steps, the candidate mask redrawn (a fresh sample of stream
+//!   `(seed, T_end − 1, attempt)`, or the deterministic mask) every [`SETTLE_CHUNK`] steps,
+//!   until it is within the tolerance. The frozen mask is still one the controller drew.
 //! - e ≥ T_end: m_e is the frozen mask — the mask of epoch T_end − 1 when sampled, the
 //!   controller's mask at T_end when deterministic. Its MACs reduction is checked against the
 //!   target (± `prune.tolerance`); a miss is one warning line and `target_met = false`.
@@ -64,6 +69,10 @@ pub struct Ato {
     subset: Loader,
     /// Controller steps taken so far.
     controller_steps: u64,
+    /// The cap on settling steps at the end of the window (0 = no settling).
+    settle_cap: u64,
+    /// Settling steps taken.
+    settled: u64,
     /// m_e, the mask of the current epoch.
     mask: Mask,
     frozen: Option<Mask>,
@@ -74,6 +83,9 @@ pub struct Ato {
 
 /// Where the epoch mask's noise stream starts.
 const EPOCH_MASK_STREAM: u64 = 0xE9;
+
+/// Settling steps between two redraws of the candidate mask.
+pub const SETTLE_CHUNK: u64 = 10;
 
 impl Ato {
     /// ATO for a run of `cfg` on `model`, with `steps_per_epoch` target steps per epoch.
@@ -133,6 +145,12 @@ impl Ato {
             flops,
             subset,
             controller_steps: 0,
+            settle_cap: if plan.is_auto() {
+                a.settle_steps as u64
+            } else {
+                0
+            },
+            settled: 0,
             mask,
             frozen: None,
             stats: (0.0, 0.0, 0),
@@ -153,18 +171,49 @@ impl Ato {
 
     /// The mask of epoch `epoch` as `ato.epoch_mask` draws it from the controller now.
     pub fn epoch_mask(&self, epoch: usize) -> Result<Mask, TrainError> {
+        self.draw_mask(epoch, 0)
+    }
+
+    /// Draw `attempt` of the mask of epoch `epoch` (attempt 0 is the epoch's own mask; later
+    /// ones are the settling redraws).
+    fn draw_mask(&self, epoch: usize, attempt: u64) -> Result<Mask, TrainError> {
         match self.epoch_mask {
             EpochMask::Deterministic => self.current_mask(),
             EpochMask::Sampled => {
                 let z = self.controller.logits()?;
-                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[
-                    self.seed,
-                    EPOCH_MASK_STREAM,
-                    epoch as u64,
-                ]));
+                let mut stream = vec![self.seed, EPOCH_MASK_STREAM, epoch as u64];
+                if attempt > 0 {
+                    stream.push(attempt);
+                }
+                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&stream));
                 Ok(sample_masks(&z, self.controller.config(), &mut rng)?.hard_mask()?)
             }
         }
+    }
+
+    /// Settling at the end of the window: extra controller steps until the mask that will
+    /// freeze is within the tolerance of the target, or the cap is reached.
+    fn settle(&mut self, model: &Model, epoch: usize) -> Result<(), TrainError> {
+        let (rho, tol) = self.target;
+        let misses = |ato: &Self, m: &Mask| (ato.reduction(m) - rho).abs() > tol;
+        let mut candidate = match self.epoch_mask {
+            EpochMask::Sampled => self.mask.clone(),
+            EpochMask::Deterministic => self.current_mask()?,
+        };
+        let mut attempt = 0;
+        while misses(self, &candidate) && self.settled < self.settle_cap {
+            let chunk = SETTLE_CHUNK.min(self.settle_cap - self.settled);
+            for _ in 0..chunk {
+                self.controller_step(model)?;
+            }
+            self.settled += chunk;
+            attempt += 1;
+            candidate = self.draw_mask(epoch, attempt)?;
+        }
+        if self.epoch_mask == EpochMask::Sampled {
+            self.mask = candidate;
+        }
+        Ok(())
     }
 
     /// The controller steps the whole window takes.
@@ -276,13 +325,15 @@ impl Ato {
         if (got - rho).abs() > tol {
             eprintln!(
                 "warning: ATO's mask froze at epoch {} removing {:.1}% of the MACs; the target \
-                 is {:.1}% ± {:.1} ({} controller steps were planned; raise \
-                 ato.min_controller_steps, ato.controller_lr or ato.gamma)",
+                 is {:.1}% ± {:.1} ({} controller steps were planned, {} settling steps taken; \
+                 raise ato.min_controller_steps, ato.settle_steps, ato.controller_lr or \
+                 ato.gamma)",
                 self.epoch,
                 100.0 * got,
                 100.0 * rho,
                 100.0 * tol,
-                self.plan.total()
+                self.plan.total(),
+                self.settled
             );
         }
     }
@@ -321,6 +372,9 @@ impl Pruner for Ato {
         if phase.controller {
             for _ in 0..self.plan.steps_after(ctx.step) {
                 self.controller_step(ctx.model)?;
+            }
+            if self.settle_cap > 0 && self.plan.is_window_end(ctx.step) {
+                self.settle(ctx.model, ctx.epoch)?;
             }
         }
         Ok(())
@@ -373,6 +427,7 @@ impl Pruner for Ato {
             s.put_tensor(name, var.as_tensor().copy()?);
         }
         s.put_meta("controller_steps", self.controller_steps);
+        s.put_meta("settled", self.settled);
         s.put_meta(
             "epoch_mask",
             serde_json::to_string(&self.mask).expect("bools serialise"),
@@ -394,6 +449,7 @@ impl Pruner for Ato {
             var.set(s.tensor(&name)?)?;
         }
         self.controller_steps = s.meta("controller_steps")?;
+        self.settled = s.meta("settled").unwrap_or(0);
         if let Some(text) = s.meta.get("epoch_mask") {
             self.mask = serde_json::from_str(text)
                 .map_err(|e| TrainError::Io(format!("epoch mask in the checkpoint: {e}")))?;

@@ -72,6 +72,17 @@ impl ControllerPlan {
         }
     }
 
+    /// Whether global target step `step` is the last of the window.
+    pub fn is_window_end(&self, step: u64) -> bool {
+        self.window > 0 && step + 1 == self.start + self.window
+    }
+
+    /// Whether the plan promises the budget (`hyper_step = "auto"`), so the window ends with
+    /// the settling steps of [`super::Ato`].
+    pub fn is_auto(&self) -> bool {
+        matches!(self.rule, Rule::Spread(_))
+    }
+
     /// Controller steps the whole window takes.
     pub fn total(&self) -> u64 {
         match self.rule {
@@ -99,6 +110,7 @@ mod tests {
         // 400/72 = 5.56: every target step takes 5 or 6
         assert!(per_step.iter().all(|&n| n == 5 || n == 6), "{per_step:?}");
         assert_eq!(p.steps_after(23), 0);
+        assert!(p.is_auto() && p.is_window_end(95) && !p.is_window_end(94));
     }
 
     #[test]
