@@ -25,6 +25,7 @@
 //! `(seed, c)` and the epoch mask's from `(seed, e)`, so a resumed run draws exactly what an
 //! uninterrupted one would.
 
+mod masks;
 pub mod plan;
 
 use super::{Pruner, PrunerStats, StepContext};
@@ -32,14 +33,14 @@ use crate::config::{CeMask, EpochMask, Projector, RunConfig};
 use crate::objective::cross_entropy;
 use crate::schedule::AtoSchedule;
 use crate::TrainError;
-use ato_controller::{eval_masks, sample_masks, Controller, ControllerConfig, FlopsRegulariser};
+use ato_controller::{sample_masks, Controller, ControllerConfig, FlopsRegulariser};
 use ato_data::{mix_seed, Dataset, Loader, LoaderConfig};
 use ato_models::Model;
 use ato_optim::{
     AdamW, AdamWConfig, DecayRule, GroupProx, GroupSet, HalfSpaceStep, Optimizer, ParamSet,
     StateDict,
 };
-use ato_zig::{KeptChannels, Mask, WidthPolynomial};
+use ato_zig::{Mask, WidthPolynomial};
 use candle_core::Device;
 use plan::ControllerPlan;
 use rand::SeedableRng;
@@ -163,73 +164,9 @@ impl Ato {
         self.flops.target()
     }
 
-    /// The controller's deterministic mask now.
-    pub fn current_mask(&self) -> Result<Mask, TrainError> {
-        let z = self.controller.logits()?;
-        Ok(eval_masks(&z, self.controller.config())?)
-    }
-
-    /// The mask of epoch `epoch` as `ato.epoch_mask` draws it from the controller now.
-    pub fn epoch_mask(&self, epoch: usize) -> Result<Mask, TrainError> {
-        self.draw_mask(epoch, 0)
-    }
-
-    /// Draw `attempt` of the mask of epoch `epoch` (attempt 0 is the epoch's own mask; later
-    /// ones are the settling redraws).
-    fn draw_mask(&self, epoch: usize, attempt: u64) -> Result<Mask, TrainError> {
-        match self.epoch_mask {
-            EpochMask::Deterministic => self.current_mask(),
-            EpochMask::Sampled => {
-                let z = self.controller.logits()?;
-                let mut stream = vec![self.seed, EPOCH_MASK_STREAM, epoch as u64];
-                if attempt > 0 {
-                    stream.push(attempt);
-                }
-                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&stream));
-                Ok(sample_masks(&z, self.controller.config(), &mut rng)?.hard_mask()?)
-            }
-        }
-    }
-
-    /// Settling at the end of the window: extra controller steps until the mask that will
-    /// freeze is within the tolerance of the target, or the cap is reached.
-    fn settle(&mut self, model: &Model, epoch: usize) -> Result<(), TrainError> {
-        let (rho, tol) = self.target;
-        let misses = |ato: &Self, m: &Mask| (ato.reduction(m) - rho).abs() > tol;
-        let mut candidate = match self.epoch_mask {
-            EpochMask::Sampled => self.mask.clone(),
-            EpochMask::Deterministic => self.current_mask()?,
-        };
-        let mut attempt = 0;
-        while misses(self, &candidate) && self.settled < self.settle_cap {
-            let chunk = SETTLE_CHUNK.min(self.settle_cap - self.settled);
-            for _ in 0..chunk {
-                self.controller_step(model)?;
-            }
-            self.settled += chunk;
-            attempt += 1;
-            candidate = self.draw_mask(epoch, attempt)?;
-        }
-        if self.epoch_mask == EpochMask::Sampled {
-            self.mask = candidate;
-        }
-        Ok(())
-    }
-
     /// The controller steps the whole window takes.
     pub fn planned_controller_steps(&self) -> u64 {
         self.plan.total()
-    }
-
-    /// The MACs reduction of `mask` (at least one channel kept per gate, as compaction does).
-    fn reduction(&self, mask: &Mask) -> f64 {
-        let full = self.macs.eval(&mask.widths()) as f64;
-        1.0 - self.macs.eval(&KeptChannels::from_mask(mask).widths()) as f64 / full
-    }
-
-    /// The frozen mask, once T_end has passed.
-    pub fn frozen_mask(&self) -> Option<&Mask> {
-        self.frozen.as_ref()
     }
 
     /// One controller step on the next batch of D_c.
@@ -314,28 +251,6 @@ impl Ato {
             }
         }
         Ok(())
-    }
-}
-
-impl Ato {
-    /// The budget check at T_end: one warning line when the frozen mask misses the target.
-    fn check_target(&self, frozen: &Mask) {
-        let (rho, tol) = self.target;
-        let got = self.reduction(frozen);
-        if (got - rho).abs() > tol {
-            eprintln!(
-                "warning: ATO's mask froze at epoch {} removing {:.1}% of the MACs; the target \
-                 is {:.1}% ± {:.1} ({} controller steps were planned, {} settling steps taken; \
-                 raise ato.min_controller_steps, ato.settle_steps, ato.controller_lr or \
-                 ato.gamma)",
-                self.epoch,
-                100.0 * got,
-                100.0 * rho,
-                100.0 * tol,
-                self.plan.total(),
-                self.settled
-            );
-        }
     }
 }
 
