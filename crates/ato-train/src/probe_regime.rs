@@ -138,6 +138,18 @@ mod tests {
     use super::*;
     use ato_optim::bounds::{assess, Theorem};
 
+    /// A default config for `method` with `mode` probes.
+    fn config(method: Method, mode: ProbeMode) -> RunConfig {
+        RunConfig {
+            method,
+            convergence: crate::config::ConvergenceSection {
+                mode,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
     fn violated(cfg: &RunConfig, epoch: usize) -> Vec<&'static str> {
         let t = crate::recipe::theorem(cfg);
         assess(t, &run_regime(cfg, epoch))
@@ -149,11 +161,9 @@ mod tests {
 
     #[test]
     fn theorem_mode_starts_at_t_end_and_is_in_regime_there_for_sgd() {
-        let mut cfg = RunConfig::default();
-        cfg.method = Method::Ato;
+        let mut cfg = config(Method::Ato, ProbeMode::Theorem);
         cfg.train.epochs = 10;
         cfg.optim.momentum = 0.0;
-        cfg.convergence.mode = ProbeMode::Theorem;
         let t_end = cfg.schedule().t_end;
         assert_eq!(t_end, 5, "0.51 of 10 epochs");
         assert_eq!(first_probe_epoch(&cfg), 5);
@@ -169,10 +179,8 @@ mod tests {
 
     #[test]
     fn theorem_mode_rejects_momentum_and_a_t_end_at_the_end_with_one_line() {
-        let mut cfg = RunConfig::default();
-        cfg.method = Method::Ato;
+        let mut cfg = config(Method::Ato, ProbeMode::Theorem);
         cfg.train.epochs = 10;
-        cfg.convergence.mode = ProbeMode::Theorem;
         let e = check_theorem_mode(&cfg).unwrap_err().to_string();
         assert!(e.contains("optim.momentum = 0") && !e.contains('\n'), "{e}");
         cfg.optim.momentum = 0.0;
@@ -183,12 +191,10 @@ mod tests {
 
     #[test]
     fn adamw_names_what_the_trainer_step_does_not_satisfy() {
-        let mut cfg = RunConfig::default();
-        cfg.method = Method::Dense;
+        let mut cfg = config(Method::Dense, ProbeMode::Theorem);
         cfg.optim.name = OptimizerName::Adamw;
         cfg.optim.momentum = 0.0;
         cfg.optim.schedule = DecayKind::Constant;
-        cfg.convergence.mode = ProbeMode::Theorem;
         assert_eq!(crate::recipe::theorem(&cfg), Theorem::AdaptiveProximalSgd);
         assert_eq!(
             violated(&cfg, 0),
