@@ -32,6 +32,7 @@ pub mod finish;
 pub mod mixup;
 pub mod objective;
 pub mod probe;
+pub mod probe_regime;
 pub mod pruner;
 pub mod recipe;
 pub mod records;

@@ -1,9 +1,10 @@
 //! The run's side of the convergence probes (DESIGN.md §6): a fixed set of probe batches
-//! (the first training images, evaluation transform), the train-mode loss and gradients on
-//! them with the BN running statistics restored afterwards, mask flips between probes, and
-//! the rows of `convergence.csv`.
+//! (monitor mode: the first training images, evaluation transform; theorem mode: training
+//! batches drawn once with the training transform, seeded), the train-mode loss and gradients
+//! on them with the BN running statistics restored afterwards, the first probed step
+//! ([`crate::probe_regime`]), mask flips between probes, and the rows of `convergence.csv`.
 
-use crate::config::RunConfig;
+use crate::config::{ProbeMode, RunConfig};
 use crate::objective::cross_entropy;
 use crate::pruner::Pruner;
 use crate::recipe;
@@ -14,13 +15,15 @@ use ato_data::{Dataset, Loader, LoaderConfig};
 use ato_models::{is_buffer, Model};
 use ato_optim::{
     ConvergenceProbe, ConvergenceRow, GroupSet, Optimizer, ParamSet, ProbeConfig, ProbeInputs,
-    StateDict,
+    RunRegime, StateDict,
 };
 use ato_zig::Mask;
 use candle_core::Tensor;
 use std::path::{Path, PathBuf};
 
 const PROBE_FILE: &str = "probe.safetensors";
+/// Mixed into the run's seed for the probe batches of theorem mode.
+const PROBE_SEED: u64 = 0x5052_4f42_4553;
 
 /// Probes of one run and the rows they wrote.
 pub struct RunProbe {
@@ -32,15 +35,19 @@ pub struct RunProbe {
     rows: Vec<ConvergenceRow>,
     last_kept: Option<Mask>,
     path: PathBuf,
+    /// The global step of the first probe (the first step of the first probed epoch).
+    first_step: u64,
 }
 
 impl RunProbe {
-    /// The probe of a run, or `None` when `convergence.every = 0`.
+    /// The probe of a run of `steps_per_epoch` steps per epoch, or `None` when
+    /// `convergence.every = 0`.
     pub fn new(
         cfg: &RunConfig,
         model: &Model,
         train: &Dataset,
         run_dir: &RunDir,
+        steps_per_epoch: usize,
     ) -> Result<Option<Self>, TrainError> {
         let c = &cfg.convergence;
         if c.every == 0 {
@@ -54,11 +61,16 @@ impl RunProbe {
             },
             recipe::theorem(cfg),
         )?;
-        let loader = Loader::new(
-            train,
-            LoaderConfig::eval(cfg.train.batch_size),
-            model.device(),
-        )?;
+        let bs = cfg.train.batch_size;
+        let loader_config = match c.mode {
+            ProbeMode::Monitor => LoaderConfig::eval(bs),
+            // the training transform, drawn once: fixed batches of the training distribution
+            ProbeMode::Theorem => LoaderConfig {
+                workers: 0,
+                ..LoaderConfig::train(bs, cfg.seed ^ PROBE_SEED)
+            },
+        };
+        let loader = Loader::new(train, loader_config, model.device())?;
         let available = loader.batches_per_epoch();
         if available < c.batches {
             return Err(TrainError::Config(format!(
@@ -81,17 +93,32 @@ impl RunProbe {
             rows: Vec::new(),
             last_kept: None,
             path: run_dir.convergence_file(),
+            first_step: (crate::probe_regime::first_probe_epoch(cfg) * steps_per_epoch) as u64,
         }))
     }
 
-    /// Records the learning rate of a step.
-    pub fn record_step(&mut self, lr: f64) {
-        self.probe.record_step(lr);
+    /// Declares the run's regime (the facts of the epoch about to run); rows report against it.
+    pub fn set_regime(&mut self, regime: RunRegime) {
+        self.probe.set_regime(regime);
     }
 
-    /// Whether a probe is due after `steps` steps (and before the first one).
+    /// Whether the first probe is due now, before the step `steps` (0-based) is taken.
+    pub fn starts_at(&self, steps: u64) -> bool {
+        steps == self.first_step
+    }
+
+    /// Records the learning rate of step `step` (0-based); steps before the first probe are
+    /// not covered and not recorded.
+    pub fn record_step(&mut self, step: u64, lr: f64) {
+        if step >= self.first_step {
+            self.probe.record_step(lr);
+        }
+    }
+
+    /// Whether a probe is due after `steps` steps: every `convergence.every` steps counted
+    /// from the first probe.
     pub fn due(&self, steps: u64) -> bool {
-        steps == 0 || self.probe.due(steps)
+        steps > self.first_step && self.probe.due(steps - self.first_step)
     }
 
     /// Measures now and rewrites `convergence.csv`.

@@ -33,6 +33,10 @@ pub struct RunOptions {
     pub stop_after_epochs: Option<usize>,
     /// Stop (as if killed mid-epoch, nothing saved) when this many steps are done.
     pub stop_at_step: Option<u64>,
+    /// Negative control of the convergence checks (tests only): the sign of the group prox's
+    /// shrinkage is flipped after every step ([`crate::probe_regime::flip_prox_sign`]), so the
+    /// step is not the one the theorems analyse and the checks must report it.
+    pub broken_prox: bool,
 }
 
 /// Everything a running loop holds.
@@ -45,6 +49,8 @@ struct Loop<'a> {
     pruner: Box<dyn Pruner>,
     probe: Option<RunProbe>,
     state: RunState,
+    /// [`RunOptions::broken_prox`].
+    broken_prox: bool,
 }
 
 impl<'a> Loop<'a> {
@@ -54,6 +60,7 @@ impl<'a> Loop<'a> {
         data: &RunData,
         device: &Device,
         run_dir: &RunDir,
+        broken_prox: bool,
     ) -> Result<Self, TrainError> {
         let model = Model::new(&cfg.model_config(), device, cfg.seed)?;
         let groups = GroupSet::new(model.gates(), &model.named_vars())?;
@@ -67,7 +74,13 @@ impl<'a> Loop<'a> {
                 &data.train_set,
                 data.train.batches_per_epoch(),
             )?,
-            probe: RunProbe::new(cfg, &model, &data.train_set, run_dir)?,
+            probe: RunProbe::new(
+                cfg,
+                &model,
+                &data.train_set,
+                run_dir,
+                data.train.batches_per_epoch(),
+            )?,
             groups,
             model,
             state: RunState {
@@ -75,6 +88,7 @@ impl<'a> Loop<'a> {
                 global_step: 0,
                 seconds: 0.0,
             },
+            broken_prox,
         })
     }
 
@@ -114,10 +128,14 @@ impl<'a> Loop<'a> {
             epoch,
             step: t,
         })?;
+        if self.broken_prox {
+            let penalty = self.pruner.penalty(&self.groups, epoch);
+            crate::probe_regime::flip_prox_sign(&self.groups, &penalty, lr)?;
+        }
         tally.add(&logits.detach(), &batch.labels, value)?;
         self.state.global_step += 1;
         let due = self.probe.as_mut().is_some_and(|p| {
-            p.record_step(lr);
+            p.record_step(t, lr);
             p.due(self.state.global_step)
         });
         if due {
@@ -174,9 +192,13 @@ impl<'a> Loop<'a> {
         let started = Instant::now();
         let epochs = self.cfg.train.epochs;
         self.pruner.begin_epoch(epoch)?;
-        if self.state.global_step == 0 {
-            let lr0 = self.lr.lr(0);
-            self.measure_probe(lr0, 0)?;
+        let t = self.state.global_step;
+        let starts = self.probe.as_mut().is_some_and(|p| {
+            p.set_regime(crate::probe_regime::run_regime(self.cfg, epoch));
+            p.starts_at(t)
+        });
+        if starts {
+            self.measure_probe(self.lr.lr(t), epoch)?;
         }
         let bar = progress_bar(opts.progress, data.train.batches_per_epoch(), epoch, epochs);
         let mut tally = Tally::default();
@@ -264,7 +286,7 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
     let device = select_device(&cfg.device)?;
     let data = RunData::open(cfg, &device)?;
     let run_dir = RunDir::of(cfg);
-    let mut lp = Loop::new(cfg, &data, &device, &run_dir)?;
+    let mut lp = Loop::new(cfg, &data, &device, &run_dir, opts.broken_prox)?;
     std::fs::create_dir_all(run_dir.path())
         .map_err(|e| TrainError::Io(format!("{}: {e}", run_dir.path().display())))?;
     write_text_atomically(&run_dir.config_file(), &cfg.to_toml())?;

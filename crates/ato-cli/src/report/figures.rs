@@ -1,5 +1,6 @@
 //! The report's figures: accuracy vs FLOPs reduction, test accuracy over epochs, one plot per
-//! ablation axis and the convergence ratio over training, as PNG files beside the report.
+//! ablation axis and the convergence figures ([`super::convergence`]), as PNG files beside the
+//! report.
 
 use super::plots::{draw, Chart, Mark, Series};
 use super::selection::Report;
@@ -20,7 +21,7 @@ pub struct Figure {
 
 impl Report<'_> {
     /// Draws one figure into `dir/file` and returns it with its link relative to the report.
-    fn figure(
+    pub(super) fn figure(
         &self,
         dir: &Path,
         file: &str,
@@ -107,68 +108,12 @@ impl Report<'_> {
                 &curves,
             )?);
 
-            let ratio: Vec<Series> = shown
-                .iter()
-                .filter(|r| r.convergence.iter().any(|c| c.lhs_rhs_ratio.is_finite()))
-                .map(|r| Series {
-                    name: format!("{} ({})", r.summary.method, r.convergence[0].theorem),
-                    points: r
-                        .convergence
-                        .iter()
-                        .map(|c| (c.step as f64, c.lhs_rhs_ratio))
-                        .collect(),
-                    mark: Mark::LineAndPoints,
-                })
-                .collect();
-            // where the bound stops saying anything: the first probe (after the start) whose
-            // step condition η < 2ρ/L̂ fails
-            let undefined: Vec<String> = shown
-                .iter()
-                .filter_map(|r| {
-                    let c = r
-                        .convergence
-                        .iter()
-                        .skip(1)
-                        .find(|c| !c.lhs_rhs_ratio.is_finite())?;
-                    Some(format!("{} from step {}", r.summary.method, c.step))
-                })
-                .collect();
-            let note = (!undefined.is_empty()).then(|| {
-                format!(
-                    "LHS/RHS is undefined where the step condition η < 2ρ/L̂ fails or the \
-                     regulariser just changed (the bound restarts): {}. For Adam-type runs \
-                     ρ̂ = min √v̂ + ε is small, so the adaptive bound often says nothing \
-                     (see `ato_optim::bounds`).",
-                    undefined.join(", ")
-                )
-            });
-            let title = format!("{model} on {dataset}: LHS/RHS of the convergence bound");
-            if ratio.is_empty() {
-                if let Some(note) = note {
-                    figs.push(Figure {
-                        title,
-                        link: String::new(),
-                        note: Some(note),
-                    });
-                }
-            } else {
-                let file = format!("convergence_{tag}.png");
-                let mut fig = self.figure(
-                    dir,
-                    &file,
-                    Chart {
-                        title: &title,
-                        x_label: "optimiser step",
-                        y_label: "LHS / RHS",
-                        log_y: true,
-                        reference_y: Some(1.0),
-                        legend: SeriesLabelPosition::UpperRight,
-                    },
-                    &ratio,
-                )?;
-                fig.note = note;
-                figs.push(fig);
-            }
+            figs.extend(self.convergence_figures(
+                dir,
+                &tag,
+                (model.as_str(), dataset.as_str()),
+                &shown,
+            )?);
         }
         for ab in self.ablations() {
             let pts = |f: fn(&RunRecord) -> Option<f64>| -> Vec<(f64, f64)> {

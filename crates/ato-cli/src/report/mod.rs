@@ -9,6 +9,7 @@
 //!   ratio LHS/RHS over training;
 //! - every run, for completeness.
 
+mod convergence;
 mod figures;
 mod markdown;
 mod plots;

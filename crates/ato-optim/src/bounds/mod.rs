@@ -113,6 +113,27 @@
 //! never has zero weight; a change of h restarts both checks at that probe, finite. Where the
 //! step condition fails the theorems say nothing: `rhs` and the ratio are NaN from then until
 //! the next restart, the window's descent terms are NaN, and `step_condition = false`.
+//!
+//! # Which runs satisfy which assumptions
+//!
+//! The trainer declares its facts per epoch ([`RunRegime`], `ato_train::probe_regime`) and
+//! [`assess`] turns them into the `violated` column. With `convergence.mode = "theorem"`
+//! (momentum 0, probes from the epoch h is fixed, probe batches with the training transform,
+//! every step's η fed to the bound):
+//!
+//! | run | Theorem | outside the assumptions |
+//! |---|---|---|
+//! | dense or ATO (`projector = "prox"`), SGD | A | nothing (per row: the step condition) |
+//! | dense or ATO, AdamW | B | `preconditioner_from_past` (v̂ includes G_k), `prox_in_metric` (Euclidean prox), `no_decoupled_decay` when wd > 0 |
+//! | OTO (HSPG), OTOv2 (DHSPG), ATO half-space | A/B | `step_is_prox`: reference lines only |
+//!
+//! (A1) L-smoothness, (A3) Ψ_low and (A4) unbiasedness are assumed, not checkable: L̂ is a
+//! secant (a lower bound of L), Ψ_low = 0 (cross-entropy and norms are ≥ 0), σ̂² the sample
+//! variance over the probe batches. With `mode = "monitor"` (the default) rows before T_end add
+//! `regulariser_fixed`, runs with momentum `momentum_zero`, and every row `probe_transform`.
+//!
+//! *Replaced column.* `adam_min_sqrt_v` (min √v̂ + ε over all coordinates) is gone: it is
+//! `rho_all`, and the ρ̂ of Theorem B is `rho_free`, the minimum over the free coordinates.
 
 mod inequalities;
 mod regime;

@@ -254,14 +254,31 @@ impl Default for Otov2Section {
     }
 }
 
+/// What the convergence probes measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeMode {
+    /// Probe the whole run as configured (evaluation transform on the probe batches); rows
+    /// outside the theorems' assumptions say which ones they violate.
+    Monitor,
+    /// The theorems' regime: optim.momentum must be 0; probes start where h is fixed (ATO: at
+    /// T_end, OTO: at n_p, OTOv2: at its start epoch, dense: at step 0); probe batches use the
+    /// training transform; the learning rate of every step is fed to the bound.
+    Theorem,
+}
+
 /// `[convergence]`: the probes of DESIGN.md §6.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConvergenceSection {
-    /// Probe every this many optimiser steps (and once before training); 0 = off.
+    /// Probe every this many optimiser steps (and once at the start of the measured window);
+    /// 0 = off.
     pub every: u64,
     /// Fixed probe mini-batches per measurement (≥ 2).
     pub batches: usize,
+    /// monitor (the whole run, as configured) | theorem (the theorems' regime: momentum 0,
+    /// from the epoch h is fixed, training transform on the probe batches).
+    pub mode: ProbeMode,
 }
 
 impl Default for ConvergenceSection {
@@ -269,6 +286,7 @@ impl Default for ConvergenceSection {
         Self {
             every: 100,
             batches: 4,
+            mode: ProbeMode::Monitor,
         }
     }
 }
