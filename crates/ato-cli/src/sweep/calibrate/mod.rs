@@ -8,7 +8,9 @@
 //! - OTO's knob is `oto.lambda` (log scale), OTOv2's `otov2.target_group_sparsity`; each is
 //!   searched with pilot runs ([`search::search`]) until the pilot's reduction is within
 //!   ±1 point of the reference. HESSO and magnitude aim at `prune.target_flops_reduction` by
-//!   construction: it is set to the reference, no pilots.
+//!   construction: it is set to the reference, no pilots. Every matched run's
+//!   `prune.target_flops_reduction` becomes the reference, so `target_met` in `summary.csv`
+//!   judges it against the budget it was matched to.
 //! - Results are cached in `<sweep dir>/calibration.csv` (method, key, knob, value, achieved,
 //!   reference, status, pilots), keyed by the run's settings without seed and knob: one
 //!   search serves every seed, and a second `ato sweep` runs no pilots. A cached row is
@@ -170,11 +172,13 @@ pub fn apply(
     };
     let mut lines = Vec::new();
     for i in 0..runs.len() {
-        let cfg = runs[i].config.clone();
+        let mut cfg = runs[i].config.clone();
         let Some((knob_name, scale)) = knob(cfg.method) else {
             continue;
         };
         let reference = reference_of(&cfg, runs, achieved);
+        // every matched run is judged against the reference (`target_met` in summary.csv)
+        cfg.prune.target_flops_reduction = reference;
         let pilot_epochs = settings.pilot_epochs.unwrap_or(cfg.train.epochs);
         let k = key(&cfg, pilot_epochs);
         let cached = cache
@@ -228,6 +232,7 @@ pub fn apply(
                 continue;
             }
         };
+        runs[i].config.prune.target_flops_reduction = reference;
         set(&mut runs[i].config, row.value);
         lines.push(format!(
             "{}: {} = {:.4e} → FLOPs −{:.1}% vs reference −{:.1}% ({:?}, {} pilot runs{})",
