@@ -168,7 +168,8 @@ fn settings(s: &ato_train::SummaryRow) -> String {
         parts.push(format!("T={a}..{b}"));
     }
     if let Some(r) = s.target_flops_reduction {
-        parts.push(format!("ρ={}", num(r)));
+        // a matched target is a measured reduction: three decimals are plenty
+        parts.push(format!("ρ={}", num((r * 1000.0).round() / 1000.0)));
     }
     if parts.is_empty() {
         "–".into()
