@@ -38,7 +38,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train one run (dense | ato | oto | otov2), prune, compact and evaluate.
+    /// Train one run (dense | ato | oto | otov2 | hesso | magnitude), prune, compact and evaluate.
     Train(train_cmd::TrainArgs),
     /// Run a sweep of runs (skips finished ones, resumes interrupted ones).
     Sweep(sweep::SweepArgs),

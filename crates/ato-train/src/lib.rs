@@ -6,7 +6,7 @@
 //!   key; [`AtoSchedule`] resolves ATO's epochs (when the controller learns, when the proximal
 //!   step starts, when the mask freezes) and λ's schedule.
 //! - [`trainer::run`]: the loop, the same for every method — target steps (base optimiser step,
-//!   then the method's [`Pruner`]: `pruner::{dense, ato, oto, otov2}`), one `metrics.csv` row
+//!   then the method's [`Pruner`]: `pruner::{dense, ato, oto, otov2, hesso, magnitude}`), one `metrics.csv` row
 //!   and one checkpoint per epoch, convergence probes every K steps ([`probe`]), and at the end
 //!   hard zeroing, compaction and evaluation of the compact model ([`finish`]).
 //! - [`RunDir`]: the run folder and the name of every file in it, and the run's

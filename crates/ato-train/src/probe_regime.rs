@@ -11,14 +11,19 @@ use candle_core::Tensor;
 /// The first epoch from which the h the method hands the probe no longer changes: ATO from
 /// T_end (the mask is frozen; later than T_end if the prox or the λ switch starts later),
 /// OTO from `n_p` (the half-space stage), OTOv2 from its start epoch (the redundant set is
-/// fixed; h drops to 0 once the target is met, which the probe sees as a restart), dense from 0
-/// (h = 0). May be ≥ `train.epochs`: h is then never fixed.
+/// fixed; h drops to 0 once the target is met, which the probe sees as a restart), HESSO after
+/// its last pruning period and magnitude from the epoch after its pruning (h is the indicator
+/// of the pruned groups being zero), dense from 0 (h = 0). May be ≥ `train.epochs`: h is then never fixed.
 pub fn regulariser_fixed_from(cfg: &RunConfig) -> usize {
     let e = cfg.train.epochs;
     match cfg.method {
         Method::Dense => 0,
         Method::Oto => cfg.oto_n_p(),
         Method::Otov2 => cfg.otov2_start(),
+        // the pruned groups are held at exact zero once the last period has ended
+        Method::Hesso => cfg.hesso_start() + cfg.hesso_pruning_epochs(),
+        // from the epoch after the one-off pruning
+        Method::Magnitude => cfg.magnitude_prune_epoch() + 1,
         Method::Ato => {
             let s = cfg.schedule();
             let mut from = s.t_end;
@@ -82,6 +87,9 @@ pub fn run_regime(cfg: &RunConfig, epoch: usize) -> RunRegime {
         Method::Ato => cfg.ato.projector == Projector::Prox,
         // HSPG's and DHSPG's steps are half-space projections, not prox steps of their λ
         Method::Oto | Method::Otov2 => false,
+        // once pruned, zeroing the pruned groups each step is the prox of h = the indicator
+        // of {x_g = 0 for the pruned g}
+        Method::Hesso | Method::Magnitude => true,
     };
     let constant = o.schedule == DecayKind::Constant && o.warmup_epochs <= epoch;
     RunRegime {

@@ -130,6 +130,7 @@ impl Report<'_> {
                 .filter(|p| p.1.is_finite())
                 .collect(),
             mark: Mark::Line,
+            spread: Vec::new(),
         };
         let ratio: Vec<Series> = probed
             .iter()

@@ -3,12 +3,16 @@
 //! report.
 
 use super::plots::{draw, Chart, Mark, Series};
+use super::seeds::{same_but_seed, Spread};
 use super::selection::Report;
 use super::RunRecord;
 use anyhow::Result;
 use plotters::chart::SeriesLabelPosition;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// Mean points and their one-std spreads, in x and y.
+type PointsWithSpread = (Vec<(f64, f64)>, Vec<(f64, f64)>);
 
 /// A figure written next to the report.
 pub struct Figure {
@@ -42,22 +46,30 @@ impl Report<'_> {
         let main = self.main_rows();
         for ((dataset, model), runs) in &self.groups {
             let tag = format!("{dataset}_{model}");
-            let mut by_method: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+            // one point per setting: the mean over its seeds, error bars of one std
+            let mut by_method: BTreeMap<&str, PointsWithSpread> = BTreeMap::new();
+            let mut seen: Vec<&RunRecord> = Vec::new();
             for r in runs {
-                let s = &r.summary;
-                if let (Some(f), Some(t)) = (s.flops_reduction, s.top1) {
-                    by_method
-                        .entry(&s.method)
-                        .or_default()
-                        .push((100.0 * f, 100.0 * t));
+                if seen.iter().any(|o| same_but_seed(&o.summary, &r.summary)) {
+                    continue;
+                }
+                seen.push(r);
+                let mates = self.seed_mates(r);
+                let f = Spread::over(&mates, |s| s.flops_reduction);
+                let t = Spread::over(&mates, |s| s.top1);
+                if let (Some(f), Some(t)) = (f, t) {
+                    let entry = by_method.entry(&r.summary.method).or_default();
+                    entry.0.push((100.0 * f.mean, 100.0 * t.mean));
+                    entry.1.push((100.0 * f.std, 100.0 * t.std));
                 }
             }
             let series: Vec<Series> = by_method
                 .into_iter()
-                .map(|(m, points)| Series {
+                .map(|(m, (points, spread))| Series {
                     name: m.into(),
                     points,
                     mark: Mark::Points,
+                    spread,
                 })
                 .collect();
             let file = format!("accuracy_vs_flops_{tag}.png");
@@ -90,6 +102,7 @@ impl Report<'_> {
                         .map(|m| ((m.epoch + 1) as f64, 100.0 * m.masked_top1))
                         .collect(),
                     mark: Mark::Line,
+                    spread: Vec::new(),
                 })
                 .collect();
             let file = format!("curves_{tag}.png");
@@ -127,11 +140,13 @@ impl Report<'_> {
                     name: "top-1 (%)".into(),
                     points: pts(|r| r.summary.top1),
                     mark: Mark::LineAndPoints,
+                    spread: Vec::new(),
                 },
                 Series {
                     name: "FLOPs reduction (%)".into(),
                     points: pts(|r| r.summary.flops_reduction),
                     mark: Mark::LineAndPoints,
+                    spread: Vec::new(),
                 },
             ];
             let file = format!(

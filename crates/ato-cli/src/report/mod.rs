@@ -2,7 +2,8 @@
 //! folders) into `paper/<sweep>.md` and PNG plots in `paper/figures/<sweep>/`:
 //!
 //! - the main table: per data set, model and method, top-1, FLOPs↓ and params↓ of the run at
-//!   the sweep's central settings, with published numbers beside it where the same row exists;
+//!   the sweep's central settings (mean ± std over its seeds, and n), whether its FLOPs↓ is
+//!   matched to the reference (±1 point) or the gap, with published numbers beside it;
 //! - one ablation table (and plot) per ATO axis that the sweep varies (λ, γ, T_start, T_end),
 //!   the other axes held at their central values;
 //! - accuracy vs FLOPs reduction per method, test accuracy over epochs, and the convergence
@@ -12,8 +13,10 @@
 mod convergence;
 mod figures;
 mod markdown;
+mod matched;
 mod plots;
 mod published;
+mod seeds;
 mod selection;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -82,7 +85,11 @@ pub fn run_cmd(args: &ReportArgs) -> Result<()> {
     let records = collect(&dir)?;
     let figures = args.out.join("figures").join(&name);
     std::fs::create_dir_all(&figures).map_err(|e| anyhow!("{}: {e}", figures.display()))?;
-    let report = selection::Report::new(&name, &records);
+    let mut report = selection::Report::new(&name, &records);
+    let calibration = dir.join(crate::sweep::calibrate::CALIBRATION_FILE);
+    if calibration.is_file() {
+        report.calibration = read_csv(&calibration)?;
+    }
     let images = report.draw_figures(&figures)?;
     let md = report.markdown(&args.dir.display().to_string(), &images);
     let path = args.out.join(format!("{name}.md"));

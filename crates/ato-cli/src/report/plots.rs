@@ -21,6 +21,8 @@ pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     pub mark: Mark,
+    /// Per point, one std in x and in y, drawn as error bars (empty: none).
+    pub spread: Vec<(f64, f64)>,
 }
 
 /// A chart's labels and axis scales.
@@ -96,7 +98,20 @@ fn bounds(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
 pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
     register_font();
     let err = |e: &dyn std::fmt::Display| anyhow!("plot {}: {e}", path.display());
-    let all = || series.iter().flat_map(|s| s.points.iter().copied());
+    // the error bars' ends count towards the axes
+    let all = || {
+        series.iter().flat_map(|s| {
+            let spread = s
+                .spread
+                .iter()
+                .copied()
+                .chain(std::iter::repeat((0.0, 0.0)));
+            s.points
+                .iter()
+                .zip(spread)
+                .flat_map(|(&(x, y), (sx, sy))| [(x, y), (x - sx, y - sy), (x + sx, y + sy)])
+        })
+    };
     let mut ys: Vec<f64> = all().map(|p| p.1).collect();
     ys.extend(chart.reference_y);
     let (x0, x1) = bounds(all().map(|p| p.0), false);
@@ -144,6 +159,22 @@ pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
                         .legend(move |(x, y)| {
                             PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                         });
+                }
+                for (&(x, y), &(sx, sy)) in s.points.iter().zip(&s.spread) {
+                    if sy > 0.0 {
+                        ctx.draw_series(std::iter::once(PathElement::new(
+                            vec![(x, y - sy), (x, y + sy)],
+                            color.stroke_width(1),
+                        )))
+                        .map_err(|e| err(&e))?;
+                    }
+                    if sx > 0.0 {
+                        ctx.draw_series(std::iter::once(PathElement::new(
+                            vec![(x - sx, y), (x + sx, y)],
+                            color.stroke_width(1),
+                        )))
+                        .map_err(|e| err(&e))?;
+                    }
                 }
                 if matches!(s.mark, Mark::Points | Mark::LineAndPoints) {
                     let anno = ctx

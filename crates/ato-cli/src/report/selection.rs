@@ -59,6 +59,8 @@ pub struct Report<'a> {
     pub(super) all: &'a [RunRecord],
     /// Finished runs per (data set, model), in sweep order.
     pub(super) groups: BTreeMap<(String, String), Vec<&'a RunRecord>>,
+    /// The sweep's matched-FLOPs searches (`calibration.csv`), if any.
+    pub(super) calibration: Vec<crate::sweep::calibrate::CalibrationRow>,
 }
 
 /// The most common value (first seen wins ties), ignoring runs without one.
@@ -83,7 +85,12 @@ impl<'a> Report<'a> {
                 .or_default()
                 .push(r);
         }
-        Self { name, all, groups }
+        Self {
+            name,
+            all,
+            groups,
+            calibration: Vec::new(),
+        }
     }
 
     /// The central ATO settings of a group: the most common value of each axis.

@@ -5,8 +5,10 @@
 //! checkpoint, a failing run is recorded with `status=failed` and the sweep goes on, and
 //! `results/<sweep>/summary.csv` is rewritten atomically after every run. `--shard i/n` runs
 //! every n-th run starting at i, so n processes (or a SLURM job array, `--slurm`) share a
-//! sweep.
+//! sweep. `seeds`, `[per_method.*]` and `match_flops` are described in [`spec`] and
+//! [`calibrate`].
 
+pub mod calibrate;
 pub mod spec;
 
 use crate::layers;
@@ -78,11 +80,20 @@ pub struct PlannedRun {
 pub fn plan(sweep: &spec::Sweep, overrides: &[String]) -> Result<Vec<PlannedRun>> {
     let mut out: Vec<PlannedRun> = Vec::new();
     for (i, r) in sweep.runs.iter().enumerate() {
-        let fig = layers::finish(layers::base(r.base.as_deref(), &r.values)?, overrides)?;
-        let mut cfg = layers::extract(&fig).map_err(|e| {
-            let point: Vec<String> = r.point.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            anyhow!("sweep run {} ({}): {e}", i + 1, point.join(" "))
-        })?;
+        let extract = |values: &[(String, figment::value::Value)]| -> Result<RunConfig> {
+            let fig = layers::finish(layers::base(r.base.as_deref(), values)?, overrides)?;
+            layers::extract(&fig).map_err(|e| {
+                let point: Vec<String> = r.point.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                anyhow!("sweep run {} ({}): {e}", i + 1, point.join(" "))
+            })
+        };
+        let mut cfg = extract(&r.values)?;
+        if let Some(extra) = sweep.per_method.get(cfg.method.as_str()) {
+            let mut values = r.values[..r.set_len].to_vec();
+            values.extend(extra.iter().cloned());
+            values.extend(r.values[r.set_len..].iter().cloned());
+            cfg = extract(&values)?;
+        }
         cfg.name = sweep.name.clone();
         if out.iter().all(|p| p.config.run_id() != cfg.run_id()) {
             out.push(PlannedRun {
@@ -156,18 +167,26 @@ fn slurm_script(args: &SweepArgs, runs: &[PlannedRun], sweep: &spec::Sweep) -> S
 pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     let path = spec::locate(&args.sweep)?;
     let sweep = spec::load(&path)?;
-    let runs = plan(&sweep, &args.overrides)?;
+    let mut runs = plan(&sweep, &args.overrides)?;
     let shard = args.shard.unwrap_or((0, 1));
-    let mine: Vec<&PlannedRun> = runs
-        .iter()
-        .filter(|r| r.index % shard.1 == shard.0)
-        .collect();
+    let is_mine = |i: usize| i % shard.1 == shard.0;
+    let settings = calibrate::MatchSettings {
+        pilot_epochs: sweep.pilot_epochs,
+        max_pilots: sweep.max_pilots.unwrap_or(8),
+    };
+    if sweep.match_flops && (args.dry_run || args.print_config) {
+        // the cache alone: a listing never starts a pilot run
+        let dir = sweep_dir(&runs);
+        for line in calibrate::apply(&mut runs, &dir, settings, &finished_reduction, None)? {
+            println!("{line}");
+        }
+    }
     if args.slurm {
         print!("{}", slurm_script(args, &runs, &sweep));
         return Ok(());
     }
     if args.print_config {
-        for r in &mine {
+        for r in runs.iter().filter(|r| is_mine(r.index)) {
             println!(
                 "# run {} of {}: {}\n{}",
                 r.index + 1,
@@ -190,11 +209,7 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
             println!("{}", sweep.description.trim());
         }
         for r in &runs {
-            let mark = if mine.iter().any(|m| m.index == r.index) {
-                ' '
-            } else {
-                '-'
-            };
+            let mark = if is_mine(r.index) { ' ' } else { '-' };
             println!(
                 "{mark}{:>4}  shard {}/{}  {:<11} {}  {}",
                 r.index,
@@ -209,78 +224,133 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     }
     // data problems (e.g. CIFAR not downloaded) stop the sweep before anything is written
     let mut checked = std::collections::HashSet::new();
-    for r in &mine {
+    for r in runs.iter().filter(|r| is_mine(r.index)) {
         let d = &r.config.dataset;
         if checked.insert((d.name, d.root.clone(), d.synth_train, d.synth_test)) {
             check_data(&r.config)?;
         }
     }
+    let mine = runs.iter().filter(|r| is_mine(r.index)).count();
     println!(
-        "sweep `{}`: {} runs ({} in this shard) into {}",
+        "sweep `{}`: {} runs ({mine} in this shard) into {}",
         sweep.name,
         runs.len(),
-        mine.len(),
         sweep_dir(&runs).display()
     );
-    let (mut done, mut failed) = (0, 0);
-    for (k, r) in mine.iter().enumerate() {
-        let dir = RunDir::of(&r.config);
-        let head = format!(
-            "[{}/{}] {} {}",
-            k + 1,
-            mine.len(),
-            r.config.run_id(),
-            point_text(r)
-        );
-        if dir.status() == RunStatus::Finished {
-            println!("{head}: finished earlier, skipped");
-            done += 1;
-            continue;
+    let mut tally = Tally::default();
+    // with matched FLOPs the reference (main ATO) runs go first, then the search, then the rest
+    let mut order: Vec<usize> = (0..runs.len()).filter(|&i| is_mine(i)).collect();
+    if sweep.match_flops {
+        let refs = calibrate::references(&runs);
+        order.sort_by_key(|i| !refs.contains(i));
+        for &i in order.iter().filter(|i| refs.contains(i)) {
+            run_one(&runs, i, &mut tally, mine, args.quiet);
         }
-        let opts = RunOptions {
-            progress: !args.quiet,
-            ..RunOptions::default()
-        };
-        println!("{head}");
-        // a run that panics is recorded as failed like one that returns an error: one run
-        // never stops the others
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&r.config, &opts)));
-        let error = match outcome {
-            Ok(Ok(out)) => {
-                done += 1;
-                println!("[{}/{}] {}", k + 1, mine.len(), out.summary.headline());
-                None
-            }
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(panic) => Some(format!("panicked: {}", panic_text(panic.as_ref()))),
-        };
-        if let Some(e) = error {
-            failed += 1;
-            eprintln!("{head}: failed: {e}");
-            if let Err(w) = record_failure(&r.config, &dir, &e) {
-                eprintln!("{head}: could not record the failure: {w}");
-            }
+        let dir = sweep_dir(&runs);
+        let mut pilot = |c: &RunConfig| pilot_run(c);
+        for line in calibrate::apply(
+            &mut runs,
+            &dir,
+            settings,
+            &finished_reduction,
+            Some(&mut pilot),
+        )? {
+            println!("matched FLOPs: {line}");
         }
-        // another shard may be rewriting the summary at the same time: a failure here is
-        // repaired by the next rewrite, so it only warns
-        if let Err(e) = write_summary(&runs) {
-            eprintln!(
-                "warning: {}: {e}",
-                sweep_dir(&runs).join(SUMMARY_FILE).display()
-            );
-        }
+        order.retain(|i| !refs.contains(i));
+    }
+    for i in order {
+        run_one(&runs, i, &mut tally, mine, args.quiet);
     }
     let rows = write_summary(&runs)?;
     println!(
-        "sweep `{}`: {done} finished, {failed} failed; {rows} rows in {}",
+        "sweep `{}`: {} finished, {} failed; {rows} rows in {}",
         sweep.name,
+        tally.done,
+        tally.failed,
         sweep_dir(&runs).join(SUMMARY_FILE).display()
     );
-    if failed > 0 {
-        bail!("{failed} run(s) failed; their folders hold error.txt, and running the sweep again retries them");
+    if tally.failed > 0 {
+        bail!("{} run(s) failed; their folders hold error.txt, and running the sweep again retries them", tally.failed);
     }
     Ok(())
+}
+
+/// Finished and failed runs so far.
+#[derive(Default)]
+struct Tally {
+    done: usize,
+    failed: usize,
+}
+
+/// The FLOPs reduction of a finished run of `cfg`, if any.
+fn finished_reduction(cfg: &RunConfig) -> Option<f64> {
+    RunDir::of(cfg)
+        .summary()
+        .filter(|s| s.is_finished())
+        .and_then(|s| s.flops_reduction)
+}
+
+/// A pilot run of the knob search: trained quietly into the sweep folder (a pilot with the
+/// full epochs at the final knob is the run itself), its FLOPs reduction.
+fn pilot_run(cfg: &RunConfig) -> Result<f64> {
+    if let Some(r) = finished_reduction(cfg) {
+        return Ok(r);
+    }
+    let out = run(cfg, &RunOptions::default())?;
+    out.summary
+        .flops_reduction
+        .ok_or_else(|| anyhow!("pilot {} has no FLOPs reduction", cfg.run_id()))
+}
+
+/// Runs (or skips, when finished) run `i`; a failure is recorded and counted, never raised.
+fn run_one(runs: &[PlannedRun], i: usize, tally: &mut Tally, total: usize, quiet: bool) {
+    let r = &runs[i];
+    let k = tally.done + tally.failed;
+    let dir = RunDir::of(&r.config);
+    let head = format!(
+        "[{}/{total}] {} {}",
+        k + 1,
+        r.config.run_id(),
+        point_text(r)
+    );
+    if dir.status() == RunStatus::Finished {
+        println!("{head}: finished earlier, skipped");
+        tally.done += 1;
+        return;
+    }
+    let opts = RunOptions {
+        progress: !quiet,
+        ..RunOptions::default()
+    };
+    println!("{head}");
+    // a run that panics is recorded as failed like one that returns an error: one run
+    // never stops the others
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&r.config, &opts)));
+    let error = match outcome {
+        Ok(Ok(out)) => {
+            tally.done += 1;
+            println!("[{}/{total}] {}", k + 1, out.summary.headline());
+            None
+        }
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(panic) => Some(format!("panicked: {}", panic_text(panic.as_ref()))),
+    };
+    if let Some(e) = error {
+        tally.failed += 1;
+        eprintln!("{head}: failed: {e}");
+        if let Err(w) = record_failure(&r.config, &dir, &e) {
+            eprintln!("{head}: could not record the failure: {w}");
+        }
+    }
+    // another shard may be rewriting the summary at the same time: a failure here is
+    // repaired by the next rewrite, so it only warns
+    if let Err(e) = write_summary(runs) {
+        eprintln!(
+            "warning: {}: {e}",
+            sweep_dir(runs).join(SUMMARY_FILE).display()
+        );
+    }
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {

@@ -15,6 +15,14 @@
 //!
 //! A grid may carry its own `base`. The sweep is the union of its grids, in file order, with
 //! duplicate runs (same run id) kept once; a sweep without grids is its base alone.
+//!
+//! Optional top-level keys:
+//! - `seeds = [0, 1, 2]`: every run once per seed (the report averages over them);
+//! - `[per_method.oto]` (any method): keys for that method's runs only, after `[set]` and
+//!   before the grid point, e.g. `optim.momentum = 0.0` where the authors ran without momentum;
+//! - `match_flops = true`: put every baseline at the FLOPs reduction of the sweep's ATO runs
+//!   ([`super::calibrate`]), with `pilot_epochs` (default: the run's epochs) and `max_pilots`
+//!   (default 8) for the search.
 
 use anyhow::{anyhow, bail, Context, Result};
 use figment::value::Value;
@@ -33,6 +41,19 @@ pub struct SweepFile {
     pub set: toml::Table,
     #[serde(default)]
     pub grid: Vec<toml::Table>,
+    /// Every run once per seed.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// Keys for one method's runs only, by method name.
+    #[serde(default)]
+    pub per_method: std::collections::BTreeMap<String, toml::Table>,
+    /// Match every baseline's FLOPs reduction to the reference by a knob search.
+    #[serde(default)]
+    pub match_flops: bool,
+    /// Epochs of a pilot run of the search [default: the run's own].
+    pub pilot_epochs: Option<usize>,
+    /// Most pilot runs per search [default: 8].
+    pub max_pilots: Option<usize>,
 }
 
 /// One run before layering: its base file and the sweep's values for it.
@@ -43,6 +64,8 @@ pub struct RunSpec {
     pub values: Vec<(String, Value)>,
     /// The grid point alone (what distinguishes this run), for listings.
     pub point: Vec<(String, String)>,
+    /// How many of `values` come from `[set]` (per-method keys go after them).
+    pub set_len: usize,
 }
 
 /// A sweep: its name, where it came from, and its runs.
@@ -52,6 +75,11 @@ pub struct Sweep {
     pub description: String,
     pub path: PathBuf,
     pub runs: Vec<RunSpec>,
+    /// `[per_method.NAME]` keys, by method name.
+    pub per_method: std::collections::BTreeMap<String, Vec<(String, Value)>>,
+    pub match_flops: bool,
+    pub pilot_epochs: Option<usize>,
+    pub max_pilots: Option<usize>,
 }
 
 /// Finds a sweep by file path, or by name in `experiments/sweeps/`.
@@ -178,11 +206,24 @@ pub fn load(path: &Path) -> Result<Sweep> {
                 values.push((k.clone(), to_figment(&v, &k)?));
                 shown.push((k, display(&v)));
             }
-            runs.push(RunSpec {
-                base: base.clone(),
-                values,
-                point: shown,
-            });
+            let seeds: Vec<Option<u64>> = if file.seeds.is_empty() {
+                vec![None]
+            } else {
+                file.seeds.iter().copied().map(Some).collect()
+            };
+            for seed in seeds {
+                let (mut values, mut shown) = (values.clone(), shown.clone());
+                if let Some(s) = seed {
+                    values.push(("seed".into(), Value::from(s)));
+                    shown.push(("seed".into(), s.to_string()));
+                }
+                runs.push(RunSpec {
+                    base: base.clone(),
+                    values,
+                    point: shown,
+                    set_len: set.len(),
+                });
+            }
         }
     }
     let name = file.name.clone().unwrap_or_else(|| {
@@ -190,11 +231,31 @@ pub fn load(path: &Path) -> Result<Sweep> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "sweep".into())
     });
+    let mut per_method = std::collections::BTreeMap::new();
+    for (method, table) in &file.per_method {
+        if serde_json::from_value::<ato_train::Method>(method.as_str().into()).is_err() {
+            bail!(
+                "sweep {}: [per_method.{method}] names no method (dense, ato, oto, otov2, hesso, magnitude)",
+                path.display()
+            );
+        }
+        let mut pairs = Vec::new();
+        flatten("", table, &mut pairs);
+        let pairs: Vec<(String, Value)> = pairs
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), to_figment(v, k)?)))
+            .collect::<Result<_>>()?;
+        per_method.insert(method.clone(), pairs);
+    }
     Ok(Sweep {
         name,
         description: file.description.unwrap_or_default(),
         path: path.to_path_buf(),
         runs,
+        per_method,
+        match_flops: file.match_flops,
+        pilot_epochs: file.pilot_epochs,
+        max_pilots: file.max_pilots,
     })
 }
 

@@ -13,11 +13,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod ato_section;
+mod baselines;
 mod keys;
 mod sections;
 mod validate;
 
 pub use ato_section::*;
+pub use baselines::{HessoSection, MagnitudeScopeName, MagnitudeSection};
 
 pub use keys::{keys, KeyDoc};
 
@@ -31,7 +33,7 @@ pub struct RunConfig {
     pub name: String,
     pub dataset: DatasetSection,
     pub model: ModelSection,
-    /// dense | ato | oto | otov2.
+    /// dense | ato | oto | otov2 | hesso | magnitude.
     pub method: Method,
     pub train: TrainSection,
     pub optim: OptimSection,
@@ -39,6 +41,8 @@ pub struct RunConfig {
     pub ato: AtoSection,
     pub oto: OtoSection,
     pub otov2: Otov2Section,
+    pub hesso: HessoSection,
+    pub magnitude: MagnitudeSection,
     pub convergence: ConvergenceSection,
     /// Seed of every random draw (init, data order, augmentation, controller).
     pub seed: u64,
@@ -61,6 +65,8 @@ impl Default for RunConfig {
             ato: AtoSection::default(),
             oto: OtoSection::default(),
             otov2: Otov2Section::default(),
+            hesso: HessoSection::default(),
+            magnitude: MagnitudeSection::default(),
             convergence: ConvergenceSection::default(),
             seed: 0,
             device: "auto".into(),
@@ -107,9 +113,16 @@ impl RunConfig {
             .resolve(self.train.epochs)
     }
 
-    /// The FLOPs reduction the run is asked for: ρ for ATO, none for the other methods.
+    /// The FLOPs reduction the run is asked for: `prune.target_flops_reduction` for every
+    /// pruning method (ATO, HESSO and magnitude aim at it; OTO and OTOv2 are judged against
+    /// it, their knobs being λ and the group sparsity), none for dense.
     pub fn flops_target(&self) -> Option<f64> {
-        (self.method == Method::Ato).then_some(self.prune.target_flops_reduction)
+        (self.method != Method::Dense).then_some(self.prune.target_flops_reduction)
+    }
+
+    /// `prune.round_to` for the pruners that take it.
+    pub fn round_to(&self) -> usize {
+        1 // MERGE: replace with `self.prune.round_to` once the `prune.round_to` key lands
     }
 
     /// OTOv2's base λ: `otov2.lambda`, else the reference's default for the optimiser.
@@ -178,7 +191,16 @@ impl RunConfig {
         let d = RunConfig::default();
         if self.method != Method::Ato {
             key.ato = d.ato;
+        }
+        // OTO and OTOv2 are only judged against the FLOPs target: it does not change their run
+        if !matches!(self.method, Method::Ato | Method::Hesso | Method::Magnitude) {
             key.prune = d.prune;
+        }
+        if self.method != Method::Hesso {
+            key.hesso = d.hesso;
+        }
+        if self.method != Method::Magnitude {
+            key.magnitude = d.magnitude;
         }
         if self.method != Method::Oto {
             key.oto = d.oto;

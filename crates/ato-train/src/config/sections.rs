@@ -105,6 +105,8 @@ pub enum Method {
     Ato,
     Oto,
     Otov2,
+    Hesso,
+    Magnitude,
 }
 
 impl Method {
@@ -114,6 +116,8 @@ impl Method {
             Method::Ato => "ato",
             Method::Oto => "oto",
             Method::Otov2 => "otov2",
+            Method::Hesso => "hesso",
+            Method::Magnitude => "magnitude",
         }
     }
 }

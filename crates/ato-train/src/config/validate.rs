@@ -253,6 +253,7 @@ impl RunConfig {
                 }
             }
         }
+        self.validate_baselines()?;
         let c = &self.convergence;
         if c.every > 0 {
             check(c.batches >= 2, "convergence.batches", c.batches, "[2, ∞)")?;

@@ -1,10 +1,13 @@
 //! [`Pruner`]: what a method does around the target's optimiser step, one module per method:
-//! [`dense`] does nothing, [`oto`] runs HSPG and [`otov2`] DHSPG on the groups, [`ato`] trains
-//! its controller and applies the group prox. All of them prune the same gates and end with
+//! [`dense`] does nothing, [`oto`] runs HSPG and [`otov2`] DHSPG on the groups, [`hesso`]
+//! shrinks the least salient groups to a MACs target, [`magnitude`] drops the lowest-norm
+//! groups once, [`ato`] trains its controller and applies the group prox. All of them prune the same gates and end with
 //! the same compaction.
 
 pub mod ato;
 pub mod dense;
+pub mod hesso;
+pub mod magnitude;
 pub mod oto;
 pub mod otov2;
 
@@ -122,5 +125,12 @@ pub fn for_method(
         Method::Oto => Box::new(oto::Oto::new(cfg)?),
         Method::Otov2 => Box::new(otov2::Otov2::new(cfg, model)?),
         Method::Ato => Box::new(ato::Ato::new(cfg, model, train, steps_per_epoch)?),
+        Method::Hesso => Box::new(hesso::Hesso::new(
+            cfg,
+            model,
+            steps_per_epoch,
+            cfg.round_to(),
+        )?),
+        Method::Magnitude => Box::new(magnitude::Magnitude::new(cfg, model, cfg.round_to())?),
     })
 }

@@ -52,8 +52,8 @@ pub struct SummaryRow {
     /// T_start and T_end (ATO only).
     pub t_start: Option<usize>,
     pub t_end: Option<usize>,
-    /// ρ, the FLOPs reduction the run was asked for (ATO; empty for methods without a FLOPs
-    /// target: dense, OTO, OTOv2 — OTOv2 targets a group sparsity).
+    /// ρ, the FLOPs reduction the run was asked for (`prune.target_flops_reduction`, every
+    /// pruning method; OTO and OTOv2 reach it through their knobs); empty for dense.
     pub target_flops_reduction: Option<f64>,
     pub epochs: usize,
     pub base_params: u64,
@@ -75,7 +75,7 @@ pub struct SummaryRow {
     /// The share of groups dropped by the final mask.
     pub group_sparsity: Option<f64>,
     /// Whether the run met what it was asked: its FLOPs reduction within ±`prune.tolerance`
-    /// of the target, or (OTOv2) its group-sparsity target; empty when nothing was asked.
+    /// of the FLOPs target (every pruning method); empty for dense.
     pub target_met: Option<bool>,
 }
 
@@ -95,7 +95,7 @@ impl SummaryRow {
             method: cfg.method.as_str().into(),
             seed: cfg.seed,
             lambda: match cfg.method {
-                Method::Dense => None,
+                Method::Dense | Method::Hesso | Method::Magnitude => None,
                 Method::Ato => Some(cfg.ato.lambda),
                 Method::Oto => Some(cfg.oto.lambda),
                 Method::Otov2 => Some(cfg.otov2_lambda()),

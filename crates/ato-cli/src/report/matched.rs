@@ -1,0 +1,62 @@
+//! Whether a main row sits at the sweep's FLOPs budget: the reference of a data set and model is
+//! the mean FLOPs reduction of its main ATO row (over seeds) when ATO pruned at least 1%, else
+//! the row's own target (the rule of `calibrate::usable_reference`); a
+//! pruning row is "matched" only within ±1 point of it, otherwise the gap is shown, and a
+//! method whose search could not reach the budget (`calibration.csv`) says so.
+
+use super::seeds::Spread;
+use super::selection::Report;
+use super::RunRecord;
+use crate::sweep::calibrate::search::SearchStatus;
+use crate::sweep::calibrate::{usable_reference, MATCH_TOLERANCE, MIN_REFERENCE};
+
+impl Report<'_> {
+    /// The FLOPs reduction the pruning rows of `r`'s data set and model are compared with.
+    pub fn reference(&self, r: &RunRecord) -> Option<f64> {
+        let ato = self.main_rows().into_iter().find(|m| {
+            m.summary.method == "ato"
+                && m.summary.dataset == r.summary.dataset
+                && m.summary.model == r.summary.model
+        });
+        let ato_mean = ato
+            .and_then(|a| Spread::over(&self.seed_mates(a), |s| s.flops_reduction))
+            .map(|s| s.mean);
+        match (ato_mean, r.summary.target_flops_reduction) {
+            (mean, Some(target)) => Some(usable_reference(mean, target)),
+            (mean, None) => mean,
+        }
+    }
+
+    /// "reference", "matched (+0.4)", "gap −7.6 pt", "cannot reach: gap …" or "–" (dense).
+    pub fn match_text(&self, r: &RunRecord) -> String {
+        let s = &r.summary;
+        if s.method == "dense" {
+            return "–".into();
+        }
+        let Some(reference) = self.reference(r) else {
+            return "–".into();
+        };
+        let Some(achieved) = Spread::over(&self.seed_mates(r), |s| s.flops_reduction) else {
+            return "–".into();
+        };
+        let gap = 100.0 * (achieved.mean - reference);
+        let unreachable = self
+            .calibration
+            .iter()
+            .any(|c| c.method == s.method && c.status == SearchStatus::Unreachable);
+        let main_ato = s.method == "ato" && self.main_rows().iter().any(|m| std::ptr::eq(*m, r));
+        let text = if main_ato && achieved.mean >= MIN_REFERENCE {
+            "reference".to_string()
+        } else if gap.abs() <= 100.0 * MATCH_TOLERANCE + 1e-9 {
+            format!("matched ({gap:+.1})")
+        } else {
+            format!("gap {gap:+.1} pt")
+        };
+        let nothing = achieved.mean < 0.005;
+        match (unreachable, nothing) {
+            (true, _) => format!("cannot reach the budget: {text}"),
+            (false, true) => format!("nothing pruned: {text}"),
+            _ => text,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Matched FLOPs (`match_flops = true` in a sweep): every baseline is put at the FLOPs
+//! reduction of the sweep's reference before it runs.
+//!
+//! - The reference of a data set and model is the mean achieved FLOPs reduction of the
+//!   sweep's finished main ATO runs on them (grid points that set nothing but `method` and
+//!   `seed`), else (also when ATO pruned less than 1%) the run's own
+//!   `prune.target_flops_reduction`.
+//! - OTO's knob is `oto.lambda` (log scale), OTOv2's `otov2.target_group_sparsity`; each is
+//!   searched with pilot runs ([`search::search`]) until the pilot's reduction is within
+//!   ±1 point of the reference. HESSO and magnitude aim at `prune.target_flops_reduction` by
+//!   construction: it is set to the reference, no pilots. Every matched run's
+//!   `prune.target_flops_reduction` becomes the reference, so `target_met` in `summary.csv`
+//!   judges it against the budget it was matched to.
+//! - Results are cached in `<sweep dir>/calibration.csv` (method, key, knob, value, achieved,
+//!   reference, status, pilots), keyed by the run's settings without seed and knob: one
+//!   search serves every seed, and a second `ato sweep` runs no pilots. A cached row is
+//!   reused only for the same reference.
+
+pub mod search;
+
+#[cfg(test)]
+mod tests;
+
+use super::PlannedRun;
+use anyhow::Result;
+use ato_train::{read_csv, write_csv_atomically, Method, RunConfig};
+use search::{KnobScale, SearchStatus};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The cache file in the sweep folder.
+pub const CALIBRATION_FILE: &str = "calibration.csv";
+
+/// A run's FLOPs reduction is matched when within this of its reference (one point).
+pub const MATCH_TOLERANCE: f64 = 0.01;
+
+/// A pilot run: trains `cfg` and returns its achieved FLOPs reduction.
+pub type PilotRunner<'a> = &'a mut dyn FnMut(&RunConfig) -> Result<f64>;
+
+/// How the search runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatchSettings {
+    /// Epochs of a pilot run; `None` = the run's own.
+    pub pilot_epochs: Option<usize>,
+    pub max_pilots: usize,
+}
+
+/// One row of `calibration.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationRow {
+    pub method: String,
+    /// The run's settings without seed and knob (a run id).
+    pub key: String,
+    /// The config key searched.
+    pub knob: String,
+    pub value: f64,
+    /// The pilot's FLOPs reduction at `value` (the reference itself by construction).
+    pub achieved: f64,
+    pub reference: f64,
+    pub status: SearchStatus,
+    pub pilots: usize,
+}
+
+/// The knob of a method, if it is matched by one.
+fn knob(method: Method) -> Option<(&'static str, Option<KnobScale>)> {
+    match method {
+        Method::Oto => Some((
+            "oto.lambda",
+            Some(KnobScale {
+                log: true,
+                lo: 1e-6,
+                hi: 1e3,
+            }),
+        )),
+        Method::Otov2 => Some((
+            "otov2.target_group_sparsity",
+            Some(KnobScale {
+                log: false,
+                lo: 0.01,
+                hi: 0.95,
+            }),
+        )),
+        Method::Hesso | Method::Magnitude => Some(("prune.target_flops_reduction", None)),
+        Method::Dense | Method::Ato => None,
+    }
+}
+
+fn get(cfg: &RunConfig) -> f64 {
+    match cfg.method {
+        Method::Oto => cfg.oto.lambda,
+        Method::Otov2 => cfg.otov2.target_group_sparsity,
+        _ => cfg.prune.target_flops_reduction,
+    }
+}
+
+fn set(cfg: &mut RunConfig, v: f64) {
+    match cfg.method {
+        Method::Oto => cfg.oto.lambda = v,
+        Method::Otov2 => cfg.otov2.target_group_sparsity = v,
+        _ => cfg.prune.target_flops_reduction = v,
+    }
+}
+
+/// The cache key: the run id of the settings with seed 0, the knob at 0 and the pilot epochs.
+fn key(cfg: &RunConfig, pilot_epochs: usize) -> String {
+    let mut c = cfg.clone();
+    c.seed = 0;
+    set(&mut c, 0.0);
+    format!("{}-p{pilot_epochs}", c.run_id())
+}
+
+/// Whether a planned run is a main ATO run (a reference).
+fn is_reference(r: &PlannedRun) -> bool {
+    r.config.method == Method::Ato && r.point.iter().all(|(k, _)| k == "method" || k == "seed")
+}
+
+/// The reference runs among `runs`.
+pub fn references(runs: &[PlannedRun]) -> Vec<usize> {
+    (0..runs.len())
+        .filter(|&i| is_reference(&runs[i]))
+        .collect()
+}
+
+/// The smallest ATO reduction taken as a reference: an ATO run that pruned (almost) nothing
+/// gives no budget to match, and the baselines are then put at the target instead.
+pub const MIN_REFERENCE: f64 = 0.01;
+
+/// The reference from the main ATO runs' mean reduction (if any) and the run's own target.
+pub fn usable_reference(ato_mean: Option<f64>, target: f64) -> f64 {
+    match ato_mean {
+        Some(r) if r >= MIN_REFERENCE => r,
+        _ => target,
+    }
+}
+
+/// The reference of `cfg`: the mean of `achieved` over the main ATO runs on the same data set
+/// and model (`achieved` gives a finished run's reduction) when it is at least
+/// [`MIN_REFERENCE`], else its own target.
+pub fn reference_of(
+    cfg: &RunConfig,
+    runs: &[PlannedRun],
+    achieved: &dyn Fn(&RunConfig) -> Option<f64>,
+) -> f64 {
+    let same: Vec<f64> = runs
+        .iter()
+        .filter(|r| {
+            is_reference(r)
+                && r.config.dataset.name == cfg.dataset.name
+                && r.config.model.name == cfg.model.name
+        })
+        .filter_map(|r| achieved(&r.config))
+        .collect();
+    let mean = (!same.is_empty()).then(|| same.iter().sum::<f64>() / same.len() as f64);
+    usable_reference(mean, cfg.prune.target_flops_reduction)
+}
+
+/// Sets every baseline's knob in `runs` from the cache or, when `pilot` is given, a search
+/// (written to the cache as it goes). Without `pilot` an uncached run is left as planned.
+/// Returns one line per baseline for the terminal.
+pub fn apply(
+    runs: &mut [PlannedRun],
+    dir: &Path,
+    settings: MatchSettings,
+    achieved: &dyn Fn(&RunConfig) -> Option<f64>,
+    mut pilot: Option<PilotRunner<'_>>,
+) -> Result<Vec<String>> {
+    let path = dir.join(CALIBRATION_FILE);
+    let mut cache: Vec<CalibrationRow> = if path.is_file() {
+        read_csv(&path)?
+    } else {
+        Vec::new()
+    };
+    let mut lines = Vec::new();
+    for i in 0..runs.len() {
+        let mut cfg = runs[i].config.clone();
+        let Some((knob_name, scale)) = knob(cfg.method) else {
+            continue;
+        };
+        let reference = reference_of(&cfg, runs, achieved);
+        // every matched run is judged against the reference (`target_met` in summary.csv)
+        cfg.prune.target_flops_reduction = reference;
+        let pilot_epochs = settings.pilot_epochs.unwrap_or(cfg.train.epochs);
+        let k = key(&cfg, pilot_epochs);
+        let cached = cache
+            .iter()
+            .find(|c| c.key == k && (c.reference - reference).abs() < 1e-9)
+            .cloned();
+        let from_cache = cached.is_some();
+        let row = match (cached, scale, pilot.as_deref_mut()) {
+            (Some(c), _, _) => c,
+            (None, None, _) => CalibrationRow {
+                method: cfg.method.as_str().into(),
+                key: k,
+                knob: knob_name.into(),
+                value: reference,
+                achieved: reference,
+                reference,
+                status: SearchStatus::ByConstruction,
+                pilots: 0,
+            },
+            (None, Some(scale), Some(pilot)) => {
+                let mut response = |v: f64| -> Result<f64> {
+                    let mut c = cfg.clone();
+                    c.train.epochs = pilot_epochs;
+                    set(&mut c, v);
+                    pilot(&c)
+                };
+                let found = search::search(
+                    &mut response,
+                    get(&cfg),
+                    reference,
+                    MATCH_TOLERANCE,
+                    scale,
+                    settings.max_pilots,
+                )?;
+                CalibrationRow {
+                    method: cfg.method.as_str().into(),
+                    key: k,
+                    knob: knob_name.into(),
+                    value: found.value,
+                    achieved: found.achieved,
+                    reference,
+                    status: found.status,
+                    pilots: found.evaluations,
+                }
+            }
+            (None, Some(_), None) => {
+                lines.push(format!(
+                    "{}: not calibrated yet (the sweep searches {knob_name} before it runs)",
+                    cfg.run_id()
+                ));
+                continue;
+            }
+        };
+        runs[i].config.prune.target_flops_reduction = reference;
+        set(&mut runs[i].config, row.value);
+        lines.push(format!(
+            "{}: {} = {:.4e} → FLOPs −{:.1}% vs reference −{:.1}% ({:?}, {} pilot runs{})",
+            runs[i].config.run_id(),
+            row.knob,
+            row.value,
+            100.0 * row.achieved,
+            100.0 * row.reference,
+            row.status,
+            row.pilots,
+            if from_cache { ", cached" } else { "" }
+        ));
+        if !cache.contains(&row) {
+            cache.retain(|c| c.key != row.key);
+            cache.push(row);
+            write_csv_atomically(&path, &cache)?;
+        }
+    }
+    Ok(lines)
+}
