@@ -1,5 +1,6 @@
-//! The report's figures: accuracy vs FLOPs reduction, test accuracy over epochs, one plot per
-//! ablation axis and the convergence ratio over training, as PNG files beside the report.
+//! The report's figures: accuracy vs FLOPs reduction and vs measured speedup, test accuracy
+//! over epochs, one plot per ablation axis and the convergence ratio over training, as PNG
+//! files beside the report.
 
 use super::plots::{draw, Chart, Mark, Series};
 use super::selection::Report;
@@ -16,6 +17,29 @@ pub struct Figure {
     pub link: String,
     /// A sentence printed under the figure (e.g. which runs it cannot show).
     pub note: Option<String>,
+}
+
+/// One point series per method of (x, test top-1 %), x from `x_of`, for the runs that have
+/// both; methods without such a run are left out.
+fn by_method(
+    runs: &[&RunRecord],
+    x_of: impl Fn(&ato_train::SummaryRow) -> Option<f64>,
+) -> Vec<Series> {
+    let mut points: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for r in runs {
+        let s = &r.summary;
+        if let (Some(x), Some(t)) = (x_of(s), s.top1) {
+            points.entry(&s.method).or_default().push((x, 100.0 * t));
+        }
+    }
+    points
+        .into_iter()
+        .map(|(m, points)| Series {
+            name: m.into(),
+            points,
+            mark: Mark::Points,
+        })
+        .collect()
 }
 
 impl Report<'_> {
@@ -41,24 +65,7 @@ impl Report<'_> {
         let main = self.main_rows();
         for ((dataset, model), runs) in &self.groups {
             let tag = format!("{dataset}_{model}");
-            let mut by_method: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-            for r in runs {
-                let s = &r.summary;
-                if let (Some(f), Some(t)) = (s.flops_reduction, s.top1) {
-                    by_method
-                        .entry(&s.method)
-                        .or_default()
-                        .push((100.0 * f, 100.0 * t));
-                }
-            }
-            let series: Vec<Series> = by_method
-                .into_iter()
-                .map(|(m, points)| Series {
-                    name: m.into(),
-                    points,
-                    mark: Mark::Points,
-                })
-                .collect();
+            let series = by_method(runs, |s| Some(100.0 * s.flops_reduction?));
             let file = format!("accuracy_vs_flops_{tag}.png");
             let title = format!("{model} on {dataset}: top-1 vs FLOPs reduction");
             figs.push(self.figure(
@@ -74,6 +81,31 @@ impl Report<'_> {
                 },
                 &series,
             )?);
+            let speedups = by_method(runs, |s| s.speedup);
+            if !speedups.is_empty() {
+                let file = format!("accuracy_vs_speedup_{tag}.png");
+                let title = format!("{model} on {dataset}: top-1 vs measured speedup");
+                let mut fig = self.figure(
+                    dir,
+                    &file,
+                    Chart {
+                        title: &title,
+                        x_label: "speedup of the compact model (×, measured)",
+                        y_label: "test top-1 (%)",
+                        log_y: false,
+                        reference_y: None,
+                        legend: SeriesLabelPosition::LowerLeft,
+                    },
+                    &speedups,
+                )?;
+                fig.note = Some(
+                    "Eval-mode forward of the compact model against the dense one, timed side \
+                     by side after each run (`[bench]` batch and repeats; `summary.csv` columns \
+                     dense_ms, compact_ms, speedup)."
+                        .into(),
+                );
+                figs.push(fig);
+            }
 
             let shown: Vec<&&RunRecord> = main
                 .iter()

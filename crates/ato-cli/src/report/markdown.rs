@@ -33,9 +33,9 @@ impl Report<'_> {
             self.all.len()
         );
         let _ = writeln!(md, "## Main results\n");
-        let _ = writeln!(md, "One run per data set, model and method; for ATO the run at the sweep's central settings (the most common value of each of λ, γ, T_start, T_end). Published numbers are those of `paper/README.md` for the same data set, model and method.\n");
-        let _ = writeln!(md, "| data set | model | method | top-1 (%) | top-5 (%) | compact top-1 (%) | FLOPs↓ (%) | params↓ (%) | epochs | settings | published top-1 @ FLOPs↓ |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "One run per data set, model and method; for ATO the run at the sweep's central settings (the most common value of each of λ, γ, T_start, T_end). Published numbers are those of `paper/README.md` for the same data set, model and method. Speedup: the compact model's eval-mode forward against the dense model's, timed side by side at the end of the run (`[bench]`), with both times per batch.\n");
+        let _ = writeln!(md, "| data set | model | method | top-1 (%) | top-5 (%) | compact top-1 (%) | FLOPs↓ (%) | params↓ (%) | speedup (×) | epochs | settings | published top-1 @ FLOPs↓ |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         for r in self.main_rows() {
             let s = &r.summary;
             let settings = settings(s);
@@ -45,7 +45,7 @@ impl Report<'_> {
                 .collect();
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.dataset,
                 s.model,
                 s.method,
@@ -54,6 +54,7 @@ impl Report<'_> {
                 pct(s.compact_top1),
                 pct(s.flops_reduction),
                 pct(s.params_reduction),
+                speedup(s),
                 s.epochs,
                 settings,
                 if published.is_empty() {
@@ -146,6 +147,16 @@ impl Report<'_> {
             );
         }
         md
+    }
+}
+
+/// The compact model's measured speedup over the dense one (`summary.csv` `speedup`), with
+/// the dense and compact milliseconds; "–" when not measured.
+fn speedup(s: &ato_train::SummaryRow) -> String {
+    match (s.speedup, s.dense_ms, s.compact_ms) {
+        (Some(x), Some(d), Some(c)) => format!("{x:.2} ({d:.1}→{c:.1} ms)"),
+        (Some(x), _, _) => format!("{x:.2}"),
+        _ => "–".into(),
     }
 }
 

@@ -40,6 +40,7 @@ pub struct RunConfig {
     pub oto: OtoSection,
     pub otov2: Otov2Section,
     pub convergence: ConvergenceSection,
+    pub bench: BenchSection,
     /// Seed of every random draw (init, data order, augmentation, controller).
     pub seed: u64,
     /// auto | cpu | cuda | cuda:N
@@ -62,6 +63,7 @@ impl Default for RunConfig {
             oto: OtoSection::default(),
             otov2: Otov2Section::default(),
             convergence: ConvergenceSection::default(),
+            bench: BenchSection::default(),
             seed: 0,
             device: "auto".into(),
             out_dir: "results".into(),
@@ -167,8 +169,10 @@ impl RunConfig {
     /// A readable, stable identifier: `{method}-{model}-s{seed}-{hash}` where the hash covers
     /// every key that can change the run's results: not `name`, `out_dir`, `dataset.root` or
     /// `dataset.download` (where the data lives), nor the sections of the other methods (an
-    /// OTO run does not depend on `ato.lambda`). Two runs with the same settings share an id,
-    /// which is how sweeps skip finished runs and resume interrupted ones.
+    /// OTO run does not depend on `ato.lambda`), nor `[bench]` (timing only), nor
+    /// `prune.round_to` at its default 1 (so ids from before the key existed stay valid). Two
+    /// runs with the same settings share an id, which is how sweeps skip finished runs and
+    /// resume interrupted ones.
     pub fn run_id(&self) -> String {
         let mut key = self.clone();
         key.name.clear();
@@ -178,7 +182,11 @@ impl RunConfig {
         let d = RunConfig::default();
         if self.method != Method::Ato {
             key.ato = d.ato;
-            key.prune = d.prune;
+            // every method rounds its kept widths
+            key.prune = PruneSection {
+                round_to: self.prune.round_to,
+                ..d.prune
+            };
         }
         if self.method != Method::Oto {
             key.oto = d.oto;
@@ -186,7 +194,8 @@ impl RunConfig {
         if self.method != Method::Otov2 {
             key.otov2 = d.otov2;
         }
-        let h = fnv1a(key.to_toml().as_bytes());
+        let text = key.results_toml();
+        let h = fnv1a(text.as_bytes());
         format!(
             "{}-{}-s{}-{:08x}",
             self.method.as_str(),
@@ -194,6 +203,21 @@ impl RunConfig {
             self.seed,
             h as u32
         )
+    }
+
+    /// `config.toml`'s text without the `[bench]` table and without `prune.round_to` when it
+    /// is 1: exactly the text of the same config before those keys existed.
+    #[doc(hidden)]
+    pub fn results_toml(&self) -> String {
+        let text = self.to_toml();
+        let mut doc: toml_edit::DocumentMut = text.parse().expect("own TOML parses");
+        doc.remove("bench");
+        if self.prune.round_to == 1 {
+            if let Some(prune) = doc.get_mut("prune").and_then(|p| p.as_table_mut()) {
+                prune.remove("round_to");
+            }
+        }
+        doc.to_string()
     }
 
     /// `<out_dir>/<name>/<run_id>`.
