@@ -15,12 +15,18 @@
 //!   controller's mask at T_end when deterministic. Its MACs reduction is checked against the
 //!   target (± `prune.tolerance`); a miss is one warning line and `target_met = false`.
 //!
+//! With `prune.round_to = N > 1` every mask (sampled, deterministic, hence the frozen one)
+//! keeps its gate's kept channels plus the highest-logit dropped ones up to a multiple of N
+//! ([`Mask::round_kept_up`] with the logits z as scores), and the FLOPs term counts the
+//! rounded widths ([`FlopsRegulariser::with_round_to`]).
+//!
 //! Randomness comes from counters, not from stream state: controller batch c is batch
 //! `c mod B` of the subset's pass `c / B`, its noise is drawn from a ChaCha stream seeded by
 //! `(seed, c)` and the epoch mask's from `(seed, e)`, so a resumed run draws exactly what an
 //! uninterrupted one would.
 
 pub mod plan;
+mod target;
 
 use super::{Pruner, PrunerStats, StepContext};
 use crate::config::{CeMask, EpochMask, Projector, RunConfig};
@@ -34,7 +40,7 @@ use ato_optim::{
     AdamW, AdamWConfig, DecayRule, GroupProx, GroupSet, HalfSpaceStep, Optimizer, ParamSet,
     StateDict,
 };
-use ato_zig::{KeptChannels, Mask, WidthPolynomial};
+use ato_zig::{Mask, WidthPolynomial};
 use candle_core::Device;
 use plan::ControllerPlan;
 use rand::SeedableRng;
@@ -55,6 +61,8 @@ pub struct Ato {
     epoch_mask: EpochMask,
     /// ρ and its tolerance, for the check at T_end.
     target: (f64, f64),
+    /// `prune.round_to`: kept counts are multiples of this.
+    round_to: usize,
     macs: WidthPolynomial,
     seed: u64,
     device: Device,
@@ -102,6 +110,7 @@ impl Ato {
         )?;
         let flops = FlopsRegulariser::new(model.arch(), cfg.prune.target_flops_reduction)
             .and_then(|f| f.with_dead_band(a.dead_band))
+            .map(|f| f.with_round_to(cfg.prune.round_to))
             .map_err(|e| TrainError::Config(e.to_string()))?;
         let schedule = cfg.schedule();
         let plan = ControllerPlan::new(
@@ -125,6 +134,7 @@ impl Ato {
             ce_mask: a.ce_mask,
             epoch_mask: a.epoch_mask,
             target: (cfg.prune.target_flops_reduction, cfg.prune.tolerance),
+            round_to: cfg.prune.round_to,
             macs: WidthPolynomial::macs(model.arch()),
             seed: cfg.seed,
             device: model.device().clone(),
@@ -148,7 +158,7 @@ impl Ato {
     /// The controller's deterministic mask now.
     pub fn current_mask(&self) -> Result<Mask, TrainError> {
         let z = self.controller.logits()?;
-        Ok(eval_masks(&z, self.controller.config())?)
+        self.rounded(eval_masks(&z, self.controller.config())?, &z)
     }
 
     /// The mask of epoch `epoch` as `ato.epoch_mask` draws it from the controller now.
@@ -162,7 +172,8 @@ impl Ato {
                     EPOCH_MASK_STREAM,
                     epoch as u64,
                 ]));
-                Ok(sample_masks(&z, self.controller.config(), &mut rng)?.hard_mask()?)
+                let mask = sample_masks(&z, self.controller.config(), &mut rng)?.hard_mask()?;
+                self.rounded(mask, &z)
             }
         }
     }
@@ -170,12 +181,6 @@ impl Ato {
     /// The controller steps the whole window takes.
     pub fn planned_controller_steps(&self) -> u64 {
         self.plan.total()
-    }
-
-    /// The MACs reduction of `mask` (at least one channel kept per gate, as compaction does).
-    fn reduction(&self, mask: &Mask) -> f64 {
-        let full = self.macs.eval(&mask.widths()) as f64;
-        1.0 - self.macs.eval(&KeptChannels::from_mask(mask).widths()) as f64 / full
     }
 
     /// The frozen mask, once T_end has passed.
@@ -265,26 +270,6 @@ impl Ato {
             }
         }
         Ok(())
-    }
-}
-
-impl Ato {
-    /// The budget check at T_end: one warning line when the frozen mask misses the target.
-    fn check_target(&self, frozen: &Mask) {
-        let (rho, tol) = self.target;
-        let got = self.reduction(frozen);
-        if (got - rho).abs() > tol {
-            eprintln!(
-                "warning: ATO's mask froze at epoch {} removing {:.1}% of the MACs; the target \
-                 is {:.1}% ± {:.1} ({} controller steps were planned; raise \
-                 ato.min_controller_steps, ato.controller_lr or ato.gamma)",
-                self.epoch,
-                100.0 * got,
-                100.0 * rho,
-                100.0 * tol,
-                self.plan.total()
-            );
-        }
     }
 }
 
