@@ -271,7 +271,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[test]
 fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
     let a = RunConfig::default();
-    assert_eq!((a.bench.after_run, a.bench.batch, a.bench.repeats), (true, 64, 5));
+    assert_eq!(
+        (a.bench.after_run, a.bench.batch, a.bench.repeats),
+        (true, 64, 5)
+    );
     assert_eq!(a.prune.round_to, 1);
     // the id hashes config.toml as it was before `[bench]` and `prune.round_to` existed (with
     // the keys that do not change a run cleared)
