@@ -2,6 +2,9 @@
 //! forward, cross-entropy, backward, plain SGD update) or eval-mode inference on random input,
 //! with the fast (`ato-kernels`) or stock (candle) backend, and the ratio to PyTorch where a
 //! reference file from `benches/pytorch_reference.py` is found.
+//!
+//! `ato bench train|infer RUN_DIR`: the run's compact model against the dense model of the same
+//! architecture, side by side (`ato_models::latency`), and their ratio.
 
 use anyhow::{bail, Context, Result};
 use ato_data::DatasetName;
@@ -41,12 +44,14 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub mode: BenchMode,
     /// Model name: resnet20, resnet32, resnet56, resnet110, resnet18, resnet34, resnet50,
-    /// mobilenetv2.
+    /// mobilenetv2; or a finished run folder, whose compact model is timed against the dense
+    /// model of the same architecture, width and input shape, side by side.
+    #[arg(value_name = "MODEL|RUN_DIR")]
     pub model: String,
     /// Images per step.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
-    /// Timed steps.
+    /// Timed steps (with a run folder: interleaved rounds of one step per model, at least 5).
     #[arg(long, default_value_t = 10)]
     pub iters: usize,
     /// Untimed steps first.
@@ -99,6 +104,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             BenchBackend::Fast => Backend::Fast,
             BenchBackend::Stock => Backend::Stock,
         });
+    }
+    if Path::new(&args.model).is_dir() {
+        return crate::bench_run::run(args);
     }
     let report = measure(args)?;
     if args.json {

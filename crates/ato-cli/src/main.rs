@@ -9,13 +9,15 @@
 //!   atomically rewritten `summary.csv`.
 //! - `ato report DIR` — Markdown tables and PNG plots in `paper/`.
 //! - `ato eval`, `ato export` — evaluate or export a compact model.
-//! - `ato bench train|infer MODEL` — images/s of the kernels, against stock candle and PyTorch.
+//! - `ato bench train|infer MODEL` — images/s of the kernels, against stock candle and PyTorch;
+//!   `ato bench train|infer RUN_DIR` — a run's compact model against the dense one.
 //! - `ato data synth|fetch|check` — the synthetic set and the CIFAR archives.
 //! - `ato info MODEL` — params, MACs and gates of a model.
 //!
 //! Errors are one line on stderr and a non-zero exit code.
 
 mod bench;
+mod bench_run;
 mod data_cmd;
 mod eval_cmd;
 mod info;
@@ -48,7 +50,8 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Copy a finished run's compact model (safetensors + architecture file) elsewhere.
     Export(eval_cmd::ExportArgs),
-    /// Images/s of training steps or inference, fast kernels vs stock candle.
+    /// Images/s of training steps or inference, fast kernels vs stock candle; a run folder's
+    /// compact model against the dense one.
     Bench(bench::BenchArgs),
     /// Generate the synthetic set, fetch or check CIFAR.
     #[command(subcommand)]

@@ -7,6 +7,12 @@
 //! r is the prunable MACs kept by a mask over the prunable MACs of the full model; p is the
 //! ratio that meets the user's target FLOPs reduction ρ once the non-prunable MACs are counted:
 //! `p = ((1 − ρ) · F_total − F_nonprunable) / F_prunable`.
+//!
+//! With `prune.round_to = N > 1` ([`FlopsRegulariser::with_round_to`]) r counts each gate's
+//! rounded width, the width its compact model will have: the polynomial is evaluated at
+//! [`Mask::rounded_count`]`(⌈Σ m_ℓ⌉, N, C_ℓ)` = ⌈Σ m_ℓ / N⌉·N capped at C_ℓ (N when Σ m_ℓ = 0)
+//! instead of Σ m_ℓ, with a straight-through gradient (the value of the rounded width, the
+//! gradient of Σ m_ℓ), so the controller pays for the channels the rounding adds back.
 
 use crate::ControllerError;
 use ato_zig::{Arch, Mask, WidthPolynomial};
@@ -51,6 +57,7 @@ pub struct FlopsRegulariser {
     full_prunable: f64,
     target: f64,
     dead_band: f64,
+    round_to: usize,
 }
 
 impl FlopsRegulariser {
@@ -64,7 +71,15 @@ impl FlopsRegulariser {
             macs,
             target,
             dead_band: 0.0,
+            round_to: 1,
         })
+    }
+
+    /// The same regulariser counting widths rounded up to multiples of `n` (see the module
+    /// docs); `n` ≤ 1 counts the widths as they are.
+    pub fn with_round_to(mut self, n: usize) -> Self {
+        self.round_to = n.max(1);
+        self
     }
 
     /// The same regulariser with a dead band of half-width δ around p (see the module docs).
@@ -94,7 +109,17 @@ impl FlopsRegulariser {
     pub fn ratio(&self, masks: &[Tensor]) -> Result<Tensor, ControllerError> {
         let widths: Vec<Tensor> = masks
             .iter()
-            .map(|m| m.sum_all())
+            .map(|m| {
+                let sum = m.sum_all()?;
+                if self.round_to <= 1 {
+                    return Ok(sum);
+                }
+                let kept = sum.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+                let whole = (kept - 1e-4).ceil().max(0.0) as usize;
+                let rounded = Mask::rounded_count(whole, self.round_to, m.dim(0)?) as f64;
+                // value of the rounded width, gradient of the sum
+                sum.affine(1.0, rounded - kept)
+            })
             .collect::<candle_core::Result<_>>()?;
         Ok(self
             .macs
@@ -122,6 +147,15 @@ impl FlopsRegulariser {
 
     /// r for a boolean mask, exactly.
     pub fn ratio_of(&self, mask: &Mask) -> f64 {
-        self.macs.prunable(&mask.kept_counts()) as f64 / self.full_prunable
+        let kept: Vec<usize> = if self.round_to <= 1 {
+            mask.kept_counts()
+        } else {
+            mask.kept_counts()
+                .iter()
+                .zip(mask.widths())
+                .map(|(&k, w)| Mask::rounded_count(k, self.round_to, w))
+                .collect()
+        };
+        self.macs.prunable(&kept) as f64 / self.full_prunable
     }
 }

@@ -15,6 +15,8 @@
 //! - is initialised from a seeded ChaCha RNG (same seed ⇒ same weights), compacts to the kept
 //!   channels ([`Model::compact`]) and saves/loads as safetensors + an architecture file.
 //!
+//! [`latency`] times a compact model against its dense twin side by side.
+//!
 //! ```no_run
 //! use ato_models::{Model, ModelConfig};
 //! use candle_core::{Device, Tensor};
@@ -28,6 +30,7 @@
 
 pub mod config;
 pub mod io;
+pub mod latency;
 pub mod layers;
 pub mod mobilenetv2;
 pub mod model;

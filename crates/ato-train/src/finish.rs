@@ -1,6 +1,8 @@
-//! The end of every run: hard-zero the groups the method drops, compact, check the compact
-//! model against the masked one on a test batch, evaluate it, and write `mask.json`,
-//! `compact.safetensors` (+ its architecture file) and the `summary.csv` row.
+//! The end of every run: round the selection to `prune.round_to`, hard-zero the groups the
+//! method drops, compact, check the compact model against the masked one on a test batch,
+//! evaluate it, and write `mask.json`, `compact.safetensors` (+ its architecture file) and the
+//! `summary.csv` row, with the compact model's latency against the dense one when
+//! `bench.after_run` is on.
 
 use crate::config::RunConfig;
 use crate::evaluate::{evaluate, evaluate_loader};
@@ -9,6 +11,7 @@ use crate::records::{write_csv_atomically, write_text_atomically, EpochMetrics, 
 use crate::run_dir::RunDir;
 use crate::TrainError;
 use ato_data::Loader;
+use ato_models::latency::{LatencyOptions, SideBySide};
 use ato_models::Model;
 use ato_optim::GroupSet;
 use ato_zig::{KeptChannels, Mask, WidthPolynomial};
@@ -23,6 +26,8 @@ pub struct RunOutcome {
     /// Largest |logit difference| between the hard-zeroed full model and the compact model on
     /// the first test batch (the zero-invariance check of the run).
     pub compact_max_abs_diff: f32,
+    /// The after-run latency of the compact model against the dense one (`[bench]`).
+    pub latency: Option<SideBySide>,
 }
 
 /// Whether a finished row met its target: the FLOPs reduction within ±`tolerance`, or the
@@ -40,6 +45,24 @@ fn target_met(row: &SummaryRow, total_groups: usize, tolerance: f64) -> Option<b
     }
 }
 
+/// `prune.round_to` on the method's final selection, for every method: each gate's kept count
+/// rounded up to a multiple of `n` (capped at its width) by re-admitting the dropped groups
+/// of largest norm (ties: lowest index). ATO's masks are rounded already (no change here);
+/// for OTO and OTOv2, whose dropped groups are exactly zero, the re-admitted groups are zero
+/// channels: the compact model computes the same function at the rounded width, and the
+/// MACs count that width.
+pub fn round_selection(kept: &Mask, groups: &GroupSet, n: usize) -> Result<Mask, TrainError> {
+    if n <= 1 {
+        return Ok(kept.clone());
+    }
+    let norms = groups
+        .gates()
+        .iter()
+        .map(|g| g.norms_sq())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(kept.round_kept_up(&norms, n))
+}
+
 /// Hard-zeroes, compacts, evaluates and writes the run's final files.
 pub fn finish(
     cfg: &RunConfig,
@@ -50,6 +73,8 @@ pub fn finish(
     run_dir: &RunDir,
     seconds: f64,
 ) -> Result<RunOutcome, TrainError> {
+    let rounded = round_selection(kept, groups, cfg.prune.round_to)?;
+    let kept = &rounded;
     groups.zero_dropped(kept)?;
     let channels = KeptChannels::from_mask(kept);
     let compact = model.compact(&channels)?;
@@ -89,11 +114,24 @@ pub fn finish(
     let sparsity = kept.dropped_count() as f64 / total_groups.max(1) as f64;
     summary.group_sparsity = Some(sparsity);
     summary.target_met = target_met(&summary, total_groups, cfg.prune.tolerance);
+    let latency = if cfg.bench.after_run {
+        // The trained full model is the dense twin: same architecture, full widths.
+        let opts = LatencyOptions::infer(cfg.bench.batch, cfg.bench.repeats);
+        Some(ato_models::latency::compare(model, &compact, &opts)?)
+    } else {
+        None
+    };
+    if let Some(t) = &latency {
+        summary.dense_ms = Some(t.dense_ms);
+        summary.compact_ms = Some(t.compact_ms);
+        summary.speedup = Some(t.speedup);
+    }
     write_csv_atomically(&run_dir.summary_file(), std::slice::from_ref(&summary))?;
     Ok(RunOutcome {
         run_dir: run_dir.path().to_path_buf(),
         summary,
         metrics: vec![],
         compact_max_abs_diff: diff,
+        latency,
     })
 }

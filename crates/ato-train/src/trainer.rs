@@ -315,6 +315,12 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
         &run_dir,
         lp.state.seconds,
     )?;
+    if let (true, Some(t)) = (opts.progress, &outcome.latency) {
+        println!(
+            "latency (batch {}, median of {} interleaved forwards): dense {:.2} ms, compact {:.2} ms, speedup {:.2}x (MACs ratio {:.2}x)",
+            t.batch, t.repeats, t.dense_ms, t.compact_ms, t.speedup, t.macs_ratio
+        );
+    }
     Ok(RunOutcome { metrics, ..outcome })
 }
 

@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 
 fn setup(dir: &std::path::Path) -> (RunConfig, Model, Dataset) {
     let mut cfg = RunConfig::from_toml(
-        "[model]\nbase_width = 4\n[train]\nepochs = 4\nbatch_size = 32\n[ato]\ncontroller_fraction = 0.5",
+        "[model]\nbase_width = 4\n[train]\nepochs = 4\nbatch_size = 32\n[ato]\ncontroller_fraction = 0.5\n[bench]\nafter_run = false",
     )
     .unwrap();
     cfg.dataset.root = dir.display().to_string();

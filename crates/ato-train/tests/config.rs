@@ -260,3 +260,53 @@ fn every_key_is_documented_and_listed_for_help() {
         RunConfig::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", d.key));
     }
 }
+
+/// 64-bit FNV-1a, as `run_id` hashes.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[test]
+fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
+    let a = RunConfig::default();
+    assert_eq!(
+        (a.bench.after_run, a.bench.batch, a.bench.repeats),
+        (true, 64, 5)
+    );
+    assert_eq!(a.prune.round_to, 1);
+    // the id hashes config.toml as it was before `[bench]` and `prune.round_to` existed (with
+    // the keys that do not change a run cleared)
+    let mut key = a.clone();
+    key.name.clear();
+    key.out_dir.clear();
+    key.dataset.root.clear();
+    let text = key.to_toml();
+    let bench = text.find("\n[bench]\n").expect("a [bench] table");
+    let after = text[bench + 1..]
+        .find("\n\n")
+        .map_or(text.len(), |e| bench + 1 + e + 1);
+    let before = format!("{}{}", &text[..bench], &text[after..]).replace("round_to = 1\n", "");
+    assert!(!before.contains("bench") && !before.contains("round_to"));
+    assert_eq!(key.results_toml(), before);
+    assert_eq!(
+        a.run_id(),
+        format!("ato-resnet20-s0-{:08x}", fnv1a(before.as_bytes()) as u32)
+    );
+    // timing settings do not change a run; rounding does, for every method
+    let mut b = a.clone();
+    b.bench.after_run = false;
+    b.bench.batch = 8;
+    assert_eq!(a.run_id(), b.run_id());
+    for method in [Method::Ato, Method::Oto, Method::Otov2] {
+        let (mut one, mut four) = (a.clone(), a.clone());
+        one.method = method;
+        four.method = method;
+        four.prune.round_to = 4;
+        assert_ne!(one.run_id(), four.run_id(), "{method:?}");
+    }
+    assert!(err("[prune]\nround_to = 0\n").contains("prune.round_to"));
+    assert!(err("[bench]\nbatch = 0\n").contains("bench.batch"));
+    assert!(err("[bench]\nrepeats = 0\n").contains("bench.repeats"));
+}

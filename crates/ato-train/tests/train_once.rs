@@ -41,6 +41,8 @@ fn tiny(method: Method, root: &Path) -> RunConfig {
         target_group_sparsity = 0.3
         [convergence]
         every = 0
+        [bench]
+        after_run = false
         "#,
     )
     .unwrap();
@@ -60,6 +62,10 @@ fn ato_prunes_compacts_and_writes_every_file() {
     let mut cfg = tiny(Method::Ato, dir.path());
     cfg.convergence.every = 4;
     cfg.convergence.batches = 2;
+    // the after-run latency, at a tiny batch to keep the test short
+    cfg.bench.after_run = true;
+    cfg.bench.batch = 2;
+    cfg.bench.repeats = 3;
     let out = run(&cfg, &quiet()).unwrap();
     for f in [
         "config.toml",
@@ -85,6 +91,20 @@ fn ato_prunes_compacts_and_writes_every_file() {
         "the controller pruned something: {s:?}"
     );
     assert!(s.pruned_params.unwrap() < s.base_params);
+    let t = out
+        .latency
+        .as_ref()
+        .expect("bench.after_run measured the latency");
+    assert_eq!((t.batch, t.repeats), (2, 3));
+    assert_eq!(
+        (s.dense_ms, s.compact_ms, s.speedup),
+        (
+            Some(t.dense_ms),
+            Some(t.compact_ms),
+            Some(t.dense_ms / t.compact_ms)
+        )
+    );
+    assert_eq!(t.compact_macs, s.pruned_macs.unwrap());
     assert!(
         (s.top1.unwrap() - s.compact_top1.unwrap()).abs() < 1e-9,
         "same predictions: {s:?}"
@@ -183,4 +203,41 @@ fn a_diverging_run_stops_with_an_error_naming_the_step() {
     assert!(matches!(e, TrainError::NonFinite { .. }), "{text}");
     assert!(text.contains("epoch") && text.contains("step"), "{text}");
     assert_eq!(text.lines().count(), 1);
+}
+
+/// `prune.round_to = 4` on ATO and OTOv2 (base width 8: gates of 8, 16 and 32 channels):
+/// every kept width of the compact model is a multiple of 4, and the summary counts those
+/// widths. (The FLOPs target itself is not reachable in 4 tiny epochs; the rounded FLOPs
+/// term is tested in ato-controller's `round_to` tests.)
+#[test]
+fn round_to_keeps_multiples_of_n_channels_in_every_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    for method in [Method::Ato, Method::Otov2] {
+        let mut cfg = tiny(method, dir.path());
+        cfg.model.base_width = Some(8);
+        cfg.prune.round_to = 4;
+        let out = run(&cfg, &quiet()).unwrap();
+        let compact = Model::load(
+            &out.run_dir.join("compact.safetensors"),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let widths = compact.arch().gate_widths();
+        assert!(widths.iter().all(|w| w % 4 == 0), "{method:?}: {widths:?}");
+        let s = &out.summary;
+        assert!(
+            s.flops_reduction.unwrap() > 0.0,
+            "{method:?} pruned: {widths:?}"
+        );
+        assert_eq!(Some(compact.macs()), s.pruned_macs, "{method:?}");
+        let mask: Vec<Vec<bool>> =
+            serde_json::from_str(&std::fs::read_to_string(out.run_dir.join("mask.json")).unwrap())
+                .unwrap();
+        let kept: Vec<usize> = mask
+            .iter()
+            .map(|m| m.iter().filter(|&&k| k).count())
+            .collect();
+        assert_eq!(kept, widths, "{method:?}: mask.json holds the rounded mask");
+        assert!(out.compact_max_abs_diff < 1e-4, "{method:?}");
+    }
 }

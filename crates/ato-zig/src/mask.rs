@@ -114,4 +114,70 @@ impl Mask {
             .map(|(a, b)| a.iter().zip(b).filter(|(x, y)| x != y).count())
             .sum()
     }
+
+    /// The kept count `prune.round_to = n` allows for `kept` channels of a gate of `width`:
+    /// ⌈max(kept, 1) / n⌉ · n, capped at `width` (a gate keeps at least one channel, as
+    /// compaction does, so at least `n`). `n` ≤ 1 gives `max(kept, 1)` capped at `width`.
+    ///
+    /// ```
+    /// use ato_zig::Mask;
+    /// assert_eq!(Mask::rounded_count(5, 4, 16), 8);
+    /// assert_eq!(Mask::rounded_count(8, 4, 16), 8);
+    /// assert_eq!(Mask::rounded_count(0, 4, 16), 4);
+    /// assert_eq!(Mask::rounded_count(13, 8, 12), 12);
+    /// assert_eq!(Mask::rounded_count(3, 1, 16), 3);
+    /// ```
+    pub fn rounded_count(kept: usize, n: usize, width: usize) -> usize {
+        (kept.max(1).div_ceil(n.max(1)) * n.max(1)).min(width)
+    }
+
+    /// This mask with every gate's kept count rounded up to [`Mask::rounded_count`] (a
+    /// multiple of `n`, capped at the gate's width): every kept channel stays kept, and the
+    /// dropped channels with the highest `scores` (one per channel, same shape as the mask;
+    /// ties go to the lower index) are added until the count is reached. `n` ≤ 1 returns the
+    /// mask unchanged. Every pruning method calls this on its selection when
+    /// `prune.round_to = n > 1`.
+    ///
+    /// ```
+    /// use ato_zig::Mask;
+    /// let m = Mask::from_keep(vec![vec![true, false, false, false, true, false]]);
+    /// let scores = vec![vec![0.0, 0.3, 0.9, 0.1, 0.0, 0.3]];
+    /// // 2 kept → 4: channels 2 (0.9) and 1 (0.3, lower index than 5) come back
+    /// assert_eq!(
+    ///     m.round_kept_up(&scores, 4).gate(0),
+    ///     [true, true, true, false, true, false]
+    /// );
+    /// ```
+    ///
+    /// # Panics
+    /// When `scores` does not have the mask's shape.
+    pub fn round_kept_up(&self, scores: &[Vec<f32>], n: usize) -> Mask {
+        assert_eq!(
+            scores.iter().map(Vec::len).collect::<Vec<_>>(),
+            self.widths(),
+            "one score per channel of every gate"
+        );
+        let keep = self
+            .keep
+            .iter()
+            .zip(scores)
+            .map(|(gate, score)| {
+                let kept = gate.iter().filter(|&&k| k).count();
+                let goal = if n <= 1 {
+                    kept
+                } else {
+                    Mask::rounded_count(kept, n, gate.len())
+                };
+                let mut dropped: Vec<usize> = (0..gate.len()).filter(|&c| !gate[c]).collect();
+                // highest score first; the stable sort keeps the lower index first on ties
+                dropped.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+                let mut out = gate.clone();
+                for &c in dropped.iter().take(goal - kept) {
+                    out[c] = true;
+                }
+                out
+            })
+            .collect();
+        Mask { keep }
+    }
 }

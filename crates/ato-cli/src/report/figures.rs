@@ -1,6 +1,6 @@
-//! The report's figures: accuracy vs FLOPs reduction, test accuracy over epochs, one plot per
-//! ablation axis and the convergence figures ([`super::convergence`]), as PNG files beside the
-//! report.
+//! The report's figures: accuracy vs FLOPs reduction (mean ± std over seeds) and vs measured
+//! speedup, test accuracy over epochs, one plot per ablation axis and the convergence figures
+//! ([`super::convergence`]), as PNG files beside the report.
 
 use super::plots::{draw, Chart, Mark, Series};
 use super::seeds::{same_but_seed, Spread};
@@ -21,6 +21,30 @@ pub struct Figure {
     pub link: String,
     /// A sentence printed under the figure (e.g. which runs it cannot show).
     pub note: Option<String>,
+}
+
+/// One point series per method of (x, test top-1 %), x from `x_of`, for the runs that have
+/// both; methods without such a run are left out.
+fn by_method(
+    runs: &[&RunRecord],
+    x_of: impl Fn(&ato_train::SummaryRow) -> Option<f64>,
+) -> Vec<Series> {
+    let mut points: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for r in runs {
+        let s = &r.summary;
+        if let (Some(x), Some(t)) = (x_of(s), s.top1) {
+            points.entry(&s.method).or_default().push((x, 100.0 * t));
+        }
+    }
+    points
+        .into_iter()
+        .map(|(m, points)| Series {
+            name: m.into(),
+            points,
+            mark: Mark::Points,
+            spread: Vec::new(),
+        })
+        .collect()
 }
 
 impl Report<'_> {
@@ -47,7 +71,7 @@ impl Report<'_> {
         for ((dataset, model), runs) in &self.groups {
             let tag = format!("{dataset}_{model}");
             // one point per setting: the mean over its seeds, error bars of one std
-            let mut by_method: BTreeMap<&str, PointsWithSpread> = BTreeMap::new();
+            let mut per_method: BTreeMap<&str, PointsWithSpread> = BTreeMap::new();
             let mut seen: Vec<&RunRecord> = Vec::new();
             for r in runs {
                 if seen.iter().any(|o| same_but_seed(&o.summary, &r.summary)) {
@@ -58,12 +82,12 @@ impl Report<'_> {
                 let f = Spread::over(&mates, |s| s.flops_reduction);
                 let t = Spread::over(&mates, |s| s.top1);
                 if let (Some(f), Some(t)) = (f, t) {
-                    let entry = by_method.entry(&r.summary.method).or_default();
+                    let entry = per_method.entry(&r.summary.method).or_default();
                     entry.0.push((100.0 * f.mean, 100.0 * t.mean));
                     entry.1.push((100.0 * f.std, 100.0 * t.std));
                 }
             }
-            let series: Vec<Series> = by_method
+            let series: Vec<Series> = per_method
                 .into_iter()
                 .map(|(m, (points, spread))| Series {
                     name: m.into(),
@@ -87,6 +111,31 @@ impl Report<'_> {
                 },
                 &series,
             )?);
+            let speedups = by_method(runs, |s| s.speedup);
+            if !speedups.is_empty() {
+                let file = format!("accuracy_vs_speedup_{tag}.png");
+                let title = format!("{model} on {dataset}: top-1 vs measured speedup");
+                let mut fig = self.figure(
+                    dir,
+                    &file,
+                    Chart {
+                        title: &title,
+                        x_label: "speedup of the compact model (×, measured)",
+                        y_label: "test top-1 (%)",
+                        log_y: false,
+                        reference_y: None,
+                        legend: SeriesLabelPosition::LowerLeft,
+                    },
+                    &speedups,
+                )?;
+                fig.note = Some(
+                    "Eval-mode forward of the compact model against the dense one, timed side \
+                     by side after each run (`[bench]` batch and repeats; `summary.csv` columns \
+                     dense_ms, compact_ms, speedup)."
+                        .into(),
+                );
+                figs.push(fig);
+            }
 
             let shown: Vec<&&RunRecord> = main
                 .iter()

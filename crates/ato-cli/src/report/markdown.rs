@@ -34,11 +34,11 @@ impl Report<'_> {
             self.all.len()
         );
         let _ = writeln!(md, "## Main results\n");
-        let _ = writeln!(md, "One row per data set, model and method; for ATO the runs at the sweep's central settings (the most common value of each of λ, γ, T_start, T_end). Values are mean ± sample std over the row's n seeds. `vs reference`: the FLOPs↓ gap to the main ATO row (its target when there is none) in points; \"matched\" only within ±1 point. Published numbers are those of `paper/README.md` for the same data set, model and method.\n");
-        let _ = writeln!(md, "| data set | model | method | n | top-1 (%) | top-5 (%) | compact top-1 (%) | FLOPs↓ (%) | target | params↓ (%) | vs reference | epochs | settings | published top-1 @ FLOPs↓ |");
+        let _ = writeln!(md, "One row per data set, model and method; for ATO the runs at the sweep's central settings (the most common value of each of λ, γ, T_start, T_end). Values are mean ± sample std over the row's n seeds. `vs reference`: the FLOPs↓ gap to the main ATO row (its target when there is none) in points; \"matched\" only within ±1 point. Published numbers are those of `paper/README.md` for the same data set, model and method. Speedup: the compact model's eval-mode forward against the dense model's, timed side by side at the end of the run (`[bench]`), with both times per batch.\n");
+        let _ = writeln!(md, "| data set | model | method | n | top-1 (%) | top-5 (%) | compact top-1 (%) | FLOPs↓ (%) | target | params↓ (%) | speedup (×) | vs reference | epochs | settings | published top-1 @ FLOPs↓ |");
         let _ = writeln!(
             md,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for r in self.main_rows() {
             let s = &r.summary;
@@ -52,7 +52,7 @@ impl Report<'_> {
                 .collect();
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.dataset,
                 s.model,
                 s.method,
@@ -63,6 +63,7 @@ impl Report<'_> {
                 spread(|s| s.flops_reduction),
                 targets_cell(&mates),
                 spread(|s| s.params_reduction),
+                speedup(s),
                 self.match_text(r),
                 s.epochs,
                 settings,
@@ -203,6 +204,16 @@ fn targets_cell(mates: &[&super::RunRecord]) -> String {
     }
 }
 
+/// The compact model's measured speedup over the dense one (`summary.csv` `speedup`), with
+/// the dense and compact milliseconds; "–" when not measured.
+fn speedup(s: &ato_train::SummaryRow) -> String {
+    match (s.speedup, s.dense_ms, s.compact_ms) {
+        (Some(x), Some(d), Some(c)) => format!("{x:.2} ({d:.1}→{c:.1} ms)"),
+        (Some(x), _, _) => format!("{x:.2}"),
+        _ => "–".into(),
+    }
+}
+
 /// The method's settings in a few words.
 fn settings(s: &ato_train::SummaryRow) -> String {
     let mut parts = Vec::new();
@@ -260,6 +271,9 @@ mod tests {
                 target_group_sparsity: None,
                 group_sparsity: Some(0.1),
                 target_met,
+                dense_ms: None,
+                compact_ms: None,
+                speedup: None,
             },
             metrics: Vec::new(),
             convergence: Vec::new(),

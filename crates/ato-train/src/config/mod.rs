@@ -44,6 +44,7 @@ pub struct RunConfig {
     pub hesso: HessoSection,
     pub magnitude: MagnitudeSection,
     pub convergence: ConvergenceSection,
+    pub bench: BenchSection,
     /// Seed of every random draw (init, data order, augmentation, controller).
     pub seed: u64,
     /// auto | cpu | cuda | cuda:N
@@ -68,6 +69,7 @@ impl Default for RunConfig {
             hesso: HessoSection::default(),
             magnitude: MagnitudeSection::default(),
             convergence: ConvergenceSection::default(),
+            bench: BenchSection::default(),
             seed: 0,
             device: "auto".into(),
             out_dir: "results".into(),
@@ -122,7 +124,7 @@ impl RunConfig {
 
     /// `prune.round_to` for the pruners that take it.
     pub fn round_to(&self) -> usize {
-        1 // MERGE: replace with `self.prune.round_to` once the `prune.round_to` key lands
+        self.prune.round_to
     }
 
     /// OTOv2's base λ: `otov2.lambda`, else the reference's default for the optimiser.
@@ -180,8 +182,10 @@ impl RunConfig {
     /// A readable, stable identifier: `{method}-{model}-s{seed}-{hash}` where the hash covers
     /// every key that can change the run's results: not `name`, `out_dir`, `dataset.root` or
     /// `dataset.download` (where the data lives), nor the sections of the other methods (an
-    /// OTO run does not depend on `ato.lambda`). Two runs with the same settings share an id,
-    /// which is how sweeps skip finished runs and resume interrupted ones.
+    /// OTO run does not depend on `ato.lambda`), nor `[bench]` (timing only), nor
+    /// `prune.round_to` at its default 1 (so ids from before the key existed stay valid). Two
+    /// runs with the same settings share an id, which is how sweeps skip finished runs and
+    /// resume interrupted ones.
     pub fn run_id(&self) -> String {
         let mut key = self.clone();
         key.name.clear();
@@ -192,9 +196,13 @@ impl RunConfig {
         if self.method != Method::Ato {
             key.ato = d.ato;
         }
-        // OTO and OTOv2 are only judged against the FLOPs target: it does not change their run
+        // OTO and OTOv2 are only judged against the FLOPs target: it does not change their
+        // run; every method rounds its kept widths
         if !matches!(self.method, Method::Ato | Method::Hesso | Method::Magnitude) {
-            key.prune = d.prune;
+            key.prune = PruneSection {
+                round_to: self.prune.round_to,
+                ..d.prune
+            };
         }
         if self.method != Method::Hesso {
             key.hesso = d.hesso;
@@ -208,7 +216,8 @@ impl RunConfig {
         if self.method != Method::Otov2 {
             key.otov2 = d.otov2;
         }
-        let h = fnv1a(key.to_toml().as_bytes());
+        let text = key.results_toml();
+        let h = fnv1a(text.as_bytes());
         format!(
             "{}-{}-s{}-{:08x}",
             self.method.as_str(),
@@ -216,6 +225,21 @@ impl RunConfig {
             self.seed,
             h as u32
         )
+    }
+
+    /// `config.toml`'s text without the `[bench]` table and without `prune.round_to` when it
+    /// is 1: exactly the text of the same config before those keys existed.
+    #[doc(hidden)]
+    pub fn results_toml(&self) -> String {
+        let text = self.to_toml();
+        let mut doc: toml_edit::DocumentMut = text.parse().expect("own TOML parses");
+        doc.remove("bench");
+        if self.prune.round_to == 1 {
+            if let Some(prune) = doc.get_mut("prune").and_then(|p| p.as_table_mut()) {
+                prune.remove("round_to");
+            }
+        }
+        doc.to_string()
     }
 
     /// `<out_dir>/<name>/<run_id>`.

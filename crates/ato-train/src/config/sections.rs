@@ -200,6 +200,10 @@ pub struct PruneSection {
     pub target_flops_reduction: f64,
     /// A run meets its target when the reduction it achieves is within ± this of it.
     pub tolerance: f64,
+    /// Every method keeps a multiple of this many channels per gate (never none, never more
+    /// than the full width), so the compact model has kernel-friendly widths; the budget and
+    /// ATO's FLOPs term count the rounded widths. 1 = no rounding.
+    pub round_to: usize,
 }
 
 impl Default for PruneSection {
@@ -207,6 +211,7 @@ impl Default for PruneSection {
         Self {
             target_flops_reduction: 0.5,
             tolerance: 0.02,
+            round_to: 1,
         }
     }
 }
@@ -291,6 +296,29 @@ impl Default for ConvergenceSection {
             every: 100,
             batches: 4,
             mode: ProbeMode::Monitor,
+        }
+    }
+}
+
+/// `[bench]`: the latency measurement at the end of a run (compact vs dense model, side by
+/// side on the run's device; `summary.csv` columns `dense_ms`, `compact_ms`, `speedup`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BenchSection {
+    /// Time the compact model against the dense one after compaction (eval-mode forward).
+    pub after_run: bool,
+    /// Images per timed forward.
+    pub batch: usize,
+    /// Interleaved rounds (one forward of each model per round); the figures are medians.
+    pub repeats: usize,
+}
+
+impl Default for BenchSection {
+    fn default() -> Self {
+        Self {
+            after_run: true,
+            batch: 64,
+            repeats: 5,
         }
     }
 }

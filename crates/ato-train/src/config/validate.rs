@@ -84,6 +84,11 @@ impl RunConfig {
             tol,
             "[0, 0.5)",
         )?;
+        let round_to = self.prune.round_to;
+        check(round_to >= 1, "prune.round_to", round_to, "[1, ∞)")?;
+        let b = &self.bench;
+        check(b.batch >= 1, "bench.batch", b.batch, "[1, ∞)")?;
+        check(b.repeats >= 1, "bench.repeats", b.repeats, "[1, ∞)")?;
         let a = &self.ato;
         check(
             a.lambda >= 0.0 && a.lambda.is_finite(),

@@ -24,19 +24,10 @@ pub struct Hesso {
 }
 
 impl Hesso {
-    /// HESSO for a run of `cfg` on `model` with `steps_per_epoch` steps per epoch. Kept widths
-    /// can only be rounded (`round_to` > 1) by the magnitude baseline so far: HESSO refuses it.
-    pub fn new(
-        cfg: &RunConfig,
-        model: &Model,
-        steps_per_epoch: usize,
-        round_to: usize,
-    ) -> Result<Self, TrainError> {
-        if round_to > 1 {
-            return Err(TrainError::Config(format!(
-                "prune.round_to: hesso keeps any width; {round_to} is only supported by magnitude"
-            )));
-        }
+    /// HESSO for a run of `cfg` on `model` with `steps_per_epoch` steps per epoch. HESSO itself
+    /// keeps any width; with `prune.round_to` > 1 the run's final selection is rounded up after
+    /// training (exactly-zero groups re-admitted, see `finish`), which costs FLOPs↓.
+    pub fn new(cfg: &RunConfig, model: &Model, steps_per_epoch: usize) -> Result<Self, TrainError> {
         let per_epoch = steps_per_epoch as u64;
         let config = HessoConfig {
             start_step: cfg.hesso_start() as u64 * per_epoch,

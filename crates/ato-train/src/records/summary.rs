@@ -77,6 +77,17 @@ pub struct SummaryRow {
     /// Whether the run met what it was asked: its FLOPs reduction within ±`prune.tolerance`
     /// of the FLOPs target (every pruning method); empty for dense.
     pub target_met: Option<bool>,
+    /// Median ms of one eval-mode forward of the dense model at `bench.batch` images, timed
+    /// side by side with the compact model after the run (empty when `bench.after_run` is
+    /// off; files from before the column read as empty).
+    #[serde(default)]
+    pub dense_ms: Option<f64>,
+    /// The same for the compact model.
+    #[serde(default)]
+    pub compact_ms: Option<f64>,
+    /// `dense_ms / compact_ms`: how much faster the compact model runs.
+    #[serde(default)]
+    pub speedup: Option<f64>,
 }
 
 impl SummaryRow {
@@ -119,6 +130,9 @@ impl SummaryRow {
                 .then_some(cfg.otov2.target_group_sparsity),
             group_sparsity: None,
             target_met: None,
+            dense_ms: None,
+            compact_ms: None,
+            speedup: None,
         })
     }
 
@@ -144,7 +158,7 @@ impl SummaryRow {
     pub fn headline(&self) -> String {
         let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.2}%", 100.0 * v));
         format!(
-            "{} {}: top-1 {} (compact {}), FLOPs −{}, params −{}{}, {:.0}s",
+            "{} {}: top-1 {} (compact {}), FLOPs −{}, params −{}{}{}, {:.0}s",
             self.run_id,
             self.status,
             pct(self.top1),
@@ -152,6 +166,8 @@ impl SummaryRow {
             pct(self.flops_reduction),
             pct(self.params_reduction),
             self.target_text(),
+            self.speedup
+                .map_or(String::new(), |s| format!(", {s:.2}x faster")),
             self.wall_seconds.unwrap_or(0.0)
         )
     }

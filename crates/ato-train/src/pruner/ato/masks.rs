@@ -1,5 +1,5 @@
-//! The masks of ATO: each epoch's mask drawn from the controller, the settling steps at the end
-//! of the window, and the budget check of the mask that freezes.
+//! The masks of ATO: each epoch's mask drawn from the controller (rounded to `prune.round_to`),
+//! the settling steps at the end of the window, and the budget check of the mask that freezes.
 
 use super::{Ato, EPOCH_MASK_STREAM, SETTLE_CHUNK};
 use crate::config::EpochMask;
@@ -8,14 +8,28 @@ use ato_controller::{eval_masks, sample_masks};
 use ato_data::mix_seed;
 use ato_models::Model;
 use ato_zig::{KeptChannels, Mask};
+use candle_core::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 impl Ato {
+    /// `mask` with every gate's kept count rounded up to a multiple of `prune.round_to`, the
+    /// dropped channels with the highest logits `z` re-admitted first; unchanged for 1.
+    pub(super) fn rounded(&self, mask: Mask, z: &[Tensor]) -> Result<Mask, TrainError> {
+        if self.round_to <= 1 {
+            return Ok(mask);
+        }
+        let scores = z
+            .iter()
+            .map(|t| t.to_vec1::<f32>())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(mask.round_kept_up(&scores, self.round_to))
+    }
+
     /// The controller's deterministic mask now.
     pub fn current_mask(&self) -> Result<Mask, TrainError> {
         let z = self.controller.logits()?;
-        Ok(eval_masks(&z, self.controller.config())?)
+        self.rounded(eval_masks(&z, self.controller.config())?, &z)
     }
 
     /// The mask of epoch `epoch` as `ato.epoch_mask` draws it from the controller now.
@@ -35,7 +49,8 @@ impl Ato {
                     stream.push(attempt);
                 }
                 let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&stream));
-                Ok(sample_masks(&z, self.controller.config(), &mut rng)?.hard_mask()?)
+                let mask = sample_masks(&z, self.controller.config(), &mut rng)?.hard_mask()?;
+                self.rounded(mask, &z)
             }
         }
     }

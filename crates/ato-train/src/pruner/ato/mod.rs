@@ -20,6 +20,11 @@
 //!   controller's mask at T_end when deterministic. Its MACs reduction is checked against the
 //!   target (± `prune.tolerance`); a miss is one warning line and `target_met = false`.
 //!
+//! With `prune.round_to = N > 1` every mask (sampled, deterministic, hence the frozen one)
+//! keeps its gate's kept channels plus the highest-logit dropped ones up to a multiple of N
+//! ([`Mask::round_kept_up`] with the logits z as scores), and the FLOPs term counts the
+//! rounded widths ([`FlopsRegulariser::with_round_to`]).
+//!
 //! Randomness comes from counters, not from stream state: controller batch c is batch
 //! `c mod B` of the subset's pass `c / B`, its noise is drawn from a ChaCha stream seeded by
 //! `(seed, c)` and the epoch mask's from `(seed, e)`, so a resumed run draws exactly what an
@@ -61,6 +66,8 @@ pub struct Ato {
     epoch_mask: EpochMask,
     /// ρ and its tolerance, for the check at T_end.
     target: (f64, f64),
+    /// `prune.round_to`: kept counts are multiples of this.
+    round_to: usize,
     macs: WidthPolynomial,
     seed: u64,
     device: Device,
@@ -115,6 +122,7 @@ impl Ato {
         )?;
         let flops = FlopsRegulariser::new(model.arch(), cfg.prune.target_flops_reduction)
             .and_then(|f| f.with_dead_band(a.dead_band))
+            .map(|f| f.with_round_to(cfg.prune.round_to))
             .map_err(|e| TrainError::Config(e.to_string()))?;
         let schedule = cfg.schedule();
         let plan = ControllerPlan::new(
@@ -138,6 +146,7 @@ impl Ato {
             ce_mask: a.ce_mask,
             epoch_mask: a.epoch_mask,
             target: (cfg.prune.target_flops_reduction, cfg.prune.tolerance),
+            round_to: cfg.prune.round_to,
             macs: WidthPolynomial::macs(model.arch()),
             seed: cfg.seed,
             device: model.device().clone(),
