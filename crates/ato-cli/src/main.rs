@@ -10,12 +10,14 @@
 //! - `ato report DIR` — Markdown tables and PNG plots in `paper/`.
 //! - `ato eval`, `ato export` — evaluate or export a compact model.
 //! - `ato bench train|infer MODEL` — images/s of the kernels, against stock candle and PyTorch.
+//! - `ato check-gpu` — CUDA vs CPU numerics, CUDA benchmarks and demo epochs, in one table.
 //! - `ato data synth|fetch|check` — the synthetic set and the CIFAR archives.
 //! - `ato info MODEL` — params, MACs and gates of a model.
 //!
 //! Errors are one line on stderr and a non-zero exit code.
 
 mod bench;
+mod check_gpu;
 mod data_cmd;
 mod eval_cmd;
 mod info;
@@ -50,6 +52,8 @@ enum Command {
     Export(eval_cmd::ExportArgs),
     /// Images/s of training steps or inference, fast kernels vs stock candle.
     Bench(bench::BenchArgs),
+    /// CUDA against CPU numerics of every model, CUDA benchmarks, one-epoch demo runs: one table.
+    CheckGpu(check_gpu::CheckGpuArgs),
     /// Generate the synthetic set, fetch or check CIFAR.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval_cmd::eval_cmd(&a),
         Command::Export(a) => eval_cmd::export_cmd(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::CheckGpu(a) => check_gpu::run_cmd(&a),
         Command::Data(c) => data_cmd::run(c),
         Command::Info(a) => info::run(&a),
     };
