@@ -6,7 +6,7 @@
 
 pub mod pytorch;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use ato_data::DatasetName;
 use ato_kernels::Backend;
 use ato_models::{Model, ModelConfig, ModelName};

@@ -183,7 +183,7 @@ mod tests {
         );
         assert!(
             lines[3].starts_with(
-                "numerics  resnet20 grads   2.00e-4 (worst conv1.weight)  <= 1e-4   FAIL"
+                "numerics  resnet20 grads   2.00e-4 (worst conv1.weight)  <= 1e-4  FAIL"
             ),
             "{table}"
         );
