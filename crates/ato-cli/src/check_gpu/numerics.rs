@@ -30,6 +30,9 @@ fn flat(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?)
 }
 
+/// Gradients by parameter name, sorted by name, flattened.
+type NamedGrads = Vec<(String, Vec<f32>)>;
+
 /// Logits and gradients (by parameter name) of one train-mode step on `device`.
 fn forward_backward(
     config: &ModelConfig,
@@ -37,7 +40,7 @@ fn forward_backward(
     x: &Tensor,
     y: &Tensor,
     device: &Device,
-) -> Result<(Vec<f32>, Vec<(String, Vec<f32>)>)> {
+) -> Result<(Vec<f32>, NamedGrads)> {
     let on_device = tensors
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.to_device(device)?)))
