@@ -128,6 +128,10 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     if args.batch == 0 || args.iters == 0 {
         bail!("--batch and --iters must be positive");
     }
+    if args.pytorch {
+        // Fail before minutes of measuring, not after.
+        pytorch::require_torch()?;
+    }
     let name = ModelName::parse(&args.model)?;
     let (classes, side) = args.dataset.shape();
     let config = ModelConfig::new(name, classes, side);

@@ -56,14 +56,20 @@ pub fn torch_available(python: &str) -> Result<String, String> {
     ))
 }
 
-/// Runs the reference script now; PyTorch's images/s for exactly these settings.
-pub fn measure_now(args: &BenchArgs, threads: usize) -> Result<f64> {
+/// The python to use for `--pytorch`, or the one-line reason it cannot run.
+pub fn require_torch() -> Result<String> {
     let python = python();
     if let Err(why) = torch_available(&python) {
         bail!(
             "--pytorch: {why}; install PyTorch (`pip install torch`) or set ATO_PYTHON to a python that has it"
         );
     }
+    Ok(python)
+}
+
+/// Runs the reference script now; PyTorch's images/s for exactly these settings.
+pub fn measure_now(args: &BenchArgs, threads: usize) -> Result<f64> {
+    let python = require_torch()?;
     let script = benches_file("pytorch_reference.py");
     let out = std::env::temp_dir().join(format!("ato-pytorch-{}.json", std::process::id()));
     let status = Command::new(&python)
