@@ -41,6 +41,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Build with CUDA (needs nvcc; see README)
-build-cuda:
-    cargo build --release --features ato-cli/cuda
+# Build the CUDA binary target/cuda/ato; without nvcc, a pinned CUDA 13.0 venv from PyPI (see README)
+build-cuda *ARGS:
+    scripts/build-cuda {{ARGS}}
+
+# On a GPU host: CUDA vs CPU numerics, CUDA benchmarks and demo epochs in one table (builds if needed)
+gpu-check *ARGS:
+    scripts/gpu-check {{ARGS}}

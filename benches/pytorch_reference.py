@@ -4,8 +4,9 @@
 Measures full training steps (train-mode forward + cross-entropy + backward + plain SGD update)
 and eval-mode inference on random input, and writes JSON with the keys `ato bench --json`
 prints (`model`, `mode`, `batch`, `backend`, `threads`, `images_per_second`, `ms_per_step`).
-`ato bench` reads `benches/pytorch_reference_results.json` (the default output) and prints its
-ratio to PyTorch.
+`ato bench --pytorch` runs this script for the same settings and prints the same-run ratio;
+without `--pytorch`, `ato bench` shows the stored `benches/pytorch_reference_results.json` figure
+labelled "stored, <date>, <machine>" and no ratio. `--device cuda` times on the GPU.
 
 The models mirror ato-models' defaults:
 - CIFAR ResNet-20/32/56/110 (He et al. 2016): 3x3 stem to 16 channels, three stages of
@@ -165,9 +166,14 @@ def build(name, dataset):
     raise SystemExit(f"unknown model {name}")
 
 
-def bench(model, mode, batch, size, classes, iters, warmup):
-    x = torch.randn(batch, 3, size, size)
-    y = torch.randint(0, classes, (batch,))
+def bench(model, mode, batch, size, classes, iters, warmup, device="cpu"):
+    model = model.to(device)
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, classes, (batch,), device=device)
+
+    def sync():
+        if device != "cpu":
+            torch.cuda.synchronize(device)
     if mode == "train":
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -186,10 +192,12 @@ def bench(model, mode, batch, size, classes, iters, warmup):
 
     for _ in range(warmup):
         step()
+    sync()
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
         step()
+        sync()
         times.append(time.perf_counter() - t0)
     # Median step: robust to the noise of a shared 2-core machine.
     times.sort()
@@ -207,6 +215,7 @@ def main():
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", default="benches/pytorch_reference_results.json")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -215,12 +224,15 @@ def main():
     for name in a.models:
         model, size, classes = build(name, a.dataset)
         for mode in a.modes:
-            r = bench(model, mode, a.batch, size, classes, a.iters, a.warmup)
+            r = bench(model, mode, a.batch, size, classes, a.iters, a.warmup, a.device)
             r = {"model": name, "mode": mode, "dataset": a.dataset, "batch": a.batch,
-                 "backend": "pytorch", "threads": a.threads, **r}
+                 "backend": "pytorch", "device": a.device, "threads": a.threads, **r}
             print(json.dumps(r))
             results.append(r)
-    doc = {"torch_version": torch.__version__, "machine": platform.processor() or platform.machine(),
+    machine = platform.processor() or platform.machine()
+    if a.device != "cpu":
+        machine = torch.cuda.get_device_name(a.device)
+    doc = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "torch_version": torch.__version__, "machine": machine,
            "threads": a.threads, "results": results}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=2)

@@ -11,6 +11,7 @@
 //! - `ato eval`, `ato export` — evaluate or export a compact model.
 //! - `ato bench train|infer MODEL` — images/s of the kernels, against stock candle and PyTorch;
 //!   `ato bench train|infer RUN_DIR` — a run's compact model against the dense one.
+//! - `ato check-gpu` — CUDA vs CPU numerics, CUDA benchmarks and demo epochs, in one table.
 //! - `ato data synth|fetch|check` — the synthetic set and the CIFAR archives.
 //! - `ato info MODEL` — params, MACs and gates of a model.
 //!
@@ -18,6 +19,7 @@
 
 mod bench;
 mod bench_run;
+mod check_gpu;
 mod data_cmd;
 mod eval_cmd;
 mod info;
@@ -53,6 +55,8 @@ enum Command {
     /// Images/s of training steps or inference, fast kernels vs stock candle; a run folder's
     /// compact model against the dense one.
     Bench(bench::BenchArgs),
+    /// CUDA against CPU numerics of every model, CUDA benchmarks, one-epoch demo runs: one table.
+    CheckGpu(check_gpu::CheckGpuArgs),
     /// Generate the synthetic set, fetch or check CIFAR.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval_cmd::eval_cmd(&a),
         Command::Export(a) => eval_cmd::export_cmd(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::CheckGpu(a) => check_gpu::run_cmd(&a),
         Command::Data(c) => data_cmd::run(c),
         Command::Info(a) => info::run(&a),
     };

@@ -31,6 +31,7 @@ pub mod evaluate;
 pub mod finish;
 pub mod mixup;
 pub mod objective;
+pub mod parallel;
 pub mod probe;
 pub mod probe_regime;
 pub mod pruner;

@@ -1,22 +1,27 @@
 //! `ato bench train|infer MODEL`: images/s and ms/step of full training steps (train-mode
 //! forward, cross-entropy, backward, plain SGD update) or eval-mode inference on random input,
-//! with the fast (`ato-kernels`) or stock (candle) backend, and the ratio to PyTorch where a
-//! reference file from `benches/pytorch_reference.py` is found.
+//! with the fast (`ato-kernels`) or stock (candle) backend, on the CPU or a CUDA device. With
+//! `--pytorch` the PyTorch reference is measured in the same run and the ratio printed; without it
+//! a stored reference is shown labelled "stored, <date>, <machine>" and no ratio.
 //!
 //! `ato bench train|infer RUN_DIR`: the run's compact model against the dense model of the same
 //! architecture, side by side (`ato_models::latency`), and their ratio.
 
-use anyhow::{bail, Context, Result};
+pub mod pytorch;
+
+use anyhow::{bail, Result};
 use ato_data::DatasetName;
 use ato_kernels::Backend;
 use ato_models::{Model, ModelConfig, ModelName};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::{Optimizer, SGD};
 use clap::{Args, ValueEnum};
+use pytorch::StoredPytorch;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// What one step is.
@@ -64,8 +69,15 @@ pub struct BenchArgs {
     /// the CIFAR shapes).
     #[arg(long, default_value = "cifar10")]
     pub dataset: DatasetName,
-    /// PyTorch results to compare with [default: benches/pytorch_reference_results.json,
-    /// looked up from the working directory and the source tree].
+    /// Device: cpu, cuda or cuda:N (CUDA needs a `--features cuda` build).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Run benches/pytorch_reference.py now with the same model, mode, data set, batch, threads
+    /// and device (python from `ATO_PYTHON`, else python3, with torch) and print the ratio.
+    #[arg(long)]
+    pub pytorch: bool,
+    /// Stored PyTorch results shown (labelled, no ratio) without --pytorch [default:
+    /// benches/pytorch_reference_results.json, from the working directory or the source tree].
     #[arg(long)]
     pub reference: Option<PathBuf>,
     /// Print one JSON object instead of text.
@@ -92,10 +104,13 @@ pub struct BenchReport {
     pub macs_per_image: u64,
     /// 2 · MACs · (3 for a training step, 1 for inference) · images/s.
     pub gflops_per_second: f64,
-    /// PyTorch's images/s for the same model, mode, data set and batch, if a reference was found.
+    pub device: String,
+    /// PyTorch's images/s measured in this run (`--pytorch`).
     pub pytorch_images_per_second: Option<f64>,
-    /// `images_per_second / pytorch_images_per_second`.
+    /// `images_per_second / pytorch_images_per_second`, only for a same-run measurement.
     pub ratio_to_pytorch: Option<f64>,
+    /// The stored reference for these settings (another run, labelled; no ratio is taken).
+    pub stored_pytorch: Option<StoredPytorch>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -122,10 +137,14 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     if args.batch == 0 || args.iters == 0 {
         bail!("--batch and --iters must be positive");
     }
+    if args.pytorch {
+        // Fail before minutes of measuring, not after.
+        pytorch::require_torch()?;
+    }
     let name = ModelName::parse(&args.model)?;
     let (classes, side) = args.dataset.shape();
     let config = ModelConfig::new(name, classes, side);
-    let device = Device::Cpu;
+    let device = ato_train::select_device(&args.device)?;
     let model = Model::new(&config, &device, 0)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let pixels: Vec<f32> = (0..args.batch * 3 * side * side)
@@ -147,6 +166,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
                 let logits = model.forward_t(x, None, true)?;
                 let loss = candle_nn::loss::cross_entropy(&logits, y)?;
                 sgd.backward_step(&loss)?;
+                loss.device().synchronize()?;
                 Ok(())
             })
         }
@@ -178,91 +198,54 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         BenchMode::Train => 3.0,
         BenchMode::Infer => 1.0,
     };
-    let reference = find_reference(args)?;
+    let threads = candle_core::utils::get_num_threads();
+    let same_run = if args.pytorch {
+        Some(pytorch::measure_now(args, threads)?)
+    } else {
+        None
+    };
+    let stored = pytorch::find_stored(args, threads)?;
     Ok(BenchReport {
         model: name.as_str().to_string(),
         mode: args.mode,
         dataset: args.dataset,
         batch: args.batch,
         backend: ato_kernels::backend().to_string(),
-        threads: candle_core::utils::get_num_threads(),
+        threads,
         iters: args.iters,
         ms_per_step: median * 1e3,
         best_ms_per_step: times[0] * 1e3,
         images_per_second,
         macs_per_image: macs,
         gflops_per_second: 2.0 * macs as f64 * passes * images_per_second / 1e9,
-        pytorch_images_per_second: reference,
-        ratio_to_pytorch: reference.map(|r| images_per_second / r),
+        device: args.device.clone(),
+        pytorch_images_per_second: same_run,
+        ratio_to_pytorch: same_run.map(|r| images_per_second / r),
+        stored_pytorch: stored,
     })
 }
 
 fn print_text(r: &BenchReport) {
     println!(
-        "{} {:?} ({}, batch {}, {} backend, {} threads): {:.1} images/s, {:.1} ms/step (best {:.1}), {:.1} GFLOP/s",
+        "{} {:?} ({}, batch {}, {} backend, {}, {} threads): {:.1} images/s, {:.1} ms/step (best {:.1}), {:.1} GFLOP/s",
         r.model,
         r.mode,
         r.dataset.as_str(),
         r.batch,
         r.backend,
+        r.device,
         r.threads,
         r.images_per_second,
         r.ms_per_step,
         r.best_ms_per_step,
         r.gflops_per_second
     );
-    match (r.pytorch_images_per_second, r.ratio_to_pytorch) {
-        (Some(pt), Some(ratio)) => {
-            println!("PyTorch reference: {pt:.1} images/s, ratio {ratio:.2}x")
-        }
-        _ => println!("no PyTorch reference found (run benches/pytorch_reference.py)"),
-    }
-}
-
-/// Default locations of the reference results.
-fn reference_candidates(args: &BenchArgs) -> Vec<PathBuf> {
-    if let Some(p) = &args.reference {
-        return vec![p.clone()];
-    }
-    let file = Path::new("benches").join("pytorch_reference_results.json");
-    vec![
-        file.clone(),
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(file),
-    ]
-}
-
-/// PyTorch's images/s for this model, mode, data set and batch (same thread count preferred).
-fn find_reference(args: &BenchArgs) -> Result<Option<f64>> {
-    let Some(path) = reference_candidates(args).into_iter().find(|p| p.is_file()) else {
-        if let Some(p) = &args.reference {
-            bail!("reference file {} not found", p.display());
-        }
-        return Ok(None);
-    };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let doc: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let mode = match args.mode {
-        BenchMode::Train => "train",
-        BenchMode::Infer => "infer",
-    };
-    let threads = candle_core::utils::get_num_threads() as u64;
-    let results: &[serde_json::Value] = doc["results"].as_array().map_or(&[], |a| a.as_slice());
-    let matches: Vec<&serde_json::Value> = results
-        .iter()
-        .filter(|r| {
-            r["model"].as_str() == Some(args.model.as_str())
-                && r["mode"].as_str() == Some(mode)
-                && r["batch"].as_u64() == Some(args.batch as u64)
-                && r["dataset"].as_str().unwrap_or("cifar10") == args.dataset.as_str()
-        })
-        .collect();
-    let best = matches
-        .iter()
-        .find(|r| r["threads"].as_u64() == Some(threads))
-        .or(matches.first());
-    Ok(best.and_then(|r| r["images_per_second"].as_f64()))
+    println!(
+        "{}",
+        pytorch::pytorch_line(
+            r.images_per_second,
+            r.pytorch_images_per_second,
+            r.stored_pytorch.as_ref()
+        )
+    );
 }
