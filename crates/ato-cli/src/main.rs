@@ -18,7 +18,6 @@
 //! Errors are one line on stderr and a non-zero exit code.
 
 mod bench;
-mod bench_run;
 mod check_gpu;
 mod data_cmd;
 mod eval_cmd;

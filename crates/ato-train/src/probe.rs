@@ -93,7 +93,7 @@ impl RunProbe {
             rows: Vec::new(),
             last_kept: None,
             path: run_dir.convergence_file(),
-            first_step: (crate::probe_regime::first_probe_epoch(cfg) * steps_per_epoch) as u64,
+            first_step: (cfg.first_probe_epoch() * steps_per_epoch) as u64,
         }))
     }
 

@@ -1,81 +1,12 @@
-//! What the convergence probes of a run measure (`convergence.mode`, DESIGN.md §6): the epoch
-//! from which the method's regulariser h is fixed, the first epoch probed, and the facts of the
-//! run that [`ato_optim::bounds::assess`] checks against the theorems ([`RunRegime`]).
+//! The facts of a run that [`ato_optim::bounds::assess`] checks against the theorems
+//! ([`RunRegime`], DESIGN.md §6), and the broken-prox negative control. Where the probes start
+//! and the theorem mode's checks are `RunConfig` methods (`config/theorem.rs`).
 
 use crate::config::{Method, OptimizerName, ProbeMode, Projector, RunConfig};
 use crate::TrainError;
 use ato_optim::bounds::{OptimizerKind, Schedule};
 use ato_optim::{DecayKind, GroupSet, RunRegime};
 use candle_core::Tensor;
-
-/// The first epoch from which the h the method hands the probe no longer changes: ATO from
-/// T_end (the mask is frozen; later than T_end if the prox or the λ switch starts later),
-/// OTO from `n_p` (the half-space stage), OTOv2 from its start epoch (the redundant set is
-/// fixed; h drops to 0 once the target is met, which the probe sees as a restart), HESSO after
-/// its last pruning period and magnitude from the epoch after its pruning (h is the indicator
-/// of the pruned groups being zero), dense from 0 (h = 0). May be ≥ `train.epochs`: h is then never fixed.
-pub fn regulariser_fixed_from(cfg: &RunConfig) -> usize {
-    let e = cfg.train.epochs;
-    match cfg.method {
-        Method::Dense => 0,
-        Method::Oto => cfg.oto_n_p(),
-        Method::Otov2 => cfg.otov2_start(),
-        // the pruned groups are held at exact zero once the last period has ended
-        Method::Hesso => cfg.hesso_start() + cfg.hesso_pruning_epochs(),
-        // from the epoch after the one-off pruning
-        Method::Magnitude => cfg.magnitude_prune_epoch() + 1,
-        Method::Ato => {
-            let s = cfg.schedule();
-            let mut from = s.t_end;
-            for later in [s.t_prox, s.lambda_switch] {
-                if later < e {
-                    from = from.max(later);
-                }
-            }
-            from
-        }
-    }
-}
-
-/// The epoch whose first step the first probe measures: 0 in monitor mode, the epoch h is
-/// fixed from in theorem mode.
-pub fn first_probe_epoch(cfg: &RunConfig) -> usize {
-    match cfg.convergence.mode {
-        ProbeMode::Monitor => 0,
-        ProbeMode::Theorem => regulariser_fixed_from(cfg),
-    }
-}
-
-/// The checks of `convergence.mode = "theorem"` (one error line each): no momentum (the
-/// theorems do not cover it; the run is rejected rather than silently changed, so the config
-/// says what ran) and a window in which h is fixed.
-pub fn check_theorem_mode(cfg: &RunConfig) -> Result<(), TrainError> {
-    let c = &cfg.convergence;
-    if c.mode != ProbeMode::Theorem || c.every == 0 {
-        return Ok(());
-    }
-    let o = &cfg.optim;
-    if o.momentum != 0.0 || o.nesterov {
-        let what = match o.name {
-            OptimizerName::Sgd => "SGD momentum",
-            OptimizerName::Adamw => "Adam's beta1",
-        };
-        return Err(TrainError::Config(format!(
-            "convergence.mode: \"theorem\" needs optim.momentum = 0 and optim.nesterov = false \
-             (the theorems do not cover {what}); got momentum {}",
-            o.momentum
-        )));
-    }
-    let from = regulariser_fixed_from(cfg);
-    if from >= cfg.train.epochs {
-        return Err(TrainError::Config(format!(
-            "convergence.mode: \"theorem\" measures from epoch {from}, where h is fixed \
-             (ATO: T_end), but the run has {} epochs; move that epoch before the end",
-            cfg.train.epochs
-        )));
-    }
-    Ok(())
-}
 
 /// The facts of the run in `epoch`, for [`ato_optim::ConvergenceProbe::set_regime`].
 pub fn run_regime(cfg: &RunConfig, epoch: usize) -> RunRegime {
@@ -108,7 +39,7 @@ pub fn run_regime(cfg: &RunConfig, epoch: usize) -> RunRegime {
         preconditioner_from_past: !adam,
         prox_in_metric: !adam,
         step_is_prox_of_h,
-        regulariser_fixed: epoch >= regulariser_fixed_from(cfg),
+        regulariser_fixed: epoch >= cfg.regulariser_fixed_from(),
         probe_uses_training_transform: cfg.convergence.mode == ProbeMode::Theorem,
         schedule: if constant {
             Schedule::Constant
@@ -174,14 +105,14 @@ mod tests {
         cfg.optim.momentum = 0.0;
         let t_end = cfg.schedule().t_end;
         assert_eq!(t_end, 5, "0.51 of 10 epochs");
-        assert_eq!(first_probe_epoch(&cfg), 5);
-        assert!(check_theorem_mode(&cfg).is_ok());
+        assert_eq!(cfg.first_probe_epoch(), 5);
+        assert!(cfg.check_theorem_mode().is_ok());
         assert!(violated(&cfg, 5).is_empty(), "{:?}", violated(&cfg, 5));
         assert_eq!(violated(&cfg, 4), ["regulariser_fixed"]);
         // monitor mode: from step 0, evaluation transform, the default momentum
         cfg.convergence.mode = ProbeMode::Monitor;
         cfg.optim.momentum = 0.9;
-        assert_eq!(first_probe_epoch(&cfg), 0);
+        assert_eq!(cfg.first_probe_epoch(), 0);
         assert_eq!(violated(&cfg, 5), ["probe_transform", "momentum_zero"]);
     }
 
@@ -189,11 +120,11 @@ mod tests {
     fn theorem_mode_rejects_momentum_and_a_t_end_at_the_end_with_one_line() {
         let mut cfg = config(Method::Ato, ProbeMode::Theorem);
         cfg.train.epochs = 10;
-        let e = check_theorem_mode(&cfg).unwrap_err().to_string();
+        let e = cfg.check_theorem_mode().unwrap_err().to_string();
         assert!(e.contains("optim.momentum = 0") && !e.contains('\n'), "{e}");
         cfg.optim.momentum = 0.0;
         cfg.ato.t_end = Some(crate::config::EpochSpec::Epoch(10));
-        let e = check_theorem_mode(&cfg).unwrap_err().to_string();
+        let e = cfg.check_theorem_mode().unwrap_err().to_string();
         assert!(e.contains("epoch 10") && !e.contains('\n'), "{e}");
     }
 

@@ -8,6 +8,7 @@
 //! architecture, side by side (`ato_models::latency`), and their ratio.
 
 pub mod pytorch;
+mod run_folder;
 
 use anyhow::{bail, Result};
 use ato_data::DatasetName;
@@ -121,7 +122,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         });
     }
     if Path::new(&args.model).is_dir() {
-        return crate::bench_run::run(args);
+        return run_folder::run(args);
     }
     let report = measure(args)?;
     if args.json {

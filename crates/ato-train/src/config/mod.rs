@@ -16,6 +16,7 @@ mod ato_section;
 mod baselines;
 mod keys;
 mod sections;
+mod theorem;
 mod validate;
 
 pub use ato_section::*;

@@ -263,7 +263,7 @@ impl RunConfig {
         if c.every > 0 {
             check(c.batches >= 2, "convergence.batches", c.batches, "[2, ∞)")?;
         }
-        crate::probe_regime::check_theorem_mode(self)?;
+        self.check_theorem_mode()?;
         let dev = self.device.as_str();
         let cuda_n = dev
             .strip_prefix("cuda:")

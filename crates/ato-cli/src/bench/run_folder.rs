@@ -2,7 +2,7 @@
 //! architecture, width and input shape, timed side by side in this process
 //! ([`ato_models::latency::compare`]), printed with their ratio (or as one JSON object).
 
-use crate::bench::{BenchArgs, BenchMode};
+use super::{BenchArgs, BenchMode};
 use crate::eval_cmd::compact_model_file;
 use anyhow::{bail, Result};
 use ato_models::latency::{compare, dense_twin, LatencyOptions, SideBySide, StepKind};
