@@ -32,6 +32,8 @@ fn small(root: &Path, extra: &str) -> RunConfig {
         {extra}
         [convergence]
         every = 0
+        [bench]
+        after_run = false
         "#
     ))
     .unwrap();
@@ -72,4 +74,25 @@ fn too_few_controller_steps_miss_the_target_and_the_summary_says_so() {
     assert_eq!(s.target_met, Some(false), "{s:?}");
     assert!(s.flops_reduction.unwrap() < 0.48, "{s:?}");
     assert!(s.headline().contains("MISSED"), "{}", s.headline());
+}
+
+#[test]
+fn rounded_widths_still_meet_the_flops_target() {
+    // prune.round_to = 2: every gate keeps an even number of channels, and the controller's
+    // FLOPs term and settling see the rounded widths, so the budget is still met
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small(dir.path(), "");
+    cfg.prune.round_to = 2;
+    let out = run(&cfg, &RunOptions::default()).unwrap();
+    let s = &out.summary;
+    assert!(
+        (s.flops_reduction.unwrap() - 0.5).abs() <= 0.02,
+        "FLOPs reduction within ±2 points of 0.5 with round_to = 2: {s:?}"
+    );
+    let mask: Vec<Vec<bool>> =
+        serde_json::from_str(&std::fs::read_to_string(out.run_dir.join("mask.json")).unwrap())
+            .unwrap();
+    for gate in &mask {
+        assert_eq!(gate.iter().filter(|&&k| k).count() % 2, 0, "{mask:?}");
+    }
 }
