@@ -30,13 +30,17 @@ pub struct RunOutcome {
     pub latency: Option<SideBySide>,
 }
 
+/// Whether an achieved FLOPs reduction is within ±`tolerance` of the target: the one test
+/// behind `target_met`, ATO's settling and its warning at T_end.
+pub(crate) fn flops_within(achieved: f64, target: f64, tolerance: f64) -> bool {
+    (achieved - target).abs() <= tolerance + 1e-12
+}
+
 /// Whether a finished row met its target: the FLOPs reduction within ±`tolerance`, or the
 /// group sparsity at least ⌊t·N⌋/N (DHSPG stops at exactly ⌊t·N⌋ zero groups).
 fn target_met(row: &SummaryRow, total_groups: usize, tolerance: f64) -> Option<bool> {
     match (row.target_flops_reduction, row.target_group_sparsity) {
-        (Some(t), _) => row
-            .flops_reduction
-            .map(|r| (r - t).abs() <= tolerance + 1e-12),
+        (Some(t), _) => row.flops_reduction.map(|r| flops_within(r, t, tolerance)),
         (None, Some(t)) => {
             let need = (t * total_groups as f64).floor() / total_groups.max(1) as f64;
             row.group_sparsity.map(|s| s >= need - 1e-12)

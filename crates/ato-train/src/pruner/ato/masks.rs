@@ -3,6 +3,7 @@
 
 use super::{Ato, EPOCH_MASK_STREAM, SETTLE_CHUNK};
 use crate::config::EpochMask;
+use crate::finish::flops_within;
 use crate::TrainError;
 use ato_controller::{eval_masks, sample_masks};
 use ato_data::mix_seed;
@@ -59,7 +60,7 @@ impl Ato {
     /// freeze is within the tolerance of the target, or the cap is reached.
     pub(super) fn settle(&mut self, model: &Model, epoch: usize) -> Result<(), TrainError> {
         let (rho, tol) = self.target;
-        let misses = |ato: &Self, m: &Mask| (ato.reduction(m) - rho).abs() > tol;
+        let misses = |ato: &Self, m: &Mask| !flops_within(ato.reduction(m), rho, tol);
         let mut candidate = match self.epoch_mask {
             EpochMask::Sampled => self.mask.clone(),
             EpochMask::Deterministic => self.current_mask()?,
@@ -95,7 +96,7 @@ impl Ato {
     pub(super) fn check_target(&self, frozen: &Mask) {
         let (rho, tol) = self.target;
         let got = self.reduction(frozen);
-        if (got - rho).abs() > tol {
+        if !flops_within(got, rho, tol) {
             eprintln!(
                 "warning: ATO's mask froze at epoch {} removing {:.1}% of the MACs; the target \
                  is {:.1}% ± {:.1} ({} controller steps were planned, {} settling steps taken; \
