@@ -225,6 +225,68 @@ pub(crate) fn affine_add_act_in_place(x: &mut [f32], r: &[f32], a: f32, b: f32, 
 }
 }
 
+/// `act(z · scale[c] + shift[c] (+ residual))` per channel c: eval-mode BatchNorm and its
+/// activation (and the residual add) applied to one image's conv output, in the same order of
+/// operations whether it runs in place or fused into the copy out of the direct kernel's
+/// wide layout ([`narrow_affine_act`]), so both give bit-identical results.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChannelAffine<'a> {
+    pub scale: &'a [f32],
+    pub shift: &'a [f32],
+    /// This image's residual (C × plane), added before the activation.
+    pub residual: Option<&'a [f32]>,
+    pub act: Activation,
+}
+
+impl ChannelAffine<'_> {
+    /// Applies the epilogue in place to one image's planes of `plane` elements.
+    pub fn apply_in_place(&self, y: &mut [f32], plane: usize) {
+        for (ch, p) in y.chunks_mut(plane).enumerate() {
+            let (a, b) = (self.scale[ch], self.shift[ch]);
+            match self.residual {
+                None => affine_act_in_place(p, a, b, self.act),
+                Some(r) => affine_add_act_in_place(p, &r[ch * plane..][..plane], a, b, self.act),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn narrow_affine_plane<A: ActFn>(
+    out: &mut [MaybeUninit<f32>],
+    wide: &[f32],
+    (pitch, row_len): (usize, usize),
+    r: Option<&[f32]>,
+    a: f32,
+    b: f32,
+) {
+    for (i, row) in out.chunks_mut(row_len).enumerate() {
+        let src = &wide[i * pitch..][..row.len()];
+        match r {
+            None => affine_act_plane::<A>(row, src, a, b),
+            Some(r) => affine_add_act_plane::<A>(row, src, &r[i * row_len..][..row.len()], a, b),
+        }
+    }
+}
+
+multiversion! {
+/// One channel of [`ChannelAffine`] fused into the copy out of a wide layout: row i of `out`
+/// (rows of `row_len`) is `act(wide[i·pitch..][..row_len] · a + b (+ r's row i))`; writes all
+/// of `out`.
+pub(crate) fn narrow_affine_act(
+    out: &mut [MaybeUninit<f32>],
+    wide: &[f32],
+    pitch: usize,
+    row_len: usize,
+    r: Option<&[f32]>,
+    a: f32,
+    b: f32,
+    act: Activation,
+) {
+    with_act!(act, narrow_affine_plane(out, wide, (pitch, row_len), r, a, b))
+}
+}
+
 #[inline(always)]
 fn output_gate_plane<A: ActFn>(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
     for ((g, d), y) in g.iter_mut().zip(dy).zip(y) {

@@ -2,7 +2,11 @@
 //! image.
 
 use super::geometry::ConvGeometry;
-use super::{col_capacity, forward_image_into, input_grad_image_into, ConvWeights, Passes};
+use super::{
+    col_capacity, forward_image_affine_into, forward_image_into, input_grad_image_into,
+    ConvWeights, Passes,
+};
+use crate::batchnorm::kernels::ChannelAffine;
 use crate::output::fill_chunks_map_into;
 use crate::parallel::{threads, with_scratch};
 
@@ -45,6 +49,29 @@ pub(crate) fn conv_images<T: Send>(
             (out_n, result)
         })
     })
+}
+
+/// The conv of every image of `x` with image n's epilogue `epi(n)` (eval-mode BatchNorm,
+/// activation, residual) applied as its output is written: a new output.
+pub(crate) fn conv_images_affine<'e>(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &ConvWeights,
+    epi: impl Fn(usize) -> ChannelAffine<'e> + Sync,
+) -> Vec<f32> {
+    let (parallel, t) = image_parallelism(g);
+    let cap = col_capacity(g);
+    let len = g.batch * g.out_image();
+    fill_chunks_map_into(len, g.out_image(), parallel, |n, piece| {
+        let x_n = &x[n * g.in_image()..][..g.in_image()];
+        with_scratch(cap, |col| {
+            (
+                forward_image_affine_into(g, x_n, w, piece, col, t, &epi(n)),
+                (),
+            )
+        })
+    })
+    .0
 }
 
 /// Dense forward over the batch.

@@ -15,8 +15,9 @@
 //! blocks of 4, 4, 5); the tile loops are in [`super::direct_simd`]. Every output is summed
 //! over (c, kh, kw) in that order, whatever the blocking and instruction set.
 
-use super::direct_layout::{narrow_into, pad_into};
+use super::direct_layout::{narrow_affine_into, narrow_into, pad_into};
 use super::direct_simd::{run_block, Isa};
+use crate::batchnorm::kernels::ChannelAffine;
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -247,6 +248,33 @@ impl<'a> DirectConv<'a> {
         narrow_into(s, wide, out);
         // SAFETY: `narrow_into` wrote every element of `out` (C_out planes of H_out × W_out,
         // its whole length); `MaybeUninit<f32>` has the layout of `f32`.
+        unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
+    }
+
+    /// [`Self::conv_image_into`] followed by `epi` (eval-mode BatchNorm, activation, residual),
+    /// fused into the copy out of the wide layout.
+    pub fn conv_image_affine_into<'o>(
+        &self,
+        x: &[f32],
+        out: &'o mut [MaybeUninit<f32>],
+        scratch: &mut [f32],
+        epi: &ChannelAffine,
+    ) -> &'o mut [f32] {
+        let s = &self.shape;
+        assert!(x.len() >= s.in_channels * s.in_h * s.in_w);
+        let plane = s.out_h() * s.out_w();
+        assert!(epi.scale.len() >= s.out_channels && epi.shift.len() >= s.out_channels);
+        assert!(epi
+            .residual
+            .is_none_or(|r| r.len() >= s.out_channels * plane));
+        let out = &mut out[..s.out_channels * plane];
+        let (xp, wide) = scratch.split_at_mut(s.padded_len());
+        let wide = &mut wide[..s.out_channels * s.wide_rounded()];
+        pad_into(s, x, xp);
+        self.run_blocks(xp, wide);
+        narrow_affine_into(s, wide, out, epi);
+        // SAFETY: `narrow_affine_into` wrote every element of `out` (C_out planes of H_out ×
+        // W_out, its whole length); `MaybeUninit<f32>` has the layout of `f32`.
         unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 

@@ -4,6 +4,7 @@
 
 use super::direct::DirectShape;
 use super::im2col::copy;
+use crate::batchnorm::kernels::{narrow_affine_act, ChannelAffine};
 use crate::simd::multiversion;
 use std::mem::MaybeUninit;
 
@@ -164,6 +165,32 @@ pub(crate) fn narrow_into(s: &DirectShape, wide: &[f32], out: &mut [MaybeUninit<
         }
     }
 }
+}
+
+/// [`narrow_into`] with the eval-mode BatchNorm epilogue fused into the copy:
+/// `out[o, oh, ow] = act(wide[o, oh·Wq + ow] · scale[o] + shift[o] (+ residual[o, oh, ow]))`,
+/// one pass over the output instead of two; writes every element of `out[..C_out·H_out·W_out]`.
+pub(crate) fn narrow_affine_into(
+    s: &DirectShape,
+    wide: &[f32],
+    out: &mut [MaybeUninit<f32>],
+    epi: &ChannelAffine,
+) {
+    let (wq, ow, stride) = (s.wq(), s.out_w(), s.wide_rounded());
+    let plane = s.out_h() * ow;
+    for o in 0..s.out_channels {
+        let r = epi.residual.map(|r| &r[o * plane..][..plane]);
+        narrow_affine_act(
+            &mut out[o * plane..][..plane],
+            &wide[o * stride..],
+            wq,
+            ow,
+            r,
+            epi.scale[o],
+            epi.shift[o],
+            epi.act,
+        );
+    }
 }
 
 /// `dst = src` for a short row of possibly uninitialised `dst` (as [`copy`]: no `memcpy`

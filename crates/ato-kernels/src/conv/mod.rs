@@ -13,7 +13,7 @@ mod im2col;
 mod implicit;
 mod weights;
 
-pub(crate) use batch::conv_images;
+pub(crate) use batch::{conv_images, conv_images_affine};
 pub use geometry::ConvParams;
 pub(crate) use weights::{col_capacity, ConvWeights, Passes};
 
@@ -25,6 +25,7 @@ pub fn set_direct_conv(enabled: bool) {
 }
 
 use crate::backend::{fast_path, Backend};
+use crate::batchnorm::kernels::ChannelAffine;
 use crate::output::zeroed;
 use crate::storage::{contiguous_f32, dims4, expect_dims4, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
@@ -124,6 +125,26 @@ pub(crate) fn forward_image_into<'o>(
     }
     let out_n = zeroed(out_n);
     forward_image(g, x_n, w, out_n, col, t);
+    out_n
+}
+
+/// [`forward_image_into`] followed by `epi`: fused into the direct kernel's copy out of its
+/// wide layout, applied in place on the other paths (the same result, bit for bit).
+pub(crate) fn forward_image_affine_into<'o>(
+    g: &ConvGeometry,
+    x_n: &[f32],
+    w: &ConvWeights,
+    out_n: &'o mut [MaybeUninit<f32>],
+    col: &mut [f32],
+    t: usize,
+    epi: &ChannelAffine,
+) -> &'o mut [f32] {
+    assert_eq!(out_n.len(), g.out_image());
+    if let Some(d) = &w.direct_forward {
+        return d.conv_image_affine_into(x_n, out_n, col, epi);
+    }
+    let out_n = forward_image_into(g, x_n, w, out_n, col, t);
+    epi.apply_in_place(out_n, g.out_plane());
     out_n
 }
 

@@ -19,9 +19,7 @@ pub use residual::{conv_batch_norm_add, conv_batch_norm_add_with};
 
 use crate::backend::{fast_path, Backend};
 use crate::batchnorm::into::{affine_act, affine_add_act};
-use crate::batchnorm::kernels::{
-    affine_act_in_place, affine_add_act_in_place, plane_moments, Moments,
-};
+use crate::batchnorm::kernels::{plane_moments, ChannelAffine, Moments};
 use crate::batchnorm::ops::{affine, ChannelStats};
 use crate::batchnorm::{train_values_per_channel, Activation, BatchNorm2d};
 use crate::conv::geometry::{ConvGeometry, ConvKind};
@@ -182,18 +180,12 @@ impl ConvBatchNormOp {
         let y = match &self.mode {
             Mode::Eval(stats) => {
                 let (scale, shift) = packed_affine(gamma_beta, stats);
-                conv::conv_images(g, x, w, |n, y_n| {
-                    for (ch, plane) in y_n.chunks_mut(po).enumerate() {
-                        match residual {
-                            None => affine_act_in_place(plane, scale[ch], shift[ch], act),
-                            Some(r) => {
-                                let r = &r[(n * c + ch) * po..][..po];
-                                affine_add_act_in_place(plane, r, scale[ch], shift[ch], act)
-                            }
-                        }
-                    }
+                conv::conv_images_affine(g, x, w, |n| ChannelAffine {
+                    scale: &scale,
+                    shift: &shift,
+                    residual: residual.map(|r| &r[n * c * po..][..c * po]),
+                    act,
                 })
-                .0
             }
             Mode::Train(slot) => {
                 let (z, moments) = conv::conv_images(g, x, w, |_, z_n| {
