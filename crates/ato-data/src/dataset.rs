@@ -23,7 +23,7 @@ pub const CIFAR_CROP_PADDING: usize = 4;
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatasetSpec {
     pub name: DatasetName,
-    /// Data root: holds `cifar-10-batches-bin/`, `cifar-100-binary/`, `synth10-seed0/` …, or
+    /// Data root: holds `cifar-10-batches-bin/`, `cifar-100-binary/`, `synth10-v2-seed0/` …, or
     /// (for ImageNet) `train/` and `val/`.
     pub root: PathBuf,
     /// Whether a missing CIFAR set may be downloaded.
