@@ -45,7 +45,8 @@ pub mod trainer;
 pub use ato_optim::ConvergenceRow;
 pub use checkpoint::{CheckpointDir, RunState};
 pub use config::{
-    DatasetName, DecayKind, EpochSpec, Method, NoiseKind, OptimizerName, Projector, RunConfig,
+    DatasetName, DecayKind, EpochSpec, Method, NoiseKind, OptimizerName, ProbeMode, Projector,
+    RunConfig,
 };
 pub use data::RunData;
 pub use device::select_device;

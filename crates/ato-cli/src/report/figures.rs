@@ -177,6 +177,16 @@ impl Report<'_> {
                 &shown,
             )?);
         }
+        for ((dataset, model), runs) in &self.theorem_runs {
+            let tag = format!("theorem_{dataset}_{model}");
+            let shown: Vec<&&RunRecord> = runs.iter().collect();
+            figs.extend(self.convergence_figures(
+                dir,
+                &tag,
+                (model.as_str(), &format!("{dataset}, theorem regime")),
+                &shown,
+            )?);
+        }
         for ab in self.ablations() {
             let pts = |f: fn(&RunRecord) -> Option<f64>| -> Vec<(f64, f64)> {
                 ab.runs

@@ -277,6 +277,7 @@ mod tests {
             },
             metrics: Vec::new(),
             convergence: Vec::new(),
+            theorem_regime: false,
         }
     }
 
@@ -302,5 +303,35 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| met |"), "{md}");
+    }
+
+    #[test]
+    fn runs_in_the_theorem_regime_stay_out_of_main_rows_and_ablations() {
+        let mut theorem = run("ato-theorem", Some(true));
+        theorem.theorem_regime = true;
+        theorem.summary.lambda = Some(99.0);
+        let mut other_lambda = run("ato-l20", Some(true));
+        other_lambda.summary.lambda = Some(20.0);
+        let runs = [run("ato-main", Some(true)), other_lambda, theorem];
+        let report = Report::new("t", &runs);
+        let main: Vec<&str> = report
+            .main_rows()
+            .iter()
+            .map(|r| r.summary.run_id.as_str())
+            .collect();
+        assert_eq!(main, ["ato-main"]);
+        let ablations = report.ablations();
+        assert_eq!(ablations.len(), 1, "λ varies between 10 and 20 only");
+        let ids: Vec<&str> = ablations[0]
+            .runs
+            .iter()
+            .map(|r| r.summary.run_id.as_str())
+            .collect();
+        assert_eq!(ids, ["ato-main", "ato-l20"]);
+        // negative control: the same run outside the theorem regime joins the λ ablation
+        let mut as_monitor = run("ato-theorem", Some(true));
+        as_monitor.summary.lambda = Some(99.0);
+        let runs = [run("ato-main", Some(true)), as_monitor];
+        assert_eq!(Report::new("t", &runs).ablations()[0].runs.len(), 2);
     }
 }

@@ -21,7 +21,7 @@ mod selection;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ato_train::run_dir::SUMMARY_FILE;
-use ato_train::{read_csv, ConvergenceRow, EpochMetrics, RunDir, SummaryRow};
+use ato_train::{read_csv, ConvergenceRow, EpochMetrics, ProbeMode, RunDir, SummaryRow};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -45,6 +45,10 @@ pub struct RunRecord {
     pub summary: SummaryRow,
     pub metrics: Vec<EpochMetrics>,
     pub convergence: Vec<ConvergenceRow>,
+    /// The run probed the theorems' regime (`convergence.mode = "theorem"`: no momentum, h
+    /// fixed): its optimiser differs from the recipe's, so it stays out of the tables' main
+    /// rows and ablations and gets a convergence figure of its own.
+    pub theorem_regime: bool,
 }
 
 /// Reads `DIR/summary.csv` and, for every run listed, its `metrics.csv` and
@@ -61,10 +65,13 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
     rows.into_iter()
         .map(|summary| {
             let run = RunDir::new(dir.join(&summary.run_id));
+            let theorem_regime = run.config_file().is_file()
+                && run.read_config()?.convergence.mode == ProbeMode::Theorem;
             Ok(RunRecord {
                 metrics: read_csv(&run.metrics_file())?,
                 convergence: read_csv(&run.convergence_file())?,
                 summary,
+                theorem_regime,
             })
         })
         .collect()

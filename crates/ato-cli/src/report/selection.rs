@@ -57,8 +57,11 @@ pub struct Ablation<'a> {
 pub struct Report<'a> {
     pub(super) name: &'a str,
     pub(super) all: &'a [RunRecord],
-    /// Finished runs per (data set, model), in sweep order.
+    /// Finished runs per (data set, model), in sweep order, without those probed in the
+    /// theorems' regime.
     pub(super) groups: BTreeMap<(String, String), Vec<&'a RunRecord>>,
+    /// Finished runs probed in the theorems' regime, per (data set, model).
+    pub(super) theorem_runs: BTreeMap<(String, String), Vec<&'a RunRecord>>,
     /// The sweep's matched-FLOPs searches (`calibration.csv`), if any.
     pub(super) calibration: Vec<crate::sweep::calibrate::CalibrationRow>,
 }
@@ -79,9 +82,14 @@ fn mode(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 impl<'a> Report<'a> {
     pub fn new(name: &'a str, all: &'a [RunRecord]) -> Self {
         let mut groups: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
+        let mut theorem_runs: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
         for r in all.iter().filter(|r| r.summary.is_finished()) {
-            groups
-                .entry((r.summary.dataset.clone(), r.summary.model.clone()))
+            let into = if r.theorem_regime {
+                &mut theorem_runs
+            } else {
+                &mut groups
+            };
+            into.entry((r.summary.dataset.clone(), r.summary.model.clone()))
                 .or_default()
                 .push(r);
         }
@@ -89,6 +97,7 @@ impl<'a> Report<'a> {
             name,
             all,
             groups,
+            theorem_runs,
             calibration: Vec::new(),
         }
     }

@@ -22,7 +22,7 @@ pub mod search;
 mod tests;
 
 use super::PlannedRun;
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use ato_train::{read_csv, write_csv_atomically, Method, RunConfig};
 use search::{KnobScale, SearchStatus};
 use serde::{Deserialize, Serialize};
@@ -245,9 +245,11 @@ pub fn apply(
             row.pilots,
             if from_cache { ", cached" } else { "" }
         ));
-        if !cache.contains(&row) {
+        // a listing (no pilot runner) reads the cache and never writes it
+        if !cache.contains(&row) && pilot.is_some() {
             cache.retain(|c| c.key != row.key);
             cache.push(row);
+            std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
             write_csv_atomically(&path, &cache)?;
         }
     }

@@ -132,3 +132,31 @@ fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
     assert!(second_calls.get() > 0, "another reference, another search");
     assert_eq!(third[2].config.prune.target_flops_reduction, 0.45);
 }
+
+#[test]
+fn a_listing_writes_nothing_and_a_sweep_creates_its_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("not-yet");
+    let settings = MatchSettings {
+        pilot_epochs: None,
+        max_pilots: 8,
+    };
+    let none = |_: &RunConfig| None;
+    // --dry-run: HESSO's by-construction row is listed, the folder is not created
+    let mut listed = runs();
+    let lines = apply(&mut listed, &dir, settings, &none, None).unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("not calibrated yet")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("ByConstruction")),
+        "{lines:?}"
+    );
+    assert!(!dir.exists(), "a listing wrote {}", dir.display());
+    // a real sweep into a folder that does not exist yet writes its cache there
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<f64> { Ok(log_response(c.oto.lambda)) };
+    let mut swept = runs();
+    apply(&mut swept, &dir, settings, &none, Some(&mut pilot)).unwrap();
+    assert!(dir.join(CALIBRATION_FILE).is_file());
+}
