@@ -11,11 +11,17 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{:.2}", 100.0 * v))
 }
 
+/// A setting as written in a config: integers without a point, searched values (a λ found
+/// by the matched-FLOPs search) to 4 significant digits.
 fn num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e6 {
         format!("{v:.0}")
     } else {
-        format!("{v}")
+        let digits = 3 - v.abs().log10().floor().clamp(-12.0, 3.0) as i32;
+        let rounded: f64 = format!("{v:.*}", digits.max(0) as usize)
+            .parse()
+            .unwrap_or(v);
+        format!("{rounded}")
     }
 }
 
@@ -168,7 +174,11 @@ impl Report<'_> {
                 s.dataset,
                 s.model,
                 s.method,
-                settings(s),
+                if r.theorem_regime {
+                    format!("{}; theorem regime", settings(s))
+                } else {
+                    settings(s)
+                },
                 pct(s.top1),
                 pct(s.flops_reduction),
                 target_cell(s),
@@ -333,5 +343,15 @@ mod tests {
         as_monitor.summary.lambda = Some(99.0);
         let runs = [run("ato-main", Some(true)), as_monitor];
         assert_eq!(Report::new("t", &runs).ablations()[0].runs.len(), 2);
+    }
+
+    #[test]
+    fn settings_show_searched_values_to_four_digits() {
+        assert_eq!(num(0.0335155027337511), "0.03352");
+        assert_eq!(num(0.05), "0.05");
+        assert_eq!(num(1e-3), "0.001");
+        assert_eq!(num(2.5), "2.5");
+        assert_eq!(num(50.0), "50");
+        assert_eq!(num(1234.5678), "1235");
     }
 }
