@@ -2,10 +2,7 @@
 //! image.
 
 use super::geometry::ConvGeometry;
-use super::{
-    col_capacity, forward_image_affine_into, forward_image_into, input_grad_image_into,
-    ConvWeights, Passes,
-};
+use super::{col_capacity, forward_image_into, input_grad_image_into, ConvWeights, Passes};
 use crate::batchnorm::kernels::ChannelAffine;
 use crate::output::fill_chunks_map_into;
 use crate::parallel::{threads, with_scratch};
@@ -38,17 +35,7 @@ pub(crate) fn conv_images<T: Send>(
     w: &ConvWeights,
     then: impl Fn(usize, &mut [f32]) -> T + Sync,
 ) -> (Vec<f32>, Vec<T>) {
-    let (parallel, t) = image_parallelism(g);
-    let cap = col_capacity(g);
-    let len = g.batch * g.out_image();
-    fill_chunks_map_into(len, g.out_image(), parallel, |n, piece| {
-        let x_n = &x[n * g.in_image()..][..g.in_image()];
-        with_scratch(cap, |col| {
-            let out_n = forward_image_into(g, x_n, w, piece, col, t);
-            let result = then(n, out_n);
-            (out_n, result)
-        })
-    })
+    conv_images_with(g, x, w, |_| None, then)
 }
 
 /// The conv of every image of `x` with image n's epilogue `epi(n)` (eval-mode BatchNorm,
@@ -59,19 +46,28 @@ pub(crate) fn conv_images_affine<'e>(
     w: &ConvWeights,
     epi: impl Fn(usize) -> ChannelAffine<'e> + Sync,
 ) -> Vec<f32> {
+    conv_images_with(g, x, w, |n| Some(epi(n)), |_, _| ()).0
+}
+
+/// [`conv_images`] with image n's optional epilogue `epi(n)` before `then`.
+fn conv_images_with<'e, T: Send>(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &ConvWeights,
+    epi: impl Fn(usize) -> Option<ChannelAffine<'e>> + Sync,
+    then: impl Fn(usize, &mut [f32]) -> T + Sync,
+) -> (Vec<f32>, Vec<T>) {
     let (parallel, t) = image_parallelism(g);
     let cap = col_capacity(g);
     let len = g.batch * g.out_image();
     fill_chunks_map_into(len, g.out_image(), parallel, |n, piece| {
         let x_n = &x[n * g.in_image()..][..g.in_image()];
         with_scratch(cap, |col| {
-            (
-                forward_image_affine_into(g, x_n, w, piece, col, t, &epi(n)),
-                (),
-            )
+            let out_n = forward_image_into(g, x_n, w, piece, col, t, epi(n).as_ref());
+            let result = then(n, out_n);
+            (out_n, result)
         })
     })
-    .0
 }
 
 /// Dense forward over the batch.

@@ -238,43 +238,38 @@ impl<'a> DirectConv<'a> {
         out: &'o mut [MaybeUninit<f32>],
         scratch: &mut [f32],
     ) -> &'o mut [f32] {
-        let s = &self.shape;
-        assert!(x.len() >= s.in_channels * s.in_h * s.in_w);
-        let out = &mut out[..s.out_channels * s.out_h() * s.out_w()];
-        let (xp, wide) = scratch.split_at_mut(s.padded_len());
-        let wide = &mut wide[..s.out_channels * s.wide_rounded()];
-        pad_into(s, x, xp);
-        self.run_blocks(xp, wide);
-        narrow_into(s, wide, out);
-        // SAFETY: `narrow_into` wrote every element of `out` (C_out planes of H_out × W_out,
-        // its whole length); `MaybeUninit<f32>` has the layout of `f32`.
-        unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
+        self.conv_image_then_into(x, out, scratch, None)
     }
 
-    /// [`Self::conv_image_into`] followed by `epi` (eval-mode BatchNorm, activation, residual),
-    /// fused into the copy out of the wide layout.
-    pub fn conv_image_affine_into<'o>(
+    /// [`Self::conv_image_into`], with `epi` (eval-mode BatchNorm, activation, residual) fused
+    /// into the copy out of the wide layout when given.
+    pub fn conv_image_then_into<'o>(
         &self,
         x: &[f32],
         out: &'o mut [MaybeUninit<f32>],
         scratch: &mut [f32],
-        epi: &ChannelAffine,
+        epi: Option<&ChannelAffine>,
     ) -> &'o mut [f32] {
         let s = &self.shape;
         assert!(x.len() >= s.in_channels * s.in_h * s.in_w);
         let plane = s.out_h() * s.out_w();
-        assert!(epi.scale.len() >= s.out_channels && epi.shift.len() >= s.out_channels);
-        assert!(epi
-            .residual
-            .is_none_or(|r| r.len() >= s.out_channels * plane));
         let out = &mut out[..s.out_channels * plane];
         let (xp, wide) = scratch.split_at_mut(s.padded_len());
         let wide = &mut wide[..s.out_channels * s.wide_rounded()];
         pad_into(s, x, xp);
         self.run_blocks(xp, wide);
-        narrow_affine_into(s, wide, out, epi);
-        // SAFETY: `narrow_affine_into` wrote every element of `out` (C_out planes of H_out ×
-        // W_out, its whole length); `MaybeUninit<f32>` has the layout of `f32`.
+        match epi {
+            None => narrow_into(s, wide, out),
+            Some(epi) => {
+                assert!(epi.scale.len() >= s.out_channels && epi.shift.len() >= s.out_channels);
+                assert!(epi
+                    .residual
+                    .is_none_or(|r| r.len() >= s.out_channels * plane));
+                narrow_affine_into(s, wide, out, epi)
+            }
+        }
+        // SAFETY: `narrow_into` and `narrow_affine_into` write every element of `out` (C_out
+        // planes of H_out × W_out, its whole length); `MaybeUninit<f32>` has the layout of `f32`.
         unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 

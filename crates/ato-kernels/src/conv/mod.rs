@@ -110,7 +110,9 @@ pub(crate) fn forward_image(
 }
 
 /// [`forward_image`] into an uninitialised `out_n` (exactly one output image), returned
-/// initialised: the direct kernel writes it in place, the other paths after a zero fill.
+/// initialised: the direct kernel writes it in place, the other paths after a zero fill. With
+/// `epi`, the epilogue follows: fused into the direct kernel's copy out of its wide layout,
+/// applied in place on the other paths (the same operations in the same order).
 pub(crate) fn forward_image_into<'o>(
     g: &ConvGeometry,
     x_n: &[f32],
@@ -118,33 +120,17 @@ pub(crate) fn forward_image_into<'o>(
     out_n: &'o mut [MaybeUninit<f32>],
     col: &mut [f32],
     t: usize,
+    epi: Option<&ChannelAffine>,
 ) -> &'o mut [f32] {
     assert_eq!(out_n.len(), g.out_image());
     if let Some(d) = &w.direct_forward {
-        return d.conv_image_into(x_n, out_n, col);
+        return d.conv_image_then_into(x_n, out_n, col, epi);
     }
     let out_n = zeroed(out_n);
     forward_image(g, x_n, w, out_n, col, t);
-    out_n
-}
-
-/// [`forward_image_into`] followed by `epi`: fused into the direct kernel's copy out of its
-/// wide layout, applied in place on the other paths (the same result, bit for bit).
-pub(crate) fn forward_image_affine_into<'o>(
-    g: &ConvGeometry,
-    x_n: &[f32],
-    w: &ConvWeights,
-    out_n: &'o mut [MaybeUninit<f32>],
-    col: &mut [f32],
-    t: usize,
-    epi: &ChannelAffine,
-) -> &'o mut [f32] {
-    assert_eq!(out_n.len(), g.out_image());
-    if let Some(d) = &w.direct_forward {
-        return d.conv_image_affine_into(x_n, out_n, col, epi);
+    if let Some(epi) = epi {
+        epi.apply_in_place(out_n, g.out_plane());
     }
-    let out_n = forward_image_into(g, x_n, w, out_n, col, t);
-    epi.apply_in_place(out_n, g.out_plane());
     out_n
 }
 
