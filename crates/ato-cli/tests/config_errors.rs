@@ -155,6 +155,15 @@ fn sweeps_are_validated_before_anything_runs() {
         ("[[grid]]\nmethod = []\n", "lists no values"),
         ("base = \"nowhere.toml\"\n", "nowhere.toml"),
         ("[grids]\nmethod = \"ato\"\n", "grids"),
+        ("match_flops = true\nmax_pilots = 0\n", "at least 1"),
+        (
+            "match_flops = true\nmatch_tolerance = 0.2\n",
+            "match_tolerance",
+        ),
+        (
+            "match_flops = true\nmatch_tolerance = -0.01\n",
+            "match_tolerance",
+        ),
     ] {
         let s = write_sweep(dir.path(), body);
         let out = ato(&["sweep", &s, &out_dir], &[]);

@@ -172,7 +172,8 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     let is_mine = |i: usize| i % shard.1 == shard.0;
     let settings = calibrate::MatchSettings {
         pilot_epochs: sweep.pilot_epochs,
-        max_pilots: sweep.max_pilots.unwrap_or(8),
+        max_pilots: sweep.max_pilots.unwrap_or(calibrate::DEFAULT_MAX_PILOTS),
+        tolerance: sweep.match_tolerance.unwrap_or(calibrate::MATCH_TOLERANCE),
     };
     if sweep.match_flops && (args.dry_run || args.print_config) {
         // the cache alone: a listing never starts a pilot run
@@ -285,22 +286,32 @@ struct Tally {
 
 /// The FLOPs reduction of a finished run of `cfg`, if any.
 fn finished_reduction(cfg: &RunConfig) -> Option<f64> {
-    RunDir::of(cfg)
-        .summary()
-        .filter(|s| s.is_finished())
-        .and_then(|s| s.flops_reduction)
+    finished_outcome(cfg).map(|o| o.flops_reduction)
+}
+
+/// What a finished run of `cfg` achieved, if there is one.
+fn finished_outcome(cfg: &RunConfig) -> Option<calibrate::PilotOutcome> {
+    let s = RunDir::of(cfg).summary().filter(|s| s.is_finished())?;
+    Some(calibrate::PilotOutcome {
+        flops_reduction: s.flops_reduction?,
+        group_sparsity: s.group_sparsity,
+    })
 }
 
 /// A pilot run of the knob search: trained quietly into the sweep folder (a pilot with the
-/// full epochs at the final knob is the run itself), its FLOPs reduction.
-fn pilot_run(cfg: &RunConfig) -> Result<f64> {
-    if let Some(r) = finished_reduction(cfg) {
-        return Ok(r);
+/// full epochs at the final knob is the run itself), what it achieved.
+fn pilot_run(cfg: &RunConfig) -> Result<calibrate::PilotOutcome> {
+    if let Some(o) = finished_outcome(cfg) {
+        return Ok(o);
     }
     let out = run(cfg, &RunOptions::default())?;
-    out.summary
-        .flops_reduction
-        .ok_or_else(|| anyhow!("pilot {} has no FLOPs reduction", cfg.run_id()))
+    Ok(calibrate::PilotOutcome {
+        flops_reduction: out
+            .summary
+            .flops_reduction
+            .ok_or_else(|| anyhow!("pilot {} has no FLOPs reduction", cfg.run_id()))?,
+        group_sparsity: out.summary.group_sparsity,
+    })
 }
 
 /// Runs (or skips, when finished) run `i`; a failure is recorded and counted, never raised.

@@ -21,8 +21,9 @@
 //! - `[per_method.oto]` (any method): keys for that method's runs only, after `[set]` and
 //!   before the grid point, e.g. `optim.momentum = 0.0` where the authors ran without momentum;
 //! - `match_flops = true`: put every baseline at the FLOPs reduction of the sweep's ATO runs
-//!   ([`super::calibrate`]), with `pilot_epochs` (default: the run's epochs) and `max_pilots`
-//!   (default 8) for the search.
+//!   ([`super::calibrate`]), with `pilot_epochs` (default: the run's epochs), `max_pilots`
+//!   (default 12, at least 1) and `match_tolerance` (default 0.01 = ±1 point, in (0, 0.05])
+//!   for the search.
 
 use anyhow::{anyhow, bail, Context, Result};
 use figment::value::Value;
@@ -52,8 +53,10 @@ pub struct SweepFile {
     pub match_flops: bool,
     /// Epochs of a pilot run of the search [default: the run's own].
     pub pilot_epochs: Option<usize>,
-    /// Most pilot runs per search [default: 8].
+    /// Most pilot runs per search [default: 12].
     pub max_pilots: Option<usize>,
+    /// How close a pilot must land to the reference [default: 0.01, one point].
+    pub match_tolerance: Option<f64>,
 }
 
 /// One run before layering: its base file and the sweep's values for it.
@@ -80,6 +83,7 @@ pub struct Sweep {
     pub match_flops: bool,
     pub pilot_epochs: Option<usize>,
     pub max_pilots: Option<usize>,
+    pub match_tolerance: Option<f64>,
 }
 
 /// Finds a sweep by file path, or by name in `experiments/sweeps/`.
@@ -154,6 +158,20 @@ pub fn load(path: &Path) -> Result<Sweep> {
             e.message().replace('\n', " ")
         )
     })?;
+    if file.max_pilots == Some(0) || file.pilot_epochs == Some(0) {
+        bail!(
+            "sweep {}: `max_pilots` and `pilot_epochs` must be at least 1",
+            path.display()
+        );
+    }
+    if let Some(t) = file.match_tolerance {
+        if !(t > 0.0 && t <= 0.05) {
+            bail!(
+                "sweep {}: `match_tolerance` = {t} is outside (0, 0.05] (a share of the FLOPs: 0.01 is ±1 point)",
+                path.display()
+            );
+        }
+    }
     let mut set = Vec::new();
     flatten("", &file.set, &mut set);
     let set: Vec<(String, Value)> = set
@@ -256,6 +274,7 @@ pub fn load(path: &Path) -> Result<Sweep> {
         match_flops: file.match_flops,
         pilot_epochs: file.pilot_epochs,
         max_pilots: file.max_pilots,
+        match_tolerance: file.match_tolerance,
     })
 }
 

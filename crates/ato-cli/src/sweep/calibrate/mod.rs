@@ -7,14 +7,24 @@
 //!   `prune.target_flops_reduction`.
 //! - OTO's knob is `oto.lambda` (log scale), OTOv2's `otov2.target_group_sparsity`; each is
 //!   searched with pilot runs ([`search::search`]) until the pilot's reduction is within
-//!   ±1 point of the reference. HESSO and magnitude aim at `prune.target_flops_reduction` by
+//!   ±1 point of the reference.
+//! - OTOv2's λ sets how fast DHSPG zeroes its redundant groups, the target how many. When a
+//!   pilot ends short of its own group-sparsity target (by more than [`SHORT_OF_TARGET`]), its
+//!   λ was too small for the run's steps: λ is raised ×4 (up to [`OTOV2_MAX_LAMBDA`]) and the
+//!   pilot re-run before the target moves, and the raised λ is kept for the rest of the search
+//!   and the run (column `lambda` of the cache). Without this a short run (1,437 images,
+//!   15 epochs = 180 steps at λ = 0.05) pruned 0% at every target and the search could only
+//!   report "unreachable". HESSO and magnitude aim at `prune.target_flops_reduction` by
 //!   construction: it is set to the reference, no pilots. Every matched run's
 //!   `prune.target_flops_reduction` becomes the reference, so `target_met` in `summary.csv`
 //!   judges it against the budget it was matched to.
 //! - Results are cached in `<sweep dir>/calibration.csv` (method, key, knob, value, achieved,
-//!   reference, status, pilots), keyed by the run's settings without seed and knob: one
+//!   reference, status, pilots, lambda), keyed by the run's settings without seed and knob: one
 //!   search serves every seed, and a second `ato sweep` runs no pilots. A cached row is
-//!   reused only for the same reference.
+//!   reused only for the same reference, and a row that did not match (closest, unreachable,
+//!   or matched less closely than today's `match_tolerance`) only when its search had at least
+//!   today's `max_pilots`: a larger budget searches again (the pilots already run are
+//!   finished run folders and cost nothing the second time).
 
 pub mod search;
 
@@ -24,18 +34,37 @@ mod tests;
 use super::PlannedRun;
 use anyhow::{anyhow, Result};
 use ato_train::{read_csv, write_csv_atomically, Method, RunConfig};
-use search::{KnobScale, SearchStatus};
+use search::{Evaluation, KnobScale, SearchStatus};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The cache file in the sweep folder.
 pub const CALIBRATION_FILE: &str = "calibration.csv";
 
-/// A run's FLOPs reduction is matched when within this of its reference (one point).
+/// Pilot runs per search unless the sweep sets `max_pilots`: a steep group-lasso response
+/// started far from its reference takes up to 11 ([`search`]).
+pub const DEFAULT_MAX_PILOTS: usize = 12;
+
+/// A run's FLOPs reduction is matched when within this of its reference (one point); a sweep
+/// may search closer (`match_tolerance`).
 pub const MATCH_TOLERANCE: f64 = 0.01;
 
-/// A pilot run: trains `cfg` and returns its achieved FLOPs reduction.
-pub type PilotRunner<'a> = &'a mut dyn FnMut(&RunConfig) -> Result<f64>;
+/// What a pilot run achieved.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PilotOutcome {
+    pub flops_reduction: f64,
+    /// The share of zero groups (OTOv2's own target measures this).
+    pub group_sparsity: Option<f64>,
+}
+
+/// A pilot run: trains `cfg` and returns what it achieved.
+pub type PilotRunner<'a> = &'a mut dyn FnMut(&RunConfig) -> Result<PilotOutcome>;
+
+/// An OTOv2 pilot whose group sparsity is below its target by more than this fell short.
+pub const SHORT_OF_TARGET: f64 = 0.02;
+
+/// The largest λ OTOv2's search raises to.
+pub const OTOV2_MAX_LAMBDA: f64 = 10.0;
 
 /// How the search runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,6 +72,9 @@ pub struct MatchSettings {
     /// Epochs of a pilot run; `None` = the run's own.
     pub pilot_epochs: Option<usize>,
     pub max_pilots: usize,
+    /// A pilot within this of the reference ends the search (`match_tolerance`, default
+    /// [`MATCH_TOLERANCE`]; the report's "matched" is always ±[`MATCH_TOLERANCE`]).
+    pub tolerance: f64,
 }
 
 /// One row of `calibration.csv`.
@@ -59,6 +91,9 @@ pub struct CalibrationRow {
     pub reference: f64,
     pub status: SearchStatus,
     pub pilots: usize,
+    /// OTOv2's λ when its search raised it (empty otherwise, and in caches written before).
+    #[serde(default)]
+    pub lambda: Option<f64>,
 }
 
 /// The knob of a method, if it is matched by one.
@@ -154,6 +189,64 @@ pub fn reference_of(
     usable_reference(mean, cfg.prune.target_flops_reduction)
 }
 
+/// The response of a search: one pilot at the knob's value, and for OTOv2 another at λ ×4 as
+/// long as the pilot falls short of its own group-sparsity target. The raised λ is kept for
+/// every later value; a value measured earlier at a smaller λ had reached its target, which
+/// λ only makes DHSPG reach sooner (the final run's own `target_met` judges the outcome).
+struct PilotResponse<'a, 'p> {
+    cfg: &'a RunConfig,
+    epochs: usize,
+    pilot: &'a mut (dyn FnMut(&RunConfig) -> Result<PilotOutcome> + 'p),
+    start_lambda: f64,
+    lambda: f64,
+}
+
+impl<'a, 'p> PilotResponse<'a, 'p> {
+    fn new(
+        cfg: &'a RunConfig,
+        epochs: usize,
+        pilot: &'a mut (dyn FnMut(&RunConfig) -> Result<PilotOutcome> + 'p),
+    ) -> Self {
+        let lambda = cfg.otov2_lambda();
+        Self {
+            cfg,
+            epochs,
+            pilot,
+            start_lambda: lambda,
+            lambda,
+        }
+    }
+
+    /// OTOv2's λ if the search raised it.
+    fn raised_lambda(&self) -> Option<f64> {
+        (self.lambda != self.start_lambda).then_some(self.lambda)
+    }
+
+    /// Pilots at knob value `v`, at most `left` of them.
+    fn evaluate(&mut self, v: f64, left: usize) -> Result<Evaluation> {
+        let mut c = self.cfg.clone();
+        c.train.epochs = self.epochs;
+        set(&mut c, v);
+        let mut pilots = 0;
+        loop {
+            if let Some(l) = self.raised_lambda() {
+                c.otov2.lambda = Some(l);
+            }
+            let out = (self.pilot)(&c)?;
+            pilots += 1;
+            let short = c.method == Method::Otov2
+                && out.group_sparsity.is_some_and(|s| s < v - SHORT_OF_TARGET);
+            if !short || pilots >= left || self.lambda * 4.0 > OTOV2_MAX_LAMBDA {
+                return Ok(Evaluation {
+                    response: out.flops_reduction,
+                    pilots,
+                });
+            }
+            self.lambda *= 4.0;
+        }
+    }
+}
+
 /// Sets every baseline's knob in `runs` from the cache or, when `pilot` is given, a search
 /// (written to the cache as it goes). Without `pilot` an uncached run is left as planned.
 /// Returns one line per baseline for the terminal.
@@ -183,7 +276,19 @@ pub fn apply(
         let k = key(&cfg, pilot_epochs);
         let cached = cache
             .iter()
-            .find(|c| c.key == k && (c.reference - reference).abs() < 1e-9)
+            .find(|c| {
+                c.key == k
+                    && (c.reference - reference).abs() < 1e-9
+                    && match c.status {
+                        SearchStatus::ByConstruction => true,
+                        // matched as closely as asked now, or no more pilots than then
+                        _ if c.pilots >= settings.max_pilots => true,
+                        SearchStatus::Matched => {
+                            (c.achieved - reference).abs() <= settings.tolerance + 1e-12
+                        }
+                        SearchStatus::Closest | SearchStatus::Unreachable => false,
+                    }
+            })
             .cloned();
         let from_cache = cached.is_some();
         let row = match (cached, scale, pilot.as_deref_mut()) {
@@ -197,19 +302,16 @@ pub fn apply(
                 reference,
                 status: SearchStatus::ByConstruction,
                 pilots: 0,
+                lambda: None,
             },
             (None, Some(scale), Some(pilot)) => {
-                let mut response = |v: f64| -> Result<f64> {
-                    let mut c = cfg.clone();
-                    c.train.epochs = pilot_epochs;
-                    set(&mut c, v);
-                    pilot(&c)
-                };
+                let mut pilots = PilotResponse::new(&cfg, pilot_epochs, pilot);
+                let mut response = |v: f64, left: usize| pilots.evaluate(v, left);
                 let found = search::search(
                     &mut response,
                     get(&cfg),
                     reference,
-                    MATCH_TOLERANCE,
+                    settings.tolerance,
                     scale,
                     settings.max_pilots,
                 )?;
@@ -222,6 +324,7 @@ pub fn apply(
                     reference,
                     status: found.status,
                     pilots: found.evaluations,
+                    lambda: pilots.raised_lambda(),
                 }
             }
             (None, Some(_), None) => {
@@ -234,11 +337,16 @@ pub fn apply(
         };
         runs[i].config.prune.target_flops_reduction = reference;
         set(&mut runs[i].config, row.value);
+        if let Some(l) = row.lambda {
+            runs[i].config.otov2.lambda = Some(l);
+        }
         lines.push(format!(
-            "{}: {} = {:.4e} → FLOPs −{:.1}% vs reference −{:.1}% ({:?}, {} pilot runs{})",
+            "{}: {} = {:.4e}{} → FLOPs −{:.1}% vs reference −{:.1}% ({:?}, {} pilot runs{})",
             runs[i].config.run_id(),
             row.knob,
             row.value,
+            row.lambda
+                .map_or(String::new(), |l| format!(" (λ raised to {l:.4e})")),
             100.0 * row.achieved,
             100.0 * row.reference,
             row.status,

@@ -1,7 +1,16 @@
 //! The knob search of matched FLOPs: a monotone response (FLOPs reduction, increasing in the
 //! knob) is brought within ± a tolerance of a reference by bracketing (steps of ×4 for λ, ±0.15
 //! for a share) and then a safeguarded secant (regula falsi kept at least 10% inside the
-//! bracket), with at most `max_evals` evaluations (pilot runs).
+//! bracket), with at most `max_pilots` pilot runs.
+//!
+//! Group-lasso responses are steep (HSPG on 180 steps: nothing at λ = 0.14, 87% at 0.256).
+//! On logistic responses in log λ of that steepness, started at 1e-3, this search lands
+//! within ±1 point in 6–11 pilots. Bisection while the low end is flat, and the Illinois
+//! correction, were tried on 20 such shapes: never fewer pilots, up to 2 more.
+//!
+//! One evaluation of the response may cost several pilots (OTOv2 raises its λ and re-runs a
+//! pilot that fell short of its own target); the response is told how many are left and says
+//! how many it spent ([`Evaluation`]).
 
 use anyhow::Result;
 
@@ -51,33 +60,58 @@ pub enum SearchStatus {
     ByConstruction,
 }
 
+/// One evaluation of the response: its value and the pilot runs it took (at least one, at
+/// most the number it was allowed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    pub response: f64,
+    pub pilots: usize,
+}
+
+#[cfg(test)]
+impl Evaluation {
+    /// A response that took one pilot run.
+    pub fn one(response: f64) -> Self {
+        Self {
+            response,
+            pilots: 1,
+        }
+    }
+}
+
+/// The response of a search: `(knob value, pilots left)` → [`Evaluation`].
+pub type Response<'a> = &'a mut dyn FnMut(f64, usize) -> Result<Evaluation>;
+
 /// The outcome of a search.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SearchResult {
     pub value: f64,
     pub achieved: f64,
+    /// Pilot runs spent.
     pub evaluations: usize,
     pub status: SearchStatus,
 }
 
-/// Searches `start`, then brackets and refines, until `response(x)` is within `tolerance` of
-/// `reference` or `max_evals` evaluations are spent.
+/// Searches `start`, then brackets and refines, until the response is within `tolerance` of
+/// `reference` or `max_pilots` pilot runs are spent.
 pub fn search(
-    response: &mut dyn FnMut(f64) -> Result<f64>,
+    response: Response<'_>,
     start: f64,
     reference: f64,
     tolerance: f64,
     scale: KnobScale,
-    max_evals: usize,
+    max_pilots: usize,
 ) -> Result<SearchResult> {
     let (ulo, uhi) = (scale.to_u(scale.lo), scale.to_u(scale.hi));
-    let mut evals = 0;
+    let mut spent = 0;
     // (u, response) of every evaluation so far
     let mut seen: Vec<(f64, f64)> = Vec::new();
-    let mut eval = |u: f64, seen: &mut Vec<(f64, f64)>| -> Result<f64> {
-        let r = response(scale.to_x(u))?;
-        seen.push((u, r));
-        Ok(r)
+    let mut eval = |u: f64, spent: &mut usize, seen: &mut Vec<(f64, f64)>| -> Result<f64> {
+        let left = max_pilots.saturating_sub(*spent).max(1);
+        let e = response(scale.to_x(u), left)?;
+        *spent += e.pilots.clamp(1, left);
+        seen.push((u, e.response));
+        Ok(e.response)
     };
     let best = |seen: &[(f64, f64)]| -> (f64, f64) {
         *seen
@@ -85,17 +119,17 @@ pub fn search(
             .min_by(|a, b| (a.1 - reference).abs().total_cmp(&(b.1 - reference).abs()))
             .expect("one evaluation")
     };
-    let done = |(u, r): (f64, f64), evals: usize, status| SearchResult {
+    let done = |(u, r): (f64, f64), spent: usize, status| SearchResult {
         value: scale.to_x(u),
         achieved: r,
-        evaluations: evals,
+        evaluations: spent,
         status,
     };
+    let matched = |r: f64| (r - reference).abs() <= tolerance;
     let mut u = scale.to_u(start.clamp(scale.lo, scale.hi));
-    let mut r = eval(u, &mut seen)?;
-    evals += 1;
-    if (r - reference).abs() <= tolerance {
-        return Ok(done((u, r), evals, SearchStatus::Matched));
+    let mut r = eval(u, &mut spent, &mut seen)?;
+    if matched(r) {
+        return Ok(done((u, r), spent, SearchStatus::Matched));
     }
     // bracket: (u_low, r_low) below the reference, (u_high, r_high) above
     let (mut low, mut high) = if r < reference {
@@ -104,24 +138,22 @@ pub fn search(
         (None, Some((u, r)))
     };
     while low.is_none() || high.is_none() {
-        if evals >= max_evals {
-            return Ok(done(best(&seen), evals, SearchStatus::Closest));
+        if spent >= max_pilots {
+            return Ok(done(best(&seen), spent, SearchStatus::Closest));
         }
         let going_up = high.is_none();
         let bound = if going_up { uhi } else { ulo };
-        let at_bound = (u - bound).abs() < 1e-12;
-        if at_bound {
-            return Ok(done(best(&seen), evals, SearchStatus::Unreachable));
+        if (u - bound).abs() < 1e-12 {
+            return Ok(done(best(&seen), spent, SearchStatus::Unreachable));
         }
         u = if going_up {
             (u + scale.step()).min(uhi)
         } else {
             (u - scale.step()).max(ulo)
         };
-        r = eval(u, &mut seen)?;
-        evals += 1;
-        if (r - reference).abs() <= tolerance {
-            return Ok(done((u, r), evals, SearchStatus::Matched));
+        r = eval(u, &mut spent, &mut seen)?;
+        if matched(r) {
+            return Ok(done((u, r), spent, SearchStatus::Matched));
         }
         if r < reference {
             low = Some((u, r));
@@ -130,7 +162,7 @@ pub fn search(
         }
     }
     let (mut a, mut b) = (low.expect("bracketed"), high.expect("bracketed"));
-    while evals < max_evals {
+    while spent < max_pilots {
         let width = b.0 - a.0;
         let secant = if b.1 > a.1 {
             a.0 + (reference - a.1) * width / (b.1 - a.1)
@@ -138,10 +170,9 @@ pub fn search(
             a.0 + width / 2.0
         };
         let u = secant.clamp(a.0 + 0.1 * width, b.0 - 0.1 * width);
-        let r = eval(u, &mut seen)?;
-        evals += 1;
-        if (r - reference).abs() <= tolerance {
-            return Ok(done((u, r), evals, SearchStatus::Matched));
+        let r = eval(u, &mut spent, &mut seen)?;
+        if matched(r) {
+            return Ok(done((u, r), spent, SearchStatus::Matched));
         }
         if r < reference {
             a = (u, r);
@@ -149,5 +180,5 @@ pub fn search(
             b = (u, r);
         }
     }
-    Ok(done(best(&seen), evals, SearchStatus::Closest))
+    Ok(done(best(&seen), spent, SearchStatus::Closest))
 }

@@ -1,8 +1,8 @@
 //! The knob search on fake monotone responses and the calibration cache with a fake pilot
 //! runner that counts its calls.
 
-use super::search::{search, KnobScale, SearchStatus};
-use super::{apply, MatchSettings, CALIBRATION_FILE};
+use super::search::{search, Evaluation, KnobScale, SearchStatus};
+use super::{apply, MatchSettings, PilotOutcome, CALIBRATION_FILE};
 use crate::sweep::PlannedRun;
 use ato_train::{Method, RunConfig};
 
@@ -20,9 +20,9 @@ fn log_response(l: f64) -> f64 {
 #[test]
 fn search_brackets_by_four_then_lands_by_secant() {
     let mut seen = Vec::new();
-    let mut f = |l: f64| -> anyhow::Result<f64> {
+    let mut f = |l: f64, _: usize| -> anyhow::Result<Evaluation> {
         seen.push(l);
-        Ok(log_response(l))
+        Ok(Evaluation::one(log_response(l)))
     };
     let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 8).unwrap();
     // 1e-3 → 0.343, 4e-3 → 0.403, 1.6e-2 → 0.464, 6.4e-2 → 0.524 (bracket), then the secant
@@ -36,7 +36,9 @@ fn search_brackets_by_four_then_lands_by_secant() {
 #[test]
 fn search_says_when_the_bound_cannot_reach_the_reference() {
     // saturates at 30%: λ climbs by ×4 to the bound 1e3 and stops there
-    let mut f = |l: f64| -> anyhow::Result<f64> { Ok((0.3 * l / (l + 1.0)).min(0.3)) };
+    let mut f = |l: f64, _: usize| -> anyhow::Result<Evaluation> {
+        Ok(Evaluation::one((0.3 * l / (l + 1.0)).min(0.3)))
+    };
     let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 20).unwrap();
     assert_eq!(out.status, SearchStatus::Unreachable);
     assert!((out.value - 1e3).abs() < 1e-6, "{out:?}");
@@ -46,10 +48,54 @@ fn search_says_when_the_bound_cannot_reach_the_reference() {
 
 #[test]
 fn search_out_of_pilots_keeps_the_closest() {
-    let mut f = |l: f64| -> anyhow::Result<f64> { Ok(log_response(l)) };
+    let mut f =
+        |l: f64, _: usize| -> anyhow::Result<Evaluation> { Ok(Evaluation::one(log_response(l))) };
     let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 3).unwrap();
     assert_eq!(out.status, SearchStatus::Closest);
     assert!((out.value - 1.6e-2).abs() < 1e-12, "{out:?}");
+}
+
+/// A group-lasso-like response: flat at zero up to λ ≈ 0.14, 90% by λ ≈ 0.26, 50% at
+/// λ = 0.19·e^{0.05·ln(1.25)} ≈ 0.1921 (a logistic in log λ of scale 0.05).
+fn steep_response(l: f64) -> f64 {
+    0.9 / (1.0 + (-(l / 0.19).ln() / 0.05).exp())
+}
+
+#[test]
+fn a_steep_response_flat_at_zero_needs_more_than_six_pilots_and_lands_in_nine() {
+    // the ×4 bracket from 1e-3 ends at [0.064 (0.000), 0.256 (0.898)] after 5 pilots; the
+    // safeguarded secant then lands in 4 more. With the old budget of 6 the search ends
+    // "closest" at 0.256 (+40 points), as it did on 1,437 digits
+    let mut seen = Vec::new();
+    let mut f = |l: f64, _: usize| -> anyhow::Result<Evaluation> {
+        seen.push((l, steep_response(l)));
+        Ok(Evaluation::one(steep_response(l)))
+    };
+    let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 12).unwrap();
+    assert_eq!(out.status, SearchStatus::Matched, "{seen:?}");
+    assert!((out.achieved - 0.5).abs() <= 0.01, "{out:?}");
+    assert_eq!(out.evaluations, 9, "{seen:?}");
+    let mut f =
+        |l: f64, _: usize| -> anyhow::Result<Evaluation> { Ok(Evaluation::one(steep_response(l))) };
+    let short = search(&mut f, 1e-3, 0.5, 0.01, LOG, 6).unwrap();
+    assert_eq!(short.status, SearchStatus::Closest);
+}
+
+#[test]
+fn an_evaluation_that_takes_several_pilots_counts_them_all() {
+    // every evaluation takes 3 pilots: a budget of 7 allows three evaluations (3 + 3 + 1 left)
+    let mut lefts = Vec::new();
+    let mut f = |l: f64, left: usize| -> anyhow::Result<Evaluation> {
+        lefts.push(left);
+        Ok(Evaluation {
+            response: log_response(l),
+            pilots: 3.min(left),
+        })
+    };
+    let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 7).unwrap();
+    assert_eq!(lefts, vec![7, 4, 1]);
+    assert_eq!(out.evaluations, 7);
+    assert_eq!(out.status, SearchStatus::Closest);
 }
 
 fn planned(method: Method, seed: u64) -> PlannedRun {
@@ -67,6 +113,13 @@ fn planned(method: Method, seed: u64) -> PlannedRun {
     }
 }
 
+fn flops(flops_reduction: f64) -> PilotOutcome {
+    PilotOutcome {
+        flops_reduction,
+        group_sparsity: None,
+    }
+}
+
 fn runs() -> Vec<PlannedRun> {
     vec![
         planned(Method::Oto, 0),
@@ -81,13 +134,14 @@ fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
     let settings = MatchSettings {
         pilot_epochs: Some(2),
         max_pilots: 8,
+        tolerance: super::MATCH_TOLERANCE,
     };
     let none = |_: &RunConfig| None;
     let mut calls = 0;
-    let mut pilot = |c: &RunConfig| -> anyhow::Result<f64> {
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
         calls += 1;
         assert_eq!(c.train.epochs, 2, "pilots run pilot_epochs");
-        Ok(log_response(c.oto.lambda))
+        Ok(flops(log_response(c.oto.lambda)))
     };
     let mut first = runs();
     apply(&mut first, dir.path(), settings, &none, Some(&mut pilot)).unwrap();
@@ -101,9 +155,9 @@ fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
     assert_eq!(cache.lines().count(), 3, "header, oto, hesso:\n{cache}");
 
     let second_calls = std::cell::Cell::new(0);
-    let mut counting = |_: &RunConfig| -> anyhow::Result<f64> {
+    let mut counting = |_: &RunConfig| -> anyhow::Result<PilotOutcome> {
         second_calls.set(second_calls.get() + 1);
-        Ok(0.0)
+        Ok(flops(0.0))
     };
     let mut second = runs();
     apply(
@@ -140,6 +194,7 @@ fn a_listing_writes_nothing_and_a_sweep_creates_its_folder() {
     let settings = MatchSettings {
         pilot_epochs: None,
         max_pilots: 8,
+        tolerance: super::MATCH_TOLERANCE,
     };
     let none = |_: &RunConfig| None;
     // --dry-run: HESSO's by-construction row is listed, the folder is not created
@@ -155,8 +210,189 @@ fn a_listing_writes_nothing_and_a_sweep_creates_its_folder() {
     );
     assert!(!dir.exists(), "a listing wrote {}", dir.display());
     // a real sweep into a folder that does not exist yet writes its cache there
-    let mut pilot = |c: &RunConfig| -> anyhow::Result<f64> { Ok(log_response(c.oto.lambda)) };
+    let mut pilot =
+        |c: &RunConfig| -> anyhow::Result<PilotOutcome> { Ok(flops(log_response(c.oto.lambda))) };
     let mut swept = runs();
     apply(&mut swept, &dir, settings, &none, Some(&mut pilot)).unwrap();
     assert!(dir.join(CALIBRATION_FILE).is_file());
+}
+
+/// A fake DHSPG: it reaches its group-sparsity target only when λ ≥ 0.3 (else it zeroes
+/// nothing), and the FLOPs reduction is 0.8 × the group sparsity.
+fn dhspg_pilot(c: &RunConfig) -> PilotOutcome {
+    let lambda = c.otov2_lambda();
+    let sparsity = if lambda >= 0.3 {
+        c.otov2.target_group_sparsity
+    } else {
+        0.0
+    };
+    PilotOutcome {
+        flops_reduction: 0.8 * sparsity,
+        group_sparsity: Some(sparsity),
+    }
+}
+
+#[test]
+fn otov2_raises_its_lambda_when_a_pilot_falls_short_of_its_own_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = MatchSettings {
+        pilot_epochs: None,
+        max_pilots: 10,
+        tolerance: super::MATCH_TOLERANCE,
+    };
+    let none = |_: &RunConfig| None;
+    let mut asked = Vec::new();
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
+        asked.push((c.otov2.target_group_sparsity, c.otov2_lambda()));
+        Ok(dhspg_pilot(c))
+    };
+    let mut planned_runs = vec![planned(Method::Otov2, 0)];
+    planned_runs[0].config.otov2.lambda = Some(0.05);
+    apply(
+        &mut planned_runs,
+        dir.path(),
+        settings,
+        &none,
+        Some(&mut pilot),
+    )
+    .unwrap();
+    // target 0.5: λ 0.05 and 0.2 fall short, 0.8 reaches it (40% FLOPs↓); then the target
+    // moves at λ 0.8: 0.65 → 52%, and the secant 0.625 → 50%
+    let lambdas: Vec<f64> = asked.iter().map(|a| a.1).collect();
+    assert_eq!(lambdas.len(), 5, "{asked:?}");
+    for (got, want) in lambdas.iter().zip([0.05, 0.2, 0.8, 0.8, 0.8]) {
+        assert!((got - want).abs() < 1e-12, "{asked:?}");
+    }
+    let run = &planned_runs[0].config;
+    assert!(
+        (run.otov2.target_group_sparsity - 0.625).abs() < 1e-9,
+        "{asked:?}"
+    );
+    assert!((run.otov2_lambda() - 0.8).abs() < 1e-12);
+    let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
+    assert!(
+        cache.lines().nth(1).unwrap().ends_with(",matched,5,0.8"),
+        "{cache}"
+    );
+
+    // negative control: a λ that already reaches the target is never raised
+    let dir = tempfile::tempdir().unwrap();
+    let mut lambdas = Vec::new();
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
+        lambdas.push(c.otov2_lambda());
+        Ok(dhspg_pilot(c))
+    };
+    let mut planned_runs = vec![planned(Method::Otov2, 0)];
+    planned_runs[0].config.otov2.lambda = Some(0.4);
+    apply(
+        &mut planned_runs,
+        dir.path(),
+        settings,
+        &none,
+        Some(&mut pilot),
+    )
+    .unwrap();
+    assert!(lambdas.iter().all(|&l| l == 0.4), "{lambdas:?}");
+    assert_eq!(planned_runs[0].config.otov2.lambda, Some(0.4));
+    let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
+    assert!(
+        cache.lines().nth(1).unwrap().ends_with(",matched,3,"),
+        "{cache}"
+    );
+}
+
+#[test]
+fn a_cache_written_before_the_lambda_column_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = MatchSettings {
+        pilot_epochs: None,
+        max_pilots: 8,
+        tolerance: super::MATCH_TOLERANCE,
+    };
+    let none = |_: &RunConfig| None;
+    // write the current cache, then drop its last column as an older binary wrote it
+    let mut pilot =
+        |c: &RunConfig| -> anyhow::Result<PilotOutcome> { Ok(flops(log_response(c.oto.lambda))) };
+    apply(&mut runs(), dir.path(), settings, &none, Some(&mut pilot)).unwrap();
+    let path = dir.path().join(CALIBRATION_FILE);
+    let old: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| format!("{}\n", &l[..l.rfind(',').unwrap()]))
+        .collect();
+    assert!(old.starts_with("method,key,knob,value,achieved,reference,status,pilots\n"));
+    std::fs::write(&path, old).unwrap();
+    let mut never = |_: &RunConfig| -> anyhow::Result<PilotOutcome> { panic!("the cache answers") };
+    let mut again = runs();
+    apply(&mut again, dir.path(), settings, &none, Some(&mut never)).unwrap();
+    assert!((again[0].config.oto.lambda - 0.037).abs() < 1e-9);
+}
+
+#[test]
+fn a_search_that_missed_is_searched_again_with_a_larger_budget_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = |_: &RunConfig| None;
+    let with = |max_pilots| MatchSettings {
+        pilot_epochs: None,
+        max_pilots,
+        tolerance: super::MATCH_TOLERANCE,
+    };
+    let calls = std::cell::Cell::new(0);
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
+        calls.set(calls.get() + 1);
+        Ok(flops(log_response(c.oto.lambda)))
+    };
+    // 3 pilots end "closest" (the search above needs 5)
+    apply(&mut runs(), dir.path(), with(3), &none, Some(&mut pilot)).unwrap();
+    assert_eq!(calls.get(), 3);
+    // the same budget: the cached miss stands
+    apply(&mut runs(), dir.path(), with(3), &none, Some(&mut pilot)).unwrap();
+    assert_eq!(calls.get(), 3, "the same budget reuses the row");
+    // a larger one searches again and matches
+    let mut again = runs();
+    apply(&mut again, dir.path(), with(8), &none, Some(&mut pilot)).unwrap();
+    assert_eq!(calls.get(), 3 + 5);
+    assert!((again[0].config.oto.lambda - 0.037).abs() < 1e-9);
+    let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
+    assert_eq!(cache.matches(",oto.lambda,").count(), 1, "{cache}");
+    assert!(cache.contains(",matched,5,"), "{cache}");
+}
+
+#[test]
+fn a_closer_match_tolerance_refines_a_cached_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = |_: &RunConfig| None;
+    let with = |tolerance| MatchSettings {
+        pilot_epochs: None,
+        max_pilots: 12,
+        tolerance,
+    };
+    // r(λ) = 0.5 + 0.1·log10(λ/0.037) + a wiggle that keeps the secant off the exact value
+    let response = |l: f64| log_response(l) + 0.008 * (40.0 * l).sin();
+    let calls = std::cell::Cell::new(0);
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
+        calls.set(calls.get() + 1);
+        Ok(flops(response(c.oto.lambda)))
+    };
+    let mut first = runs();
+    apply(&mut first, dir.path(), with(0.01), &none, Some(&mut pilot)).unwrap();
+    let loose = (response(first[0].config.oto.lambda) - 0.5).abs();
+    assert!(loose <= 0.01 && loose > 0.001, "{loose}");
+    let after_first = calls.get();
+    // the same tolerance: cached
+    apply(&mut runs(), dir.path(), with(0.01), &none, Some(&mut pilot)).unwrap();
+    assert_eq!(calls.get(), after_first);
+    // a tenth of a point: searched again, and closer
+    let mut second = runs();
+    apply(
+        &mut second,
+        dir.path(),
+        with(0.001),
+        &none,
+        Some(&mut pilot),
+    )
+    .unwrap();
+    assert!(calls.get() > after_first);
+    let close = (response(second[0].config.oto.lambda) - 0.5).abs();
+    assert!(close <= 0.001, "{close}");
 }
