@@ -7,14 +7,15 @@
 //!   `prune.target_flops_reduction`.
 //! - OTO's knob is `oto.lambda` (log scale), OTOv2's `otov2.target_group_sparsity`; each is
 //!   searched with pilot runs ([`search::search`]) until the pilot's reduction is within
-//!   ±1 point of the reference.
+//!   ±`match_tolerance` of the reference (default [`MATCH_TOLERANCE`], one point).
 //! - OTOv2's λ sets how fast DHSPG zeroes its redundant groups, the target how many. When a
 //!   pilot ends short of its own group-sparsity target (by more than [`SHORT_OF_TARGET`]), its
 //!   λ was too small for the run's steps: λ is raised ×4 (up to [`OTOV2_MAX_LAMBDA`]) and the
 //!   pilot re-run before the target moves, and the raised λ is kept for the rest of the search
 //!   and the run (column `lambda` of the cache). Without this a short run (1,437 images,
 //!   15 epochs = 180 steps at λ = 0.05) pruned 0% at every target and the search could only
-//!   report "unreachable". HESSO and magnitude aim at `prune.target_flops_reduction` by
+//!   report "unreachable".
+//! - HESSO and magnitude aim at `prune.target_flops_reduction` by
 //!   construction: it is set to the reference, no pilots. Every matched run's
 //!   `prune.target_flops_reduction` becomes the reference, so `target_met` in `summary.csv`
 //!   judges it against the budget it was matched to.
