@@ -248,12 +248,13 @@ fn settings(s: &ato_train::SummaryRow) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::RunRecord;
     use super::*;
     use ato_train::{RunStatus, SummaryRow};
 
-    fn run(id: &str, target_met: Option<bool>) -> RunRecord {
+    /// A finished ATO run on synth10 / resnet20 at 10% FLOPs↓, for report tests.
+    pub(in crate::report) fn run(id: &str, target_met: Option<bool>) -> RunRecord {
         RunRecord {
             summary: SummaryRow {
                 run_id: id.into(),

@@ -27,7 +27,8 @@ impl Report<'_> {
         }
     }
 
-    /// "reference", "matched (+0.4)", "gap −7.6 pt", "cannot reach: gap …" or "–" (dense).
+    /// "reference", "matched (+0.4)", "gap −7.6 pt", "cannot reach the budget: gap …",
+    /// "no λ or target lands (the response jumps): gap …", "nothing pruned: …" or "–" (dense).
     pub fn match_text(&self, r: &RunRecord) -> String {
         let s = &r.summary;
         if s.method == "dense" {
@@ -40,10 +41,15 @@ impl Report<'_> {
             return "–".into();
         };
         let gap = 100.0 * (achieved.mean - reference);
-        let unreachable = self
+        let missed = self
             .calibration
             .iter()
-            .any(|c| c.method == s.method && c.status == SearchStatus::Unreachable);
+            .filter(|c| c.method == s.method)
+            .find_map(|c| match c.status {
+                SearchStatus::Unreachable => Some("cannot reach the budget"),
+                SearchStatus::Jump => Some("no λ or target lands (the response jumps)"),
+                _ => None,
+            });
         let main_ato = s.method == "ato" && self.main_rows().iter().any(|m| std::ptr::eq(*m, r));
         let text = if main_ato && achieved.mean >= MIN_REFERENCE {
             "reference".to_string()
@@ -53,10 +59,56 @@ impl Report<'_> {
             format!("gap {gap:+.1} pt")
         };
         let nothing = achieved.mean < 0.005;
-        match (unreachable, nothing) {
-            (true, _) => format!("cannot reach the budget: {text}"),
-            (false, true) => format!("nothing pruned: {text}"),
+        match (missed, nothing) {
+            (Some(why), _) => format!("{why}: {text}"),
+            (None, true) => format!("nothing pruned: {text}"),
             _ => text,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::markdown::tests::run;
+    use super::*;
+    use crate::sweep::calibrate::CalibrationRow;
+
+    fn searched(status: SearchStatus) -> CalibrationRow {
+        CalibrationRow {
+            method: "oto".into(),
+            key: "oto-resnet20-s0-00000000-p15".into(),
+            knob: "oto.lambda".into(),
+            value: 0.20956,
+            achieved: 0.586,
+            reference: 0.51,
+            status,
+            pilots: 15,
+            lambda: None,
+        }
+    }
+
+    #[test]
+    fn a_search_that_cannot_land_says_why_beside_the_gap() {
+        let mut ato = run("ato-a", Some(true));
+        ato.summary.flops_reduction = Some(0.51);
+        let mut oto = run("oto-a", Some(false));
+        oto.summary.method = "oto".into();
+        oto.summary.flops_reduction = Some(0.586);
+        let runs = [ato, oto];
+        let mut report = Report::new("t", &runs);
+        assert_eq!(report.match_text(&runs[0]), "reference");
+        // out of pilots: the gap alone
+        report.calibration = vec![searched(SearchStatus::Closest)];
+        assert_eq!(report.match_text(&runs[1]), "gap +7.6 pt");
+        report.calibration = vec![searched(SearchStatus::Jump)];
+        assert_eq!(
+            report.match_text(&runs[1]),
+            "no λ or target lands (the response jumps): gap +7.6 pt"
+        );
+        report.calibration = vec![searched(SearchStatus::Unreachable)];
+        assert_eq!(
+            report.match_text(&runs[1]),
+            "cannot reach the budget: gap +7.6 pt"
+        );
     }
 }

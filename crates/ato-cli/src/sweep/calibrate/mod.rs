@@ -22,7 +22,7 @@
 //! - Results are cached in `<sweep dir>/calibration.csv` (method, key, knob, value, achieved,
 //!   reference, status, pilots, lambda), keyed by the run's settings without seed and knob: one
 //!   search serves every seed, and a second `ato sweep` runs no pilots. A cached row is
-//!   reused only for the same reference, and a row that did not match (closest, unreachable,
+//!   reused only for the same reference, and a row that did not match (closest, unreachable, jump,
 //!   or matched less closely than today's `match_tolerance`) only when its search had at least
 //!   today's `max_pilots`: a larger budget searches again (the pilots already run are
 //!   finished run folders and cost nothing the second time).
@@ -287,7 +287,9 @@ pub fn apply(
                         SearchStatus::Matched => {
                             (c.achieved - reference).abs() <= settings.tolerance + 1e-12
                         }
-                        SearchStatus::Closest | SearchStatus::Unreachable => false,
+                        SearchStatus::Closest | SearchStatus::Unreachable | SearchStatus::Jump => {
+                            false
+                        }
                     }
             })
             .cloned();

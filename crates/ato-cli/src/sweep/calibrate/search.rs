@@ -8,6 +8,11 @@
 //! within ±1 point in 6–11 pilots. Bisection while the low end is flat, and the Illinois
 //! correction, were tried on 20 such shapes: never fewer pilots, up to 2 more.
 //!
+//! A response can jump: HSPG on 1,500 images × 15 epochs zeroes 40.5% of the FLOPs at
+//! λ = 0.20953 and 56.0% at 0.20956 (a cascade: every group is pulled to zero at the same rate
+//! α·λ, and many cross zero together). Once the bracket is narrower than [`JUMP_WIDTH`] the
+//! search stops and says so ([`SearchStatus::Jump`]) instead of spending its pilots on it.
+//!
 //! One evaluation of the response may cost several pilots (OTOv2 raises its λ and re-runs a
 //! pilot that fell short of its own target); the response is told how many are left and says
 //! how many it spent ([`Evaluation`]).
@@ -56,9 +61,17 @@ pub enum SearchStatus {
     Closest,
     /// The knob's bound does not reach the reference.
     Unreachable,
+    /// The response jumps across the reference: the bracket is narrower than [`JUMP_WIDTH`]
+    /// and its ends are still on either side, beyond the tolerance. No value of the knob lands.
+    Jump,
     /// The method aims at the reference itself (HESSO, magnitude): no search.
     ByConstruction,
 }
+
+/// A bracket narrower than this (in log λ, or in a share) whose ends are still on either side
+/// of the reference brackets a jump of the response, not a root: 1e-4 is a 0.01% change of λ,
+/// or a hundredth of one group in a hundred of the group-sparsity target.
+pub const JUMP_WIDTH: f64 = 1e-4;
 
 /// One evaluation of the response: its value and the pilot runs it took (at least one, at
 /// most the number it was allowed).
@@ -164,6 +177,15 @@ pub fn search(
     let (mut a, mut b) = (low.expect("bracketed"), high.expect("bracketed"));
     while spent < max_pilots {
         let width = b.0 - a.0;
+        if width < JUMP_WIDTH {
+            // the end of the bracket nearer the reference: a value at the jump
+            let end = if (b.1 - reference).abs() < (a.1 - reference).abs() {
+                b
+            } else {
+                a
+            };
+            return Ok(done(end, spent, SearchStatus::Jump));
+        }
         let secant = if b.1 > a.1 {
             a.0 + (reference - a.1) * width / (b.1 - a.1)
         } else {

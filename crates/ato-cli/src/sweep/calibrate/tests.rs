@@ -82,6 +82,22 @@ fn a_steep_response_flat_at_zero_needs_more_than_six_pilots_and_lands_in_nine() 
 }
 
 #[test]
+fn a_response_that_jumps_across_the_reference_is_called_a_jump() {
+    // 40% below λ = 0.2095, 56% from it: the bracket shrinks to < 1e-4 in log λ and stops
+    let jump = |l: f64| if l < 0.2095 { 0.40 } else { 0.56 };
+    let mut f = |l: f64, _: usize| -> anyhow::Result<Evaluation> { Ok(Evaluation::one(jump(l))) };
+    let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 40).unwrap();
+    assert_eq!(out.status, SearchStatus::Jump, "{out:?}");
+    assert!(out.evaluations < 30, "{out:?}");
+    assert!((out.value - 0.2095).abs() < 1e-4, "{out:?}");
+    // negative control: a continuous response as steep as that jump's bracket allows is matched
+    let cliff = |l: f64| 0.40 + 0.16 * ((l / 0.2095).ln() / 1e-3 + 0.5).clamp(0.0, 1.0);
+    let mut f = |l: f64, _: usize| -> anyhow::Result<Evaluation> { Ok(Evaluation::one(cliff(l))) };
+    let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 40).unwrap();
+    assert_eq!(out.status, SearchStatus::Matched, "{out:?}");
+}
+
+#[test]
 fn an_evaluation_that_takes_several_pilots_counts_them_all() {
     // every evaluation takes 3 pilots: a budget of 7 allows three evaluations (3 + 3 + 1 left)
     let mut lefts = Vec::new();
