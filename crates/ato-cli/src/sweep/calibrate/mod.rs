@@ -22,10 +22,11 @@
 //! - Results are cached in `<sweep dir>/calibration.csv` (method, key, knob, value, achieved,
 //!   reference, status, pilots, lambda), keyed by the run's settings without seed and knob: one
 //!   search serves every seed, and a second `ato sweep` runs no pilots. A cached row is
-//!   reused only for the same reference, and a row that did not match (closest, unreachable, jump,
-//!   or matched less closely than today's `match_tolerance`) only when its search had at least
-//!   today's `max_pilots`: a larger budget searches again (the pilots already run are
-//!   finished run folders and cost nothing the second time).
+//!   reused only for the same reference; a match only while it is as close as today's
+//!   `match_tolerance`; a jump or an unreachable budget (conclusions about the response) while
+//!   they are still a miss; and a search that ran out of pilots (closest) only when today's
+//!   `max_pilots` is no larger. A search run again replays its pilots from their finished run
+//!   folders at no cost.
 
 pub mod search;
 
@@ -275,6 +276,8 @@ pub fn apply(
         cfg.prune.target_flops_reduction = reference;
         let pilot_epochs = settings.pilot_epochs.unwrap_or(cfg.train.epochs);
         let k = key(&cfg, pilot_epochs);
+        let within =
+            |c: &CalibrationRow| (c.achieved - reference).abs() <= settings.tolerance + 1e-12;
         let cached = cache
             .iter()
             .find(|c| {
@@ -282,14 +285,12 @@ pub fn apply(
                     && (c.reference - reference).abs() < 1e-9
                     && match c.status {
                         SearchStatus::ByConstruction => true,
-                        // matched as closely as asked now, or no more pilots than then
-                        _ if c.pilots >= settings.max_pilots => true,
-                        SearchStatus::Matched => {
-                            (c.achieved - reference).abs() <= settings.tolerance + 1e-12
-                        }
-                        SearchStatus::Closest | SearchStatus::Unreachable | SearchStatus::Jump => {
-                            false
-                        }
+                        // as close as asked now
+                        SearchStatus::Matched => within(c),
+                        // a conclusion about the response: it stands while it is still a miss
+                        SearchStatus::Jump | SearchStatus::Unreachable => !within(c),
+                        // out of pilots: searched again when more are allowed
+                        SearchStatus::Closest => c.pilots >= settings.max_pilots,
                     }
             })
             .cloned();

@@ -126,9 +126,11 @@ pub fn search(
         seen.push((u, e.response));
         Ok(e.response)
     };
+    // the evaluation nearest the reference; among equals the latest (nearest the bracket)
     let best = |seen: &[(f64, f64)]| -> (f64, f64) {
         *seen
             .iter()
+            .rev()
             .min_by(|a, b| (a.1 - reference).abs().total_cmp(&(b.1 - reference).abs()))
             .expect("one evaluation")
     };
@@ -178,13 +180,7 @@ pub fn search(
     while spent < max_pilots {
         let width = b.0 - a.0;
         if width < JUMP_WIDTH {
-            // the end of the bracket nearer the reference: a value at the jump
-            let end = if (b.1 - reference).abs() < (a.1 - reference).abs() {
-                b
-            } else {
-                a
-            };
-            return Ok(done(end, spent, SearchStatus::Jump));
+            return Ok(done(best(&seen), spent, SearchStatus::Jump));
         }
         let secant = if b.1 > a.1 {
             a.0 + (reference - a.1) * width / (b.1 - a.1)

@@ -412,3 +412,25 @@ fn a_closer_match_tolerance_refines_a_cached_match() {
     let close = (response(second[0].config.oto.lambda) - 0.5).abs();
     assert!(close <= 0.001, "{close}");
 }
+
+#[test]
+fn a_jump_is_a_conclusion_that_a_larger_budget_does_not_search_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = |_: &RunConfig| None;
+    let with = |max_pilots| MatchSettings {
+        pilot_epochs: None,
+        max_pilots,
+        tolerance: super::MATCH_TOLERANCE,
+    };
+    let calls = std::cell::Cell::new(0);
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
+        calls.set(calls.get() + 1);
+        Ok(flops(if c.oto.lambda < 0.2095 { 0.40 } else { 0.56 }))
+    };
+    apply(&mut runs(), dir.path(), with(40), &none, Some(&mut pilot)).unwrap();
+    let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
+    assert!(cache.contains(",jump,"), "{cache}");
+    let first = calls.get();
+    apply(&mut runs(), dir.path(), with(80), &none, Some(&mut pilot)).unwrap();
+    assert_eq!(calls.get(), first, "the jump stands");
+}
