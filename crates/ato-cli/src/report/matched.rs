@@ -44,7 +44,8 @@ impl Report<'_> {
         let missed = self
             .calibration
             .iter()
-            .filter(|c| c.method == s.method)
+            // the same method's search for this reference (another model has another one)
+            .filter(|c| c.method == s.method && (c.reference - reference).abs() < 1e-9)
             .find_map(|c| match c.status {
                 SearchStatus::Unreachable => Some("cannot reach the budget"),
                 SearchStatus::Jump => Some("no λ or target lands (the response jumps)"),
@@ -110,5 +111,10 @@ mod tests {
             report.match_text(&runs[1]),
             "cannot reach the budget: gap +7.6 pt"
         );
+        // a search for another reference (another model's) says nothing about this row
+        let mut other = searched(SearchStatus::Jump);
+        other.reference = 0.45;
+        report.calibration = vec![other];
+        assert_eq!(report.match_text(&runs[1]), "gap +7.6 pt");
     }
 }
