@@ -327,7 +327,7 @@ pub fn apply(
                     achieved: found.achieved,
                     reference,
                     status: found.status,
-                    pilots: found.evaluations,
+                    pilots: found.pilots,
                     lambda: pilots.raised_lambda(),
                 }
             }

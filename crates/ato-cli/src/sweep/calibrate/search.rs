@@ -70,7 +70,7 @@ pub enum SearchStatus {
 
 /// A bracket narrower than this (in log λ, or in a share) whose ends are still on either side
 /// of the reference brackets a jump of the response, not a root: 1e-4 is a 0.01% change of λ,
-/// or a hundredth of one group in a hundred of the group-sparsity target.
+/// or of the group-sparsity target (a thirtieth of one group of ResNet-20's 336).
 pub const JUMP_WIDTH: f64 = 1e-4;
 
 /// One evaluation of the response: its value and the pilot runs it took (at least one, at
@@ -101,7 +101,7 @@ pub struct SearchResult {
     pub value: f64,
     pub achieved: f64,
     /// Pilot runs spent.
-    pub evaluations: usize,
+    pub pilots: usize,
     pub status: SearchStatus,
 }
 
@@ -137,7 +137,7 @@ pub fn search(
     let done = |(u, r): (f64, f64), spent: usize, status| SearchResult {
         value: scale.to_x(u),
         achieved: r,
-        evaluations: spent,
+        pilots: spent,
         status,
     };
     let matched = |r: f64| (r - reference).abs() <= tolerance;

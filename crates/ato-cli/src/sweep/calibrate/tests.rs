@@ -27,7 +27,7 @@ fn search_brackets_by_four_then_lands_by_secant() {
     let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 8).unwrap();
     // 1e-3 → 0.343, 4e-3 → 0.403, 1.6e-2 → 0.464, 6.4e-2 → 0.524 (bracket), then the secant
     // in log λ is exact on a log-linear response: λ = 0.037
-    assert_eq!(out.evaluations, 5, "{seen:?}");
+    assert_eq!(out.pilots, 5, "{seen:?}");
     assert!((seen[3] - 6.4e-2).abs() < 1e-12);
     assert!((out.value - 0.037).abs() < 1e-9, "{out:?}");
     assert_eq!(out.status, SearchStatus::Matched);
@@ -43,7 +43,7 @@ fn search_says_when_the_bound_cannot_reach_the_reference() {
     assert_eq!(out.status, SearchStatus::Unreachable);
     assert!((out.value - 1e3).abs() < 1e-6, "{out:?}");
     // ⌈log4(1e6)⌉ = 10 steps up from 1e-3, plus the start
-    assert_eq!(out.evaluations, 11);
+    assert_eq!(out.pilots, 11);
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn a_steep_response_flat_at_zero_needs_more_than_six_pilots_and_lands_in_nine() 
     let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 12).unwrap();
     assert_eq!(out.status, SearchStatus::Matched, "{seen:?}");
     assert!((out.achieved - 0.5).abs() <= 0.01, "{out:?}");
-    assert_eq!(out.evaluations, 9, "{seen:?}");
+    assert_eq!(out.pilots, 9, "{seen:?}");
     let mut f =
         |l: f64, _: usize| -> anyhow::Result<Evaluation> { Ok(Evaluation::one(steep_response(l))) };
     let short = search(&mut f, 1e-3, 0.5, 0.01, LOG, 6).unwrap();
@@ -88,7 +88,7 @@ fn a_response_that_jumps_across_the_reference_is_called_a_jump() {
     let mut f = |l: f64, _: usize| -> anyhow::Result<Evaluation> { Ok(Evaluation::one(jump(l))) };
     let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 40).unwrap();
     assert_eq!(out.status, SearchStatus::Jump, "{out:?}");
-    assert!(out.evaluations < 30, "{out:?}");
+    assert!(out.pilots < 30, "{out:?}");
     assert!((out.value - 0.2095).abs() < 1e-4, "{out:?}");
     // negative control: a continuous response as steep as that jump's bracket allows is matched
     let cliff = |l: f64| 0.40 + 0.16 * ((l / 0.2095).ln() / 1e-3 + 0.5).clamp(0.0, 1.0);
@@ -110,7 +110,7 @@ fn an_evaluation_that_takes_several_pilots_counts_them_all() {
     };
     let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 7).unwrap();
     assert_eq!(lefts, vec![7, 4, 1]);
-    assert_eq!(out.evaluations, 7);
+    assert_eq!(out.pilots, 7);
     assert_eq!(out.status, SearchStatus::Closest);
 }
 
