@@ -195,20 +195,16 @@ pub fn reference_of(
 /// long as the pilot falls short of its own group-sparsity target. The raised λ is kept for
 /// every later value; a value measured earlier at a smaller λ had reached its target, which
 /// λ only makes DHSPG reach sooner (the final run's own `target_met` judges the outcome).
-struct PilotResponse<'a, 'p> {
+struct PilotResponse<'a> {
     cfg: &'a RunConfig,
     epochs: usize,
-    pilot: &'a mut (dyn FnMut(&RunConfig) -> Result<PilotOutcome> + 'p),
+    pilot: PilotRunner<'a>,
     start_lambda: f64,
     lambda: f64,
 }
 
-impl<'a, 'p> PilotResponse<'a, 'p> {
-    fn new(
-        cfg: &'a RunConfig,
-        epochs: usize,
-        pilot: &'a mut (dyn FnMut(&RunConfig) -> Result<PilotOutcome> + 'p),
-    ) -> Self {
+impl<'a> PilotResponse<'a> {
+    fn new(cfg: &'a RunConfig, epochs: usize, pilot: PilotRunner<'a>) -> Self {
         let lambda = cfg.otov2_lambda();
         Self {
             cfg,

@@ -136,6 +136,20 @@ fn flops(flops_reduction: f64) -> PilotOutcome {
     }
 }
 
+/// The search settings of most tests: pilots of the run's own epochs, ±1 point.
+fn budget(max_pilots: usize) -> MatchSettings {
+    MatchSettings {
+        pilot_epochs: None,
+        max_pilots,
+        tolerance: super::MATCH_TOLERANCE,
+    }
+}
+
+/// No ATO run has finished: the baselines aim at their own target.
+fn no_ato(_: &RunConfig) -> Option<f64> {
+    None
+}
+
 fn runs() -> Vec<PlannedRun> {
     vec![
         planned(Method::Oto, 0),
@@ -149,10 +163,8 @@ fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
     let dir = tempfile::tempdir().unwrap();
     let settings = MatchSettings {
         pilot_epochs: Some(2),
-        max_pilots: 8,
-        tolerance: super::MATCH_TOLERANCE,
+        ..budget(8)
     };
-    let none = |_: &RunConfig| None;
     let mut calls = 0;
     let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
         calls += 1;
@@ -160,7 +172,7 @@ fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
         Ok(flops(log_response(c.oto.lambda)))
     };
     let mut first = runs();
-    apply(&mut first, dir.path(), settings, &none, Some(&mut pilot)).unwrap();
+    apply(&mut first, dir.path(), settings, &no_ato, Some(&mut pilot)).unwrap();
     // the default λ = 1e-3 takes the 5 evaluations of the search above, for seed 0 only
     assert_eq!(calls, 5);
     assert!((first[0].config.oto.lambda - 0.037).abs() < 1e-9);
@@ -180,7 +192,7 @@ fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
         &mut second,
         dir.path(),
         settings,
-        &none,
+        &no_ato,
         Some(&mut counting),
     )
     .unwrap();
@@ -207,15 +219,10 @@ fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
 fn a_listing_writes_nothing_and_a_sweep_creates_its_folder() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("not-yet");
-    let settings = MatchSettings {
-        pilot_epochs: None,
-        max_pilots: 8,
-        tolerance: super::MATCH_TOLERANCE,
-    };
-    let none = |_: &RunConfig| None;
+    let settings = budget(8);
     // --dry-run: HESSO's by-construction row is listed, the folder is not created
     let mut listed = runs();
-    let lines = apply(&mut listed, &dir, settings, &none, None).unwrap();
+    let lines = apply(&mut listed, &dir, settings, &no_ato, None).unwrap();
     assert!(
         lines.iter().any(|l| l.contains("not calibrated yet")),
         "{lines:?}"
@@ -229,7 +236,7 @@ fn a_listing_writes_nothing_and_a_sweep_creates_its_folder() {
     let mut pilot =
         |c: &RunConfig| -> anyhow::Result<PilotOutcome> { Ok(flops(log_response(c.oto.lambda))) };
     let mut swept = runs();
-    apply(&mut swept, &dir, settings, &none, Some(&mut pilot)).unwrap();
+    apply(&mut swept, &dir, settings, &no_ato, Some(&mut pilot)).unwrap();
     assert!(dir.join(CALIBRATION_FILE).is_file());
 }
 
@@ -248,30 +255,33 @@ fn dhspg_pilot(c: &RunConfig) -> PilotOutcome {
     }
 }
 
-#[test]
-fn otov2_raises_its_lambda_when_a_pilot_falls_short_of_its_own_target() {
+/// OTOv2's search from λ = `start` against the fake DHSPG: the (target, λ) of every pilot,
+/// the run as calibrated, and its row of the cache.
+fn otov2_search(start: f64) -> (Vec<(f64, f64)>, RunConfig, String) {
     let dir = tempfile::tempdir().unwrap();
-    let settings = MatchSettings {
-        pilot_epochs: None,
-        max_pilots: 10,
-        tolerance: super::MATCH_TOLERANCE,
-    };
-    let none = |_: &RunConfig| None;
     let mut asked = Vec::new();
     let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
         asked.push((c.otov2.target_group_sparsity, c.otov2_lambda()));
         Ok(dhspg_pilot(c))
     };
     let mut planned_runs = vec![planned(Method::Otov2, 0)];
-    planned_runs[0].config.otov2.lambda = Some(0.05);
+    planned_runs[0].config.otov2.lambda = Some(start);
     apply(
         &mut planned_runs,
         dir.path(),
-        settings,
-        &none,
+        budget(10),
+        &no_ato,
         Some(&mut pilot),
     )
     .unwrap();
+    let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
+    let row = cache.lines().nth(1).unwrap().to_string();
+    (asked, planned_runs.remove(0).config, row)
+}
+
+#[test]
+fn otov2_raises_its_lambda_when_a_pilot_falls_short_of_its_own_target() {
+    let (asked, run, row) = otov2_search(0.05);
     // target 0.5: λ 0.05 and 0.2 fall short, 0.8 reaches it (40% FLOPs↓); then the target
     // moves at λ 0.8: 0.65 → 52%, and the secant 0.625 → 50%
     let lambdas: Vec<f64> = asked.iter().map(|a| a.1).collect();
@@ -279,57 +289,28 @@ fn otov2_raises_its_lambda_when_a_pilot_falls_short_of_its_own_target() {
     for (got, want) in lambdas.iter().zip([0.05, 0.2, 0.8, 0.8, 0.8]) {
         assert!((got - want).abs() < 1e-12, "{asked:?}");
     }
-    let run = &planned_runs[0].config;
     assert!(
         (run.otov2.target_group_sparsity - 0.625).abs() < 1e-9,
         "{asked:?}"
     );
     assert!((run.otov2_lambda() - 0.8).abs() < 1e-12);
-    let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
-    assert!(
-        cache.lines().nth(1).unwrap().ends_with(",matched,5,0.8"),
-        "{cache}"
-    );
+    assert!(row.ends_with(",matched,5,0.8"), "{row}");
 
     // negative control: a λ that already reaches the target is never raised
-    let dir = tempfile::tempdir().unwrap();
-    let mut lambdas = Vec::new();
-    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
-        lambdas.push(c.otov2_lambda());
-        Ok(dhspg_pilot(c))
-    };
-    let mut planned_runs = vec![planned(Method::Otov2, 0)];
-    planned_runs[0].config.otov2.lambda = Some(0.4);
-    apply(
-        &mut planned_runs,
-        dir.path(),
-        settings,
-        &none,
-        Some(&mut pilot),
-    )
-    .unwrap();
-    assert!(lambdas.iter().all(|&l| l == 0.4), "{lambdas:?}");
-    assert_eq!(planned_runs[0].config.otov2.lambda, Some(0.4));
-    let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
-    assert!(
-        cache.lines().nth(1).unwrap().ends_with(",matched,3,"),
-        "{cache}"
-    );
+    let (asked, run, row) = otov2_search(0.4);
+    assert!(asked.iter().all(|a| a.1 == 0.4), "{asked:?}");
+    assert_eq!(run.otov2.lambda, Some(0.4));
+    assert!(row.ends_with(",matched,3,"), "{row}");
 }
 
 #[test]
 fn a_cache_written_before_the_lambda_column_is_still_read() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = MatchSettings {
-        pilot_epochs: None,
-        max_pilots: 8,
-        tolerance: super::MATCH_TOLERANCE,
-    };
-    let none = |_: &RunConfig| None;
+    let settings = budget(8);
     // write the current cache, then drop its last column as an older binary wrote it
     let mut pilot =
         |c: &RunConfig| -> anyhow::Result<PilotOutcome> { Ok(flops(log_response(c.oto.lambda))) };
-    apply(&mut runs(), dir.path(), settings, &none, Some(&mut pilot)).unwrap();
+    apply(&mut runs(), dir.path(), settings, &no_ato, Some(&mut pilot)).unwrap();
     let path = dir.path().join(CALIBRATION_FILE);
     let old: String = std::fs::read_to_string(&path)
         .unwrap()
@@ -340,33 +321,28 @@ fn a_cache_written_before_the_lambda_column_is_still_read() {
     std::fs::write(&path, old).unwrap();
     let mut never = |_: &RunConfig| -> anyhow::Result<PilotOutcome> { panic!("the cache answers") };
     let mut again = runs();
-    apply(&mut again, dir.path(), settings, &none, Some(&mut never)).unwrap();
+    apply(&mut again, dir.path(), settings, &no_ato, Some(&mut never)).unwrap();
     assert!((again[0].config.oto.lambda - 0.037).abs() < 1e-9);
 }
 
 #[test]
 fn a_search_that_missed_is_searched_again_with_a_larger_budget_only() {
     let dir = tempfile::tempdir().unwrap();
-    let none = |_: &RunConfig| None;
-    let with = |max_pilots| MatchSettings {
-        pilot_epochs: None,
-        max_pilots,
-        tolerance: super::MATCH_TOLERANCE,
-    };
+    let with = budget;
     let calls = std::cell::Cell::new(0);
     let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
         calls.set(calls.get() + 1);
         Ok(flops(log_response(c.oto.lambda)))
     };
     // 3 pilots end "closest" (the search above needs 5)
-    apply(&mut runs(), dir.path(), with(3), &none, Some(&mut pilot)).unwrap();
+    apply(&mut runs(), dir.path(), with(3), &no_ato, Some(&mut pilot)).unwrap();
     assert_eq!(calls.get(), 3);
     // the same budget: the cached miss stands
-    apply(&mut runs(), dir.path(), with(3), &none, Some(&mut pilot)).unwrap();
+    apply(&mut runs(), dir.path(), with(3), &no_ato, Some(&mut pilot)).unwrap();
     assert_eq!(calls.get(), 3, "the same budget reuses the row");
     // a larger one searches again and matches
     let mut again = runs();
-    apply(&mut again, dir.path(), with(8), &none, Some(&mut pilot)).unwrap();
+    apply(&mut again, dir.path(), with(8), &no_ato, Some(&mut pilot)).unwrap();
     assert_eq!(calls.get(), 3 + 5);
     assert!((again[0].config.oto.lambda - 0.037).abs() < 1e-9);
     let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
@@ -377,11 +353,9 @@ fn a_search_that_missed_is_searched_again_with_a_larger_budget_only() {
 #[test]
 fn a_closer_match_tolerance_refines_a_cached_match() {
     let dir = tempfile::tempdir().unwrap();
-    let none = |_: &RunConfig| None;
     let with = |tolerance| MatchSettings {
-        pilot_epochs: None,
-        max_pilots: 12,
         tolerance,
+        ..budget(12)
     };
     // r(λ) = 0.5 + 0.1·log10(λ/0.037) + a wiggle that keeps the secant off the exact value
     let response = |l: f64| log_response(l) + 0.008 * (40.0 * l).sin();
@@ -391,12 +365,26 @@ fn a_closer_match_tolerance_refines_a_cached_match() {
         Ok(flops(response(c.oto.lambda)))
     };
     let mut first = runs();
-    apply(&mut first, dir.path(), with(0.01), &none, Some(&mut pilot)).unwrap();
+    apply(
+        &mut first,
+        dir.path(),
+        with(0.01),
+        &no_ato,
+        Some(&mut pilot),
+    )
+    .unwrap();
     let loose = (response(first[0].config.oto.lambda) - 0.5).abs();
     assert!(loose <= 0.01 && loose > 0.001, "{loose}");
     let after_first = calls.get();
     // the same tolerance: cached
-    apply(&mut runs(), dir.path(), with(0.01), &none, Some(&mut pilot)).unwrap();
+    apply(
+        &mut runs(),
+        dir.path(),
+        with(0.01),
+        &no_ato,
+        Some(&mut pilot),
+    )
+    .unwrap();
     assert_eq!(calls.get(), after_first);
     // a tenth of a point: searched again, and closer
     let mut second = runs();
@@ -404,7 +392,7 @@ fn a_closer_match_tolerance_refines_a_cached_match() {
         &mut second,
         dir.path(),
         with(0.001),
-        &none,
+        &no_ato,
         Some(&mut pilot),
     )
     .unwrap();
@@ -416,21 +404,16 @@ fn a_closer_match_tolerance_refines_a_cached_match() {
 #[test]
 fn a_jump_is_a_conclusion_that_a_larger_budget_does_not_search_again() {
     let dir = tempfile::tempdir().unwrap();
-    let none = |_: &RunConfig| None;
-    let with = |max_pilots| MatchSettings {
-        pilot_epochs: None,
-        max_pilots,
-        tolerance: super::MATCH_TOLERANCE,
-    };
+    let with = budget;
     let calls = std::cell::Cell::new(0);
     let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
         calls.set(calls.get() + 1);
         Ok(flops(if c.oto.lambda < 0.2095 { 0.40 } else { 0.56 }))
     };
-    apply(&mut runs(), dir.path(), with(40), &none, Some(&mut pilot)).unwrap();
+    apply(&mut runs(), dir.path(), with(40), &no_ato, Some(&mut pilot)).unwrap();
     let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
     assert!(cache.contains(",jump,"), "{cache}");
     let first = calls.get();
-    apply(&mut runs(), dir.path(), with(80), &none, Some(&mut pilot)).unwrap();
+    apply(&mut runs(), dir.path(), with(80), &no_ato, Some(&mut pilot)).unwrap();
     assert_eq!(calls.get(), first, "the jump stands");
 }
