@@ -30,7 +30,9 @@ const GLYPH_SEED: u64 = 0x5EED_61F4;
 const MIN_GLYPH_DISTANCE: u32 = 5;
 const NOISE_STD: f32 = 0.06;
 /// Version of the images [`render_image`] draws, part of the folder name ([`synth_dir_sized`]):
-/// a changed generator writes a new folder instead of reading a stale one. Version 2 draws the
+/// a changed generator writes a new folder instead of reading a stale one, and from version 3 on
+/// it is part of the run ids of synthetic runs (`ato_train::RunConfig::run_id_for_generator`),
+/// so a sweep never reuses a run made on other images. Version 2 draws the
 /// glyph at 3× (15 × 15 pixels; version 1: 2×, a task SGD at lr 0.1 stayed at chance on for
 /// five epochs).
 pub const GENERATOR_VERSION: u32 = 2;

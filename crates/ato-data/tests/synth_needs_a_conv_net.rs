@@ -96,11 +96,12 @@ fn ensure_synth_generates_once_and_repairs_a_damaged_file() {
     };
     let dir = ensure_synth_sized(root.path(), 10, 2, size).unwrap();
     // a non-default size gets a folder of its own, so sets of different sizes coexist
-    assert_eq!(dir, root.path().join("synth10-v2-seed2-20x10"));
+    let v = ato_data::synth::GENERATOR_VERSION;
+    assert_eq!(dir, root.path().join(format!("synth10-v{v}-seed2-20x10")));
     assert_eq!(dir, synth_dir_sized(root.path(), 10, 2, size));
     assert_eq!(
         synth_dir(root.path(), 10, 2),
-        root.path().join("synth10-v2-seed2")
+        root.path().join(format!("synth10-v{v}-seed2"))
     );
     let test_file = dir.join("cifar-10-batches-bin/test_batch.bin");
     let original = fs::read(&test_file).unwrap();

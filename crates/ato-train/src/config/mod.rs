@@ -184,10 +184,20 @@ impl RunConfig {
     /// every key that can change the run's results: not `name`, `out_dir`, `dataset.root` or
     /// `dataset.download` (where the data lives), nor the sections of the other methods (an
     /// OTO run does not depend on `ato.lambda`), nor `[bench]` (timing only), nor
-    /// `prune.round_to` at its default 1 (so ids from before the key existed stay valid). Two
-    /// runs with the same settings share an id, which is how sweeps skip finished runs and
-    /// resume interrupted ones.
+    /// `prune.round_to` at its default 1 (so ids from before the key existed stay valid). A
+    /// synthetic data set's generator version is part of the hash from version 3 on
+    /// ([`RunConfig::run_id_for_generator`]): runs on other images never share an id. Two runs
+    /// with the same settings share an id, which is how sweeps skip finished runs and resume
+    /// interrupted ones.
     pub fn run_id(&self) -> String {
+        self.run_id_for_generator(ato_data::synth::GENERATOR_VERSION)
+    }
+
+    /// [`RunConfig::run_id`] as if the synthetic images came from generator `version`: real
+    /// data sets and versions ≤ 2 hash the settings alone (the ids written then stay valid;
+    /// they never carried a version), later versions add a line naming the version.
+    #[doc(hidden)]
+    pub fn run_id_for_generator(&self, version: u32) -> String {
         let mut key = self.clone();
         key.name.clear();
         key.out_dir.clear();
@@ -217,7 +227,14 @@ impl RunConfig {
         if self.method != Method::Otov2 {
             key.otov2 = d.otov2;
         }
-        let text = key.results_toml();
+        let mut text = key.results_toml();
+        let synthetic = matches!(
+            self.dataset.name,
+            DatasetName::Synth10 | DatasetName::Synth100
+        );
+        if synthetic && version > 2 {
+            text.push_str(&format!("\n# synthetic images: generator v{version}\n"));
+        }
         let h = fnv1a(text.as_bytes());
         format!(
             "{}-{}-s{}-{:08x}",
