@@ -204,8 +204,10 @@ fn run_ids_are_stable_and_follow_the_settings() {
 fn a_synthetic_runs_id_follows_the_generator_version_and_a_real_runs_does_not() {
     // the dense run of results/small (1,500 / 500 synthetic images, 15 epochs), whose id was
     // written by generator v2, before ids carried a version: that id stays valid
-    let mut dense = RunConfig::default();
-    dense.method = Method::Dense;
+    let mut dense = RunConfig {
+        method: Method::Dense,
+        ..Default::default()
+    };
     dense.dataset.synth_train = Some(1500);
     dense.dataset.synth_test = Some(500);
     dense.train.epochs = 15;
