@@ -60,11 +60,39 @@ impl Report<'_> {
             format!("gap {gap:+.1} pt")
         };
         let nothing = achieved.mean < 0.005;
-        match (missed, nothing) {
+        let text = match (missed, nothing) {
             (Some(why), _) => format!("{why}: {text}"),
             (None, true) => format!("nothing pruned: {text}"),
             _ => text,
+        };
+        match self.fragility(&s.method, reference) {
+            Some(spread) => format!("{text}; {spread}"),
+            None => text,
         }
+    }
+
+    /// "pilots within 0.1% of its λ gave 40.5–56.5%" when the method's search for `reference`
+    /// saw its neighbours spread over more than two points: the match rests on the knob's last
+    /// digits, and the same method a hair away lands elsewhere.
+    fn fragility(&self, method: &str, reference: f64) -> Option<String> {
+        let c = self
+            .calibration
+            .iter()
+            .find(|c| c.method == method && (c.reference - reference).abs() < 1e-9)?;
+        let (lo, hi) = (c.near_low?, c.near_high?);
+        if hi - lo <= 2.0 * MATCH_TOLERANCE {
+            return None;
+        }
+        let within = if c.knob == "oto.lambda" {
+            "0.1% of its λ"
+        } else {
+            "0.001 of its target"
+        };
+        Some(format!(
+            "pilots within {within} gave {:.1}–{:.1}%",
+            100.0 * lo,
+            100.0 * hi
+        ))
     }
 }
 
@@ -85,6 +113,8 @@ mod tests {
             status,
             pilots: 15,
             lambda: None,
+            near_low: None,
+            near_high: None,
         }
     }
 
@@ -116,5 +146,30 @@ mod tests {
         other.reference = 0.45;
         report.calibration = vec![other];
         assert_eq!(report.match_text(&runs[1]), "gap +7.6 pt");
+    }
+
+    #[test]
+    fn a_match_whose_neighbours_spread_says_so() {
+        let mut ato = run("ato-a", Some(true));
+        ato.summary.flops_reduction = Some(0.51);
+        let mut oto = run("oto-a", Some(true));
+        oto.summary.method = "oto".into();
+        oto.summary.flops_reduction = Some(0.513);
+        let runs = [ato, oto];
+        let mut report = Report::new("t", &runs);
+        let mut row = searched(SearchStatus::Matched);
+        (row.near_low, row.near_high) = (Some(0.405), Some(0.565));
+        report.calibration = vec![row.clone()];
+        assert_eq!(
+            report.match_text(&runs[1]),
+            "matched (+0.3); pilots within 0.1% of its λ gave 40.5–56.5%"
+        );
+        // negative controls: neighbours within two points, or none, add nothing
+        (row.near_low, row.near_high) = (Some(0.505), Some(0.52));
+        report.calibration = vec![row.clone()];
+        assert_eq!(report.match_text(&runs[1]), "matched (+0.3)");
+        (row.near_low, row.near_high) = (None, None);
+        report.calibration = vec![row];
+        assert_eq!(report.match_text(&runs[1]), "matched (+0.3)");
     }
 }

@@ -20,13 +20,17 @@
 //!   `prune.target_flops_reduction` becomes the reference, so `target_met` in `summary.csv`
 //!   judges it against the budget it was matched to.
 //! - Results are cached in `<sweep dir>/calibration.csv` (method, key, knob, value, achieved,
-//!   reference, status, pilots, lambda), keyed by the run's settings without seed and knob: one
-//!   search serves every seed, and a second `ato sweep` runs no pilots. A cached row is
+//!   reference, status, pilots, lambda, near_low, near_high), keyed by the run's settings
+//!   without seed and knob: one search serves every seed, and a second `ato sweep` runs no pilots. A cached row is
 //!   reused only for the same reference; a match only while it is as close as today's
 //!   `match_tolerance`; a jump or an unreachable budget (conclusions about the response) while
 //!   they are still a miss; and a search that ran out of pilots (closest) only when today's
 //!   `max_pilots` is no larger. A search run again replays its pilots from their finished run
 //!   folders at no cost.
+//! - `near_low`/`near_high` is the range of the pilots' FLOPs reductions within 0.1% of the
+//!   result's λ ([`search::NEIGHBOURHOOD`]); the report shows it beside a row when it spans
+//!   more than two points, so a match that landed on λ's last digits is never taken for a
+//!   controllable one.
 
 pub mod search;
 
@@ -96,6 +100,13 @@ pub struct CalibrationRow {
     /// OTOv2's λ when its search raised it (empty otherwise, and in caches written before).
     #[serde(default)]
     pub lambda: Option<f64>,
+    /// The lowest and highest FLOPs reduction of the pilots within [`search::NEIGHBOURHOOD`]
+    /// of `value` (0.1% of λ), when there were others (empty otherwise, and in caches written
+    /// before): a match whose neighbours spread widely landed on the knob's last digits.
+    #[serde(default)]
+    pub near_low: Option<f64>,
+    #[serde(default)]
+    pub near_high: Option<f64>,
 }
 
 /// The knob of a method, if it is matched by one.
@@ -303,6 +314,8 @@ pub fn apply(
                 status: SearchStatus::ByConstruction,
                 pilots: 0,
                 lambda: None,
+                near_low: None,
+                near_high: None,
             },
             (None, Some(scale), Some(pilot)) => {
                 let mut pilots = PilotResponse::new(&cfg, pilot_epochs, pilot);
@@ -325,6 +338,8 @@ pub fn apply(
                     status: found.status,
                     pilots: found.pilots,
                     lambda: pilots.raised_lambda(),
+                    near_low: found.near.map(|n| n.0),
+                    near_high: found.near.map(|n| n.1),
                 }
             }
             (None, Some(_), None) => {

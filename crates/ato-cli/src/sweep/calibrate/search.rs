@@ -8,10 +8,12 @@
 //! within ±1 point in 6–11 pilots. Bisection while the low end is flat, and the Illinois
 //! correction, were tried on 20 such shapes: never fewer pilots, up to 2 more.
 //!
-//! A response can jump: HSPG on 1,500 images × 15 epochs zeroes 40.5% of the FLOPs at
-//! λ = 0.20953 and 56.0% at 0.20956 (a cascade: every group is pulled to zero at the same rate
-//! α·λ, and many cross zero together). Once the bracket is narrower than [`JUMP_WIDTH`] the
-//! search stops and says so ([`SearchStatus::Jump`]) instead of spending its pilots on it.
+//! A response can be steep beyond what a coarse bracket shows: HSPG on 1,500 images ×
+//! 15 epochs zeroes 40.5% of the FLOPs at λ = 0.209533 and 56.0% at 0.209542 (a cascade: every
+//! group is pulled to zero at the same rate α·λ, and many cross zero together), yet 49.8% at
+//! 0.2095355 and 52.4% at 0.2095375 in between. A search may therefore call a response a jump
+//! ([`SearchStatus::Jump`]) only once the bracket holds (almost) no other value the training
+//! step can tell apart ([`KnobScale::jump_width`]), not when it merely looks like one.
 //!
 //! One evaluation of the response may cost several pilots (OTOv2 raises its λ and re-runs a
 //! pilot that fell short of its own target); the response is told how many are left and says
@@ -42,6 +44,16 @@ impl KnobScale {
             u
         }
     }
+    /// The narrowest bracket worth searching, in the scale's units: λ enters the step in f32
+    /// (6e-8 to 1.2e-7 relative), so [`LOG_JUMP_WIDTH`] in log λ leaves 8 to 17 untried
+    /// values of λ; a share moves in whole groups, so [`SHARE_JUMP_WIDTH`] is far below one.
+    pub fn jump_width(self) -> f64 {
+        if self.log {
+            LOG_JUMP_WIDTH
+        } else {
+            SHARE_JUMP_WIDTH
+        }
+    }
     fn step(self) -> f64 {
         if self.log {
             4f64.ln()
@@ -61,17 +73,23 @@ pub enum SearchStatus {
     Closest,
     /// The knob's bound does not reach the reference.
     Unreachable,
-    /// The response jumps across the reference: the bracket is narrower than [`JUMP_WIDTH`]
-    /// and its ends are still on either side, beyond the tolerance. No value of the knob lands.
+    /// The response jumps across the reference: the bracket is narrower than
+    /// [`KnobScale::jump_width`] and its ends are still on either side, beyond the tolerance.
+    /// No value of the knob that the search tried lands, and the untried ones differ from the
+    /// bracket's ends in their last digits (see [`SearchResult::near`] for how much the
+    /// response scatters there).
     Jump,
     /// The method aims at the reference itself (HESSO, magnitude): no search.
     ByConstruction,
 }
 
-/// A bracket narrower than this (in log λ, or in a share) whose ends are still on either side
-/// of the reference brackets a jump of the response, not a root: 1e-4 is a 0.01% change of λ,
-/// or of the group-sparsity target (a thirtieth of one group of ResNet-20's 336).
-pub const JUMP_WIDTH: f64 = 1e-4;
+/// The jump width of a λ search, in log λ: 8 to 17 f32 steps of λ. A wider one (1e-4) stopped
+/// OTO's search on the 1,500-image set at a "jump" that λ = 0.2095355 (49.8%) lies inside.
+pub const LOG_JUMP_WIDTH: f64 = 1e-6;
+
+/// The jump width of a share search (OTOv2's group-sparsity target): a thirtieth of one group
+/// of ResNet-20's 336.
+pub const SHARE_JUMP_WIDTH: f64 = 1e-4;
 
 /// One evaluation of the response: its value and the pilot runs it took (at least one, at
 /// most the number it was allowed).
@@ -103,6 +121,28 @@ pub struct SearchResult {
     /// Pilot runs spent.
     pub pilots: usize,
     pub status: SearchStatus,
+    /// The lowest and highest response of the evaluations within [`NEIGHBOURHOOD`] of `value`
+    /// (itself included), when there are others: how much the result rests on the knob's last
+    /// digits.
+    pub near: Option<(f64, f64)>,
+}
+
+/// The neighbourhood of a search's result whose responses [`SearchResult::near`] reports, in
+/// the scale's units: 0.1% of λ, or 0.001 of a share (a third of one group of ResNet-20's 336).
+pub const NEIGHBOURHOOD: f64 = 1e-3;
+
+/// The range of the responses within [`NEIGHBOURHOOD`] of `u`, if any but `u`'s own.
+fn near(u: f64, seen: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let close: Vec<f64> = seen
+        .iter()
+        .filter(|(v, _)| (v - u).abs() <= NEIGHBOURHOOD)
+        .map(|&(_, r)| r)
+        .collect();
+    (close.len() > 1).then(|| {
+        let lo = close.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = close.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo, hi)
+    })
 }
 
 /// Searches `start`, then brackets and refines, until the response is within `tolerance` of
@@ -134,17 +174,18 @@ pub fn search(
             .min_by(|a, b| (a.1 - reference).abs().total_cmp(&(b.1 - reference).abs()))
             .expect("one evaluation")
     };
-    let done = |(u, r): (f64, f64), spent: usize, status| SearchResult {
+    let done = |(u, r): (f64, f64), seen: &[(f64, f64)], spent: usize, status| SearchResult {
         value: scale.to_x(u),
         achieved: r,
         pilots: spent,
         status,
+        near: near(u, seen),
     };
     let matched = |r: f64| (r - reference).abs() <= tolerance;
     let mut u = scale.to_u(start.clamp(scale.lo, scale.hi));
     let mut r = eval(u, &mut spent, &mut seen)?;
     if matched(r) {
-        return Ok(done((u, r), spent, SearchStatus::Matched));
+        return Ok(done((u, r), &seen, spent, SearchStatus::Matched));
     }
     // bracket: (u_low, r_low) below the reference, (u_high, r_high) above
     let (mut low, mut high) = if r < reference {
@@ -154,12 +195,12 @@ pub fn search(
     };
     while low.is_none() || high.is_none() {
         if spent >= max_pilots {
-            return Ok(done(best(&seen), spent, SearchStatus::Closest));
+            return Ok(done(best(&seen), &seen, spent, SearchStatus::Closest));
         }
         let going_up = high.is_none();
         let bound = if going_up { uhi } else { ulo };
         if (u - bound).abs() < 1e-12 {
-            return Ok(done(best(&seen), spent, SearchStatus::Unreachable));
+            return Ok(done(best(&seen), &seen, spent, SearchStatus::Unreachable));
         }
         u = if going_up {
             (u + scale.step()).min(uhi)
@@ -168,7 +209,7 @@ pub fn search(
         };
         r = eval(u, &mut spent, &mut seen)?;
         if matched(r) {
-            return Ok(done((u, r), spent, SearchStatus::Matched));
+            return Ok(done((u, r), &seen, spent, SearchStatus::Matched));
         }
         if r < reference {
             low = Some((u, r));
@@ -179,8 +220,8 @@ pub fn search(
     let (mut a, mut b) = (low.expect("bracketed"), high.expect("bracketed"));
     while spent < max_pilots {
         let width = b.0 - a.0;
-        if width < JUMP_WIDTH {
-            return Ok(done(best(&seen), spent, SearchStatus::Jump));
+        if width < scale.jump_width() {
+            return Ok(done(best(&seen), &seen, spent, SearchStatus::Jump));
         }
         let secant = if b.1 > a.1 {
             a.0 + (reference - a.1) * width / (b.1 - a.1)
@@ -190,7 +231,7 @@ pub fn search(
         let u = secant.clamp(a.0 + 0.1 * width, b.0 - 0.1 * width);
         let r = eval(u, &mut spent, &mut seen)?;
         if matched(r) {
-            return Ok(done((u, r), spent, SearchStatus::Matched));
+            return Ok(done((u, r), &seen, spent, SearchStatus::Matched));
         }
         if r < reference {
             a = (u, r);
@@ -198,5 +239,5 @@ pub fn search(
             b = (u, r);
         }
     }
-    Ok(done(best(&seen), spent, SearchStatus::Closest))
+    Ok(done(best(&seen), &seen, spent, SearchStatus::Closest))
 }

@@ -31,6 +31,8 @@ fn search_brackets_by_four_then_lands_by_secant() {
     assert!((seen[3] - 6.4e-2).abs() < 1e-12);
     assert!((out.value - 0.037).abs() < 1e-9, "{out:?}");
     assert_eq!(out.status, SearchStatus::Matched);
+    // no other pilot within 0.1% of λ = 0.037
+    assert_eq!(out.near, None);
 }
 
 #[test]
@@ -83,18 +85,24 @@ fn a_steep_response_flat_at_zero_needs_more_than_six_pilots_and_lands_in_nine() 
 
 #[test]
 fn a_response_that_jumps_across_the_reference_is_called_a_jump() {
-    // 40% below λ = 0.2095, 56% from it: the bracket shrinks to < 1e-4 in log λ and stops
+    // 40% below λ = 0.2095, 56% from it: the bracket shrinks to < 1e-6 in log λ and stops
     let jump = |l: f64| if l < 0.2095 { 0.40 } else { 0.56 };
     let mut f = |l: f64, _: usize| -> anyhow::Result<Evaluation> { Ok(Evaluation::one(jump(l))) };
     let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 40).unwrap();
     assert_eq!(out.status, SearchStatus::Jump, "{out:?}");
     assert!(out.pilots < 30, "{out:?}");
-    assert!((out.value - 0.2095).abs() < 1e-4, "{out:?}");
-    // negative control: a continuous response as steep as that jump's bracket allows is matched
-    let cliff = |l: f64| 0.40 + 0.16 * ((l / 0.2095).ln() / 1e-3 + 0.5).clamp(0.0, 1.0);
-    let mut f = |l: f64, _: usize| -> anyhow::Result<Evaluation> { Ok(Evaluation::one(cliff(l))) };
-    let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 40).unwrap();
-    assert_eq!(out.status, SearchStatus::Matched, "{out:?}");
+    assert!((out.value / 0.2095).ln().abs() < 1e-6, "{out:?}");
+    // the pilots near the end saw both sides of the jump
+    assert_eq!(out.near, Some((0.40, 0.56)), "{out:?}");
+    // negative controls: continuous responses as steep as OTO's on 1,500 images (40% → 56%
+    // within 1e-5 in log λ, narrower than the old jump width 1e-4) and steeper are matched
+    for steepness in [1e-3, 1e-5, 4e-6] {
+        let cliff = |l: f64| 0.40 + 0.16 * ((l / 0.2095).ln() / steepness + 0.5).clamp(0.0, 1.0);
+        let mut f =
+            |l: f64, _: usize| -> anyhow::Result<Evaluation> { Ok(Evaluation::one(cliff(l))) };
+        let out = search(&mut f, 1e-3, 0.5, 0.01, LOG, 40).unwrap();
+        assert_eq!(out.status, SearchStatus::Matched, "{steepness}: {out:?}");
+    }
 }
 
 #[test]
@@ -294,20 +302,22 @@ fn otov2_raises_its_lambda_when_a_pilot_falls_short_of_its_own_target() {
         "{asked:?}"
     );
     assert!((run.otov2_lambda() - 0.8).abs() < 1e-12);
-    assert!(row.ends_with(",matched,5,0.8"), "{row}");
+    // no other pilot within 0.001 of the target 0.625: no spread
+    assert!(row.ends_with(",matched,5,0.8,,"), "{row}");
 
     // negative control: a λ that already reaches the target is never raised
     let (asked, run, row) = otov2_search(0.4);
     assert!(asked.iter().all(|a| a.1 == 0.4), "{asked:?}");
     assert_eq!(run.otov2.lambda, Some(0.4));
-    assert!(row.ends_with(",matched,3,"), "{row}");
+    assert!(row.ends_with(",matched,3,,,"), "{row}");
 }
 
 #[test]
 fn a_cache_written_before_the_lambda_column_is_still_read() {
     let dir = tempfile::tempdir().unwrap();
     let settings = budget(8);
-    // write the current cache, then drop its last column as an older binary wrote it
+    // write the current cache, then drop its last three columns (lambda, near_low, near_high)
+    // as an older binary wrote it
     let mut pilot =
         |c: &RunConfig| -> anyhow::Result<PilotOutcome> { Ok(flops(log_response(c.oto.lambda))) };
     apply(&mut runs(), dir.path(), settings, &no_ato, Some(&mut pilot)).unwrap();
@@ -315,7 +325,7 @@ fn a_cache_written_before_the_lambda_column_is_still_read() {
     let old: String = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
-        .map(|l| format!("{}\n", &l[..l.rfind(',').unwrap()]))
+        .map(|l| format!("{}\n", l.rsplitn(4, ',').last().unwrap()))
         .collect();
     assert!(old.starts_with("method,key,knob,value,achieved,reference,status,pilots\n"));
     std::fs::write(&path, old).unwrap();
@@ -413,6 +423,9 @@ fn a_jump_is_a_conclusion_that_a_larger_budget_does_not_search_again() {
     apply(&mut runs(), dir.path(), with(40), &no_ato, Some(&mut pilot)).unwrap();
     let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
     assert!(cache.contains(",jump,"), "{cache}");
+    // with the spread of the pilots beside it (both sides of the jump)
+    let jump = cache.lines().find(|l| l.contains(",jump,")).unwrap();
+    assert!(jump.ends_with(",,0.4,0.56"), "{cache}");
     let first = calls.get();
     apply(&mut runs(), dir.path(), with(80), &no_ato, Some(&mut pilot)).unwrap();
     assert_eq!(calls.get(), first, "the jump stands");
