@@ -170,6 +170,7 @@ impl Report<'_> {
                 &curves,
             )?);
 
+            figs.extend(self.search_figure(dir, &tag, (model, dataset), runs)?);
             figs.extend(self.convergence_figures(
                 dir,
                 &tag,

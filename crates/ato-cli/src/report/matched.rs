@@ -4,11 +4,16 @@
 //! pruning row is "matched" only within ±1 point of it, otherwise the gap is shown, and a
 //! method whose search could not reach the budget (`calibration.csv`) says so.
 
+use super::figures::Figure;
+use super::plots::{Chart, Mark, Series};
 use super::seeds::Spread;
 use super::selection::Report;
 use super::RunRecord;
 use crate::sweep::calibrate::search::SearchStatus;
 use crate::sweep::calibrate::{usable_reference, MATCH_TOLERANCE, MIN_REFERENCE};
+use anyhow::Result;
+use plotters::chart::SeriesLabelPosition;
+use std::path::Path;
 
 impl Report<'_> {
     /// The FLOPs reduction the pruning rows of `r`'s data set and model are compared with.
@@ -93,6 +98,72 @@ impl Report<'_> {
             100.0 * lo,
             100.0 * hi
         ))
+    }
+}
+
+impl Report<'_> {
+    /// The pilots of the searches that matched `runs` (one data set and model) to their
+    /// reference, in search order, one series per method, the reference as a line; `None`
+    /// when nothing was searched (no `calibration_pilots.csv`, or HESSO and magnitude only).
+    pub(super) fn search_figure(
+        &self,
+        dir: &Path,
+        tag: &str,
+        (model, dataset): (&str, &str),
+        runs: &[&RunRecord],
+    ) -> Result<Option<Figure>> {
+        let Some(reference) = runs
+            .iter()
+            .filter(|r| r.summary.method != "dense")
+            .find_map(|r| self.reference(r))
+        else {
+            return Ok(None);
+        };
+        let series: Vec<Series> = self
+            .calibration
+            .iter()
+            // this model's searches for this reference (the key is a run id: method-model-…)
+            .filter(|c| {
+                (c.reference - reference).abs() < 1e-9 && c.key.contains(&format!("-{model}-"))
+            })
+            .map(|c| Series {
+                name: c.method.clone(),
+                points: self
+                    .pilots
+                    .iter()
+                    .filter(|p| p.key == c.key)
+                    .map(|p| (p.pilot as f64, 100.0 * p.achieved))
+                    .collect(),
+                mark: Mark::LineAndPoints,
+                spread: Vec::new(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        if series.is_empty() {
+            return Ok(None);
+        }
+        let title = format!("{model} on {dataset}: the matched-FLOPs searches");
+        let mut fig = self.figure(
+            dir,
+            &format!("searches_{tag}.png"),
+            Chart {
+                title: &title,
+                x_label: "pilot run (search order)",
+                y_label: "FLOPs reduction of the pilot (%)",
+                log_y: false,
+                reference_y: Some(100.0 * reference),
+                legend: SeriesLabelPosition::LowerRight,
+            },
+            &series,
+        )?;
+        fig.note = Some(format!(
+            "Every pilot run of the searches that put the baselines at the reference \
+             ({:.2}%, the line), in the order they ran; `calibration_pilots.csv` lists their \
+             knob values. A search that lands converges onto the line; one that scatters \
+             around it has no value of its knob that controls the budget.",
+            100.0 * reference
+        ));
+        Ok(Some(fig))
     }
 }
 

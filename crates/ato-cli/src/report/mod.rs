@@ -6,8 +6,8 @@
 //!   matched to the reference (±1 point) or the gap, with published numbers beside it;
 //! - one ablation table (and plot) per ATO axis that the sweep varies (λ, γ, T_start, T_end),
 //!   the other axes held at their central values;
-//! - accuracy vs FLOPs reduction per method, test accuracy over epochs, and the convergence
-//!   ratio LHS/RHS over training;
+//! - accuracy vs FLOPs reduction per method, test accuracy over epochs, the pilots of the
+//!   matched-FLOPs searches in search order, and the convergence ratio LHS/RHS over training;
 //! - every run, for completeness.
 
 mod convergence;
@@ -96,6 +96,10 @@ pub fn run_cmd(args: &ReportArgs) -> Result<()> {
     let calibration = dir.join(crate::sweep::calibrate::CALIBRATION_FILE);
     if calibration.is_file() {
         report.calibration = read_csv(&calibration)?;
+    }
+    let pilots = dir.join(crate::sweep::calibrate::PILOTS_FILE);
+    if pilots.is_file() {
+        report.pilots = read_csv(&pilots)?;
     }
     let images = report.draw_figures(&figures)?;
     let md = report.markdown(&args.dir.display().to_string(), &images);

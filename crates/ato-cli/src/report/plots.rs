@@ -141,7 +141,7 @@ pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
                     BLACK.mix(0.5).stroke_width(1),
                 ))
                 .map_err(|e| err(&e))?
-                .label(format!("y = {r}"))
+                .label(format!("y = {}", tick(&r)))
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.5)));
             }
             for (i, s) in series.iter().enumerate() {

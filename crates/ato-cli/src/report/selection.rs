@@ -64,6 +64,8 @@ pub struct Report<'a> {
     pub(super) theorem_runs: BTreeMap<(String, String), Vec<&'a RunRecord>>,
     /// The sweep's matched-FLOPs searches (`calibration.csv`), if any.
     pub(super) calibration: Vec<crate::sweep::calibrate::CalibrationRow>,
+    /// Their pilot runs in search order (`calibration_pilots.csv`), if any.
+    pub(super) pilots: Vec<crate::sweep::calibrate::SearchPilot>,
 }
 
 /// The most common value (first seen wins ties), ignoring runs without one.
@@ -99,6 +101,7 @@ impl<'a> Report<'a> {
             groups,
             theorem_runs,
             calibration: Vec::new(),
+            pilots: Vec::new(),
         }
     }
 

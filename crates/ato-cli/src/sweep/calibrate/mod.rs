@@ -47,6 +47,23 @@ use std::path::Path;
 /// The cache file in the sweep folder.
 pub const CALIBRATION_FILE: &str = "calibration.csv";
 
+/// Every pilot of every search, in the order the search ran them (the report plots them).
+pub const PILOTS_FILE: &str = "calibration_pilots.csv";
+
+/// One pilot run of a search (a row of [`PILOTS_FILE`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchPilot {
+    pub method: String,
+    /// The search's key (as in `calibration.csv`).
+    pub key: String,
+    /// 1, 2, …: the order of the search's pilots.
+    pub pilot: usize,
+    /// The knob's value.
+    pub value: f64,
+    /// The pilot's FLOPs reduction.
+    pub achieved: f64,
+}
+
 /// Pilot runs per search unless the sweep sets `max_pilots`: a steep group-lasso response
 /// started far from its reference takes up to 11 ([`search`]).
 pub const DEFAULT_MAX_PILOTS: usize = 12;
@@ -212,6 +229,8 @@ struct PilotResponse<'a> {
     pilot: PilotRunner<'a>,
     start_lambda: f64,
     lambda: f64,
+    /// (knob value, FLOPs reduction) of every pilot so far.
+    trace: Vec<(f64, f64)>,
 }
 
 impl<'a> PilotResponse<'a> {
@@ -223,6 +242,7 @@ impl<'a> PilotResponse<'a> {
             pilot,
             start_lambda: lambda,
             lambda,
+            trace: Vec::new(),
         }
     }
 
@@ -243,6 +263,7 @@ impl<'a> PilotResponse<'a> {
             }
             let out = (self.pilot)(&c)?;
             pilots += 1;
+            self.trace.push((v, out.flops_reduction));
             let short = c.method == Method::Otov2
                 && out.group_sparsity.is_some_and(|s| s < v - SHORT_OF_TARGET);
             if !short || pilots >= left || self.lambda * 4.0 > OTOV2_MAX_LAMBDA {
@@ -254,6 +275,32 @@ impl<'a> PilotResponse<'a> {
             self.lambda *= 4.0;
         }
     }
+}
+
+/// Replaces the pilots of search `key` in `dir`'s [`PILOTS_FILE`] by `trace`.
+fn record_pilots(dir: &Path, method: Method, key: &str, trace: &[(f64, f64)]) -> Result<()> {
+    let path = dir.join(PILOTS_FILE);
+    let mut rows: Vec<SearchPilot> = if path.is_file() {
+        read_csv(&path)?
+    } else {
+        Vec::new()
+    };
+    rows.retain(|r| r.key != key);
+    rows.extend(
+        trace
+            .iter()
+            .enumerate()
+            .map(|(i, &(value, achieved))| SearchPilot {
+                method: method.as_str().into(),
+                key: key.into(),
+                pilot: i + 1,
+                value,
+                achieved,
+            }),
+    );
+    std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+    write_csv_atomically(&path, &rows)?;
+    Ok(())
 }
 
 /// Sets every baseline's knob in `runs` from the cache or, when `pilot` is given, a search
@@ -328,6 +375,7 @@ pub fn apply(
                     scale,
                     settings.max_pilots,
                 )?;
+                record_pilots(dir, cfg.method, &k, &pilots.trace)?;
                 CalibrationRow {
                     method: cfg.method.as_str().into(),
                     key: k,

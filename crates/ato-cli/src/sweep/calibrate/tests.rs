@@ -2,7 +2,7 @@
 //! runner that counts its calls.
 
 use super::search::{search, Evaluation, KnobScale, SearchStatus};
-use super::{apply, MatchSettings, PilotOutcome, CALIBRATION_FILE};
+use super::{apply, MatchSettings, PilotOutcome, SearchPilot, CALIBRATION_FILE, PILOTS_FILE};
 use crate::sweep::PlannedRun;
 use ato_train::{Method, RunConfig};
 
@@ -429,4 +429,45 @@ fn a_jump_is_a_conclusion_that_a_larger_budget_does_not_search_again() {
     let first = calls.get();
     apply(&mut runs(), dir.path(), with(80), &no_ato, Some(&mut pilot)).unwrap();
     assert_eq!(calls.get(), first, "the jump stands");
+}
+
+#[test]
+fn every_pilot_of_a_search_is_written_in_order_and_a_cached_sweep_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let asked = std::cell::RefCell::new(Vec::new());
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
+        asked.borrow_mut().push(c.oto.lambda);
+        Ok(flops(log_response(c.oto.lambda)))
+    };
+    apply(
+        &mut runs(),
+        dir.path(),
+        budget(8),
+        &no_ato,
+        Some(&mut pilot),
+    )
+    .unwrap();
+    let path = dir.path().join(PILOTS_FILE);
+    let rows: Vec<SearchPilot> = ato_train::read_csv(&path).unwrap();
+    let asked = asked.borrow().clone();
+    // one search (OTO's two seeds share it), HESSO has none
+    assert_eq!(rows.len(), asked.len(), "{rows:?}");
+    assert!(asked.len() >= 2, "{asked:?}");
+    for (i, (row, l)) in rows.iter().zip(&asked).enumerate() {
+        assert_eq!((row.method.as_str(), row.pilot), ("oto", i + 1));
+        assert_eq!(row.value, *l);
+        assert!((row.achieved - log_response(*l)).abs() < 1e-12, "{row:?}");
+    }
+    // a second sweep answered by the cache leaves the trace as it was
+    let before = std::fs::read_to_string(&path).unwrap();
+    let mut never = |_: &RunConfig| -> anyhow::Result<PilotOutcome> { panic!("the cache answers") };
+    apply(
+        &mut runs(),
+        dir.path(),
+        budget(8),
+        &no_ato,
+        Some(&mut never),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
 }
