@@ -243,4 +243,45 @@ mod tests {
         report.calibration = vec![row];
         assert_eq!(report.match_text(&runs[1]), "matched (+0.3)");
     }
+
+    #[test]
+    fn the_search_figure_shows_this_models_searches_only() {
+        use crate::sweep::calibrate::SearchPilot;
+        let mut ato = run("ato-a", Some(true));
+        ato.summary.flops_reduction = Some(0.51);
+        let mut oto = run("oto-a", Some(true));
+        oto.summary.method = "oto".into();
+        oto.summary.flops_reduction = Some(0.513);
+        let runs = [ato, oto];
+        let mut report = Report::new("t", &runs);
+        let row = searched(SearchStatus::Matched);
+        let pilot = |key: &str, pilot: usize, achieved: f64| SearchPilot {
+            method: "oto".into(),
+            key: key.into(),
+            pilot,
+            value: 0.1 * pilot as f64,
+            achieved,
+        };
+        report.calibration = vec![row.clone()];
+        let dir = tempfile::tempdir().unwrap();
+        let group: Vec<&RunRecord> = runs.iter().collect();
+        let draw = |report: &Report<'_>| {
+            report
+                .search_figure(dir.path(), "tag", ("resnet20", "synth10"), &group)
+                .unwrap()
+        };
+        // no pilots recorded (a cache written before the file): no figure
+        assert!(draw(&report).is_none());
+        report.pilots = vec![pilot(&row.key, 1, 0.2), pilot(&row.key, 2, 0.513)];
+        let fig = draw(&report).expect("a figure");
+        assert_eq!(fig.link, "figures/t/searches_tag.png");
+        assert!(dir.path().join("searches_tag.png").is_file());
+        assert!(fig.note.unwrap().contains("(51.00%, the line)"));
+        // negative control: the same pilots under another model's key are not this figure's
+        let mut other = row.clone();
+        other.key = "oto-resnet56-s0-00000000-p15".into();
+        report.calibration = vec![other.clone()];
+        report.pilots = vec![pilot(&other.key, 1, 0.2)];
+        assert!(draw(&report).is_none());
+    }
 }
