@@ -10,7 +10,7 @@ use super::seeds::Spread;
 use super::selection::Report;
 use super::RunRecord;
 use crate::sweep::calibrate::search::SearchStatus;
-use crate::sweep::calibrate::{usable_reference, MATCH_TOLERANCE, MIN_REFERENCE};
+use crate::sweep::calibrate::{usable_reference, CalibrationRow, MATCH_TOLERANCE, MIN_REFERENCE};
 use anyhow::Result;
 use plotters::chart::SeriesLabelPosition;
 use std::path::Path;
@@ -32,8 +32,29 @@ impl Report<'_> {
         }
     }
 
+    /// The search that set `r`'s knob (`calibration.csv`): the same method and reference, this
+    /// model's key (a run id: method-model-…) and the knob value `r` ran at. `None` for a run
+    /// that was not searched (HESSO, magnitude, ATO) and for rows of settings the sweep no
+    /// longer runs.
+    fn search_of(&self, r: &RunRecord, reference: f64) -> Option<&CalibrationRow> {
+        let s = &r.summary;
+        let knob = match s.method.as_str() {
+            "oto" => s.lambda,
+            "otov2" => s.target_group_sparsity,
+            _ => None,
+        }?;
+        let prefix = format!("{}-{}-", s.method, s.model);
+        self.calibration.iter().find(|c| {
+            c.method == s.method
+                && (c.reference - reference).abs() < 1e-9
+                && c.key.starts_with(&prefix)
+                && (c.value - knob).abs() <= 1e-9 * knob.abs()
+        })
+    }
+
     /// "reference", "matched (+0.4)", "gap −7.6 pt", "cannot reach the budget: gap …",
-    /// "no λ or target lands (the response jumps): gap …", "nothing pruned: …" or "–" (dense).
+    /// "no λ tried lands (the response jumps or scatters): gap …", "nothing pruned: …" or "–"
+    /// (dense), followed by the spread of the search's neighbouring pilots when it is wide.
     pub fn match_text(&self, r: &RunRecord) -> String {
         let s = &r.summary;
         if s.method == "dense" {
@@ -46,16 +67,15 @@ impl Report<'_> {
             return "–".into();
         };
         let gap = 100.0 * (achieved.mean - reference);
-        let missed = self
-            .calibration
-            .iter()
-            // the same method's search for this reference (another model has another one)
-            .filter(|c| c.method == s.method && (c.reference - reference).abs() < 1e-9)
-            .find_map(|c| match c.status {
-                SearchStatus::Unreachable => Some("cannot reach the budget"),
-                SearchStatus::Jump => Some("no λ or target lands (the response jumps)"),
-                _ => None,
-            });
+        let search = self.search_of(r, reference);
+        let missed = search.and_then(|c| match c.status {
+            SearchStatus::Unreachable => Some("cannot reach the budget".to_string()),
+            SearchStatus::Jump => Some(format!(
+                "no {} tried lands (the response jumps or scatters)",
+                knob_word(c)
+            )),
+            _ => None,
+        });
         let main_ato = s.method == "ato" && self.main_rows().iter().any(|m| std::ptr::eq(*m, r));
         let text = if main_ato && achieved.mean >= MIN_REFERENCE {
             "reference".to_string()
@@ -70,41 +90,46 @@ impl Report<'_> {
             (None, true) => format!("nothing pruned: {text}"),
             _ => text,
         };
-        match self.fragility(&s.method, reference) {
+        match search.and_then(fragility) {
             Some(spread) => format!("{text}; {spread}"),
             None => text,
         }
     }
+}
 
-    /// "pilots within 0.1% of its λ gave 40.5–56.5%" when the method's search for `reference`
-    /// saw its neighbours spread over more than two points: the match rests on the knob's last
-    /// digits, and the same method a hair away lands elsewhere.
-    fn fragility(&self, method: &str, reference: f64) -> Option<String> {
-        let c = self
-            .calibration
-            .iter()
-            .find(|c| c.method == method && (c.reference - reference).abs() < 1e-9)?;
-        let (lo, hi) = (c.near_low?, c.near_high?);
-        if hi - lo <= 2.0 * MATCH_TOLERANCE {
-            return None;
-        }
-        let within = if c.knob == "oto.lambda" {
-            "0.1% of its λ"
-        } else {
-            "0.001 of its target"
-        };
-        Some(format!(
-            "pilots within {within} gave {:.1}–{:.1}%",
-            100.0 * lo,
-            100.0 * hi
-        ))
+/// "λ" or "target": what a search moved.
+fn knob_word(c: &CalibrationRow) -> &'static str {
+    if c.knob == "oto.lambda" {
+        "λ"
+    } else {
+        "target"
     }
 }
 
+/// "pilots within 0.1% of λ = 0.2095387955 gave 34.6–56.7%" when the search's own pilots near
+/// its result spread over more than two points: the result rests on the knob's last digits.
+/// Pilots the search did not run cannot show it, so no text is no proof of the opposite.
+fn fragility(c: &CalibrationRow) -> Option<String> {
+    let (lo, hi) = (c.near_low?, c.near_high?);
+    if hi - lo <= 2.0 * MATCH_TOLERANCE {
+        return None;
+    }
+    let within = if c.knob == "oto.lambda" {
+        format!("0.1% of λ = {:.10}", c.value)
+    } else {
+        format!("0.001 of the group-sparsity target {:.4}", c.value)
+    };
+    Some(format!(
+        "pilots within {within} gave {:.1}–{:.1}%",
+        100.0 * lo,
+        100.0 * hi
+    ))
+}
+
 impl Report<'_> {
-    /// The pilots of the searches that matched `runs` (one data set and model) to their
-    /// reference, in search order, one series per method, the reference as a line; `None`
-    /// when nothing was searched (no `calibration_pilots.csv`, or HESSO and magnitude only).
+    /// The pilots of the searches that set the knobs of `runs` (one data set and model), in
+    /// search order, one series per search, its reference as a line; `None` when nothing was
+    /// searched (no `calibration_pilots.csv`, or HESSO and magnitude only).
     pub(super) fn search_figure(
         &self,
         dir: &Path,
@@ -112,20 +137,23 @@ impl Report<'_> {
         (model, dataset): (&str, &str),
         runs: &[&RunRecord],
     ) -> Result<Option<Figure>> {
-        let Some(reference) = runs
-            .iter()
-            .filter(|r| r.summary.method != "dense")
-            .find_map(|r| self.reference(r))
-        else {
+        let mut searches: Vec<&CalibrationRow> = Vec::new();
+        for r in runs {
+            let Some(c) = self
+                .reference(r)
+                .and_then(|reference| self.search_of(r, reference))
+            else {
+                continue;
+            };
+            if !searches.iter().any(|o| o.key == c.key) {
+                searches.push(c);
+            }
+        }
+        let Some(reference) = searches.first().map(|c| c.reference) else {
             return Ok(None);
         };
-        let series: Vec<Series> = self
-            .calibration
+        let series: Vec<Series> = searches
             .iter()
-            // this model's searches for this reference (the key is a run id: method-model-…)
-            .filter(|c| {
-                (c.reference - reference).abs() < 1e-9 && c.key.contains(&format!("-{model}-"))
-            })
             .map(|c| Series {
                 name: c.method.clone(),
                 points: self
@@ -157,10 +185,11 @@ impl Report<'_> {
             &series,
         )?;
         fig.note = Some(format!(
-            "Every pilot run of the searches that put the baselines at the reference \
-             ({:.2}%, the line), in the order they ran; `calibration_pilots.csv` lists their \
-             knob values. A search that lands converges onto the line; one that scatters \
-             around it has no value of its knob that controls the budget.",
+            "Every pilot run of the searches that set the baselines' knobs, in the order they \
+             ran, against the reference they aimed at ({:.2}%, the line). \
+             `calibration_pilots.csv` lists each pilot's knob value, and for OTOv2 its λ: \
+             while a pilot falls short of its own group-sparsity target, OTOv2's search raises \
+             λ ×4 at the same target before it moves the target.",
             100.0 * reference
         ));
         Ok(Some(fig))
@@ -195,6 +224,7 @@ mod tests {
         ato.summary.flops_reduction = Some(0.51);
         let mut oto = run("oto-a", Some(false));
         oto.summary.method = "oto".into();
+        oto.summary.lambda = Some(0.20956);
         oto.summary.flops_reduction = Some(0.586);
         let runs = [ato, oto];
         let mut report = Report::new("t", &runs);
@@ -205,18 +235,25 @@ mod tests {
         report.calibration = vec![searched(SearchStatus::Jump)];
         assert_eq!(
             report.match_text(&runs[1]),
-            "no λ or target lands (the response jumps): gap +7.6 pt"
+            "no λ tried lands (the response jumps or scatters): gap +7.6 pt"
         );
         report.calibration = vec![searched(SearchStatus::Unreachable)];
         assert_eq!(
             report.match_text(&runs[1]),
             "cannot reach the budget: gap +7.6 pt"
         );
-        // a search for another reference (another model's) says nothing about this row
+        // a search for another reference, another model, or another λ (a stale row of
+        // settings the sweep no longer runs) says nothing about this row
         let mut other = searched(SearchStatus::Jump);
         other.reference = 0.45;
-        report.calibration = vec![other];
-        assert_eq!(report.match_text(&runs[1]), "gap +7.6 pt");
+        let mut other_model = searched(SearchStatus::Jump);
+        other_model.key = "oto-resnet56-s0-00000000-p15".into();
+        let mut stale = searched(SearchStatus::Jump);
+        stale.value = 0.3;
+        for row in [other, other_model, stale] {
+            report.calibration = vec![row];
+            assert_eq!(report.match_text(&runs[1]), "gap +7.6 pt");
+        }
     }
 
     #[test]
@@ -225,6 +262,7 @@ mod tests {
         ato.summary.flops_reduction = Some(0.51);
         let mut oto = run("oto-a", Some(true));
         oto.summary.method = "oto".into();
+        oto.summary.lambda = Some(0.20956);
         oto.summary.flops_reduction = Some(0.513);
         let runs = [ato, oto];
         let mut report = Report::new("t", &runs);
@@ -233,7 +271,7 @@ mod tests {
         report.calibration = vec![row.clone()];
         assert_eq!(
             report.match_text(&runs[1]),
-            "matched (+0.3); pilots within 0.1% of its λ gave 40.5–56.5%"
+            "matched (+0.3); pilots within 0.1% of λ = 0.2095600000 gave 40.5–56.5%"
         );
         // negative controls: neighbours within two points, or none, add nothing
         (row.near_low, row.near_high) = (Some(0.505), Some(0.52));
@@ -251,6 +289,7 @@ mod tests {
         ato.summary.flops_reduction = Some(0.51);
         let mut oto = run("oto-a", Some(true));
         oto.summary.method = "oto".into();
+        oto.summary.lambda = Some(0.20956);
         oto.summary.flops_reduction = Some(0.513);
         let runs = [ato, oto];
         let mut report = Report::new("t", &runs);
@@ -260,6 +299,7 @@ mod tests {
             key: key.into(),
             pilot,
             value: 0.1 * pilot as f64,
+            lambda: None,
             achieved,
         };
         report.calibration = vec![row.clone()];
@@ -283,5 +323,28 @@ mod tests {
         report.calibration = vec![other.clone()];
         report.pilots = vec![pilot(&other.key, 1, 0.2)];
         assert!(draw(&report).is_none());
+    }
+
+    #[test]
+    fn an_otov2_search_names_its_target_not_a_lambda() {
+        let mut ato = run("ato-a", Some(true));
+        ato.summary.flops_reduction = Some(0.51);
+        let mut otov2 = run("otov2-a", Some(true));
+        otov2.summary.method = "otov2".into();
+        otov2.summary.target_group_sparsity = Some(0.626);
+        otov2.summary.flops_reduction = Some(0.586);
+        let runs = [ato, otov2];
+        let mut report = Report::new("t", &runs);
+        let mut row = searched(SearchStatus::Jump);
+        (row.method, row.knob, row.value) =
+            ("otov2".into(), "otov2.target_group_sparsity".into(), 0.626);
+        row.key = "otov2-resnet20-s0-00000000-p15".into();
+        (row.near_low, row.near_high) = (Some(0.47), Some(0.55));
+        report.calibration = vec![row];
+        assert_eq!(
+            report.match_text(&runs[1]),
+            "no target tried lands (the response jumps or scatters): gap +7.6 pt; pilots within \
+             0.001 of the group-sparsity target 0.6260 gave 47.0–55.0%"
+        );
     }
 }

@@ -24,13 +24,15 @@
 //!   without seed and knob: one search serves every seed, and a second `ato sweep` runs no pilots. A cached row is
 //!   reused only for the same reference; a match only while it is as close as today's
 //!   `match_tolerance`; a jump or an unreachable budget (conclusions about the response) while
-//!   they are still a miss; and a search that ran out of pilots (closest) only when today's
+//!   they are still a miss (a jump only with its near range, which rows concluded at the older,
+//!   wider jump width lack); and a search that ran out of pilots (closest) only when today's
 //!   `max_pilots` is no larger. A search run again replays its pilots from their finished run
 //!   folders at no cost.
-//! - `near_low`/`near_high` is the range of the pilots' FLOPs reductions within 0.1% of the
-//!   result's λ ([`search::NEIGHBOURHOOD`]); the report shows it beside a row when it spans
-//!   more than two points, so a match that landed on λ's last digits is never taken for a
-//!   controllable one.
+//! - `near_low`/`near_high` is the range of the FLOPs reductions the search measured within
+//!   0.1% of the result's λ, or 0.001 of OTOv2's group-sparsity target
+//!   ([`search::NEIGHBOURHOOD`]). The report prints it beside a row when it spans more than two
+//!   points: a result that rests on the knob's last digits is flagged when the search's own
+//!   pilots show it (values it did not try cannot).
 
 pub mod search;
 
@@ -60,12 +62,16 @@ pub struct SearchPilot {
     pub pilot: usize,
     /// The knob's value.
     pub value: f64,
+    /// OTOv2's λ in this pilot (its search raises it ×4 while a pilot falls short of its own
+    /// target, at the same target value); empty for OTO, whose knob is λ.
+    pub lambda: Option<f64>,
     /// The pilot's FLOPs reduction.
     pub achieved: f64,
 }
 
 /// Pilot runs per search unless the sweep sets `max_pilots`: a steep group-lasso response
-/// started far from its reference takes up to 11 ([`search`]).
+/// started far from its reference takes up to 11 ([`search`]). Concluding a jump from
+/// λ = 1e-3 takes about 25 (`small` sets 30); with fewer the search ends `closest`.
 pub const DEFAULT_MAX_PILOTS: usize = 12;
 
 /// A run's FLOPs reduction is matched when within this of its reference (one point); a sweep
@@ -117,9 +123,10 @@ pub struct CalibrationRow {
     /// OTOv2's λ when its search raised it (empty otherwise, and in caches written before).
     #[serde(default)]
     pub lambda: Option<f64>,
-    /// The lowest and highest FLOPs reduction of the pilots within [`search::NEIGHBOURHOOD`]
-    /// of `value` (0.1% of λ), when there were others (empty otherwise, and in caches written
-    /// before): a match whose neighbours spread widely landed on the knob's last digits.
+    /// The lowest and highest FLOPs reduction the search measured within
+    /// [`search::NEIGHBOURHOOD`] of `value` (0.1% of λ, or 0.001 of a share), when there were
+    /// others (empty otherwise, and in caches written before): a result whose neighbours
+    /// spread widely rests on the knob's last digits.
     #[serde(default)]
     pub near_low: Option<f64>,
     #[serde(default)]
@@ -229,8 +236,8 @@ struct PilotResponse<'a> {
     pilot: PilotRunner<'a>,
     start_lambda: f64,
     lambda: f64,
-    /// (knob value, FLOPs reduction) of every pilot so far.
-    trace: Vec<(f64, f64)>,
+    /// (knob value, OTOv2's λ, FLOPs reduction) of every pilot so far.
+    trace: Vec<(f64, Option<f64>, f64)>,
 }
 
 impl<'a> PilotResponse<'a> {
@@ -263,7 +270,8 @@ impl<'a> PilotResponse<'a> {
             }
             let out = (self.pilot)(&c)?;
             pilots += 1;
-            self.trace.push((v, out.flops_reduction));
+            let lambda = (c.method == Method::Otov2).then(|| c.otov2_lambda());
+            self.trace.push((v, lambda, out.flops_reduction));
             let short = c.method == Method::Otov2
                 && out.group_sparsity.is_some_and(|s| s < v - SHORT_OF_TARGET);
             if !short || pilots >= left || self.lambda * 4.0 > OTOV2_MAX_LAMBDA {
@@ -278,7 +286,12 @@ impl<'a> PilotResponse<'a> {
 }
 
 /// Replaces the pilots of search `key` in `dir`'s [`PILOTS_FILE`] by `trace`.
-fn record_pilots(dir: &Path, method: Method, key: &str, trace: &[(f64, f64)]) -> Result<()> {
+fn record_pilots(
+    dir: &Path,
+    method: Method,
+    key: &str,
+    trace: &[(f64, Option<f64>, f64)],
+) -> Result<()> {
     let path = dir.join(PILOTS_FILE);
     let mut rows: Vec<SearchPilot> = if path.is_file() {
         read_csv(&path)?
@@ -290,11 +303,12 @@ fn record_pilots(dir: &Path, method: Method, key: &str, trace: &[(f64, f64)]) ->
         trace
             .iter()
             .enumerate()
-            .map(|(i, &(value, achieved))| SearchPilot {
+            .map(|(i, &(value, lambda, achieved))| SearchPilot {
                 method: method.as_str().into(),
                 key: key.into(),
                 pilot: i + 1,
                 value,
+                lambda,
                 achieved,
             }),
     );
@@ -342,13 +356,18 @@ pub fn apply(
                         // as close as asked now
                         SearchStatus::Matched => within(c),
                         // a conclusion about the response: it stands while it is still a miss
-                        SearchStatus::Jump | SearchStatus::Unreachable => !within(c),
+                        SearchStatus::Unreachable => !within(c),
+                        // …and a jump only when concluded at today's jump width: every such
+                        // row has its near range, rows from before (1e-4) lack it
+                        SearchStatus::Jump => !within(c) && c.near_low.is_some(),
                         // out of pilots: searched again when more are allowed
                         SearchStatus::Closest => c.pilots >= settings.max_pilots,
                     }
             })
             .cloned();
         let from_cache = cached.is_some();
+        // the pilots of a search run now, written after its row
+        let mut trace = None;
         let row = match (cached, scale, pilot.as_deref_mut()) {
             (Some(c), _, _) => c,
             (None, None, _) => CalibrationRow {
@@ -375,7 +394,7 @@ pub fn apply(
                     scale,
                     settings.max_pilots,
                 )?;
-                record_pilots(dir, cfg.method, &k, &pilots.trace)?;
+                trace = Some(std::mem::take(&mut pilots.trace));
                 CalibrationRow {
                     method: cfg.method.as_str().into(),
                     key: k,
@@ -416,12 +435,16 @@ pub fn apply(
             row.pilots,
             if from_cache { ", cached" } else { "" }
         ));
+        let row_key = row.key.clone();
         // a listing (no pilot runner) reads the cache and never writes it
         if !cache.contains(&row) && pilot.is_some() {
             cache.retain(|c| c.key != row.key);
             cache.push(row);
             std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
             write_csv_atomically(&path, &cache)?;
+        }
+        if let Some(trace) = trace {
+            record_pilots(dir, cfg.method, &row_key, &trace)?;
         }
     }
     Ok(lines)

@@ -1,5 +1,5 @@
-//! The knob search of matched FLOPs: a monotone response (FLOPs reduction, increasing in the
-//! knob) is brought within ± a tolerance of a reference by bracketing (steps of ×4 for λ, ±0.15
+//! The knob search of matched FLOPs: a response taken to be monotone (FLOPs reduction,
+//! increasing in the knob) is brought within ± a tolerance of a reference by bracketing (steps of ×4 for λ, ±0.15
 //! for a share) and then a safeguarded secant (regula falsi kept at least 10% inside the
 //! bracket), with at most `max_pilots` pilot runs.
 //!
@@ -8,12 +8,14 @@
 //! within ±1 point in 6–11 pilots. Bisection while the low end is flat, and the Illinois
 //! correction, were tried on 20 such shapes: never fewer pilots, up to 2 more.
 //!
-//! A response can be steep beyond what a coarse bracket shows: HSPG on 1,500 images ×
-//! 15 epochs zeroes 40.5% of the FLOPs at λ = 0.209533 and 56.0% at 0.209542 (a cascade: every
-//! group is pulled to zero at the same rate α·λ, and many cross zero together), yet 49.8% at
-//! 0.2095355 and 52.4% at 0.2095375 in between. A search may therefore call a response a jump
-//! ([`SearchStatus::Jump`]) only once the bracket holds (almost) no other value the training
-//! step can tell apart ([`KnobScale::jump_width`]), not when it merely looks like one.
+//! A response need not be monotone at all at a fine scale: HSPG on 1,500 images × 15 epochs
+//! zeroes 40.5% of the FLOPs at λ = 0.209533 and 56.0% at 0.209542 (a cascade: every group is
+//! pulled to zero at the same rate α·λ, and many cross zero together), and in between it
+//! scatters: 49.8% at 0.2095355, 42.4% at 0.2095368, 52.4% at 0.2095375, 34.6% at
+//! 0.20953872, 52.9% at 0.20953880. The secant's assumption fails there, and the search only
+//! narrows its bracket. It calls that a jump ([`SearchStatus::Jump`]) once the bracket holds
+//! (almost) no other value the training step can tell apart ([`KnobScale::jump_width`]), and
+//! [`SearchResult::near`] tells how far the pilots around the result scatter.
 //!
 //! One evaluation of the response may cost several pilots (OTOv2 raises its λ and re-runs a
 //! pilot that fell short of its own target); the response is told how many are left and says

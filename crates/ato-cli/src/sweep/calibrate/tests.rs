@@ -95,7 +95,8 @@ fn a_response_that_jumps_across_the_reference_is_called_a_jump() {
     // the pilots near the end saw both sides of the jump
     assert_eq!(out.near, Some((0.40, 0.56)), "{out:?}");
     // negative controls: continuous responses as steep as OTO's on 1,500 images (40% → 56%
-    // within 1e-5 in log λ, narrower than the old jump width 1e-4) and steeper are matched
+    // within a 4.3e-5 bracket in log λ; these cliffs are 1e-5 and 4e-6 wide, narrower than the
+    // old jump width 1e-4) and steeper are matched
     for steepness in [1e-3, 1e-5, 4e-6] {
         let cliff = |l: f64| 0.40 + 0.16 * ((l / 0.2095).ln() / steepness + 0.5).clamp(0.0, 1.0);
         let mut f =
@@ -429,6 +430,13 @@ fn a_jump_is_a_conclusion_that_a_larger_budget_does_not_search_again() {
     let first = calls.get();
     apply(&mut runs(), dir.path(), with(80), &no_ato, Some(&mut pilot)).unwrap();
     assert_eq!(calls.get(), first, "the jump stands");
+    // a jump row without its near range was concluded at the old, wider jump width (1e-4):
+    // it is searched again
+    let path = dir.path().join(CALIBRATION_FILE);
+    let old = cache.replace(",,0.4,0.56", ",,,");
+    std::fs::write(&path, old).unwrap();
+    apply(&mut runs(), dir.path(), with(80), &no_ato, Some(&mut pilot)).unwrap();
+    assert!(calls.get() > first, "an old jump is searched again");
 }
 
 #[test]
@@ -470,4 +478,56 @@ fn every_pilot_of_a_search_is_written_in_order_and_a_cached_sweep_keeps_them() {
     )
     .unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+}
+
+#[test]
+fn a_search_run_again_replaces_its_own_pilots_and_keeps_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pilot =
+        |c: &RunConfig| -> anyhow::Result<PilotOutcome> { Ok(flops(steep_response(c.oto.lambda))) };
+    // two searches: ResNet-20's and ResNet-32's (two keys)
+    let mut resnet32 = vec![planned(Method::Oto, 0)];
+    resnet32[0].config.model.name = ato_models::ModelName::Resnet32;
+    apply(
+        &mut resnet32,
+        dir.path(),
+        budget(20),
+        &no_ato,
+        Some(&mut pilot),
+    )
+    .unwrap();
+    apply(
+        &mut runs(),
+        dir.path(),
+        budget(20),
+        &no_ato,
+        Some(&mut pilot),
+    )
+    .unwrap();
+    let path = dir.path().join(PILOTS_FILE);
+    let before: Vec<SearchPilot> = ato_train::read_csv(&path).unwrap();
+    let resnet20_key = before.last().unwrap().key.clone();
+    let kept: Vec<&SearchPilot> = before.iter().filter(|r| r.key != resnet20_key).collect();
+    assert!(!kept.is_empty());
+    // ResNet-20's searched again, closer (the steep response lands within 0.01, not 0.001):
+    // its rows are the new search's only, from pilot 1
+    let closer = MatchSettings {
+        tolerance: 0.001,
+        ..budget(20)
+    };
+    let asked = std::cell::Cell::new(0);
+    let mut counted = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
+        asked.set(asked.get() + 1);
+        Ok(flops(steep_response(c.oto.lambda)))
+    };
+    apply(&mut runs(), dir.path(), closer, &no_ato, Some(&mut counted)).unwrap();
+    let after: Vec<SearchPilot> = ato_train::read_csv(&path).unwrap();
+    let mine: Vec<usize> = after
+        .iter()
+        .filter(|r| r.key == resnet20_key)
+        .map(|r| r.pilot)
+        .collect();
+    assert_eq!(mine, (1..=asked.get()).collect::<Vec<_>>(), "{after:?}");
+    let others: Vec<&SearchPilot> = after.iter().filter(|r| r.key != resnet20_key).collect();
+    assert_eq!(others, kept);
 }
