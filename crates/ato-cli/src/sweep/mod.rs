@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(after_help = "\
-Sweeps live in experiments/sweeps/ (demo, cifar10, cifar100, imagenet); see \
+Sweeps live in experiments/sweeps/ (demo, small, small30, cifar10, cifar100, imagenet); see \
 experiments/README.md for the file format. KEY=VALUE arguments override every run \
 (e.g. train.epochs=1 for a smoke test), after the sweep's own values and ATO_* variables.\n\n\
 Examples:\n  ato sweep demo\n  ato sweep cifar100 --dry-run\n  ato sweep cifar100 \
