@@ -218,15 +218,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_search_that_cannot_land_says_why_beside_the_gap() {
+    /// The main ATO row at 51% and one `method` row at `flops`, run at the knob values of
+    /// [`searched`] (λ 0.20956 for OTO, target 0.626 for OTOv2).
+    fn ato_and(method: &str, flops: f64) -> [RunRecord; 2] {
         let mut ato = run("ato-a", Some(true));
         ato.summary.flops_reduction = Some(0.51);
-        let mut oto = run("oto-a", Some(false));
-        oto.summary.method = "oto".into();
-        oto.summary.lambda = Some(0.20956);
-        oto.summary.flops_reduction = Some(0.586);
-        let runs = [ato, oto];
+        let mut other = run(&format!("{method}-a"), Some(true));
+        other.summary.method = method.into();
+        other.summary.lambda = Some(0.20956);
+        other.summary.target_group_sparsity = Some(0.626);
+        other.summary.flops_reduction = Some(flops);
+        [ato, other]
+    }
+
+    #[test]
+    fn a_search_that_cannot_land_says_why_beside_the_gap() {
+        let runs = ato_and("oto", 0.586);
         let mut report = Report::new("t", &runs);
         assert_eq!(report.match_text(&runs[0]), "reference");
         // out of pilots: the gap alone
@@ -258,13 +265,7 @@ mod tests {
 
     #[test]
     fn a_match_whose_neighbours_spread_says_so() {
-        let mut ato = run("ato-a", Some(true));
-        ato.summary.flops_reduction = Some(0.51);
-        let mut oto = run("oto-a", Some(true));
-        oto.summary.method = "oto".into();
-        oto.summary.lambda = Some(0.20956);
-        oto.summary.flops_reduction = Some(0.513);
-        let runs = [ato, oto];
+        let runs = ato_and("oto", 0.513);
         let mut report = Report::new("t", &runs);
         let mut row = searched(SearchStatus::Matched);
         (row.near_low, row.near_high) = (Some(0.405), Some(0.565));
@@ -285,13 +286,7 @@ mod tests {
     #[test]
     fn the_search_figure_shows_this_models_searches_only() {
         use crate::sweep::calibrate::SearchPilot;
-        let mut ato = run("ato-a", Some(true));
-        ato.summary.flops_reduction = Some(0.51);
-        let mut oto = run("oto-a", Some(true));
-        oto.summary.method = "oto".into();
-        oto.summary.lambda = Some(0.20956);
-        oto.summary.flops_reduction = Some(0.513);
-        let runs = [ato, oto];
+        let runs = ato_and("oto", 0.513);
         let mut report = Report::new("t", &runs);
         let row = searched(SearchStatus::Matched);
         let pilot = |key: &str, pilot: usize, achieved: f64| SearchPilot {
@@ -327,13 +322,7 @@ mod tests {
 
     #[test]
     fn an_otov2_search_names_its_target_not_a_lambda() {
-        let mut ato = run("ato-a", Some(true));
-        ato.summary.flops_reduction = Some(0.51);
-        let mut otov2 = run("otov2-a", Some(true));
-        otov2.summary.method = "otov2".into();
-        otov2.summary.target_group_sparsity = Some(0.626);
-        otov2.summary.flops_reduction = Some(0.586);
-        let runs = [ato, otov2];
+        let runs = ato_and("otov2", 0.586);
         let mut report = Report::new("t", &runs);
         let mut row = searched(SearchStatus::Jump);
         (row.method, row.knob, row.value) =
