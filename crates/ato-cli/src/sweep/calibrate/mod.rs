@@ -21,13 +21,13 @@
 //!   judges it against the budget it was matched to.
 //! - Results are cached in `<sweep dir>/calibration.csv` (method, key, knob, value, achieved,
 //!   reference, status, pilots, lambda, near_low, near_high), keyed by the run's settings
-//!   without seed and knob: one search serves every seed, and a second `ato sweep` runs no pilots. A cached row is
-//!   reused only for the same reference; a match only while it is as close as today's
-//!   `match_tolerance`; a jump or an unreachable budget (conclusions about the response) while
-//!   they are still a miss (a jump only with its near range, which rows concluded at the older,
-//!   wider jump width lack); and a search that ran out of pilots (closest) only when today's
-//!   `max_pilots` is no larger. A search run again replays its pilots from their finished run
-//!   folders at no cost.
+//!   without seed and knob: one search serves every seed, and a second `ato sweep` runs no
+//!   pilots. A cached row is reused only for the same reference; a match only while it is as
+//!   close as today's `match_tolerance`; a jump or an unreachable budget (conclusions about the
+//!   response) while they are still a miss (a jump only with its near range, which rows
+//!   concluded at the older, wider jump width lack); and a search that ran out of pilots
+//!   (closest) only when today's `max_pilots` is no larger. A search run again replays its
+//!   pilots from their finished run folders at no cost.
 //! - `near_low`/`near_high` is the range of the FLOPs reductions the search measured within
 //!   0.1% of the result's λ, or 0.001 of OTOv2's group-sparsity target
 //!   ([`search::NEIGHBOURHOOD`]). The report prints it beside a row when it spans more than two
