@@ -58,10 +58,11 @@ pub fn eval_cmd(args: &EvalArgs) -> Result<()> {
     let model = Model::load(&weights, &device)?;
     let (classes, size) = cfg.dataset.name.shape();
     let mc = model.config();
-    if mc.num_classes != classes || mc.input_size != size {
+    let channels = cfg.dataset.name.channels();
+    if mc.num_classes != classes || mc.input_size != size || mc.in_channels != channels {
         bail!(
-            "the model takes {}×{} images into {} classes; dataset {} has {size}×{size} and {classes} (set dataset.name=…)",
-            mc.input_size, mc.input_size, mc.num_classes, cfg.dataset.name
+            "the model takes {}×{}×{} images into {} classes; dataset {} has {channels}×{size}×{size} and {classes} (set dataset.name=…)",
+            mc.in_channels, mc.input_size, mc.input_size, mc.num_classes, cfg.dataset.name
         );
     }
     let data = RunData::open(&cfg, &device)?;

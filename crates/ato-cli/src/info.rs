@@ -60,10 +60,11 @@ pub fn model_config(
     overrides: &[String],
 ) -> Result<ModelConfig> {
     let name = ModelName::parse(name)?;
-    let (classes, size) = dataset.unwrap_or(natural_dataset(name)).shape();
-    let base = ModelOnly {
-        model: ModelConfig::new(name, classes, size),
-    };
+    let dataset = dataset.unwrap_or(natural_dataset(name));
+    let (classes, size) = dataset.shape();
+    let mut model = ModelConfig::new(name, classes, size);
+    model.in_channels = dataset.channels();
+    let base = ModelOnly { model };
     let fig = merge_overrides(Figment::from(Serialized::defaults(base)), overrides)?;
     let cfg: ModelOnly = fig.extract().context("invalid model keys")?;
     cfg.model.validate()?;

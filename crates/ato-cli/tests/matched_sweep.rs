@@ -145,7 +145,7 @@ fn a_matched_sweep_caches_its_search_and_reports_the_gap_over_seeds() {
     let md = std::fs::read_to_string(paper.join("matched.md")).unwrap();
     let row = |m: &str| {
         md.lines()
-            .find(|l| l.starts_with(&format!("| synth10 | resnet20 | {m} | ")))
+            .find(|l| l.starts_with("| synth10 | resnet20 | ") && l.contains(&format!(" | {m} | ")))
             .unwrap_or_else(|| panic!("no {m} row:\n{md}"))
             .to_string()
     };
@@ -158,5 +158,47 @@ fn a_matched_sweep_caches_its_search_and_reports_the_gap_over_seeds() {
     for m in ["oto", "hesso", "magnitude"] {
         let r = row(m);
         assert!(r.contains("matched (") || r.contains("gap "), "{r}");
+        // paired with ATO over both seeds: a difference with its interval and a verdict
+        assert!(r.contains(" | 50% | ") && r.contains(" | 2 | "), "{r}");
+        assert!(
+            ["better", "worse", "indistinguishable"]
+                .iter()
+                .any(|w| r.contains(&format!("| {w}"))),
+            "{r}"
+        );
     }
+}
+
+#[test]
+fn every_baseline_names_the_ato_run_of_its_own_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = write_sweep(dir.path());
+    let out_dir = format!("out_dir={}", dir.path().join("out").display());
+    let data = format!("dataset.root={}", dir.path().join("data").display());
+    let out = ato(&["sweep", sweep.to_str().unwrap(), &out_dir, &data, "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_path(dir.path().join("out/matched/summary.csv")).unwrap();
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        reader.deserialize().map(|r| r.unwrap()).collect();
+    let ato_of_seed = |seed: &str| {
+        rows.iter()
+            .find(|r| r["method"] == "ato" && r["seed"] == seed)
+            .unwrap()["run_id"]
+            .clone()
+    };
+    let mut checked = 0;
+    for r in &rows {
+        match r["method"].as_str() {
+            "dense" | "ato" => assert_eq!(r["reference_run"], "", "{r:?}"),
+            _ => {
+                assert_eq!(r["reference_run"], ato_of_seed(&r["seed"]), "{r:?}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 6, "3 baselines × 2 seeds");
 }

@@ -94,6 +94,17 @@ impl CropFlip {
             flip: rng.random_bool(0.5),
         }
     }
+
+    /// Draws a shift only (no flip), each component uniform in `-padding..=padding`: the
+    /// augmentation of data whose mirror image is another class (digits).
+    pub fn sample_shift(rng: &mut impl Rng, padding: usize) -> Self {
+        let pad = padding as i32;
+        CropFlip {
+            shift_x: rng.random_range(-pad..=pad),
+            shift_y: rng.random_range(-pad..=pad),
+            flip: false,
+        }
+    }
 }
 
 /// Writes one `channels × side × side` `u8` image into `out` as normalised `f32`, applying
@@ -101,18 +112,20 @@ impl CropFlip {
 /// [`Normalize::byte_table`].
 pub fn crop_flip_normalize(
     src: &[u8],
+    channels: usize,
     side: usize,
     crop: CropFlip,
     table: &[[f32; 256]; 3],
     out: &mut [f32],
 ) {
     let plane = side * side;
-    debug_assert_eq!(src.len(), 3 * plane);
-    debug_assert_eq!(out.len(), 3 * plane);
+    debug_assert!(channels <= 3);
+    debug_assert_eq!(src.len(), channels * plane);
+    debug_assert_eq!(out.len(), channels * plane);
     let side_i = side as i32;
     // Output columns whose source column lies inside the image.
     let (x_lo, x_hi) = valid_range(side_i, crop.shift_x);
-    for channel in 0..3 {
+    for channel in 0..channels {
         let lut = &table[channel];
         let zero = lut[0];
         let src_plane = &src[channel * plane..(channel + 1) * plane];
@@ -197,7 +210,7 @@ mod tests {
                         shift_y,
                         flip,
                     };
-                    crop_flip_normalize(&src, side, crop, &table, &mut out);
+                    crop_flip_normalize(&src, 3, side, crop, &table, &mut out);
                     for (a, b) in out.iter().zip(reference(&src, side, crop)) {
                         assert!((a - b).abs() < 1e-3, "{crop:?}");
                     }

@@ -9,6 +9,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::augment::{crop_flip_normalize, seeded_rng, CropFlip, Normalize};
 use crate::cifar::{load_cifar, resolve_cifar_dir, CifarFormat, CifarImages, Split, CIFAR_SIDE};
+use crate::digits::{
+    load_digits, GreyImages, DIGITS_CLASSES, DIGITS_MEAN, DIGITS_SHIFT, DIGITS_STD,
+};
 use crate::error::{DataError, Result};
 use crate::fetch::fetch_cifar;
 use crate::imagenet::{imagenet_split_dir, load_image_sample, ImageFolder, ImageNetOptions};
@@ -54,6 +57,8 @@ impl DatasetSpec {
 pub(crate) enum Source {
     /// 3×32×32 `u8` images in memory (CIFAR and synth).
     Memory { images: CifarImages },
+    /// 1×side×side `u8` images in memory (digits).
+    Grey { images: GreyImages },
     /// Image files decoded on demand (ImageNet folders).
     Folder {
         folder: ImageFolder,
@@ -92,7 +97,22 @@ impl Dataset {
                 Dataset::synth(&spec.root, classes, spec.synth_seed, size, split)
             }
             DatasetName::ImageNet => Dataset::imagenet(&spec.root, split, spec.imagenet),
+            DatasetName::Digits => Dataset::digits(split),
         }
+    }
+
+    /// A split of the embedded digits ([`crate::digits`]).
+    pub fn digits(split: Split) -> Result<Dataset> {
+        let images = load_digits(split)?;
+        let count = images.len();
+        Ok(Dataset {
+            name: "digits".into(),
+            split,
+            num_classes: DIGITS_CLASSES,
+            normalize: Normalize::new([DIGITS_MEAN; 3], [DIGITS_STD; 3]),
+            source: Arc::new(Source::Grey { images }),
+            indices: Arc::new((0..count as u32).collect()),
+        })
     }
 
     /// A CIFAR split from `root` (the data root or the official folder itself); fetched first
@@ -214,6 +234,7 @@ impl Dataset {
     pub fn sample_shape(&self) -> [usize; 3] {
         match &*self.source {
             Source::Memory { .. } => [3, CIFAR_SIDE, CIFAR_SIDE],
+            Source::Grey { images } => [1, images.side, images.side],
             Source::Folder { options, .. } => [3, options.output_size, options.output_size],
         }
     }
@@ -223,6 +244,7 @@ impl Dataset {
         let position = self.indices[i] as usize;
         match &*self.source {
             Source::Memory { images } => images.labels[position],
+            Source::Grey { images } => images.labels[position],
             Source::Folder { folder, .. } => folder.items[position].1,
         }
     }
@@ -284,7 +306,18 @@ impl Dataset {
                 } else {
                     CropFlip::IDENTITY
                 };
-                crop_flip_normalize(images.image(position), CIFAR_SIDE, crop, &tables.bytes, out);
+                let src = images.image(position);
+                crop_flip_normalize(src, 3, CIFAR_SIDE, crop, &tables.bytes, out);
+                Ok(images.labels[position])
+            }
+            Source::Grey { images } => {
+                let crop = if augment {
+                    CropFlip::sample_shift(rng, DIGITS_SHIFT)
+                } else {
+                    CropFlip::IDENTITY
+                };
+                let src = images.image(position);
+                crop_flip_normalize(src, 1, images.side, crop, &tables.bytes, out);
                 Ok(images.labels[position])
             }
             Source::Folder { folder, options } => {
@@ -303,7 +336,9 @@ impl Dataset {
     /// How the loader should treat undecodable files.
     pub(crate) fn corrupt_policy(&self) -> crate::imagenet::CorruptImagePolicy {
         match &*self.source {
-            Source::Memory { .. } => crate::imagenet::CorruptImagePolicy::Fail,
+            Source::Memory { .. } | Source::Grey { .. } => {
+                crate::imagenet::CorruptImagePolicy::Fail
+            }
             Source::Folder { options, .. } => options.on_corrupt,
         }
     }

@@ -72,6 +72,9 @@ pub enum DataError {
         actual: String,
         expected: String,
     },
+    /// A data file whose content is not what its format says (the message names the line).
+    #[error("{0}")]
+    Corrupt(String),
     /// A caller passed a value the function cannot work with.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -12,12 +12,15 @@
 //! | CIFAR-100 | `cifar-100-binary/train.bin`, `test.bin` | coarse label, fine label, 3072 pixel bytes; the *fine* label is used |
 //! | synth10 / synth100 | `synth{10,100}-seed{S}/` holding the CIFAR-10 / CIFAR-100 layout above | as CIFAR |
 //! | ImageNet  | `train/<class>/*.JPEG`, `val/<class>/*.JPEG`; class index = sorted folder names | any JPEG/PNG |
+//! | digits    | none: embedded in the binary ([`digits`], UCI handwritten digits, CC BY 4.0) | 8×8 greyscale |
 //!
 //! ## Transforms
 //!
 //! * CIFAR and synth: training = random crop 32 from the 4-pixel zero-padded image + horizontal
 //!   flip; both splits normalised with the data set's mean/std ([`CifarFormat::mean`],
 //!   [`synth::SYNTH_MEAN`]).
+//! * digits: training = a random shift of up to one pixel (zero padding), no flip; the
+//!   training split's mean/std.
 //! * ImageNet: training = `RandomResizedCrop(size, scale 0.08–1, ratio 3/4–4/3)` + flip
 //!   (+ optional [`ColorJitter`]); evaluation = resize shorter side to `size·256/224` +
 //!   center crop `size`; ImageNet mean/std. JPEGs are decoded on rayon threads.
@@ -57,6 +60,7 @@ pub mod cifar_check;
 pub mod cifar_write;
 pub mod color_jitter;
 pub mod dataset;
+pub mod digits;
 pub mod error;
 pub mod fetch;
 pub mod imagenet;
@@ -73,6 +77,7 @@ pub use cifar_check::{check_cifar_dir, CifarSummary};
 pub use cifar_write::write_cifar_file;
 pub use color_jitter::ColorJitter;
 pub use dataset::{Dataset, DatasetSpec};
+pub use digits::{load_digits, parse_digits, GreyImages, DIGITS_COUNT, DIGITS_SIDE};
 pub use error::{DataError, Result};
 pub use fetch::{fetch_archive, fetch_cifar, ArchiveSource};
 pub use imagenet::{CorruptImagePolicy, ImageFolder, ImageNetOptions};

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::cifar::CIFAR_SIDE;
+use crate::digits::DIGITS_SIDE;
 use crate::error::{DataError, Result};
 
 /// The data sets ato-rs knows by name: `dataset.name` in a config, `--dataset` of `ato info`
@@ -19,23 +20,36 @@ pub enum DatasetName {
     Cifar10,
     Cifar100,
     ImageNet,
+    /// The embedded UCI handwritten digits: 8×8 greyscale, 10 classes ([`crate::digits`]).
+    Digits,
 }
 
 impl DatasetName {
     /// Every data set, in the order `--help` lists them.
-    pub const ALL: [DatasetName; 5] = [
+    pub const ALL: [DatasetName; 6] = [
         DatasetName::Synth10,
         DatasetName::Synth100,
         DatasetName::Cifar10,
         DatasetName::Cifar100,
         DatasetName::ImageNet,
+        DatasetName::Digits,
     ];
 
-    /// Side of the (square) network input: 32 for the CIFAR-format sets, 224 for ImageNet.
+    /// Side of the (square) network input: 32 for the CIFAR-format sets, 224 for ImageNet,
+    /// 8 for digits.
     pub fn input_side(self) -> usize {
         match self {
             DatasetName::ImageNet => 224,
+            DatasetName::Digits => DIGITS_SIDE,
             _ => CIFAR_SIDE,
+        }
+    }
+
+    /// Channels of the network input: 1 for digits (greyscale), else 3 (RGB).
+    pub fn channels(self) -> usize {
+        match self {
+            DatasetName::Digits => 1,
+            _ => 3,
         }
     }
 
@@ -47,7 +61,7 @@ impl DatasetName {
     /// Number of classes.
     pub fn num_classes(self) -> usize {
         match self {
-            DatasetName::Cifar10 | DatasetName::Synth10 => 10,
+            DatasetName::Cifar10 | DatasetName::Synth10 | DatasetName::Digits => 10,
             DatasetName::Cifar100 | DatasetName::Synth100 => 100,
             DatasetName::ImageNet => 1000,
         }
@@ -61,6 +75,7 @@ impl DatasetName {
             DatasetName::Synth10 => "synth10",
             DatasetName::Synth100 => "synth100",
             DatasetName::ImageNet => "imagenet",
+            DatasetName::Digits => "digits",
         }
     }
 }
@@ -80,8 +95,9 @@ impl FromStr for DatasetName {
             "synth10" => Ok(DatasetName::Synth10),
             "synth100" => Ok(DatasetName::Synth100),
             "imagenet" => Ok(DatasetName::ImageNet),
+            "digits" => Ok(DatasetName::Digits),
             _ => Err(DataError::InvalidArgument(format!(
-                "unknown dataset {s:?} (expected cifar10, cifar100, synth10, synth100 or imagenet)"
+                "unknown dataset {s:?} (expected cifar10, cifar100, synth10, synth100, imagenet or digits)"
             ))),
         }
     }

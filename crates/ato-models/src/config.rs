@@ -111,6 +111,9 @@ fn default_num_classes() -> usize {
 fn default_input_size() -> usize {
     32
 }
+fn default_in_channels() -> usize {
+    3
+}
 fn default_width_mult() -> f64 {
     1.0
 }
@@ -128,6 +131,9 @@ pub struct ModelConfig {
     /// Side of the square input image (32 for CIFAR, 224 for ImageNet).
     #[serde(default = "default_input_size")]
     pub input_size: usize,
+    /// Channels of the input image (3 for RGB, 1 for greyscale sets such as digits).
+    #[serde(default = "default_in_channels")]
+    pub in_channels: usize,
     /// CIFAR ResNets: `A` (zero-padded identity) or `B` (1×1 conv + BN) shortcuts.
     #[serde(default)]
     pub shortcut: ShortcutKind,
@@ -152,6 +158,7 @@ impl ModelConfig {
             name,
             num_classes,
             input_size,
+            in_channels: 3,
             shortcut: ShortcutKind::default(),
             base_width: None,
             width_mult: 1.0,
@@ -181,6 +188,12 @@ impl ModelConfig {
         };
         if self.num_classes == 0 {
             return bad("num_classes", "must be at least 1".into());
+        }
+        if !(1..=4).contains(&self.in_channels) {
+            return bad(
+                "in_channels",
+                format!("{} is not in 1..=4", self.in_channels),
+            );
         }
         if self.input_size < 8 {
             return bad(

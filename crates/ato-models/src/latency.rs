@@ -91,7 +91,10 @@ pub fn compare(
     opts: &LatencyOptions,
 ) -> Result<SideBySide, ModelError> {
     let (dc, cc) = (dense.config(), compact.config());
-    if dc.input_size != cc.input_size || dc.num_classes != cc.num_classes {
+    if dc.input_size != cc.input_size
+        || dc.num_classes != cc.num_classes
+        || dc.in_channels != cc.in_channels
+    {
         return Err(ModelError::InvalidConfig(format!(
             "the dense model takes {}-pixel images into {} classes, the compact one {} into {}",
             dc.input_size, dc.num_classes, cc.input_size, cc.num_classes
@@ -102,7 +105,12 @@ pub fn compare(
             "latency: batch, repeats and iters must be positive".into(),
         ));
     }
-    let (x, y) = random_batch(dc.input_size, dc.num_classes, opts.batch, dense.device())?;
+    let (x, y) = random_batch(
+        (dc.in_channels, dc.input_size),
+        dc.num_classes,
+        opts.batch,
+        dense.device(),
+    )?;
     let mut steps = [
         step_of(dense, &x, &y, opts.kind)?,
         step_of(compact, &x, &y, opts.kind)?,
@@ -179,20 +187,20 @@ fn step_of<'a>(
 
 /// A seeded batch of uniform pixels in [-1, 1) and random labels.
 fn random_batch(
-    side: usize,
+    (channels, side): (usize, usize),
     classes: usize,
     batch: usize,
     device: &Device,
 ) -> Result<(Tensor, Tensor), ModelError> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let pixels: Vec<f32> = (0..batch * 3 * side * side)
+    let pixels: Vec<f32> = (0..batch * channels * side * side)
         .map(|_| rng.random_range(-1.0f32..1.0))
         .collect();
     let labels: Vec<u32> = (0..batch)
         .map(|_| rng.random_range(0..classes as u32))
         .collect();
     Ok((
-        Tensor::from_vec(pixels, (batch, 3, side, side), device)?,
+        Tensor::from_vec(pixels, (batch, channels, side, side), device)?,
         Tensor::from_vec(labels, batch, device)?,
     ))
 }

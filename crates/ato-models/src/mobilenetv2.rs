@@ -99,7 +99,7 @@ impl MobileNetV2 {
         width_mult: f64,
         stem_stride: usize,
         num_classes: usize,
-        input: usize,
+        (in_channels, input): (usize, usize),
     ) -> MobileNetV2Spec {
         let stem_ch = make_divisible(32.0 * width_mult);
         let last_ch = make_divisible(1280.0 * width_mult.max(1.0));
@@ -107,7 +107,7 @@ impl MobileNetV2 {
             b,
             "stem.conv",
             "stem.bn",
-            Dim::Fixed(3),
+            Dim::Fixed(in_channels),
             Dim::Fixed(stem_ch),
             3,
             stem_stride,

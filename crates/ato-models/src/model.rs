@@ -250,7 +250,7 @@ fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
             layout,
             config.base_width.unwrap_or(default_base),
             config.num_classes,
-            config.input_size,
+            (config.in_channels, config.input_size),
         )),
         None => {
             let stride = config
@@ -261,7 +261,7 @@ fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
                 config.width_mult,
                 stride,
                 config.num_classes,
-                config.input_size,
+                (config.in_channels, config.input_size),
             ))
         }
     };

@@ -124,7 +124,7 @@ impl ResNet {
         layout: ResNetLayout,
         base: usize,
         num_classes: usize,
-        input: usize,
+        (in_channels, input): (usize, usize),
     ) -> ResNetSpec {
         let hw = (input, input);
         let (stem, max_pool, stages): (_, bool, Vec<(usize, usize, usize)>) = match layout {
@@ -132,12 +132,30 @@ impl ResNet {
                 blocks_per_stage: n,
                 ..
             } => (
-                blocks::conv_bn(b, "conv1", "bn1", Dim::Fixed(3), Dim::Fixed(base), 3, 1, hw),
+                blocks::conv_bn(
+                    b,
+                    "conv1",
+                    "bn1",
+                    Dim::Fixed(in_channels),
+                    Dim::Fixed(base),
+                    3,
+                    1,
+                    hw,
+                ),
                 false,
                 vec![(base, n, 1), (2 * base, n, 2), (4 * base, n, 2)],
             ),
             ResNetLayout::ImageNet { blocks: n, .. } => (
-                blocks::conv_bn(b, "conv1", "bn1", Dim::Fixed(3), Dim::Fixed(base), 7, 2, hw),
+                blocks::conv_bn(
+                    b,
+                    "conv1",
+                    "bn1",
+                    Dim::Fixed(in_channels),
+                    Dim::Fixed(base),
+                    7,
+                    2,
+                    hw,
+                ),
                 true,
                 vec![
                     (base, n[0], 1),

@@ -144,14 +144,16 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     }
     let name = ModelName::parse(&args.model)?;
     let (classes, side) = args.dataset.shape();
-    let config = ModelConfig::new(name, classes, side);
+    let mut config = ModelConfig::new(name, classes, side);
+    config.in_channels = args.dataset.channels();
+    let channels = config.in_channels;
     let device = ato_train::select_device(&args.device)?;
     let model = Model::new(&config, &device, 0)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let pixels: Vec<f32> = (0..args.batch * 3 * side * side)
+    let pixels: Vec<f32> = (0..args.batch * channels * side * side)
         .map(|_| rng.random_range(-1.0f32..1.0))
         .collect();
-    let x = Tensor::from_vec(pixels, (args.batch, 3, side, side), &device)?;
+    let x = Tensor::from_vec(pixels, (args.batch, channels, side, side), &device)?;
     let labels: Vec<u32> = (0..args.batch)
         .map(|_| rng.random_range(0..classes as u32))
         .collect();

@@ -1,9 +1,13 @@
-//! The report's figures: accuracy vs FLOPs reduction (mean ± std over seeds) and vs measured
-//! speedup, test accuracy over epochs, one plot per ablation axis and the convergence figures
-//! ([`super::convergence`]), as PNG files beside the report.
+//! The report's figures: accuracy vs FLOPs reduction (mean ± std over seeds, every seed a
+//! faint dot, missed targets crossed, chance dashed) and vs measured speedup, test accuracy
+//! over epochs per budget, one figure per ablation axis with a panel per quantity (top-1 with
+//! error bars over seeds, FLOPs↓, params↓) and the convergence figures
+//! ([`super::convergence`]), as PNG files beside the report. Each method has one colour in
+//! every figure ([`super::plots::method_color`]).
 
-use super::plots::{draw, Chart, Mark, Series};
-use super::seeds::{same_but_seed, Spread};
+use super::plots::{draw, draw_panels, Chart, Mark, Series};
+use super::ranking::chance;
+use super::seeds::Spread;
 use super::selection::Report;
 use super::RunRecord;
 use anyhow::Result;
@@ -73,12 +77,21 @@ impl Report<'_> {
             // one point per setting: the mean over its seeds, error bars of one std
             let mut per_method: BTreeMap<&str, PointsWithSpread> = BTreeMap::new();
             let mut seen: Vec<&RunRecord> = Vec::new();
+            let mut seeds: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+            let mut missed: Vec<(f64, f64)> = Vec::new();
             for r in runs {
-                if seen.iter().any(|o| same_but_seed(&o.summary, &r.summary)) {
+                if let (Some(f), Some(t)) = (r.summary.flops_reduction, r.summary.top1) {
+                    let at = (100.0 * f, 100.0 * t);
+                    seeds.entry(&r.summary.method).or_default().push(at);
+                    if r.summary.target_met == Some(false) {
+                        missed.push(at);
+                    }
+                }
+                if seen.iter().any(|o| std::ptr::eq(*o, *r)) {
                     continue;
                 }
-                seen.push(r);
                 let mates = self.seed_mates(r);
+                seen.extend(mates.iter().copied());
                 let f = Spread::over(&mates, |s| s.flops_reduction);
                 let t = Spread::over(&mates, |s| s.top1);
                 if let (Some(f), Some(t)) = (f, t) {
@@ -87,7 +100,7 @@ impl Report<'_> {
                     entry.1.push((100.0 * f.std, 100.0 * t.std));
                 }
             }
-            let series: Vec<Series> = per_method
+            let mut series: Vec<Series> = per_method
                 .into_iter()
                 .map(|(m, (points, spread))| Series {
                     name: m.into(),
@@ -96,6 +109,21 @@ impl Report<'_> {
                     spread,
                 })
                 .collect();
+            series.extend(seeds.into_iter().map(|(m, points)| Series {
+                name: m.into(),
+                points,
+                mark: Mark::Seeds,
+                spread: Vec::new(),
+            }));
+            if !missed.is_empty() {
+                series.push(Series {
+                    name: "target missed".into(),
+                    points: missed,
+                    mark: Mark::Missed,
+                    spread: Vec::new(),
+                });
+            }
+            let chance_pct = chance(dataset).map(|c| 100.0 * c);
             let file = format!("accuracy_vs_flops_{tag}.png");
             let title = format!("{model} on {dataset}: top-1 vs FLOPs reduction");
             figs.push(self.figure(
@@ -104,9 +132,10 @@ impl Report<'_> {
                 Chart {
                     title: &title,
                     x_label: "FLOPs reduction (%)",
-                    y_label: "test top-1 (%)",
+                    y_label: "test top-1 (%) — mean ± std over seeds, dots: seeds",
                     log_y: false,
                     reference_y: None,
+                    chance: chance_pct,
                     legend: SeriesLabelPosition::LowerLeft,
                 },
                 &series,
@@ -124,6 +153,7 @@ impl Report<'_> {
                         y_label: "test top-1 (%)",
                         log_y: false,
                         reference_y: None,
+                        chance: None,
                         legend: SeriesLabelPosition::LowerLeft,
                     },
                     &speedups,
@@ -141,34 +171,60 @@ impl Report<'_> {
                 .iter()
                 .filter(|r| r.summary.dataset == *dataset && r.summary.model == *model)
                 .collect();
-            let curves: Vec<Series> = shown
-                .iter()
-                .map(|r| Series {
-                    name: r.summary.method.clone(),
-                    points: r
-                        .metrics
-                        .iter()
-                        .map(|m| ((m.epoch + 1) as f64, 100.0 * m.masked_top1))
-                        .collect(),
-                    mark: Mark::Line,
-                    spread: Vec::new(),
-                })
-                .collect();
-            let file = format!("curves_{tag}.png");
-            let title = format!("{model} on {dataset}: test top-1 (masked) per epoch");
-            figs.push(self.figure(
-                dir,
-                &file,
-                Chart {
-                    title: &title,
-                    x_label: "epoch",
-                    y_label: "test top-1 (%)",
-                    log_y: false,
-                    reference_y: None,
-                    legend: SeriesLabelPosition::LowerRight,
-                },
-                &curves,
-            )?);
+            // one curve figure per budget (dense in each), the seed of each main row
+            let mut budgets: Vec<Option<f64>> = Vec::new();
+            for r in &shown {
+                let b = self.budget_of(r).filter(|_| r.summary.method != "dense");
+                if b.is_some() && !budgets.contains(&b) {
+                    budgets.push(b);
+                }
+            }
+            if budgets.is_empty() {
+                budgets.push(None);
+            }
+            for budget in budgets {
+                let curves: Vec<Series> = shown
+                    .iter()
+                    .filter(|r| r.summary.method == "dense" || self.budget_of(r) == budget)
+                    .map(|r| Series {
+                        name: r.summary.method.clone(),
+                        points: r
+                            .metrics
+                            .iter()
+                            .map(|m| ((m.epoch + 1) as f64, 100.0 * m.masked_top1))
+                            .collect(),
+                        mark: Mark::Line,
+                        spread: Vec::new(),
+                    })
+                    .collect();
+                let (file, title) = match budget {
+                    Some(b) => (
+                        format!("curves_{tag}_{:.0}.png", 100.0 * b),
+                        format!(
+                            "{model} on {dataset}, {:.0}% FLOPs↓: test top-1 (masked) per epoch",
+                            100.0 * b
+                        ),
+                    ),
+                    None => (
+                        format!("curves_{tag}.png"),
+                        format!("{model} on {dataset}: test top-1 (masked) per epoch"),
+                    ),
+                };
+                figs.push(self.figure(
+                    dir,
+                    &file,
+                    Chart {
+                        title: &title,
+                        x_label: "epoch",
+                        y_label: "test top-1 (%)",
+                        log_y: false,
+                        reference_y: None,
+                        chance: chance_pct,
+                        legend: SeriesLabelPosition::LowerRight,
+                    },
+                    &curves,
+                )?);
+            }
 
             figs.extend(self.search_figure(dir, &tag, (model, dataset), runs)?);
             figs.extend(self.convergence_figures(
@@ -189,52 +245,105 @@ impl Report<'_> {
             )?);
         }
         for ab in self.ablations() {
-            let pts = |f: fn(&RunRecord) -> Option<f64>| -> Vec<(f64, f64)> {
-                ab.runs
-                    .iter()
-                    .filter_map(|r| Some((ab.axis.value(r)?, 100.0 * f(r)?)))
-                    .collect()
-            };
-            let series = vec![
+            figs.push(self.ablation_figure(dir, &ab)?);
+        }
+        Ok(figs)
+    }
+
+    /// One ablation as three panels: top-1 (mean ± one std over seeds, every seed a dot),
+    /// FLOPs↓ and params↓ against the axis (λ on a log10 scale), ranges fitted to the data.
+    fn ablation_figure(&self, dir: &Path, ab: &super::selection::Ablation<'_>) -> Result<Figure> {
+        let log = ab.axis == super::selection::Axis::Lambda;
+        let x_of = |r: &RunRecord| ab.axis.value(r).map(|v| if log { v.log10() } else { v });
+        let panel = |f: fn(&ato_train::SummaryRow) -> Option<f64>| -> Vec<Series> {
+            let (mut points, mut spread, mut seeds) = (Vec::new(), Vec::new(), Vec::new());
+            for r in &ab.runs {
+                let Some(x) = x_of(r) else { continue };
+                let mates = self.seed_mates(r);
+                if let Some(m) = Spread::over(&mates, f) {
+                    points.push((x, 100.0 * m.mean));
+                    spread.push((0.0, 100.0 * m.std));
+                }
+                seeds.extend(
+                    mates
+                        .iter()
+                        .filter_map(|o| Some((x, 100.0 * f(&o.summary)?))),
+                );
+            }
+            vec![
                 Series {
-                    name: "top-1 (%)".into(),
-                    points: pts(|r| r.summary.top1),
+                    name: "ato".into(),
+                    points,
                     mark: Mark::LineAndPoints,
-                    spread: Vec::new(),
+                    spread,
                 },
                 Series {
-                    name: "FLOPs reduction (%)".into(),
-                    points: pts(|r| r.summary.flops_reduction),
-                    mark: Mark::LineAndPoints,
+                    name: "ato".into(),
+                    points: seeds,
+                    mark: Mark::Seeds,
                     spread: Vec::new(),
                 },
-            ];
-            let file = format!(
-                "ablation_{}_{}_{}.png",
-                ab.dataset,
-                ab.model,
-                ab.axis.slug()
-            );
-            let title = format!(
-                "{} on {}: ATO, {} varied",
+            ]
+        };
+        let x_label = if log {
+            "log10 λ (ato.lambda)"
+        } else {
+            ab.axis.label()
+        };
+        let chart = |title, y_label| Chart {
+            title,
+            x_label,
+            y_label,
+            log_y: false,
+            reference_y: None,
+            chance: None,
+            legend: SeriesLabelPosition::LowerRight,
+        };
+        let mut missed: Vec<Series> = Vec::new();
+        let crosses: Vec<(f64, f64)> = ab
+            .runs
+            .iter()
+            .flat_map(|r| self.seed_mates(r))
+            .filter(|r| r.summary.target_met == Some(false))
+            .filter_map(|r| Some((x_of(r)?, 100.0 * r.summary.flops_reduction?)))
+            .collect();
+        if !crosses.is_empty() {
+            missed.push(Series {
+                name: "target missed".into(),
+                points: crosses,
+                mark: Mark::Missed,
+                spread: Vec::new(),
+            });
+        }
+        let mut flops = panel(|s| s.flops_reduction);
+        flops.extend(missed);
+        let panels = vec![
+            (
+                chart("top-1", "test top-1 (%), mean ± std"),
+                panel(|s| s.top1),
+            ),
+            (chart("FLOPs reduction", "FLOPs↓ (%)"), flops),
+            (
+                chart("params reduction", "params↓ (%)"),
+                panel(|s| s.params_reduction),
+            ),
+        ];
+        let file = format!(
+            "ablation_{}_{}_{}.png",
+            ab.dataset,
+            ab.model,
+            ab.axis.slug()
+        );
+        draw_panels(&dir.join(&file), &panels)?;
+        Ok(Figure {
+            title: format!(
+                "{} on {}: ATO, {} varied (n seeds per point as in the table)",
                 ab.model,
                 ab.dataset,
                 ab.axis.label()
-            );
-            figs.push(self.figure(
-                dir,
-                &file,
-                Chart {
-                    title: &title,
-                    x_label: ab.axis.label(),
-                    y_label: "%",
-                    log_y: false,
-                    reference_y: None,
-                    legend: SeriesLabelPosition::MiddleRight,
-                },
-                &series,
-            )?);
-        }
-        Ok(figs)
+            ),
+            link: format!("figures/{}/{file}", self.name),
+            note: None,
+        })
     }
 }

@@ -39,12 +39,13 @@ impl Report<'_> {
              the same command after the sweep changes.\n",
             self.all.len()
         );
+        let _ = writeln!(md, "{}\n", self.scope_line());
         let _ = writeln!(md, "## Main results\n");
-        let _ = writeln!(md, "One row per data set, model and method; for ATO the runs at the sweep's central settings (the most common value of each of λ, γ, T_start, T_end). Values are mean ± sample std over the row's n seeds. `vs reference`: the FLOPs↓ gap to the main ATO row (its target when there is none) in points; \"matched\" only within ±1 point. Published numbers are those of `paper/README.md` for the same data set, model and method. Speedup: the compact model's eval-mode forward against the dense model's, timed side by side at the end of the run (`[bench]`), with both times per batch.\n");
-        let _ = writeln!(md, "| data set | model | method | n | top-1 (%) | top-5 (%) | compact top-1 (%) | FLOPs↓ (%) | target | params↓ (%) | speedup (×) | vs reference | epochs | settings | published top-1 @ FLOPs↓ |");
+        let _ = writeln!(md, "One row per data set, model, budget (the FLOPs↓ target of the ATO runs a row is matched to) and method; for ATO the runs at the sweep's central settings (the most common value of each of λ, γ, T_start, T_end). Values are mean ± sample std over the row's n seeds. `Δ top-1 vs ATO`: the mean over seeds of the baseline's top-1 minus that of the ATO run of the same seed it was matched to, in points, with its 95% t-interval; the verdict says whether the baseline is `better` or `worse` than ATO (interval above or below 0) or `indistinguishable` (the interval holds 0), and is not given for one seed. A row is **degenerate** when its top-1 is more than 20 points below dense or within 5 points of chance. `vs reference`: the FLOPs↓ gap to the ATO runs, seed by seed (\"matched\" only when every seed is within ±1 point). Published numbers are those of `paper/README.md` for the same data set, model and method. Speedup: the compact model's eval-mode forward against the dense model's, timed side by side at the end of the run (`[bench]`), with both times per batch; seconds: mean training wall time per run.\n");
+        let _ = writeln!(md, "| data set | model | budget | method | n | top-1 (%) | Δ top-1 vs ATO (pts, 95% CI) | verdict | FLOPs↓ (%) | target | params↓ (%) | vs reference | speedup (×) | seconds | epochs | settings | published top-1 @ FLOPs↓ |");
         let _ = writeln!(
             md,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for r in self.main_rows() {
             let s = &r.summary;
@@ -56,21 +57,29 @@ impl Report<'_> {
                 .iter()
                 .map(|p| format!("{:.2} @ {:.1}", p.top1, p.flops_reduction))
                 .collect();
+            let budget = match self.budget_of(r) {
+                Some(b) if s.method != "dense" => format!("{:.0}%", 100.0 * b),
+                _ => "–".into(),
+            };
+            let seconds = Spread::over(&mates, |s| s.wall_seconds)
+                .map_or("–".into(), |w| format!("{:.0}", w.mean));
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.dataset,
                 s.model,
+                budget,
                 s.method,
                 mates.len(),
                 spread(|s| s.top1),
-                spread(|s| s.top5),
-                spread(|s| s.compact_top1),
+                self.paired(r).map_or("–".into(), |p| p.text()),
+                self.verdict_text(r),
                 spread(|s| s.flops_reduction),
                 targets_cell(&mates),
                 spread(|s| s.params_reduction),
-                speedup(s),
                 self.match_text(r),
+                speedup(s),
+                seconds,
                 s.epochs,
                 settings,
                 if published.is_empty() {
@@ -285,6 +294,7 @@ pub(super) mod tests {
                 dense_ms: None,
                 compact_ms: None,
                 speedup: None,
+                reference_run: None,
             },
             metrics: Vec::new(),
             convergence: Vec::new(),

@@ -18,11 +18,25 @@ use std::path::Path;
 impl Report<'_> {
     /// The FLOPs reduction the pruning rows of `r`'s data set and model are compared with.
     pub fn reference(&self, r: &RunRecord) -> Option<f64> {
-        let ato = self.main_rows().into_iter().find(|m| {
-            m.summary.method == "ato"
-                && m.summary.dataset == r.summary.dataset
-                && m.summary.model == r.summary.model
-        });
+        // the main ATO row of the same budget, or the only one (older sweeps recorded no
+        // reference run, and their matched targets are measured reductions)
+        let candidates: Vec<&RunRecord> = self
+            .main_rows()
+            .into_iter()
+            .filter(|m| {
+                m.summary.method == "ato"
+                    && m.summary.dataset == r.summary.dataset
+                    && m.summary.model == r.summary.model
+            })
+            .collect();
+        let ato = candidates
+            .iter()
+            .find(|m| self.budget_of(m) == self.budget_of(r))
+            .or(match candidates.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            })
+            .copied();
         let ato_mean = ato
             .and_then(|a| Spread::over(&self.seed_mates(a), |s| s.flops_reduction))
             .map(|s| s.mean);
@@ -59,6 +73,9 @@ impl Report<'_> {
         let s = &r.summary;
         if s.method == "dense" {
             return "–".into();
+        }
+        if let Some(text) = self.per_seed_match_text(r) {
+            return text;
         }
         let Some(reference) = self.reference(r) else {
             return "–".into();
@@ -180,6 +197,7 @@ impl Report<'_> {
                 y_label: "FLOPs reduction of the pilot (%)",
                 log_y: false,
                 reference_y: Some(100.0 * reference),
+                chance: None,
                 legend: SeriesLabelPosition::LowerRight,
             },
             &series,

@@ -14,8 +14,10 @@ mod convergence;
 mod figures;
 mod markdown;
 mod matched;
+mod paired;
 mod plots;
 mod published;
+mod ranking;
 mod seeds;
 mod selection;
 

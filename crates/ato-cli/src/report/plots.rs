@@ -1,6 +1,9 @@
 //! PNG plots with plotters: one generic chart (lines and/or points per series) used for
-//! accuracy vs FLOPs, the ablation axes, training curves and the convergence ratio. Text is
-//! drawn with the DejaVu Sans font embedded in the binary, so no system font is needed.
+//! accuracy vs FLOPs, the ablation axes, training curves and the convergence ratio, alone or
+//! as panels side by side. A series named after a method always has that method's colour
+//! ([`method_color`]); seeds are drawn as faint dots beside their mean, missed targets as
+//! black crosses, chance as a dashed grey line. Text is drawn with the DejaVu Sans font
+//! embedded in the binary, so no system font is needed.
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
@@ -14,6 +17,10 @@ pub enum Mark {
     Line,
     Points,
     LineAndPoints,
+    /// Small faint dots, no legend entry: the single seeds behind a mean.
+    Seeds,
+    /// Black crosses: runs that missed their target (legend "target missed").
+    Missed,
 }
 
 /// A named set of (x, y) points.
@@ -33,6 +40,8 @@ pub struct Chart<'a> {
     pub log_y: bool,
     /// A horizontal reference line (e.g. LHS/RHS = 1).
     pub reference_y: Option<f64>,
+    /// Top-1 of guessing, drawn as a dashed grey line labelled "chance".
+    pub chance: Option<f64>,
     /// Where the legend goes (the corner the data leave free).
     pub legend: SeriesLabelPosition,
 }
@@ -72,6 +81,20 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// The colour of a method, the same in every figure; `None` for other series names.
+pub fn method_color(name: &str) -> Option<RGBColor> {
+    // "ato 70%": the method is the first word
+    Some(match name.split_whitespace().next().unwrap_or("") {
+        "dense" => RGBColor(90, 90, 90),
+        "ato" => PALETTE[0],
+        "oto" => PALETTE[1],
+        "otov2" => PALETTE[2],
+        "hesso" => PALETTE[3],
+        "magnitude" => PALETTE[4],
+        _ => return None,
+    })
+}
+
 fn bounds(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
     let v: Vec<f64> = values
         .filter(|v| v.is_finite() && (!log || *v > 0.0))
@@ -97,6 +120,38 @@ fn bounds(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
 /// Draws `series` into a 900×600 PNG at `path`.
 pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
     register_font();
+    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|e| anyhow!("plot {}: {e}", path.display()))?;
+    draw_on(&root, path, chart, series)?;
+    root.present()
+        .map_err(|e| anyhow!("plot {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Draws panels side by side (each 600×500) into one PNG at `path`.
+pub fn draw_panels(path: &Path, panels: &[(Chart<'_>, Vec<Series>)]) -> Result<()> {
+    register_font();
+    let width = 600 * panels.len().max(1) as u32;
+    let root = BitMapBackend::new(path, (width, 500)).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|e| anyhow!("plot {}: {e}", path.display()))?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, (chart, series)) in areas.iter().zip(panels) {
+        draw_on(area, path, chart, series)?;
+    }
+    root.present()
+        .map_err(|e| anyhow!("plot {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Draws one chart into `root` (`path` names the file in errors).
+fn draw_on(
+    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    path: &Path,
+    chart: &Chart<'_>,
+    series: &[Series],
+) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("plot {}: {e}", path.display());
     // the error bars' ends count towards the axes
     let all = || {
@@ -113,12 +168,18 @@ pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
         })
     };
     let mut ys: Vec<f64> = all().map(|p| p.1).collect();
+    // chance joins the axis only when it lies near the data (within half their range below
+    // them): a distant line would squeeze the data into a strip; it is then named in the
+    // legend instead
+    let (d0, d1) = bounds(ys.iter().copied(), chart.log_y);
+    let chance_on_axis = chart
+        .chance
+        .filter(|&c| c >= d0 - 0.5 * (d1 - d0) && c <= d1);
     ys.extend(chart.reference_y);
+    ys.extend(chance_on_axis);
     let (x0, x1) = bounds(all().map(|p| p.0), false);
     let (y0, y1) = bounds(ys.into_iter(), chart.log_y);
-    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut builder = ChartBuilder::on(&root);
+    let mut builder = ChartBuilder::on(root);
     builder
         .caption(chart.title, ("sans-serif", 22))
         .margin(18)
@@ -144,8 +205,55 @@ pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
                 .label(format!("y = {}", tick(&r)))
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.5)));
             }
-            for (i, s) in series.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
+            if let (Some(c), None) = (chart.chance, chance_on_axis) {
+                ctx.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+                    .map_err(|e| err(&e))?
+                    .label(format!("chance {}% (below the axis)", tick(&c)))
+                    .legend(|(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(120, 120, 120))
+                    });
+            }
+            if let Some(c) = chance_on_axis {
+                let grey = RGBColor(120, 120, 120);
+                let dashes: Vec<PathElement<(f64, f64)>> = (0..40)
+                    .filter(|k| k % 2 == 0)
+                    .map(|k| {
+                        let a = x0 + (x1 - x0) * k as f64 / 40.0;
+                        let b = x0 + (x1 - x0) * (k + 1) as f64 / 40.0;
+                        PathElement::new(vec![(a, c), (b, c)], grey.stroke_width(2))
+                    })
+                    .collect();
+                ctx.draw_series(dashes)
+                    .map_err(|e| err(&e))?
+                    .label(format!("chance ({})", tick(&c)))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+            }
+            let mut others = 0;
+            for s in series.iter() {
+                let color = method_color(&s.name).unwrap_or_else(|| {
+                    others += 1;
+                    PALETTE[(others + 4) % PALETTE.len()]
+                });
+                if s.mark == Mark::Seeds {
+                    ctx.draw_series(
+                        s.points
+                            .iter()
+                            .map(|&p| Circle::new(p, 3, color.mix(0.45).filled())),
+                    )
+                    .map_err(|e| err(&e))?;
+                    continue;
+                }
+                if s.mark == Mark::Missed {
+                    ctx.draw_series(
+                        s.points
+                            .iter()
+                            .map(|&p| Cross::new(p, 7, BLACK.stroke_width(2))),
+                    )
+                    .map_err(|e| err(&e))?
+                    .label(s.name.clone())
+                    .legend(|(x, y)| Cross::new((x + 9, y), 6, BLACK.stroke_width(2)));
+                    continue;
+                }
                 let pts: Vec<(f64, f64)> = s
                     .points
                     .iter()
@@ -204,6 +312,5 @@ pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| err(&e))?);
     }
-    root.present().map_err(|e| err(&e))?;
     Ok(())
 }

@@ -66,14 +66,26 @@ pub fn same_but_seed(a: &ato_train::SummaryRow, b: &ato_train::SummaryRow) -> bo
 }
 
 impl<'a> Report<'a> {
-    /// The finished runs that differ from `r` at most in their seed, `r` included.
+    /// The finished runs that differ from `r` at most in their seed, `r` included. Runs
+    /// matched per seed (`reference_run`) differ in their knob and target too: they are mates
+    /// when they are of the same method and budget.
     pub fn seed_mates(&self, r: &RunRecord) -> Vec<&'a RunRecord> {
+        let matched = |o: &RunRecord| self.reference_run(o).is_some();
         self.groups
             .get(&(r.summary.dataset.clone(), r.summary.model.clone()))
             .map(|runs| {
                 runs.iter()
                     .copied()
-                    .filter(|o| same_but_seed(&o.summary, &r.summary))
+                    .filter(|o| {
+                        if matched(r) || matched(o) {
+                            matched(r) == matched(o)
+                                && o.summary.method == r.summary.method
+                                && o.summary.epochs == r.summary.epochs
+                                && self.budget_of(o) == self.budget_of(r)
+                        } else {
+                            same_but_seed(&o.summary, &r.summary)
+                        }
+                    })
                     .collect()
             })
             .unwrap_or_default()

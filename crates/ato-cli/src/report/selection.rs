@@ -121,19 +121,41 @@ impl<'a> Report<'a> {
             .all(|(&a, c)| Some(a) == free || a.value(r) == *c)
     }
 
-    /// Per group and method, the run at the central settings (or the method's first run).
+    /// The ATO run a matched run was paired with (`reference_run` in `summary.csv`), if it is
+    /// among the finished runs.
+    pub fn reference_run(&self, r: &RunRecord) -> Option<&'a RunRecord> {
+        let id = r.summary.reference_run.as_deref()?;
+        self.all
+            .iter()
+            .find(|o| o.summary.run_id == id && o.summary.is_finished())
+    }
+
+    /// The budget a run belongs to: a matched run's reference run's FLOPs target, else the
+    /// run's own target (none for dense).
+    pub fn budget_of(&self, r: &RunRecord) -> Option<f64> {
+        match self.reference_run(r) {
+            Some(a) => a.summary.target_flops_reduction,
+            None => r.summary.target_flops_reduction,
+        }
+    }
+
+    /// Per group, method and budget, the run at the central settings (or the first run).
     pub fn main_rows(&self) -> Vec<&'a RunRecord> {
         let mut out = Vec::new();
         for runs in self.groups.values() {
             let center = Self::center(runs);
-            let mut methods: Vec<&str> = Vec::new();
+            let mut rows: Vec<(&str, Option<f64>)> = Vec::new();
             for r in runs {
-                if !methods.contains(&r.summary.method.as_str()) {
-                    methods.push(&r.summary.method);
+                let key = (r.summary.method.as_str(), self.budget_of(r));
+                if !rows.contains(&key) {
+                    rows.push(key);
                 }
             }
-            for m in methods {
-                let of: Vec<&&RunRecord> = runs.iter().filter(|r| r.summary.method == m).collect();
+            for (m, budget) in rows {
+                let of: Vec<&&RunRecord> = runs
+                    .iter()
+                    .filter(|r| r.summary.method == m && self.budget_of(r) == budget)
+                    .collect();
                 let pick = of
                     .iter()
                     .find(|r| m != "ato" || Self::at_center(r, &center, None))

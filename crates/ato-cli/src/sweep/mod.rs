@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(after_help = "\
-Sweeps live in experiments/sweeps/ (demo, small, small30, cifar10, cifar100, imagenet); see \
+Sweeps live in experiments/sweeps/: demo (the main job: a ranked comparison on the embedded \
+digits, ~6 min), ablations (ATO's λ, γ, T_start, T_end on the digits), synth, small and small30 \
+(pipeline checks on the synthetic set), cifar10, cifar100 and imagenet (data sets and GPUs); see \
 experiments/README.md for the file format. KEY=VALUE arguments override every run \
 (e.g. train.epochs=1 for a smoke test), after the sweep's own values and ATO_* variables.\n\n\
 Examples:\n  ato sweep demo\n  ato sweep cifar100 --dry-run\n  ato sweep cifar100 \
@@ -76,7 +78,8 @@ pub struct PlannedRun {
     pub point: Vec<(String, String)>,
 }
 
-/// Expands and validates every run of a sweep; duplicates (same run id) are kept once.
+/// Expands and validates every run of a sweep; duplicates (same run id, and with matched
+/// FLOPs the same budget) are kept once.
 pub fn plan(sweep: &spec::Sweep, overrides: &[String]) -> Result<Vec<PlannedRun>> {
     let mut out: Vec<PlannedRun> = Vec::new();
     for (i, r) in sweep.runs.iter().enumerate() {
@@ -95,7 +98,13 @@ pub fn plan(sweep: &spec::Sweep, overrides: &[String]) -> Result<Vec<PlannedRun>
             cfg = extract(&values)?;
         }
         cfg.name = sweep.name.clone();
-        if out.iter().all(|p| p.config.run_id() != cfg.run_id()) {
+        // with matched FLOPs, OTO's and OTOv2's runs at two budgets share an id until their
+        // knobs are matched: the budget tells them apart
+        let same = |p: &PlannedRun| {
+            p.config.run_id() == cfg.run_id()
+                && (!sweep.match_flops || p.config.flops_target() == cfg.flops_target())
+        };
+        if !out.iter().any(same) {
             out.push(PlannedRun {
                 index: out.len(),
                 config: cfg,

@@ -93,6 +93,7 @@ impl RunConfig {
     pub fn model_config(&self) -> ModelConfig {
         let (classes, size) = self.dataset.name.shape();
         let mut m = ModelConfig::new(self.model.name, classes, size);
+        m.in_channels = self.dataset.name.channels();
         m.shortcut = self.model.shortcut;
         m.base_width = self.model.base_width;
         m.width_mult = self.model.width_mult;
@@ -203,6 +204,7 @@ impl RunConfig {
         key.out_dir.clear();
         key.dataset.root.clear();
         key.dataset.download = false;
+        key.prune.reference_run = None;
         let d = RunConfig::default();
         if self.method != Method::Ato {
             key.ato = d.ato;

@@ -204,6 +204,10 @@ pub struct PruneSection {
     /// than the full width), so the compact model has kernel-friendly widths; the budget and
     /// ATO's FLOPs term count the rounded widths. 1 = no rounding.
     pub round_to: usize,
+    /// The run id of the ATO run whose achieved FLOPs reduction this run was matched to
+    /// (set by a sweep with `match_flops`; recorded in `summary.csv`, not part of the run id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_run: Option<String>,
 }
 
 impl Default for PruneSection {
@@ -212,6 +216,7 @@ impl Default for PruneSection {
             target_flops_reduction: 0.5,
             tolerance: 0.02,
             round_to: 1,
+            reference_run: None,
         }
     }
 }

@@ -88,6 +88,10 @@ pub struct SummaryRow {
     /// `dense_ms / compact_ms`: how much faster the compact model runs.
     #[serde(default)]
     pub speedup: Option<f64>,
+    /// The ATO run this run was matched to (`prune.reference_run`: a baseline of a sweep with
+    /// `match_flops`, paired with the ATO run of its seed and budget); empty otherwise.
+    #[serde(default)]
+    pub reference_run: Option<String>,
 }
 
 impl SummaryRow {
@@ -133,6 +137,7 @@ impl SummaryRow {
             dense_ms: None,
             compact_ms: None,
             speedup: None,
+            reference_run: cfg.prune.reference_run.clone(),
         })
     }
 

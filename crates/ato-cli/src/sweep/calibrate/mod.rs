@@ -1,10 +1,13 @@
 //! Matched FLOPs (`match_flops = true` in a sweep): every baseline is put at the FLOPs
 //! reduction of the sweep's reference before it runs.
 //!
-//! - The reference of a data set and model is the mean achieved FLOPs reduction of the
-//!   sweep's finished main ATO runs on them (grid points that set nothing but `method` and
-//!   `seed`), else (also when ATO pruned less than 1%) the run's own
-//!   `prune.target_flops_reduction`.
+//! - A baseline's reference is the achieved FLOPs reduction of the sweep's main ATO run on the
+//!   same data set and model, at the same budget and with the same seed (main ATO runs are
+//!   grid points that set nothing but `method`, `seed` and `prune.target_flops_reduction`);
+//!   the run records it as `prune.reference_run` (column `reference_run` of `summary.csv`),
+//!   which is how the report pairs it with ATO seed by seed. Without a same-seed ATO run, the
+//!   mean over the other seeds' runs; with none, or when ATO pruned less than 1%, the run's
+//!   own `prune.target_flops_reduction`.
 //! - OTO's knob is `oto.lambda` (log scale), OTOv2's `otov2.target_group_sparsity`; each is
 //!   searched with pilot runs ([`search::search`]) until the pilot's reduction is within
 //!   ±`match_tolerance` of the reference (default [`MATCH_TOLERANCE`], one point).
@@ -21,8 +24,8 @@
 //!   judges it against the budget it was matched to.
 //! - Results are cached in `<sweep dir>/calibration.csv` (method, key, knob, value, achieved,
 //!   reference, status, pilots, lambda, near_low, near_high), keyed by the run's settings
-//!   without seed and knob: one search serves every seed, and a second `ato sweep` runs no
-//!   pilots. A cached row is reused only for the same reference; a match only while it is as
+//!   without the knob: one search per seed (it starts from the value another seed's search
+//!   found, the one whose reference was closest), and a second `ato sweep` runs no pilots. A cached row is reused only for the same reference; a match only while it is as
 //!   close as today's `match_tolerance`; a jump or an unreachable budget (conclusions about the
 //!   response) while they are still a miss (a jump only with its near range, which rows
 //!   concluded at the older, wider jump width lack); and a search that ran out of pilots
@@ -173,17 +176,33 @@ fn set(cfg: &mut RunConfig, v: f64) {
     }
 }
 
-/// The cache key: the run id of the settings with seed 0, the knob at 0 and the pilot epochs.
-fn key(cfg: &RunConfig, pilot_epochs: usize) -> String {
+/// The cache key: the run id of the settings with the knob at 0 (seed kept: each seed is
+/// matched to its own reference), the pilot epochs and the budget (the planned
+/// `prune.target_flops_reduction`, which OTO's and OTOv2's run ids leave out).
+fn key(cfg: &RunConfig, pilot_epochs: usize, budget: f64) -> String {
     let mut c = cfg.clone();
-    c.seed = 0;
     set(&mut c, 0.0);
-    format!("{}-p{pilot_epochs}", c.run_id())
+    c.prune.reference_run = None;
+    format!("{}-p{pilot_epochs}-b{budget:.4}", c.run_id())
 }
+
+/// The key of the same search at another seed (a search starts from the value another
+/// seed's search found).
+fn key_at_seed(cfg: &RunConfig, seed: u64, pilot_epochs: usize, budget: f64) -> String {
+    let mut c = cfg.clone();
+    c.seed = seed;
+    key(&c, pilot_epochs, budget)
+}
+
+/// Grid keys a main ATO run (a reference) may set besides `method` and `seed`: the budget.
+const REFERENCE_KEYS: [&str; 3] = ["method", "seed", "prune.target_flops_reduction"];
 
 /// Whether a planned run is a main ATO run (a reference).
 fn is_reference(r: &PlannedRun) -> bool {
-    r.config.method == Method::Ato && r.point.iter().all(|(k, _)| k == "method" || k == "seed")
+    r.config.method == Method::Ato
+        && r.point
+            .iter()
+            .all(|(k, _)| REFERENCE_KEYS.contains(&k.as_str()))
 }
 
 /// The reference runs among `runs`.
@@ -205,25 +224,36 @@ pub fn usable_reference(ato_mean: Option<f64>, target: f64) -> f64 {
     }
 }
 
-/// The reference of `cfg`: the mean of `achieved` over the main ATO runs on the same data set
-/// and model (`achieved` gives a finished run's reduction) when it is at least
-/// [`MIN_REFERENCE`], else its own target.
+/// The reference of `cfg` (planned, before matching) and the run it comes from: the main ATO
+/// run on the same data set and model, at the same budget (`prune.target_flops_reduction`)
+/// and with the same seed, when it has finished and pruned at least [`MIN_REFERENCE`]
+/// (`achieved` gives a finished run's reduction). Without a same-seed run, the mean over the
+/// main ATO runs of the other seeds (no run named); with none, the run's own target.
 pub fn reference_of(
     cfg: &RunConfig,
     runs: &[PlannedRun],
     achieved: &dyn Fn(&RunConfig) -> Option<f64>,
-) -> f64 {
-    let same: Vec<f64> = runs
+) -> (f64, Option<String>) {
+    let mates: Vec<&PlannedRun> = runs
         .iter()
         .filter(|r| {
             is_reference(r)
                 && r.config.dataset.name == cfg.dataset.name
                 && r.config.model.name == cfg.model.name
+                && (r.config.prune.target_flops_reduction - cfg.prune.target_flops_reduction).abs()
+                    < 1e-12
         })
-        .filter_map(|r| achieved(&r.config))
         .collect();
+    let target = cfg.prune.target_flops_reduction;
+    if let Some(own) = mates.iter().find(|r| r.config.seed == cfg.seed) {
+        return match achieved(&own.config) {
+            Some(a) if a >= MIN_REFERENCE => (a, Some(own.config.run_id())),
+            _ => (target, None),
+        };
+    }
+    let same: Vec<f64> = mates.iter().filter_map(|r| achieved(&r.config)).collect();
     let mean = (!same.is_empty()).then(|| same.iter().sum::<f64>() / same.len() as f64);
-    usable_reference(mean, cfg.prune.target_flops_reduction)
+    (usable_reference(mean, target), None)
 }
 
 /// The response of a search: one pilot at the knob's value, and for OTOv2 another at λ ×4 as
@@ -339,11 +369,31 @@ pub fn apply(
         let Some((knob_name, scale)) = knob(cfg.method) else {
             continue;
         };
-        let reference = reference_of(&cfg, runs, achieved);
+        let budget = cfg.prune.target_flops_reduction;
+        let (reference, reference_run) = reference_of(&cfg, runs, achieved);
         // every matched run is judged against the reference (`target_met` in summary.csv)
+        // and names the run it was matched to (`reference_run`)
         cfg.prune.target_flops_reduction = reference;
+        cfg.prune.reference_run = reference_run.clone();
         let pilot_epochs = settings.pilot_epochs.unwrap_or(cfg.train.epochs);
-        let k = key(&cfg, pilot_epochs);
+        let k = key(&cfg, pilot_epochs, budget);
+        // another seed's result of the same search (closest reference first): where this
+        // one starts
+        let other_seeds: Vec<String> = runs
+            .iter()
+            .map(|r| r.config.seed)
+            .filter(|&s| s != cfg.seed)
+            .map(|s| key_at_seed(&cfg, s, pilot_epochs, budget))
+            .collect();
+        let start = cache
+            .iter()
+            .filter(|c| other_seeds.contains(&c.key))
+            .min_by(|a, b| {
+                (a.reference - reference)
+                    .abs()
+                    .total_cmp(&(b.reference - reference).abs())
+            })
+            .map(|c| c.value);
         let within =
             |c: &CalibrationRow| (c.achieved - reference).abs() <= settings.tolerance + 1e-12;
         let cached = cache
@@ -388,7 +438,7 @@ pub fn apply(
                 let mut response = |v: f64, left: usize| pilots.evaluate(v, left);
                 let found = search::search(
                     &mut response,
-                    get(&cfg),
+                    start.unwrap_or_else(|| get(&cfg)),
                     reference,
                     settings.tolerance,
                     scale,
@@ -418,6 +468,7 @@ pub fn apply(
             }
         };
         runs[i].config.prune.target_flops_reduction = reference;
+        runs[i].config.prune.reference_run = reference_run;
         set(&mut runs[i].config, row.value);
         if let Some(l) = row.lambda {
             runs[i].config.otov2.lambda = Some(l);

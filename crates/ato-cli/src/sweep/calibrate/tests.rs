@@ -167,6 +167,11 @@ fn runs() -> Vec<PlannedRun> {
     ]
 }
 
+/// One seed: one OTO search (the tests of a search's budget and trace).
+fn one_seed() -> Vec<PlannedRun> {
+    vec![planned(Method::Oto, 0), planned(Method::Hesso, 0)]
+}
+
 #[test]
 fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,14 +187,19 @@ fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
     };
     let mut first = runs();
     apply(&mut first, dir.path(), settings, &no_ato, Some(&mut pilot)).unwrap();
-    // the default λ = 1e-3 takes the 5 evaluations of the search above, for seed 0 only
-    assert_eq!(calls, 5);
+    // seed 0 from the default λ = 1e-3 takes the 5 evaluations of the search above; seed 1
+    // has a search of its own, started where seed 0's landed: one pilot on this response
+    assert_eq!(calls, 5 + 1);
     assert!((first[0].config.oto.lambda - 0.037).abs() < 1e-9);
     assert_eq!(first[0].config.oto.lambda, first[1].config.oto.lambda);
     // no ATO run: HESSO aims at the runs' own target
     assert_eq!(first[2].config.prune.target_flops_reduction, 0.5);
     let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
-    assert_eq!(cache.lines().count(), 3, "header, oto, hesso:\n{cache}");
+    assert_eq!(
+        cache.lines().count(),
+        4,
+        "header, oto seed 0, oto seed 1, hesso:\n{cache}"
+    );
 
     let second_calls = std::cell::Cell::new(0);
     let mut counting = |_: &RunConfig| -> anyhow::Result<PilotOutcome> {
@@ -346,13 +356,27 @@ fn a_search_that_missed_is_searched_again_with_a_larger_budget_only() {
         Ok(flops(log_response(c.oto.lambda)))
     };
     // 3 pilots end "closest" (the search above needs 5)
-    apply(&mut runs(), dir.path(), with(3), &no_ato, Some(&mut pilot)).unwrap();
+    apply(
+        &mut one_seed(),
+        dir.path(),
+        with(3),
+        &no_ato,
+        Some(&mut pilot),
+    )
+    .unwrap();
     assert_eq!(calls.get(), 3);
     // the same budget: the cached miss stands
-    apply(&mut runs(), dir.path(), with(3), &no_ato, Some(&mut pilot)).unwrap();
+    apply(
+        &mut one_seed(),
+        dir.path(),
+        with(3),
+        &no_ato,
+        Some(&mut pilot),
+    )
+    .unwrap();
     assert_eq!(calls.get(), 3, "the same budget reuses the row");
     // a larger one searches again and matches
-    let mut again = runs();
+    let mut again = one_seed();
     apply(&mut again, dir.path(), with(8), &no_ato, Some(&mut pilot)).unwrap();
     assert_eq!(calls.get(), 3 + 5);
     assert!((again[0].config.oto.lambda - 0.037).abs() < 1e-9);
@@ -448,7 +472,7 @@ fn every_pilot_of_a_search_is_written_in_order_and_a_cached_sweep_keeps_them() {
         Ok(flops(log_response(c.oto.lambda)))
     };
     apply(
-        &mut runs(),
+        &mut one_seed(),
         dir.path(),
         budget(8),
         &no_ato,
@@ -458,7 +482,7 @@ fn every_pilot_of_a_search_is_written_in_order_and_a_cached_sweep_keeps_them() {
     let path = dir.path().join(PILOTS_FILE);
     let rows: Vec<SearchPilot> = ato_train::read_csv(&path).unwrap();
     let asked = asked.borrow().clone();
-    // one search (OTO's two seeds share it), HESSO has none
+    // one search (OTO's), HESSO has none
     assert_eq!(rows.len(), asked.len(), "{rows:?}");
     assert!(asked.len() >= 2, "{asked:?}");
     for (i, (row, l)) in rows.iter().zip(&asked).enumerate() {
@@ -470,7 +494,7 @@ fn every_pilot_of_a_search_is_written_in_order_and_a_cached_sweep_keeps_them() {
     let before = std::fs::read_to_string(&path).unwrap();
     let mut never = |_: &RunConfig| -> anyhow::Result<PilotOutcome> { panic!("the cache answers") };
     apply(
-        &mut runs(),
+        &mut one_seed(),
         dir.path(),
         budget(8),
         &no_ato,
@@ -497,7 +521,7 @@ fn a_search_run_again_replaces_its_own_pilots_and_keeps_the_others() {
     )
     .unwrap();
     apply(
-        &mut runs(),
+        &mut one_seed(),
         dir.path(),
         budget(20),
         &no_ato,
@@ -520,7 +544,14 @@ fn a_search_run_again_replaces_its_own_pilots_and_keeps_the_others() {
         asked.set(asked.get() + 1);
         Ok(flops(steep_response(c.oto.lambda)))
     };
-    apply(&mut runs(), dir.path(), closer, &no_ato, Some(&mut counted)).unwrap();
+    apply(
+        &mut one_seed(),
+        dir.path(),
+        closer,
+        &no_ato,
+        Some(&mut counted),
+    )
+    .unwrap();
     let after: Vec<SearchPilot> = ato_train::read_csv(&path).unwrap();
     let mine: Vec<usize> = after
         .iter()

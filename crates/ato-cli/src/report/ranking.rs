@@ -1,0 +1,344 @@
+//! Ranking a baseline against ATO: its runs paired by seed with the ATO runs they were
+//! matched to ([`PairedDifference`]), the largest FLOPs gap over those pairs (matched only
+//! when every seed is within ±1 point), rows that collapsed (`degenerate`), and the report's
+//! opening line on what the sweep can and cannot show.
+
+use super::paired::PairedDifference;
+use super::seeds::Spread;
+use super::selection::Report;
+use super::RunRecord;
+use crate::sweep::calibrate::MATCH_TOLERANCE;
+use std::str::FromStr;
+
+/// A row is degenerate when its mean top-1 is more than this below dense's…
+pub const DEGENERATE_BELOW_DENSE: f64 = 0.20;
+/// …or within this of chance (one over the classes).
+pub const DEGENERATE_NEAR_CHANCE: f64 = 0.05;
+
+/// Top-1 of guessing: one over the data set's classes (`None` for an unknown name).
+pub fn chance(dataset: &str) -> Option<f64> {
+    ato_data::DatasetName::from_str(dataset)
+        .ok()
+        .map(|d| 1.0 / d.num_classes() as f64)
+}
+
+impl<'a> Report<'a> {
+    /// `r`'s seed mates with the ATO run each was matched to: (baseline, ATO) per seed.
+    pub fn pairs(&self, r: &RunRecord) -> Vec<(&'a RunRecord, &'a RunRecord)> {
+        self.seed_mates(r)
+            .into_iter()
+            .filter_map(|b| self.reference_run(b).map(|a| (b, a)))
+            .collect()
+    }
+
+    /// The paired top-1 difference (baseline − ATO) over `r`'s seeds, if it has pairs.
+    pub fn paired(&self, r: &RunRecord) -> Option<PairedDifference> {
+        let d: Vec<f64> = self
+            .pairs(r)
+            .iter()
+            .filter_map(|(b, a)| Some(b.summary.top1? - a.summary.top1?))
+            .collect();
+        PairedDifference::of(&d)
+    }
+
+    /// The largest |FLOPs↓(baseline) − FLOPs↓(its ATO run)| over `r`'s pairs, signed.
+    pub fn largest_gap(&self, r: &RunRecord) -> Option<f64> {
+        self.pairs(r)
+            .iter()
+            .filter_map(|(b, a)| Some(b.summary.flops_reduction? - a.summary.flops_reduction?))
+            .max_by(|x, y| x.abs().total_cmp(&y.abs()))
+    }
+
+    /// "matched (largest gap +0.4)" when every seed's FLOPs↓ is within ±1 point of its ATO
+    /// run's, else "gap up to −3.1 pt (2/5 seeds outside ±1)"; `None` without pairs.
+    pub fn per_seed_match_text(&self, r: &RunRecord) -> Option<String> {
+        let pairs = self.pairs(r);
+        let gap = self.largest_gap(r)?;
+        let outside = pairs
+            .iter()
+            .filter(
+                |(b, a)| match (b.summary.flops_reduction, a.summary.flops_reduction) {
+                    (Some(x), Some(y)) => (x - y).abs() > MATCH_TOLERANCE + 1e-9,
+                    _ => true,
+                },
+            )
+            .count();
+        Some(if outside == 0 {
+            format!("matched (largest gap {:+.1})", 100.0 * gap)
+        } else {
+            format!(
+                "gap up to {:+.1} pt ({outside}/{} seeds outside ±1)",
+                100.0 * gap,
+                pairs.len()
+            )
+        })
+    }
+
+    /// Mean top-1 of the dense runs of `r`'s data set and model.
+    fn dense_top1(&self, r: &RunRecord) -> Option<f64> {
+        let runs = self
+            .groups
+            .get(&(r.summary.dataset.clone(), r.summary.model.clone()))?;
+        let dense: Vec<&RunRecord> = runs
+            .iter()
+            .copied()
+            .filter(|o| o.summary.method == "dense")
+            .collect();
+        Spread::over(&dense, |s| s.top1).map(|s| s.mean)
+    }
+
+    /// Why `r`'s row is degenerate (its seeds' mean top-1 more than 20 points below dense's,
+    /// or within 5 points of chance), or `None`. Dense rows are never degenerate.
+    pub fn degenerate(&self, r: &RunRecord) -> Option<String> {
+        if r.summary.method == "dense" {
+            return None;
+        }
+        let top1 = Spread::over(&self.seed_mates(r), |s| s.top1)?.mean;
+        if let Some(c) = chance(&r.summary.dataset) {
+            if top1 < c + DEGENERATE_NEAR_CHANCE {
+                return Some(format!(
+                    "degenerate: top-1 {:.1}% is within {:.0} points of chance ({:.1}%)",
+                    100.0 * top1,
+                    100.0 * DEGENERATE_NEAR_CHANCE,
+                    100.0 * c
+                ));
+            }
+        }
+        let dense = self.dense_top1(r)?;
+        (top1 < dense - DEGENERATE_BELOW_DENSE).then(|| {
+            format!(
+                "degenerate: top-1 {:.1}% is {:.1} points below dense ({:.1}%)",
+                100.0 * top1,
+                100.0 * (dense - top1),
+                100.0 * dense
+            )
+        })
+    }
+
+    /// The verdict cell: the ranking word (or why there is none), marked when the row is
+    /// degenerate or off its budget.
+    pub fn verdict_text(&self, r: &RunRecord) -> String {
+        if matches!(r.summary.method.as_str(), "dense" | "ato") {
+            return "–".into();
+        }
+        let Some(p) = self.paired(r) else {
+            return "no paired ATO runs".into();
+        };
+        let mut text = match p.verdict() {
+            Some(v) => v.word().to_string(),
+            None => "none (one seed)".into(),
+        };
+        if let Some(why) = self.degenerate(r) {
+            text = format!("{text}; **{why}**");
+        }
+        let off = self
+            .largest_gap(r)
+            .is_some_and(|g| g.abs() > MATCH_TOLERANCE + 1e-9);
+        if off {
+            text = format!("{text}; **not at matched FLOPs**");
+        }
+        text
+    }
+
+    /// The report's first statement: what the sweep can show. A comparison needs pairs of
+    /// at least two seeds, a dense model below 99% and above chance + 5 points.
+    pub fn scope_line(&self) -> String {
+        let rows = self.main_rows();
+        let dense: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.summary.method == "dense")
+            .filter_map(|r| self.dense_top1(r))
+            .collect();
+        let baselines: Vec<&&RunRecord> = rows
+            .iter()
+            .filter(|r| !matches!(r.summary.method.as_str(), "dense" | "ato"))
+            .collect();
+        let min_pairs = baselines
+            .iter()
+            .map(|r| self.paired(r).map_or(0, |p| p.n))
+            .min();
+        let mut limits = Vec::new();
+        if dense.iter().any(|&d| d >= 0.99) {
+            limits.push("dense is at the ceiling (≥ 99% top-1), so methods cannot be told apart");
+        }
+        let near_chance = rows.iter().any(|r| {
+            r.summary.method == "dense"
+                && chance(&r.summary.dataset)
+                    .zip(self.dense_top1(r))
+                    .is_some_and(|(c, d)| d < c + DEGENERATE_NEAR_CHANCE)
+        });
+        if near_chance {
+            limits.push("dense is at chance, so nothing was learnt to compare");
+        }
+        match min_pairs {
+            None => limits.push("there is no baseline to rank"),
+            Some(n) if n < 2 => limits
+                .push("some baseline has fewer than two seeds paired with ATO, so no interval"),
+            _ => {}
+        }
+        if limits.is_empty() {
+            format!(
+                "**What this sweep shows: a comparison.** Every baseline is paired seed by seed \
+                 with the ATO run it was matched to (at least {} seeds); the verdicts below \
+                 rest on 95% t-intervals of the paired top-1 differences and claim a ranking \
+                 only where the interval excludes 0.",
+                min_pairs.unwrap_or(0)
+            )
+        } else {
+            format!(
+                "**What this sweep shows: a pipeline check, not a comparison.** {}.",
+                capitalise(&limits.join("; "))
+            )
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::markdown::tests::run;
+    use super::super::paired::Verdict;
+    use super::super::selection::Report;
+    use super::super::RunRecord;
+
+    /// An ATO run and an OTO run matched to it, per seed: ATO at `ato[s]` top-1 and 50%
+    /// FLOPs↓, OTO at `oto[s]` and `oto_flops[s]`, the OTO runs' λ and target differing per
+    /// seed as a per-seed search leaves them.
+    fn paired_sweep(ato: &[f64], oto: &[f64], oto_flops: &[f64]) -> Vec<RunRecord> {
+        let mut out = Vec::new();
+        for (s, ((&a, &o), &f)) in ato.iter().zip(oto).zip(oto_flops).enumerate() {
+            let mut x = run(&format!("ato-s{s}"), Some(true));
+            x.summary.seed = s as u64;
+            x.summary.top1 = Some(a);
+            x.summary.flops_reduction = Some(0.5);
+            let mut y = run(&format!("oto-s{s}"), Some(true));
+            y.summary.method = "oto".into();
+            y.summary.seed = s as u64;
+            y.summary.top1 = Some(o);
+            y.summary.flops_reduction = Some(f);
+            y.summary.lambda = Some(0.1 + s as f64 * 0.01);
+            y.summary.target_flops_reduction = Some(0.5 + s as f64 * 0.001);
+            y.summary.reference_run = Some(format!("ato-s{s}"));
+            out.push(x);
+            out.push(y);
+        }
+        let mut dense = run("dense-s0", None);
+        dense.summary.method = "dense".into();
+        dense.summary.top1 = Some(0.95);
+        dense.summary.target_flops_reduction = None;
+        out.push(dense);
+        out
+    }
+
+    fn oto_row<'a>(report: &Report<'a>) -> &'a RunRecord {
+        report
+            .main_rows()
+            .into_iter()
+            .find(|r| r.summary.method == "oto")
+            .unwrap()
+    }
+
+    #[test]
+    fn baselines_pair_with_the_ato_run_they_name_and_are_ranked_by_the_interval() {
+        // differences +0.02, +0.01, +0.04, +0.03: [+0.45, +4.55] points → better
+        let runs = paired_sweep(
+            &[0.90, 0.91, 0.88, 0.89],
+            &[0.92, 0.92, 0.92, 0.92],
+            &[0.5; 4],
+        );
+        let report = Report::new("t", &runs);
+        let oto = oto_row(&report);
+        assert_eq!(report.seed_mates(oto).len(), 4, "one row over the seeds");
+        assert_eq!(report.budget_of(oto), Some(0.5), "the ATO run's budget");
+        let p = report.paired(oto).unwrap();
+        assert_eq!(p.n, 4);
+        assert_eq!(p.verdict(), Some(Verdict::Better));
+        assert_eq!(p.text(), "+2.50 [+0.45, +4.55]");
+        let md = report.markdown("results/t", &[]);
+        assert!(md.contains("| +2.50 [+0.45, +4.55] | better |"), "{md}");
+        assert!(md.contains("matched (largest gap +0.0)"), "{md}");
+        assert!(md.contains("a comparison"), "{md}");
+    }
+
+    #[test]
+    fn a_stale_row_of_the_same_method_and_model_is_not_joined() {
+        let mut runs = paired_sweep(&[0.90, 0.91, 0.88], &[0.92, 0.92, 0.92], &[0.5; 3]);
+        // a row of an older search: same method, model and seed, naming an ATO run that is
+        // not in the sweep; and one naming no run at all
+        let mut stale = run("oto-stale", Some(true));
+        stale.summary.method = "oto".into();
+        stale.summary.top1 = Some(0.10);
+        stale.summary.reference_run = Some("ato-gone".into());
+        runs.push(stale);
+        let report = Report::new("t", &runs);
+        let pairs = report.pairs(oto_row(&report));
+        assert_eq!(pairs.len(), 3);
+        assert!(pairs.iter().all(|(b, a)| b.summary.reference_run.as_deref()
+            == Some(a.summary.run_id.as_str())
+            && b.summary.run_id != "oto-stale"));
+    }
+
+    #[test]
+    fn one_seed_gets_no_interval_and_no_ranking_word() {
+        let runs = paired_sweep(&[0.90], &[0.99], &[0.5]);
+        let report = Report::new("t", &runs);
+        let oto = oto_row(&report);
+        assert_eq!(report.paired(oto).unwrap().interval, None);
+        assert_eq!(report.verdict_text(oto), "none (one seed)");
+        let md = report.markdown("results/t", &[]);
+        assert!(md.contains("+9.00 (n = 1, no interval)"), "{md}");
+        for word in ["| better", "| worse", "| indistinguishable"] {
+            assert!(!md.contains(word), "{word}: {md}");
+        }
+        assert!(md.contains("a pipeline check, not a comparison"), "{md}");
+    }
+
+    #[test]
+    fn a_collapsed_row_is_marked_degenerate_and_a_healthy_one_is_not() {
+        // dense 95%: OTO at 12% (within 5 points of chance 10%) and at 70% (25 below dense)
+        for (oto, why) in [(0.12, "of chance"), (0.70, "below dense")] {
+            let runs = paired_sweep(&[0.9; 3], &[oto; 3], &[0.5; 3]);
+            let report = Report::new("t", &runs);
+            let text = report.verdict_text(oto_row(&report));
+            assert!(
+                text.contains("**degenerate: ") && text.contains(why),
+                "{text}"
+            );
+        }
+        // negative control: 80% is 15 below dense and far from chance
+        let runs = paired_sweep(&[0.9; 3], &[0.80; 3], &[0.5; 3]);
+        let report = Report::new("t", &runs);
+        assert_eq!(report.degenerate(oto_row(&report)), None);
+        assert_eq!(report.verdict_text(oto_row(&report)), "worse");
+    }
+
+    #[test]
+    fn one_seed_off_its_budget_unmatches_the_row() {
+        // seeds 0 and 2 within ±1 point, seed 1 1.6 points above its ATO run
+        let runs = paired_sweep(&[0.9; 3], &[0.9; 3], &[0.505, 0.516, 0.495]);
+        let report = Report::new("t", &runs);
+        let oto = oto_row(&report);
+        assert!((report.largest_gap(oto).unwrap() - 0.016).abs() < 1e-12);
+        assert_eq!(
+            report.per_seed_match_text(oto).unwrap(),
+            "gap up to +1.6 pt (1/3 seeds outside ±1)"
+        );
+        assert!(report
+            .verdict_text(oto)
+            .ends_with("**not at matched FLOPs**"));
+        // negative control: the mean (0.5053) alone would have called it matched
+        let all = paired_sweep(&[0.9; 3], &[0.9; 3], &[0.505, 0.509, 0.495]);
+        let report = Report::new("t", &all);
+        assert_eq!(
+            report.per_seed_match_text(oto_row(&report)).unwrap(),
+            "matched (largest gap +0.9)"
+        );
+    }
+}
