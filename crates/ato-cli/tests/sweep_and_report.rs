@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 const COLUMNS: &str = "run_id,status,dataset,model,method,seed,lambda,gamma,t_start,t_end,\
 target_flops_reduction,epochs,base_params,pruned_params,params_reduction,base_macs,pruned_macs,\
 flops_reduction,top1,top5,compact_top1,wall_seconds,target_group_sparsity,group_sparsity,\
-target_met,dense_ms,compact_ms,speedup";
+target_met,dense_ms,compact_ms,speedup,reference_run,controller_steps,settle_steps,\
+controller_images,controller_seconds";
 
 /// A sweep of three tiny runs (ResNet-20 at base width 4 on 384 synthetic images, 3 epochs).
 fn sweep_file(dir: &Path) -> PathBuf {
@@ -62,18 +63,21 @@ fn sweep_cmd(sweep: &Path, root: &Path, out: &str) -> Command {
     c
 }
 
-/// summary.csv without the wall-clock column.
+/// summary.csv without the wall-clock columns.
 fn rows_without_time(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
-    let at = COLUMNS
+    let at: Vec<usize> = COLUMNS
         .split(',')
-        .position(|c| c == "wall_seconds")
-        .unwrap();
+        .enumerate()
+        .filter(|(_, c)| matches!(*c, "wall_seconds" | "controller_seconds"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 2);
     text.lines()
         .map(|l| {
             l.split(',')
                 .enumerate()
-                .filter(|&(i, _)| i != at)
+                .filter(|(i, _)| !at.contains(i))
                 .map(|(_, v)| v)
                 .collect::<Vec<_>>()
                 .join(",")

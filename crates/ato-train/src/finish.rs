@@ -6,6 +6,7 @@
 
 use crate::config::RunConfig;
 use crate::evaluate::{evaluate, evaluate_loader};
+use crate::pruner::ControllerRecord;
 use crate::records::RunStatus;
 use crate::records::{write_csv_atomically, write_text_atomically, EpochMetrics, SummaryRow};
 use crate::run_dir::RunDir;
@@ -76,6 +77,7 @@ pub fn finish(
     test: &Loader,
     run_dir: &RunDir,
     seconds: f64,
+    controller: Option<ControllerRecord>,
 ) -> Result<RunOutcome, TrainError> {
     let rounded = round_selection(kept, groups, cfg.prune.round_to)?;
     let kept = &rounded;
@@ -118,6 +120,12 @@ pub fn finish(
     let sparsity = kept.dropped_count() as f64 / total_groups.max(1) as f64;
     summary.group_sparsity = Some(sparsity);
     summary.target_met = target_met(&summary, total_groups, cfg.prune.tolerance);
+    if let Some(c) = controller {
+        summary.controller_steps = Some(c.steps);
+        summary.settle_steps = Some(c.settle_steps);
+        summary.controller_images = Some(c.images);
+        summary.controller_seconds = Some(c.seconds);
+    }
     let latency = if cfg.bench.after_run {
         // The trained full model is the dense twin: same architecture, full widths.
         let opts = LatencyOptions::infer(cfg.bench.batch, cfg.bench.repeats);

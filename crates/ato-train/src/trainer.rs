@@ -314,6 +314,7 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
         &data.test,
         &run_dir,
         lp.state.seconds,
+        lp.pruner.controller_record(),
     )?;
     if let (true, Some(t)) = (opts.progress, &outcome.latency) {
         println!(

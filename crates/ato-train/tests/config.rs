@@ -65,6 +65,11 @@ fn each_bad_value_is_one_line_naming_the_key() {
             "optim.name = \"adamw\"\noptim.nesterov = true",
             "optim.nesterov",
         ),
+        // SGD rejects Nesterov without momentum at its first step: caught before anything runs
+        (
+            "optim.momentum = 0.0\noptim.nesterov = true",
+            "optim.nesterov",
+        ),
         ("train.epochs = 8\noto.n_p = 9", "oto.n_p"),
         (
             "model.width_mult = 0.0\nmodel.name = \"mobilenetv2\"",

@@ -126,6 +126,15 @@ fn ato_prunes_compacts_and_writes_every_file() {
     assert_eq!(Some(compact.macs()), s.pruned_macs);
     // the controller ran in epochs 1 and 2, and its regulariser was logged
     assert!(out.metrics[1].controller_loss > 0.0 && out.metrics[0].controller_loss == 0.0);
+    // …and its cost is in the row: hyper_step = 2 over the 16 target steps of epochs 1–2 is
+    // 8 steps (a fixed rate never settles), on 25% of the 512 training images
+    let logged: usize = out.metrics.iter().map(|m| m.controller_steps).sum();
+    assert_eq!(s.controller_steps, Some(8));
+    assert_eq!(logged, 8);
+    assert_eq!(s.settle_steps, Some(0));
+    assert_eq!(s.controller_images, Some(128));
+    let c = s.controller_seconds.unwrap();
+    assert!(c > 0.0 && c < s.wall_seconds.unwrap(), "{c}");
     let probes = std::fs::read_to_string(out.run_dir.join("convergence.csv")).unwrap();
     assert_eq!(
         probes.lines().count(),
@@ -149,6 +158,12 @@ fn oto_otov2_and_half_space_ato_end_with_exact_zero_groups_and_a_compact_model()
         let out = run(&cfg, &quiet()).unwrap();
         let last = out.metrics.last().unwrap();
         assert!(last.zero_groups > 0, "{method:?} zeroed groups: {last:?}");
+        // only ATO rows carry the controller's columns
+        assert_eq!(
+            out.summary.controller_steps.is_some(),
+            method == Method::Ato,
+            "{method:?}"
+        );
         assert!(out.compact_max_abs_diff < 1e-4);
         assert!(
             out.summary.pruned_macs.unwrap() < out.summary.base_macs,
@@ -190,6 +205,11 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_numbers() {
     assert_eq!(
         (a.top1, a.compact_top1, a.pruned_macs, a.pruned_params),
         (b.top1, b.compact_top1, b.pruned_macs, b.pruned_params)
+    );
+    // the controller's steps survive the kill (the checkpoint keeps the count)
+    assert_eq!(
+        (a.controller_steps, a.settle_steps),
+        (b.controller_steps, b.settle_steps)
     );
 }
 

@@ -127,7 +127,8 @@ impl Report<'_> {
             let _ = writeln!(md, "\n## Ablations\n");
             let _ = writeln!(
                 md,
-                "ATO runs that differ from the central settings in one axis only.\n"
+                "ATO runs that differ from the central settings in one axis only; mean ± sample \
+                 std over the n seeds of each value (the figure draws every seed).\n"
             );
         }
         for ab in &ablations {
@@ -140,20 +141,25 @@ impl Report<'_> {
             );
             let _ = writeln!(
                 md,
-                "| {} | top-1 (%) | FLOPs↓ (%) | params↓ (%) | run |",
+                "| {} | n | top-1 (%) | FLOPs↓ (%) | target | params↓ (%) | first run |",
                 ab.axis.label()
             );
-            let _ = writeln!(md, "|---|---|---|---|---|");
+            let _ = writeln!(md, "|---|---|---|---|---|---|---|");
             for r in &ab.runs {
-                let s = &r.summary;
+                let mates = self.seed_mates(r);
+                let spread = |f: fn(&ato_train::SummaryRow) -> Option<f64>| {
+                    Spread::pct(Spread::over(&mates, f))
+                };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | `{}` |",
+                    "| {} | {} | {} | {} | {} | {} | `{}` |",
                     ab.axis.value(r).map_or("–".into(), num),
-                    pct(s.top1),
-                    pct(s.flops_reduction),
-                    pct(s.params_reduction),
-                    s.run_id
+                    mates.len(),
+                    spread(|s| s.top1),
+                    spread(|s| s.flops_reduction),
+                    targets_cell(&mates),
+                    spread(|s| s.params_reduction),
+                    r.summary.run_id
                 );
             }
             let _ = writeln!(md);
@@ -295,6 +301,10 @@ pub(super) mod tests {
                 compact_ms: None,
                 speedup: None,
                 reference_run: None,
+                controller_steps: None,
+                settle_steps: None,
+                controller_images: None,
+                controller_seconds: None,
             },
             metrics: Vec::new(),
             convergence: Vec::new(),

@@ -170,6 +170,12 @@ impl<'a> Report<'a> {
         if near_chance {
             limits.push("dense is at chance, so nothing was learnt to compare");
         }
+        if min_pairs.is_none() && limits.is_empty() && !self.ablations().is_empty() {
+            return "**What this sweep shows: ATO's ablations.** Each axis is moved with the \
+                    others at their central values, mean ± std over the seeds of each value; no \
+                    baseline is compared, so nothing is ranked."
+                .into();
+        }
         match min_pairs {
             None => limits.push("there is no baseline to rank"),
             Some(n) if n < 2 => limits

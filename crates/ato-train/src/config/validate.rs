@@ -58,6 +58,12 @@ impl RunConfig {
                 "Nesterov momentum is an SGD option; set it to false for adamw",
             ));
         }
+        if o.nesterov && o.name == super::OptimizerName::Sgd && o.momentum == 0.0 {
+            return Err(invalid(
+                "optim.nesterov",
+                "Nesterov needs momentum > 0; with optim.momentum = 0 set optim.nesterov = false",
+            ));
+        }
         check(
             o.weight_decay >= 0.0 && o.weight_decay.is_finite(),
             "optim.weight_decay",

@@ -43,6 +43,19 @@ pub struct GradContext<'a> {
     pub first_in_epoch: bool,
 }
 
+/// What ATO's controller cost over the run (the `summary.csv` columns of an ATO row).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ControllerRecord {
+    /// Controller steps taken, settling included.
+    pub steps: u64,
+    /// Of those, the extra steps of settling at the end of the window.
+    pub settle_steps: u64,
+    /// Images of the controller's subset D_c.
+    pub images: usize,
+    /// Wall-clock seconds spent in controller steps (across resumes).
+    pub seconds: f64,
+}
+
 /// Per-epoch statistics of a pruner (controller loss and FLOPs regulariser for ATO).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PrunerStats {
@@ -90,6 +103,11 @@ pub trait Pruner {
     /// λ_g of every group in the regulariser h the method is minimising (for the probes).
     fn penalty(&self, groups: &GroupSet, _epoch: usize) -> Vec<Vec<f64>> {
         no_penalty(groups)
+    }
+
+    /// ATO's controller cost over the run; `None` for the other methods.
+    fn controller_record(&self) -> Option<ControllerRecord> {
+        None
     }
 
     /// Statistics of the epoch so far.

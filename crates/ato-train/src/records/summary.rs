@@ -92,6 +92,19 @@ pub struct SummaryRow {
     /// `match_flops`, paired with the ATO run of its seed and budget); empty otherwise.
     #[serde(default)]
     pub reference_run: Option<String>,
+    /// ATO: controller steps over the run, settling included (empty for other methods).
+    #[serde(default)]
+    pub controller_steps: Option<u64>,
+    /// ATO: of those, the extra steps of settling at the end of the window (0: none needed).
+    #[serde(default)]
+    pub settle_steps: Option<u64>,
+    /// ATO: images of the controller's subset D_c (`ato.controller_fraction` of the training
+    /// split).
+    #[serde(default)]
+    pub controller_images: Option<usize>,
+    /// ATO: wall-clock seconds spent in controller steps (part of `wall_seconds`).
+    #[serde(default)]
+    pub controller_seconds: Option<f64>,
 }
 
 impl SummaryRow {
@@ -138,6 +151,10 @@ impl SummaryRow {
             compact_ms: None,
             speedup: None,
             reference_run: cfg.prune.reference_run.clone(),
+            controller_steps: None,
+            settle_steps: None,
+            controller_images: None,
+            controller_seconds: None,
         })
     }
 

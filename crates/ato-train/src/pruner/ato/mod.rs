@@ -77,6 +77,8 @@ pub struct Ato {
     subset: Loader,
     /// Controller steps taken so far.
     controller_steps: u64,
+    /// Wall-clock seconds of those steps.
+    controller_seconds: f64,
     /// The cap on settling steps at the end of the window (0 = no settling).
     settle_cap: u64,
     /// Settling steps taken.
@@ -155,6 +157,7 @@ impl Ato {
             flops,
             subset,
             controller_steps: 0,
+            controller_seconds: 0.0,
             settle_cap: if plan.is_auto() {
                 a.settle_steps as u64
             } else {
@@ -180,6 +183,7 @@ impl Ato {
 
     /// One controller step on the next batch of D_c.
     fn controller_step(&mut self, model: &Model) -> Result<(), TrainError> {
+        let started = std::time::Instant::now();
         let c = self.controller_steps;
         let (j, reg) = self.controller_objective(model, c)?;
         let value = j.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
@@ -194,6 +198,7 @@ impl Ato {
         let lr = self.schedule.phase(self.epoch).controller_lr;
         self.optimizer.step(&grads, lr)?;
         self.controller_steps += 1;
+        self.controller_seconds += started.elapsed().as_secs_f64();
         self.stats.0 += value;
         self.stats.1 += reg;
         self.stats.2 += 1;
@@ -336,6 +341,15 @@ impl Pruner for Ato {
             .collect()
     }
 
+    fn controller_record(&self) -> Option<super::ControllerRecord> {
+        Some(super::ControllerRecord {
+            steps: self.controller_steps,
+            settle_steps: self.settled,
+            images: self.subset.dataset().len(),
+            seconds: self.controller_seconds,
+        })
+    }
+
     fn stats(&self) -> PrunerStats {
         let n = self.stats.2.max(1) as f64;
         PrunerStats {
@@ -352,6 +366,7 @@ impl Pruner for Ato {
         }
         s.put_meta("controller_steps", self.controller_steps);
         s.put_meta("settled", self.settled);
+        s.put_meta("controller_seconds", self.controller_seconds);
         s.put_meta(
             "epoch_mask",
             serde_json::to_string(&self.mask).expect("bools serialise"),
@@ -374,6 +389,7 @@ impl Pruner for Ato {
         }
         self.controller_steps = s.meta("controller_steps")?;
         self.settled = s.meta("settled").unwrap_or(0);
+        self.controller_seconds = s.meta("controller_seconds").unwrap_or(0.0);
         if let Some(text) = s.meta.get("epoch_mask") {
             self.mask = serde_json::from_str(text)
                 .map_err(|e| TrainError::Io(format!("epoch mask in the checkpoint: {e}")))?;
