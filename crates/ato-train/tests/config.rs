@@ -277,17 +277,28 @@ fn every_key_is_documented_and_listed_for_help() {
     // and every listed key is one the parser accepts
     for d in &keys {
         let (section, field) = d.key.split_once('.').unwrap_or(("", &d.key));
-        let value = if d.default.is_empty() {
-            "1"
+        // a key without a default is a number or a string (e.g. prune.reference_run)
+        let values: Vec<&str> = if d.default.is_empty() {
+            vec!["1", "\"x\""]
         } else {
-            &d.default
+            vec![&d.default]
         };
-        let text = if section.is_empty() {
-            format!("{field} = {value}")
-        } else {
-            format!("[{section}]\n{field} = {value}")
+        let parse = |value: &&str| {
+            let text = if section.is_empty() {
+                format!("{field} = {value}")
+            } else {
+                format!("[{section}]\n{field} = {value}")
+            };
+            RunConfig::from_toml(&text)
         };
-        RunConfig::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", d.key));
+        if let Some(e) = values
+            .iter()
+            .map(parse)
+            .find_map(|r| r.err())
+            .filter(|_| values.iter().map(parse).all(|r| r.is_err()))
+        {
+            panic!("{}: {e}", d.key);
+        }
     }
 }
 
