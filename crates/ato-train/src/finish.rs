@@ -68,6 +68,13 @@ pub fn round_selection(kept: &Mask, groups: &GroupSet, n: usize) -> Result<Mask,
     Ok(kept.round_kept_up(&norms, n))
 }
 
+/// What training cost: its wall-clock seconds (across resumes) and ATO's controller.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TrainingCost {
+    pub seconds: f64,
+    pub controller: Option<ControllerRecord>,
+}
+
 /// Hard-zeroes, compacts, evaluates and writes the run's final files.
 pub fn finish(
     cfg: &RunConfig,
@@ -76,8 +83,7 @@ pub fn finish(
     kept: &Mask,
     test: &Loader,
     run_dir: &RunDir,
-    seconds: f64,
-    controller: Option<ControllerRecord>,
+    cost: TrainingCost,
 ) -> Result<RunOutcome, TrainError> {
     let rounded = round_selection(kept, groups, cfg.prune.round_to)?;
     let kept = &rounded;
@@ -115,12 +121,12 @@ pub fn finish(
     summary.top1 = Some(full.top1());
     summary.top5 = Some(full.top5());
     summary.compact_top1 = Some(small.top1());
-    summary.wall_seconds = Some(seconds);
+    summary.wall_seconds = Some(cost.seconds);
     let total_groups: usize = kept.widths().iter().sum();
     let sparsity = kept.dropped_count() as f64 / total_groups.max(1) as f64;
     summary.group_sparsity = Some(sparsity);
     summary.target_met = target_met(&summary, total_groups, cfg.prune.tolerance);
-    if let Some(c) = controller {
+    if let Some(c) = cost.controller {
         summary.controller_steps = Some(c.steps);
         summary.settle_steps = Some(c.settle_steps);
         summary.controller_images = Some(c.images);

@@ -8,7 +8,7 @@ use crate::config::RunConfig;
 use crate::data::RunData;
 use crate::device::select_device;
 use crate::evaluate::evaluate_loader;
-use crate::finish::{finish, RunOutcome};
+use crate::finish::{finish, RunOutcome, TrainingCost};
 use crate::mixup::mix;
 use crate::objective::{cross_entropy, finite_loss, mixup_cross_entropy, Tally};
 use crate::probe::RunProbe;
@@ -313,8 +313,10 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
         &kept,
         &data.test,
         &run_dir,
-        lp.state.seconds,
-        lp.pruner.controller_record(),
+        TrainingCost {
+            seconds: lp.state.seconds,
+            controller: lp.pruner.controller_record(),
+        },
     )?;
     if let (true, Some(t)) = (opts.progress, &outcome.latency) {
         println!(
