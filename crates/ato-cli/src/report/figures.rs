@@ -317,12 +317,23 @@ impl Report<'_> {
         }
         let mut flops = panel(|s| s.flops_reduction);
         flops.extend(missed);
+        // the FLOPs panel draws the target the runs were asked for
+        let target = ab
+            .runs
+            .first()
+            .and_then(|r| r.summary.target_flops_reduction);
         let panels = vec![
             (
                 chart("top-1", "test top-1 (%), mean ± std"),
                 panel(|s| s.top1),
             ),
-            (chart("FLOPs reduction", "FLOPs↓ (%)"), flops),
+            (
+                Chart {
+                    reference_y: target.map(|t| 100.0 * t),
+                    ..chart("FLOPs reduction (line: the target)", "FLOPs↓ (%)")
+                },
+                flops,
+            ),
             (
                 chart("params reduction", "params↓ (%)"),
                 panel(|s| s.params_reduction),
