@@ -32,7 +32,7 @@ impl EpochSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetSection {
-    /// synth10 | synth100 | cifar10 | cifar100 | imagenet.
+    /// synth10 | synth100 | cifar10 | cifar100 | imagenet | digits (embedded, 8×8 greyscale).
     #[schemars(with = "String")]
     pub name: DatasetName,
     /// Folder holding `cifar-10-batches-bin/`, `cifar-100-binary/`, ImageNet's `train/` and
