@@ -1,10 +1,13 @@
 //! The out-of-place affine-activation and output-gate kernels as safe functions on
 //! uninitialised outputs: each writes every element of its output (lengths asserted) and
-//! returns it initialised, for [`crate::output`]'s in-place helpers.
+//! returns it initialised, for [`crate::output`]'s in-place helpers; and [`normalize`], the
+//! eval-mode BatchNorm pass built on them.
 
-use super::kernels::{affine_act_uninit, affine_add_act_uninit, output_gate_uninit};
+use super::kernels::{
+    affine_act_uninit, affine_add_act_uninit, output_gate_uninit, Planes, MIN_TASK_ELEMS,
+};
 use super::Activation;
-use crate::output::assume_init;
+use crate::output::{assume_init, fill_items_into};
 use std::mem::MaybeUninit;
 
 /// `out = act(x · a + b)` into `out` (as long as `x`), returned initialised.
@@ -49,4 +52,19 @@ pub(crate) fn output_gate<'o>(
     output_gate_uninit(g, dy, y, act);
     // SAFETY: `output_gate_uninit` wrote g[i] for every i < |dy| = |y| = |g|.
     unsafe { assume_init(g) }
+}
+
+/// `out = act(x · scale[c] + shift[c])` over all planes.
+pub(crate) fn normalize(
+    d: Planes,
+    x: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    act: Activation,
+) -> Vec<f32> {
+    fill_items_into(x.len(), d.plane, MIN_TASK_ELEMS, |idx, o| {
+        let c = idx % d.channels;
+        let x = &x[idx * d.plane..][..d.plane];
+        affine_act(o, x, scale[c], shift[c], act)
+    })
 }

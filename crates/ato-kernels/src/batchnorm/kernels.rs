@@ -4,15 +4,14 @@
 //!
 //! Every loop is monomorphised per activation ([`ActFn`]) so that it vectorises.
 
-use super::into::affine_act;
 use super::Activation;
-use crate::output::{fill_item_groups, fill_items_into};
+use crate::output::fill_item_groups;
 use crate::parallel::par_map;
 use crate::simd::{multiversion, shifted_sum_and_squares};
 use std::mem::MaybeUninit;
 
 /// Planes are grouped into tasks of at least this many elements.
-const MIN_TASK_ELEMS: usize = 16 * 1024;
+pub(super) const MIN_TASK_ELEMS: usize = 16 * 1024;
 
 const LANES: usize = 16;
 
@@ -300,21 +299,6 @@ multiversion! {
 pub(super) fn output_gate_uninit(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32], act: Activation) {
     with_act!(act, output_gate_plane(g, dy, y))
 }
-}
-
-/// `out = act(x · scale[c] + shift[c])` over all planes.
-pub(crate) fn normalize(
-    d: Planes,
-    x: &[f32],
-    scale: &[f32],
-    shift: &[f32],
-    act: Activation,
-) -> Vec<f32> {
-    fill_items_into(x.len(), d.plane, MIN_TASK_ELEMS, |idx, o| {
-        let c = idx % d.channels;
-        let x = &x[idx * d.plane..][..d.plane];
-        affine_act(o, x, scale[c], shift[c], act)
-    })
 }
 
 #[inline(always)]

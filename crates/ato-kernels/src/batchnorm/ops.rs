@@ -1,7 +1,8 @@
 //! The BatchNorm custom ops: forward (batch or running statistics, fused activation) and a
 //! backward that yields dx as a tensor and dγ, dβ on the side.
 
-use super::kernels::{batch_stats, grad_coefficients, grad_input, grad_sums, normalize, Planes};
+use super::into::normalize;
+use super::kernels::{batch_stats, grad_coefficients, grad_input, grad_sums, Planes};
 use super::Activation;
 use crate::storage::{contiguous_f32, dims4, expect_same_dims, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
