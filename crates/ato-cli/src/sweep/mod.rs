@@ -76,6 +76,8 @@ pub struct PlannedRun {
     pub index: usize,
     pub config: RunConfig,
     pub point: Vec<(String, String)>,
+    /// The `calibration.csv` row that set this run's knob (matched FLOPs only).
+    pub calibration_key: Option<String>,
 }
 
 /// Expands and validates every run of a sweep; duplicates (same run id, and with matched
@@ -109,6 +111,7 @@ pub fn plan(sweep: &spec::Sweep, overrides: &[String]) -> Result<Vec<PlannedRun>
                 index: out.len(),
                 config: cfg,
                 point: r.point.clone(),
+                calibration_key: None,
             });
         }
     }
@@ -273,6 +276,10 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
         run_one(&runs, i, &mut tally, mine, args.quiet);
     }
     let rows = write_summary(&runs)?;
+    if sweep.match_flops && shard.1 == 1 {
+        // a by-construction row records what its run measured, not the reference it aimed at
+        calibrate::record_measured(&runs, &sweep_dir(&runs), &finished_reduction)?;
+    }
     println!(
         "sweep `{}`: {} finished, {} failed; {rows} rows in {}",
         sweep.name,

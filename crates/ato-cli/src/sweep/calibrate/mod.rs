@@ -118,7 +118,8 @@ pub struct CalibrationRow {
     /// The config key searched.
     pub knob: String,
     pub value: f64,
-    /// The pilot's FLOPs reduction at `value` (the reference itself by construction).
+    /// The pilot's FLOPs reduction at `value`; by construction, the run's measured reduction
+    /// once it has finished ([`record_measured`]), the reference until then.
     pub achieved: f64,
     pub reference: f64,
     pub status: SearchStatus,
@@ -469,6 +470,7 @@ pub fn apply(
         };
         runs[i].config.prune.target_flops_reduction = reference;
         runs[i].config.prune.reference_run = reference_run;
+        runs[i].calibration_key = Some(row.key.clone());
         set(&mut runs[i].config, row.value);
         if let Some(l) = row.lambda {
             runs[i].config.otov2.lambda = Some(l);
@@ -499,4 +501,43 @@ pub fn apply(
         }
     }
     Ok(lines)
+}
+
+/// Writes each finished by-construction run's measured FLOPs reduction (`measured`) into its
+/// `calibration.csv` row, in place of the reference it aimed at; rows of runs that have not
+/// finished keep the reference. The cache still answers by the reference and the status.
+pub fn record_measured(
+    runs: &[PlannedRun],
+    dir: &Path,
+    measured: &dyn Fn(&RunConfig) -> Option<f64>,
+) -> Result<()> {
+    let path = dir.join(CALIBRATION_FILE);
+    if !path.is_file() {
+        return Ok(());
+    }
+    let mut cache: Vec<CalibrationRow> = read_csv(&path)?;
+    let mut changed = false;
+    for r in runs {
+        let Some(key) = &r.calibration_key else {
+            continue;
+        };
+        let Some(got) = measured(&r.config) else {
+            continue;
+        };
+        let reference = r.config.prune.target_flops_reduction;
+        for row in cache.iter_mut().filter(|c| {
+            &c.key == key
+                && c.status == SearchStatus::ByConstruction
+                && (c.reference - reference).abs() < 1e-9
+        }) {
+            if row.achieved != got {
+                row.achieved = got;
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        write_csv_atomically(&path, &cache)?;
+    }
+    Ok(())
 }

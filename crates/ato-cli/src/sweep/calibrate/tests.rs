@@ -135,6 +135,7 @@ fn planned(method: Method, seed: u64) -> PlannedRun {
         index: 0,
         config,
         point: vec![("method".into(), method.as_str().into())],
+        calibration_key: None,
     }
 }
 
@@ -561,4 +562,38 @@ fn a_search_run_again_replaces_its_own_pilots_and_keeps_the_others() {
     assert_eq!(mine, (1..=asked.get()).collect::<Vec<_>>(), "{after:?}");
     let others: Vec<&SearchPilot> = after.iter().filter(|r| r.key != resnet20_key).collect();
     assert_eq!(others, kept);
+}
+
+#[test]
+fn a_by_construction_row_records_what_its_run_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pilot =
+        |c: &RunConfig| -> anyhow::Result<PilotOutcome> { Ok(flops(log_response(c.oto.lambda))) };
+    let mut runs = one_seed();
+    apply(&mut runs, dir.path(), budget(8), &no_ato, Some(&mut pilot)).unwrap();
+    let read = || -> Vec<super::CalibrationRow> {
+        ato_train::read_csv(&dir.path().join(CALIBRATION_FILE)).unwrap()
+    };
+    let hesso = |rows: &[super::CalibrationRow]| {
+        rows.iter().find(|r| r.method == "hesso").unwrap().achieved
+    };
+    // before the run: the reference it aims at
+    assert_eq!(hesso(&read()), 0.5);
+    // a run that has not finished changes nothing
+    super::record_measured(&runs, dir.path(), &|_| None).unwrap();
+    assert_eq!(hesso(&read()), 0.5);
+    // HESSO finished at 51.3%: its row says so; OTO's searched row is left as the search wrote
+    let oto_before = read().iter().find(|r| r.method == "oto").unwrap().clone();
+    let measured = |c: &RunConfig| (c.method == Method::Hesso).then_some(0.513);
+    super::record_measured(&runs, dir.path(), &measured).unwrap();
+    assert_eq!(hesso(&read()), 0.513);
+    assert_eq!(
+        read().iter().find(|r| r.method == "oto").unwrap(),
+        &oto_before
+    );
+    // and the cache still answers the next sweep by the reference
+    let mut never = |_: &RunConfig| -> anyhow::Result<PilotOutcome> { panic!("the cache answers") };
+    let mut again = one_seed();
+    apply(&mut again, dir.path(), budget(8), &no_ato, Some(&mut never)).unwrap();
+    assert_eq!(again[1].config.prune.target_flops_reduction, 0.5);
 }
