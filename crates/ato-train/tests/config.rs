@@ -65,6 +65,10 @@ fn each_bad_value_is_one_line_naming_the_key() {
             "optim.name = \"adamw\"\noptim.nesterov = true",
             "optim.nesterov",
         ),
+        (
+            "method = \"hesso\"\nhesso.target_group_sparsity = 1.0",
+            "hesso.target_group_sparsity",
+        ),
         // SGD rejects Nesterov without momentum at its first step: caught before anything runs
         (
             "optim.momentum = 0.0\noptim.nesterov = true",

@@ -261,3 +261,26 @@ fn round_to_keeps_multiples_of_n_channels_in_every_gate() {
         assert!(out.compact_max_abs_diff < 1e-4, "{method:?}");
     }
 }
+
+#[test]
+fn hesso_aims_at_a_group_count_when_asked_as_the_reference_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny(Method::Hesso, dir.path());
+    cfg.hesso.start_epoch = Some(ato_train::EpochSpec::Epoch(1));
+    cfg.hesso.pruning_epochs = Some(ato_train::EpochSpec::Epoch(2));
+    cfg.hesso.periods = 2;
+    cfg.hesso.target_group_sparsity = Some(0.3);
+    let out = run(&cfg, &quiet()).unwrap();
+    let s = &out.summary;
+    assert_eq!(s.target_group_sparsity, Some(0.3));
+    // ⌊0.3 · N⌋ of the N = 4+4+4+8+8+8+16+16+16 = 84 gated groups are dropped: 25
+    let dropped = (s.group_sparsity.unwrap() * 84.0).round() as usize;
+    assert_eq!(dropped, 25, "{s:?}");
+    // the default aims at the FLOPs target instead: another selection
+    let mut flops = tiny(Method::Hesso, dir.path());
+    flops.hesso = cfg.hesso.clone();
+    flops.hesso.target_group_sparsity = None;
+    let other = run(&flops, &quiet()).unwrap();
+    assert_eq!(other.summary.target_group_sparsity, None);
+    assert_ne!(other.summary.group_sparsity, s.group_sparsity);
+}

@@ -11,6 +11,9 @@
 pub mod calibrate;
 pub mod spec;
 
+#[cfg(test)]
+mod tests;
+
 use crate::layers;
 use anyhow::{anyhow, bail, Result};
 use ato_train::run_dir::SUMMARY_FILE;

@@ -18,6 +18,12 @@ pub struct HessoSection {
     pub pruning_epochs: Option<EpochSpec>,
     /// P, the number of pruning periods (each shrinks its groups linearly to zero).
     pub periods: usize,
+    /// What HESSO aims at: unset = `prune.target_flops_reduction`, a MACs reduction (ours);
+    /// a share of all groups in (0, 1) = the reference's target, a group count
+    /// (only_train_once's `target_group_sparsity`). With matched FLOPs the share is the
+    /// searched knob, as OTOv2's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_group_sparsity: Option<f64>,
 }
 
 impl Default for HessoSection {
@@ -26,6 +32,7 @@ impl Default for HessoSection {
             start_epoch: None,
             pruning_epochs: None,
             periods: 10,
+            target_group_sparsity: None,
         }
     }
 }
@@ -105,6 +112,14 @@ impl RunConfig {
             Method::Hesso => {
                 if self.hesso.periods == 0 {
                     return bad("hesso.periods", "0 is outside [1, ∞)".into());
+                }
+                if let Some(t) = self.hesso.target_group_sparsity {
+                    if !(t > 0.0 && t < 1.0) {
+                        return bad(
+                            "hesso.target_group_sparsity",
+                            format!("{t} is outside (0, 1)"),
+                        );
+                    }
                 }
                 let (s, p) = (self.hesso_start(), self.hesso_pruning_epochs());
                 if p == 0 || s + p > e {

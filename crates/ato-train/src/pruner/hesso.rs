@@ -40,9 +40,12 @@ impl Hesso {
                 config.periods, config.pruning_steps
             )));
         }
-        let target = HessoTarget::Macs {
-            reduction: cfg.prune.target_flops_reduction,
-            cost: Arc::new(WidthPolynomial::macs(model.arch())),
+        let target = match cfg.hesso.target_group_sparsity {
+            Some(share) => HessoTarget::GroupSparsity(share),
+            None => HessoTarget::Macs {
+                reduction: cfg.prune.target_flops_reduction,
+                cost: Arc::new(WidthPolynomial::macs(model.arch())),
+            },
         };
         let decoupled = match cfg.optim.name {
             OptimizerName::Sgd => 0.0,

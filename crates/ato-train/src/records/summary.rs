@@ -70,7 +70,7 @@ pub struct SummaryRow {
     pub compact_top1: Option<f64>,
     /// Seconds of training (across resumes), or until the failure.
     pub wall_seconds: Option<f64>,
-    /// The share of zero groups asked for (OTOv2).
+    /// The share of zero groups asked for (OTOv2; HESSO with `hesso.target_group_sparsity`).
     pub target_group_sparsity: Option<f64>,
     /// The share of groups dropped by the final mask.
     pub group_sparsity: Option<f64>,
@@ -143,8 +143,11 @@ impl SummaryRow {
             top5: None,
             compact_top1: None,
             wall_seconds: None,
-            target_group_sparsity: (cfg.method == Method::Otov2)
-                .then_some(cfg.otov2.target_group_sparsity),
+            target_group_sparsity: match cfg.method {
+                Method::Otov2 => Some(cfg.otov2.target_group_sparsity),
+                Method::Hesso => cfg.hesso.target_group_sparsity,
+                _ => None,
+            },
             group_sparsity: None,
             target_met: None,
             dense_ms: None,

@@ -137,9 +137,16 @@ pub struct CalibrationRow {
     pub near_high: Option<f64>,
 }
 
-/// The knob of a method, if it is matched by one.
-fn knob(method: Method) -> Option<(&'static str, Option<KnobScale>)> {
-    match method {
+/// A group-sparsity share searched on a linear scale (OTOv2's target, HESSO's group target).
+const SHARE: KnobScale = KnobScale {
+    log: false,
+    lo: 0.01,
+    hi: 0.95,
+};
+
+/// The knob a run is matched by, if any, and how it is searched (`None`: by construction).
+fn knob(cfg: &RunConfig) -> Option<(&'static str, Option<KnobScale>)> {
+    match cfg.method {
         Method::Oto => Some((
             "oto.lambda",
             Some(KnobScale {
@@ -148,31 +155,30 @@ fn knob(method: Method) -> Option<(&'static str, Option<KnobScale>)> {
                 hi: 1e3,
             }),
         )),
-        Method::Otov2 => Some((
-            "otov2.target_group_sparsity",
-            Some(KnobScale {
-                log: false,
-                lo: 0.01,
-                hi: 0.95,
-            }),
-        )),
+        Method::Otov2 => Some(("otov2.target_group_sparsity", Some(SHARE))),
+        // the reference's group-count target is searched like OTOv2's
+        Method::Hesso if cfg.hesso.target_group_sparsity.is_some() => {
+            Some(("hesso.target_group_sparsity", Some(SHARE)))
+        }
         Method::Hesso | Method::Magnitude => Some(("prune.target_flops_reduction", None)),
         Method::Dense | Method::Ato => None,
     }
 }
 
 fn get(cfg: &RunConfig) -> f64 {
-    match cfg.method {
-        Method::Oto => cfg.oto.lambda,
-        Method::Otov2 => cfg.otov2.target_group_sparsity,
+    match (cfg.method, cfg.hesso.target_group_sparsity) {
+        (Method::Oto, _) => cfg.oto.lambda,
+        (Method::Otov2, _) => cfg.otov2.target_group_sparsity,
+        (Method::Hesso, Some(share)) => share,
         _ => cfg.prune.target_flops_reduction,
     }
 }
 
 fn set(cfg: &mut RunConfig, v: f64) {
-    match cfg.method {
-        Method::Oto => cfg.oto.lambda = v,
-        Method::Otov2 => cfg.otov2.target_group_sparsity = v,
+    match (cfg.method, cfg.hesso.target_group_sparsity) {
+        (Method::Oto, _) => cfg.oto.lambda = v,
+        (Method::Otov2, _) => cfg.otov2.target_group_sparsity = v,
+        (Method::Hesso, Some(_)) => cfg.hesso.target_group_sparsity = Some(v),
         _ => cfg.prune.target_flops_reduction = v,
     }
 }
@@ -367,7 +373,7 @@ pub fn apply(
     let mut lines = Vec::new();
     for i in 0..runs.len() {
         let mut cfg = runs[i].config.clone();
-        let Some((knob_name, scale)) = knob(cfg.method) else {
+        let Some((knob_name, scale)) = knob(&cfg) else {
             continue;
         };
         let budget = cfg.prune.target_flops_reduction;

@@ -597,3 +597,38 @@ fn a_by_construction_row_records_what_its_run_measured() {
     apply(&mut again, dir.path(), budget(8), &no_ato, Some(&mut never)).unwrap();
     assert_eq!(again[1].config.prune.target_flops_reduction, 0.5);
 }
+
+#[test]
+fn hesso_at_a_group_count_is_matched_by_searching_its_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = vec![planned(Method::Hesso, 0)];
+    runs[0].config.hesso.target_group_sparsity = Some(0.5);
+    // a fake HESSO whose FLOPs reduction is 0.8 × its group share: 0.5 lands at 0.625
+    let mut asked = Vec::new();
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
+        let share = c.hesso.target_group_sparsity.unwrap();
+        asked.push(share);
+        Ok(flops(0.8 * share))
+    };
+    let lines = apply(&mut runs, dir.path(), budget(8), &no_ato, Some(&mut pilot)).unwrap();
+    assert!(asked.len() >= 2, "searched, not by construction: {asked:?}");
+    let share = runs[0].config.hesso.target_group_sparsity.unwrap();
+    assert!((0.8 * share - 0.5).abs() <= 0.01, "{share} {lines:?}");
+    // the FLOPs target stays the budget the run is judged against
+    assert_eq!(runs[0].config.prune.target_flops_reduction, 0.5);
+    let cache = std::fs::read_to_string(dir.path().join(CALIBRATION_FILE)).unwrap();
+    assert!(cache.contains(",hesso.target_group_sparsity,"), "{cache}");
+    // negative control: without the share HESSO is matched by construction, no pilot
+    let mut by_construction = vec![planned(Method::Hesso, 0)];
+    let mut never = |_: &RunConfig| -> anyhow::Result<PilotOutcome> { panic!("no pilot") };
+    let other = tempfile::tempdir().unwrap();
+    apply(
+        &mut by_construction,
+        other.path(),
+        budget(8),
+        &no_ato,
+        Some(&mut never),
+    )
+    .unwrap();
+    assert_eq!(by_construction[0].config.hesso.target_group_sparsity, None);
+}
