@@ -220,6 +220,36 @@ mod tests {
     }
 
     #[test]
+    fn digit_shifts_never_mirror_and_cover_the_one_pixel_square() {
+        let mut rng = seeded_rng(&[3, 4]);
+        let mut seen = [[false; 3]; 3];
+        for _ in 0..500 {
+            let c = CropFlip::sample_shift(&mut rng, 1);
+            assert!(!c.flip, "a mirrored digit is another glyph");
+            assert!(c.shift_x.abs() <= 1 && c.shift_y.abs() <= 1, "{c:?}");
+            seen[(c.shift_y + 1) as usize][(c.shift_x + 1) as usize] = true;
+        }
+        assert!(seen.iter().flatten().all(|&s| s), "{seen:?}");
+        // one channel: the fused pass moves the single plane as the definition says
+        let side = 8;
+        let src: Vec<u8> = (0..side * side).map(|i| (i * 3 % 251 + 1) as u8).collect();
+        let table = identity_table();
+        let mut out = vec![0f32; src.len()];
+        let crop = CropFlip {
+            shift_x: 1,
+            shift_y: -1,
+            flip: false,
+        };
+        crop_flip_normalize(&src, 1, side, crop, &table, &mut out);
+        let mut padded = vec![0u8; 3 * side * side];
+        padded[..side * side].copy_from_slice(&src);
+        let want = reference(&padded, side, crop);
+        for (a, b) in out.iter().zip(&want[..side * side]) {
+            assert!((a - b).abs() < 1e-3);
+        }
+    }
+
+    #[test]
     fn sampled_shifts_stay_within_padding_and_cover_it() {
         let mut rng = seeded_rng(&[1, 2]);
         let mut seen_x = [false; 9];

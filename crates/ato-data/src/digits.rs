@@ -7,8 +7,9 @@
 //! order and the label last. It is compiled into the binary, so `dataset.name = "digits"`
 //! needs no data folder and no download.
 //!
-//! - **Split:** even-numbered lines (0, 2, …) are the training split (899 images), odd ones the
-//!   test split (898 images); both hold 86–93 images of every class.
+//! - **Split:** the images at even positions in the file (0, 2, …) are the training split (899
+//!   images), those at odd positions the test split (898); both hold 86–93 images of every
+//!   class.
 //! - **Pixels:** a count `v` becomes the byte `(255·v + 8) / 16` (16 → 255), so the usual
 //!   `x / 255` scaling and [`DIGITS_MEAN`]/[`DIGITS_STD`] (measured on the training split)
 //!   apply.

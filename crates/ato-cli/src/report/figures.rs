@@ -199,7 +199,7 @@ impl Report<'_> {
                     .collect();
                 let (file, title) = match budget {
                     Some(b) => (
-                        format!("curves_{tag}_{:.0}.png", 100.0 * b),
+                        format!("curves_{tag}_{:.0}.png", 1000.0 * b),
                         format!(
                             "{model} on {dataset}, {:.0}% FLOPs↓: test top-1 (masked) per epoch",
                             100.0 * b

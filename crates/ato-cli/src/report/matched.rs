@@ -75,7 +75,33 @@ impl Report<'_> {
             return "–".into();
         }
         if let Some(text) = self.per_seed_match_text(r) {
-            return text;
+            // the searches' own conclusions, seed by seed (a budget the knob cannot reach,
+            // a response that jumps, or a result resting on the knob's last digits)
+            let mut notes: Vec<String> = Vec::new();
+            for m in self.seed_mates(r) {
+                let Some(t) = m.summary.target_flops_reduction else {
+                    continue;
+                };
+                let Some(c) = self.search_of(m, t) else {
+                    continue;
+                };
+                let note = match c.status {
+                    SearchStatus::Unreachable => Some("cannot reach the budget".to_string()),
+                    SearchStatus::Jump => Some(format!(
+                        "no {} tried lands (the response jumps or scatters)",
+                        knob_word(c)
+                    )),
+                    _ => fragility(c),
+                };
+                if let Some(n) = note {
+                    notes.push(format!("seed {}: {n}", m.summary.seed));
+                }
+            }
+            return if notes.is_empty() {
+                text
+            } else {
+                format!("{text}; {}", notes.join("; "))
+            };
         }
         let Some(reference) = self.reference(r) else {
             return "–".into();

@@ -89,9 +89,15 @@ impl PairedDifference {
         })
     }
 
-    /// The ranking word, only where there is an interval.
+    /// The ranking word, only where there is an interval of non-zero width (equal differences
+    /// on every seed give a zero-width t-interval, which supports no claim).
     pub fn verdict(&self) -> Option<Verdict> {
         let (lo, hi) = self.interval?;
+        // (a top-1 difference moves in steps of one test image, ≥ 1e-4: below 1e-12 the
+        // spread is rounding, not data)
+        if self.std < 1e-12 {
+            return None;
+        }
         Some(if lo > 0.0 {
             Verdict::Better
         } else if hi < 0.0 {
@@ -139,6 +145,17 @@ mod tests {
         let (lo, hi) = r.interval.unwrap();
         assert!((hi - lo - 2.0 * 4.303 * 0.020_816_66 / 3f64.sqrt()).abs() < 1e-6);
         assert_eq!(r.verdict(), Some(Verdict::Indistinguishable));
+    }
+
+    #[test]
+    fn equal_differences_on_every_seed_give_no_verdict() {
+        let p = PairedDifference::of(&[0.011, 0.011, 0.011]).unwrap();
+        let (lo, hi) = p.interval.unwrap();
+        assert!(hi - lo < 1e-12 && (lo - 0.011).abs() < 1e-12, "{lo} {hi}");
+        assert_eq!(p.verdict(), None);
+        // negative control: one seed a test image apart gives a width and a word
+        let q = PairedDifference::of(&[0.011, 0.011, 0.012]).unwrap();
+        assert_eq!(q.verdict(), Some(Verdict::Better));
     }
 
     #[test]

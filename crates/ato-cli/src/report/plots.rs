@@ -208,7 +208,11 @@ fn draw_on(
             if let (Some(c), None) = (chart.chance, chance_on_axis) {
                 ctx.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
                     .map_err(|e| err(&e))?
-                    .label(format!("chance {}% (below the axis)", tick(&c)))
+                    .label(format!(
+                        "chance {}% ({} the axis)",
+                        tick(&c),
+                        if c < d0 { "below" } else { "above" }
+                    ))
                     .legend(|(x, y)| {
                         PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(120, 120, 120))
                     });

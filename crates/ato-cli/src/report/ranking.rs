@@ -23,12 +23,32 @@ pub fn chance(dataset: &str) -> Option<f64> {
 }
 
 impl<'a> Report<'a> {
-    /// `r`'s seed mates with the ATO run each was matched to: (baseline, ATO) per seed.
+    /// `r`'s seed mates with the ATO run each was matched to: (baseline, ATO), at most one pair
+    /// per seed (a seed is never counted twice).
     pub fn pairs(&self, r: &RunRecord) -> Vec<(&'a RunRecord, &'a RunRecord)> {
-        self.seed_mates(r)
-            .into_iter()
-            .filter_map(|b| self.reference_run(b).map(|a| (b, a)))
-            .collect()
+        let mut out: Vec<(&RunRecord, &RunRecord)> = Vec::new();
+        for b in self.seed_mates(r) {
+            if let Some(a) = self.reference_run(b) {
+                if out.iter().all(|(o, _)| o.summary.seed != b.summary.seed) {
+                    out.push((b, a));
+                }
+            }
+        }
+        out
+    }
+
+    /// The Δ cell: the paired difference with its interval, and "k of n seeds paired" when
+    /// some of the row's seeds have no ATO run to pair with.
+    pub fn paired_text(&self, r: &RunRecord) -> String {
+        let Some(p) = self.paired(r) else {
+            return "–".into();
+        };
+        let n = self.seed_mates(r).len();
+        if p.n < n {
+            format!("{} ({} of {n} seeds paired)", p.text(), p.n)
+        } else {
+            p.text()
+        }
     }
 
     /// The paired top-1 difference (baseline − ATO) over `r`'s seeds, if it has pairs.
@@ -126,7 +146,8 @@ impl<'a> Report<'a> {
         };
         let mut text = match p.verdict() {
             Some(v) => v.word().to_string(),
-            None => "none (one seed)".into(),
+            None if p.n < 2 => "none (one seed)".into(),
+            None => "none (the same difference on every seed: no spread to test)".into(),
         };
         if let Some(why) = self.degenerate(r) {
             text = format!("{text}; **{why}**");
@@ -310,7 +331,7 @@ mod tests {
     fn a_collapsed_row_is_marked_degenerate_and_a_healthy_one_is_not() {
         // dense 95%: OTO at 12% (within 5 points of chance 10%) and at 70% (25 below dense)
         for (oto, why) in [(0.12, "of chance"), (0.70, "below dense")] {
-            let runs = paired_sweep(&[0.9; 3], &[oto; 3], &[0.5; 3]);
+            let runs = paired_sweep(&[0.90, 0.91, 0.89], &[oto; 3], &[0.5; 3]);
             let report = Report::new("t", &runs);
             let text = report.verdict_text(oto_row(&report));
             assert!(
@@ -319,7 +340,7 @@ mod tests {
             );
         }
         // negative control: 80% is 15 below dense and far from chance
-        let runs = paired_sweep(&[0.9; 3], &[0.80; 3], &[0.5; 3]);
+        let runs = paired_sweep(&[0.90, 0.91, 0.89], &[0.80; 3], &[0.5; 3]);
         let report = Report::new("t", &runs);
         assert_eq!(report.degenerate(oto_row(&report)), None);
         assert_eq!(report.verdict_text(oto_row(&report)), "worse");
@@ -346,5 +367,40 @@ mod tests {
             report.per_seed_match_text(oto_row(&report)).unwrap(),
             "matched (largest gap +0.9)"
         );
+    }
+
+    #[test]
+    fn a_seed_is_paired_once_and_an_unpaired_seed_is_counted_not_dropped() {
+        let mut runs = paired_sweep(&[0.90, 0.91, 0.88], &[0.92, 0.92, 0.92], &[0.5; 3]);
+        for r in runs.iter_mut().filter(|r| r.summary.method == "oto") {
+            r.summary.budget = Some(0.5);
+        }
+        // the same OTO run listed twice (two planned runs that ended in one folder)
+        let twin = RunRecord {
+            summary: runs[1].summary.clone(),
+            metrics: Vec::new(),
+            convergence: Vec::new(),
+            theorem_regime: false,
+        };
+        runs.push(twin);
+        // seed 3's ATO run pruned nothing, so its OTO run names none: same budget, unpaired
+        let mut lone = run("oto-s3", Some(true));
+        lone.summary.method = "oto".into();
+        lone.summary.seed = 3;
+        lone.summary.budget = Some(0.5);
+        lone.summary.target_flops_reduction = Some(0.5);
+        runs.push(lone);
+        let report = Report::new("t", &runs);
+        let oto = oto_row(&report);
+        let pairs = report.pairs(oto);
+        let mut seeds: Vec<u64> = pairs.iter().map(|(b, _)| b.summary.seed).collect();
+        seeds.sort();
+        assert_eq!(seeds, vec![0, 1, 2], "each seed once");
+        let text = report.paired_text(oto);
+        assert!(text.contains("(3 of 5 seeds paired)"), "{text}");
+        // negative control: without the twin and the lone seed every seed is paired
+        let clean = paired_sweep(&[0.90, 0.91, 0.88], &[0.92, 0.92, 0.92], &[0.5; 3]);
+        let report = Report::new("t", &clean);
+        assert!(!report.paired_text(oto_row(&report)).contains("paired)"));
     }
 }

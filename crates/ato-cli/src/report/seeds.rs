@@ -70,7 +70,7 @@ impl<'a> Report<'a> {
     /// matched per seed (`reference_run`) differ in their knob and target too: they are mates
     /// when they are of the same method and budget.
     pub fn seed_mates(&self, r: &RunRecord) -> Vec<&'a RunRecord> {
-        let matched = |o: &RunRecord| self.reference_run(o).is_some();
+        let matched = |o: &RunRecord| self.is_matched_baseline(o);
         self.groups
             .get(&(r.summary.dataset.clone(), r.summary.model.clone()))
             .map(|runs| {

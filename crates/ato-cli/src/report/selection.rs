@@ -130,13 +130,23 @@ impl<'a> Report<'a> {
             .find(|o| o.summary.run_id == id && o.summary.is_finished())
     }
 
-    /// The budget a run belongs to: a matched run's reference run's FLOPs target, else the
-    /// run's own target (none for dense).
+    /// The budget a run belongs to: the one its sweep recorded (`budget`), else a matched
+    /// run's reference run's FLOPs target, else the run's own target (none for dense).
     pub fn budget_of(&self, r: &RunRecord) -> Option<f64> {
-        match self.reference_run(r) {
-            Some(a) => a.summary.target_flops_reduction,
-            None => r.summary.target_flops_reduction,
+        if r.summary.method == "dense" {
+            return None;
         }
+        r.summary
+            .budget
+            .or_else(|| self.reference_run(r)?.summary.target_flops_reduction)
+            .or(r.summary.target_flops_reduction)
+    }
+
+    /// Whether `r` is a baseline of a matched sweep (it records its budget or its ATO run):
+    /// its seeds differ in knob and target, and it is grouped by method and budget.
+    pub fn is_matched_baseline(&self, r: &RunRecord) -> bool {
+        !matches!(r.summary.method.as_str(), "dense" | "ato")
+            && (r.summary.budget.is_some() || self.reference_run(r).is_some())
     }
 
     /// Per group, method and budget, the run at the central settings (or the first run).

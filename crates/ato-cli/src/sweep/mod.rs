@@ -81,6 +81,8 @@ pub struct PlannedRun {
     pub point: Vec<(String, String)>,
     /// The `calibration.csv` row that set this run's knob (matched FLOPs only).
     pub calibration_key: Option<String>,
+    /// The FLOPs↓ target planned for the run, before matching (`budget` in `summary.csv`).
+    pub budget: Option<f64>,
 }
 
 /// Expands and validates every run of a sweep; duplicates (same run id, and with matched
@@ -112,6 +114,7 @@ pub fn plan(sweep: &spec::Sweep, overrides: &[String]) -> Result<Vec<PlannedRun>
         if !out.iter().any(same) {
             out.push(PlannedRun {
                 index: out.len(),
+                budget: cfg.flops_target(),
                 config: cfg,
                 point: r.point.clone(),
                 calibration_key: None,
@@ -130,12 +133,25 @@ pub fn sweep_dir(runs: &[PlannedRun]) -> PathBuf {
     Path::new(&c.out_dir).join(&c.name)
 }
 
-/// Rewrites `<sweep dir>/summary.csv` from the run folders, in sweep order.
+/// Rewrites `<sweep dir>/summary.csv` from the run folders, in sweep order: one row per run
+/// folder (two planned runs that ended on the same settings share one), with the sweep's own
+/// view of each run (its budget and the ATO run it is paired with, which a run reused from an
+/// earlier sweep may not have recorded).
 pub fn write_summary(runs: &[PlannedRun]) -> Result<usize> {
-    let rows: Vec<SummaryRow> = runs
-        .iter()
-        .filter_map(|r| RunDir::of(&r.config).summary())
-        .collect();
+    let mut rows: Vec<SummaryRow> = Vec::new();
+    for r in runs {
+        let Some(mut row) = RunDir::of(&r.config).summary() else {
+            continue;
+        };
+        if rows.iter().any(|o| o.run_id == row.run_id) {
+            continue;
+        }
+        if r.calibration_key.is_some() {
+            row.reference_run = r.config.prune.reference_run.clone();
+            row.budget = r.budget;
+        }
+        rows.push(row);
+    }
     let dir = sweep_dir(runs);
     std::fs::create_dir_all(&dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
     write_csv_atomically(&dir.join(SUMMARY_FILE), &rows)?;

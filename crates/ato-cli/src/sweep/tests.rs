@@ -66,3 +66,41 @@ fn the_cifar_sweeps_run_hesso_without_momentum() {
         }
     }
 }
+
+#[test]
+fn the_summary_lists_a_run_folder_once_with_the_sweeps_pairing() {
+    use ato_train::{write_csv_atomically, RunDir, RunStatus, SummaryRow};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ato_train::RunConfig {
+        method: Method::Oto,
+        name: "s".into(),
+        out_dir: dir.path().display().to_string(),
+        ..Default::default()
+    };
+    cfg.prune.reference_run = Some("ato-now".into());
+    // the folder's own row names an ATO run of an earlier sweep
+    let mut row = SummaryRow::planned(&cfg, RunStatus::Finished).unwrap();
+    row.reference_run = Some("ato-before".into());
+    let run_dir = RunDir::of(&cfg);
+    std::fs::create_dir_all(run_dir.path()).unwrap();
+    write_csv_atomically(&run_dir.summary_file(), &[row]).unwrap();
+    // two planned runs (50% and 70%) whose matched knobs ended equal: one folder
+    let planned = |budget: f64| super::PlannedRun {
+        index: 0,
+        config: cfg.clone(),
+        point: Vec::new(),
+        calibration_key: Some("k".into()),
+        budget: Some(budget),
+    };
+    let runs = vec![planned(0.5), planned(0.7)];
+    assert_eq!(
+        super::write_summary(&runs).unwrap(),
+        1,
+        "one row per folder"
+    );
+    let rows: Vec<SummaryRow> =
+        ato_train::read_csv(&dir.path().join("s").join("summary.csv")).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].reference_run.as_deref(), Some("ato-now"));
+    assert_eq!(rows[0].budget, Some(0.5));
+}

@@ -92,6 +92,10 @@ pub struct SummaryRow {
     /// `match_flops`, paired with the ATO run of its seed and budget); empty otherwise.
     #[serde(default)]
     pub reference_run: Option<String>,
+    /// The budget a matched run belongs to: the FLOPs↓ target its sweep planned for it, before
+    /// matching replaced the target by the reference (written by the sweep; empty otherwise).
+    #[serde(default)]
+    pub budget: Option<f64>,
     /// ATO: controller steps over the run, settling included (empty for other methods).
     #[serde(default)]
     pub controller_steps: Option<u64>,
@@ -154,6 +158,7 @@ impl SummaryRow {
             compact_ms: None,
             speedup: None,
             reference_run: cfg.prune.reference_run.clone(),
+            budget: None,
             controller_steps: None,
             settle_steps: None,
             controller_images: None,

@@ -113,7 +113,8 @@ pub struct MatchSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationRow {
     pub method: String,
-    /// The run's settings without seed and knob (a run id).
+    /// The run's settings without the knob (a run id, seed included), the pilot epochs and the
+    /// budget: `<run id>-p<epochs>-b<budget>`.
     pub key: String,
     /// The config key searched.
     pub knob: String,

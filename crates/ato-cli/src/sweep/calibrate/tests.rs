@@ -123,6 +123,10 @@ fn an_evaluation_that_takes_several_pilots_counts_them_all() {
     assert_eq!(out.status, SearchStatus::Closest);
 }
 
+fn config_budget(method: Method) -> Option<f64> {
+    (method != Method::Dense).then_some(0.5)
+}
+
 fn planned(method: Method, seed: u64) -> PlannedRun {
     let mut config = RunConfig {
         method,
@@ -136,6 +140,7 @@ fn planned(method: Method, seed: u64) -> PlannedRun {
         config,
         point: vec![("method".into(), method.as_str().into())],
         calibration_key: None,
+        budget: config_budget(method),
     }
 }
 
@@ -174,7 +179,7 @@ fn one_seed() -> Vec<PlannedRun> {
 }
 
 #[test]
-fn the_cache_serves_every_seed_and_a_second_sweep_runs_no_pilots() {
+fn every_seed_has_its_search_and_a_second_sweep_runs_no_pilots() {
     let dir = tempfile::tempdir().unwrap();
     let settings = MatchSettings {
         pilot_epochs: Some(2),
