@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Sweeps live in experiments/sweeps/: demo (the main job: a ranked comparison on the embedded \
-digits, ~6 min), ablations (ATO's λ, γ, T_start, T_end on the digits), synth, small and small30 \
+digits, ~4 min), ablations (ATO's λ, γ, T_start, T_end on the digits), synth, small and small30 \
 (pipeline checks on the synthetic set), cifar10, cifar100 and imagenet (data sets and GPUs); see \
 experiments/README.md for the file format. KEY=VALUE arguments override every run \
 (e.g. train.epochs=1 for a smoke test), after the sweep's own values and ATO_* variables.\n\n\
