@@ -201,6 +201,17 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     let mut runs = plan(&sweep, &args.overrides)?;
     let shard = args.shard.unwrap_or((0, 1));
     let is_mine = |i: usize| i % shard.1 == shard.0;
+    if sweep.match_flops && shard.1 > 1 && !(args.dry_run || args.print_config || args.slurm) {
+        // each shard runs only its own ATO runs before the searches, and every shard rewrites
+        // calibration.csv whole: a baseline whose seed's ATO run (in another shard) has not
+        // finished is matched to a mean and reported unpaired, and searches may run twice
+        eprintln!(
+            "warning: sweep `{}` matches FLOPs per seed; with --shard a baseline is paired only \
+             with ATO runs that have finished when its shard searches. Run the ATO runs first \
+             (or the sweep unsharded)",
+            sweep.name
+        );
+    }
     let settings = calibrate::MatchSettings {
         pilot_epochs: sweep.pilot_epochs,
         max_pilots: sweep.max_pilots.unwrap_or(calibrate::DEFAULT_MAX_PILOTS),
