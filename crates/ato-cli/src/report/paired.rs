@@ -9,6 +9,8 @@
 //! when it is below, `indistinguishable` when it holds 0; with one seed there is no interval
 //! and no verdict.
 
+use super::seeds::Spread;
+
 /// Two-sided 95% quantiles of Student's t, `t(0.975, df)` for df = 1..=30.
 const T975: [f64; 30] = [
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -67,16 +69,7 @@ pub struct PairedDifference {
 impl PairedDifference {
     /// Of the differences `d` (baseline − ATO, one per seed); `None` for none.
     pub fn of(d: &[f64]) -> Option<Self> {
-        let n = d.len();
-        if n == 0 {
-            return None;
-        }
-        let mean = d.iter().sum::<f64>() / n as f64;
-        let std = if n > 1 {
-            (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-        } else {
-            0.0
-        };
+        let Spread { mean, std, n } = Spread::of(d)?;
         let interval = t975(n - 1).map(|t| {
             let half = t * std / (n as f64).sqrt();
             (mean - half, mean + half)

@@ -40,6 +40,8 @@
 pub mod search;
 
 #[cfg(test)]
+mod knob_tests;
+#[cfg(test)]
 mod tests;
 
 use super::PlannedRun;
