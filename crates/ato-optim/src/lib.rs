@@ -80,7 +80,10 @@ pub use lr::{Decay, DecayKind, LrSchedule};
 pub use magnitude::{MagnitudeScope, MagnitudeSelection};
 pub use optimizer::Optimizer;
 pub use params::{DecayRule, Param, ParamSet};
-pub use probes::{ConvergenceProbe, ConvergenceRow, ProbeConfig, ProbeInputs};
+pub use probes::{
+    check_step, ConvergenceProbe, ConvergenceRow, ProbeConfig, ProbeInputs, StepCapture, StepRule,
+    StepVerdict, StepWindow,
+};
 pub use prox::{GroupProx, ProxStats};
 pub use sgd::{Sgd, SgdConfig};
 pub use state::StateDict;

@@ -194,6 +194,17 @@ impl ConvergenceProbe {
             free_set_held: window.free_set_held,
             in_regime: violated.is_empty(),
             violated: violated.join(";"),
+            averaged_slack: averaged.rhs - averaged.lhs,
+            descent_slack: if window.steps > 0 {
+                window.bound.opt_term + window.bound.noise_term + window.bound.tolerance
+                    - window.lhs
+            } else {
+                f64::NAN
+            },
+            step_checks: 0,
+            step_worst_ratio: f64::NAN,
+            step_tolerance: f64::NAN,
+            step_violated_at: None,
         })
     }
 }

@@ -50,8 +50,10 @@ mod mapping;
 mod measure;
 mod secant;
 mod state;
+mod step_check;
 
 pub use mapping::group_prox_in_metric;
+pub use step_check::{check_step, StepCapture, StepRule, StepVerdict, StepWindow};
 
 use crate::bounds::{RunRegime, Theorem};
 use crate::groups::GroupSet;
@@ -170,6 +172,44 @@ pub struct ConvergenceRow {
     pub in_regime: bool,
     /// The violated assumptions, `;`-separated (bounds::assess names).
     pub violated: String,
+    /// `rhs − lhs`: the smallest excess of the averaged `‖𝒢‖²_H` the averaged bound could
+    /// have detected here (NaN when the bound is undefined).
+    #[serde(default = "not_measured")]
+    pub averaged_slack: f64,
+    /// `opt + noise + tolerance − descent_lhs`: the smallest rise of Ψ over the window the
+    /// descent check could have detected (NaN without a window).
+    #[serde(default = "not_measured")]
+    pub descent_slack: f64,
+    /// Steps the per-step check ([`check_step`]) verified since the previous probe (0: the
+    /// check does not run — monitor mode, or a step that is not a prox of h).
+    #[serde(default)]
+    pub step_checks: usize,
+    /// The largest `r/t` over those steps (≤ 1: every one solved its subproblem; NaN: none).
+    #[serde(default = "not_measured")]
+    pub step_worst_ratio: f64,
+    /// `t` at that step: the smallest defect, as a distance in parameter space, the check could
+    /// have detected there.
+    #[serde(default = "not_measured")]
+    pub step_tolerance: f64,
+    /// The first step with `r > t` (empty when every step held).
+    #[serde(default)]
+    pub step_violated_at: Option<u64>,
+}
+
+fn not_measured() -> f64 {
+    f64::NAN
+}
+
+impl ConvergenceRow {
+    /// Records the per-step checks of the window that ends at this row.
+    pub fn set_step_window(&mut self, w: &StepWindow) {
+        self.step_checks = w.checked;
+        if let Some(v) = w.worst {
+            self.step_worst_ratio = v.ratio();
+            self.step_tolerance = v.tolerance;
+        }
+        self.step_violated_at = w.first_violation.map(|v| v.step);
+    }
 }
 
 /// The probe and its running state.
