@@ -82,5 +82,8 @@ pub fn run_cmd(args: &TrainArgs) -> Result<()> {
         },
     )?;
     println!("{} → {}", out.summary.headline(), out.run_dir.display());
+    if let Some(line) = &out.convergence {
+        println!("{line}");
+    }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! [`RunData`]: the training and test splits of a run's data set, opened (and the synthetic
-//! set generated on first use) as the `[dataset]` keys say, with their loaders.
+//! set generated on first use) as the `[dataset]` keys say, with their loaders. In
+//! `convergence.mode = "exact"` the training split is a fixed subset of `train.batch_size`
+//! images, one batch per epoch, without augmentation.
 
-use crate::config::RunConfig;
+use crate::config::{ProbeMode, RunConfig};
 use crate::TrainError;
 use ato_data::{ColorJitter, Dataset, DatasetSpec, Loader, LoaderConfig, Split, SynthSize};
 use candle_core::Device;
@@ -44,7 +46,12 @@ impl RunData {
                 train_set.len()
             )));
         }
-        let train = Loader::new(&train_set, LoaderConfig::train(bs, cfg.seed), device)?;
+        let (train_set, train_config) = if cfg.convergence.mode == ProbeMode::Exact {
+            exact_subset(&train_set, bs, cfg.seed)?
+        } else {
+            (train_set, LoaderConfig::train(bs, cfg.seed))
+        };
+        let train = Loader::new(&train_set, train_config, device)?;
         let test = Loader::new(&test_set, LoaderConfig::eval(bs), device)?;
         Ok(Self {
             train_set,
@@ -52,4 +59,25 @@ impl RunData {
             test,
         })
     }
+}
+
+/// Mixed into the run's seed to draw the subset of `convergence.mode = "exact"`.
+const EXACT_SEED: u64 = 0x4558_4143_54;
+
+/// The deterministic regime's training data: a seeded subset of `size` images, loaded as one
+/// batch in a fixed order without augmentation.
+pub(crate) fn exact_subset(
+    train: &Dataset,
+    size: usize,
+    seed: u64,
+) -> Result<(Dataset, LoaderConfig), TrainError> {
+    let subset = train.subset(size as f64 / train.len() as f64, seed ^ EXACT_SEED)?;
+    let config = LoaderConfig {
+        shuffle: false,
+        augment: false,
+        drop_last: false,
+        workers: 0,
+        ..LoaderConfig::train(subset.len(), seed)
+    };
+    Ok((subset, config))
 }

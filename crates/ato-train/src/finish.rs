@@ -29,6 +29,9 @@ pub struct RunOutcome {
     pub compact_max_abs_diff: f32,
     /// The after-run latency of the compact model against the dense one (`[bench]`).
     pub latency: Option<SideBySide>,
+    /// What the convergence checks found ([`crate::CheckVerdicts::line`]); `None` without
+    /// probes.
+    pub convergence: Option<String>,
 }
 
 /// Whether an achieved FLOPs reduction is within ±`tolerance` of the target: the one test
@@ -151,5 +154,6 @@ pub fn finish(
         metrics: vec![],
         compact_max_abs_diff: diff,
         latency,
+        convergence: None,
     })
 }

@@ -34,6 +34,7 @@ pub mod objective;
 pub mod parallel;
 pub mod probe;
 pub mod probe_regime;
+pub mod probe_verdict;
 pub mod pruner;
 pub mod recipe;
 pub mod records;
@@ -45,14 +46,15 @@ pub mod trainer;
 pub use ato_optim::ConvergenceRow;
 pub use checkpoint::{CheckpointDir, RunState};
 pub use config::{
-    DatasetName, DecayKind, EpochSpec, Method, NoiseKind, OptimizerName, ProbeMode, Projector,
-    RunConfig,
+    DatasetName, DecayKind, EpochSpec, Fault, Method, NoiseKind, OptimizerName, ProbeMode,
+    Projector, RunConfig,
 };
 pub use data::RunData;
 pub use device::select_device;
 pub use evaluate::{evaluate, evaluate_loader, mask_tensors};
 pub use finish::RunOutcome;
 pub use objective::{cross_entropy, finite_loss, mixup_cross_entropy, topk_correct, Tally};
+pub use probe_verdict::CheckVerdicts;
 pub use pruner::Pruner;
 pub use records::{
     read_csv, write_csv_atomically, write_text_atomically, EpochMetrics, RunStatus, SummaryRow,

@@ -1,8 +1,10 @@
 //! The run's side of the convergence probes (DESIGN.md §6): a fixed set of probe batches
 //! (monitor mode: the first training images, evaluation transform; theorem mode: training
-//! batches drawn once with the training transform, seeded), the train-mode loss and gradients
-//! on them with the BN running statistics restored afterwards, the first probed step
-//! ([`crate::probe_regime`]), mask flips between probes, and the rows of `convergence.csv`.
+//! batches drawn once with the training transform, seeded; exact mode: the one training batch,
+//! twice, so σ̂² is exactly 0), the train-mode loss and gradients on them with the BN running
+//! statistics restored afterwards, the first probed step ([`crate::probe_regime`]), mask flips
+//! between probes, the per-step checks ([`ato_optim::check_step`]) of every step from the first
+//! probe on (theorem and exact modes), and the rows of `convergence.csv`.
 
 use crate::config::{ProbeMode, RunConfig};
 use crate::objective::cross_entropy;
@@ -14,10 +16,11 @@ use crate::TrainError;
 use ato_data::{Dataset, Loader, LoaderConfig};
 use ato_models::{is_buffer, Model};
 use ato_optim::{
-    ConvergenceProbe, ConvergenceRow, GroupSet, Optimizer, ParamSet, ProbeConfig, ProbeInputs,
-    RunRegime, StateDict,
+    check_step, ConvergenceProbe, ConvergenceRow, GroupSet, Optimizer, ParamSet, ProbeConfig,
+    ProbeInputs, RunRegime, StateDict, StepCapture, StepRule, StepWindow,
 };
 use ato_zig::Mask;
+use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +40,12 @@ pub struct RunProbe {
     path: PathBuf,
     /// The global step of the first probe (the first step of the first probed epoch).
     first_step: u64,
+    /// Whether every step from the first probe on is checked ([`RunConfig::checks_every_step`]).
+    checks_steps: bool,
+    /// The per-step checks since the previous probe.
+    step_window: StepWindow,
+    /// AdamW's decay is decoupled; SGD's enters the gradient.
+    decoupled_decay: bool,
 }
 
 impl RunProbe {
@@ -53,10 +62,16 @@ impl RunProbe {
         if c.every == 0 {
             return Ok(None);
         }
+        // exact mode: the one training batch twice; identical gradients give σ̂² = 0 exactly
+        let batches = if c.mode == ProbeMode::Exact {
+            2
+        } else {
+            c.batches
+        };
         let probe = ConvergenceProbe::new(
             ProbeConfig {
                 every: c.every,
-                batches: c.batches,
+                batches,
                 objective_lower_bound: 0.0,
             },
             recipe::theorem(cfg),
@@ -69,18 +84,25 @@ impl RunProbe {
                 workers: 0,
                 ..LoaderConfig::train(bs, cfg.seed ^ PROBE_SEED)
             },
+            // the training batch itself (the training set is the subset, in order, unaugmented)
+            ProbeMode::Exact => LoaderConfig::eval(train.len()),
         };
         let loader = Loader::new(train, loader_config, model.device())?;
         let available = loader.batches_per_epoch();
-        if available < c.batches {
+        if available < c.batches && c.mode != ProbeMode::Exact {
             return Err(TrainError::Config(format!(
                 "convergence.batches: {} probe batches asked for, the training set has {available}",
                 c.batches
             )));
         }
-        let batches = (0..c.batches)
+        let available = if c.mode == ProbeMode::Exact {
+            1
+        } else {
+            batches
+        };
+        let batches = (0..batches)
             .map(|i| {
-                let b = loader.load_batch(0, i)?;
+                let b = loader.load_batch(0, i % available)?;
                 Ok((b.images, b.labels))
             })
             .collect::<Result<_, TrainError>>()?;
@@ -94,7 +116,55 @@ impl RunProbe {
             last_kept: None,
             path: run_dir.convergence_file(),
             first_step: (cfg.first_probe_epoch() * steps_per_epoch) as u64,
+            checks_steps: cfg.checks_every_step(),
+            step_window: StepWindow::default(),
+            decoupled_decay: cfg.optim.name == crate::config::OptimizerName::Adamw,
         }))
+    }
+
+    /// Whether step `step` (0-based) is checked: every step from the first probe on, when the
+    /// run's step is a prox of its h in a theorem's regime.
+    pub fn checks_step(&self, step: u64) -> bool {
+        self.checks_steps && step >= self.first_step
+    }
+
+    /// Whether step `step` lies in the probed part of the run, where `convergence.inject` acts.
+    pub fn in_window(&self, step: u64) -> bool {
+        step >= self.first_step
+    }
+
+    /// `x_k` and the gradient step `step` is about to use.
+    pub fn capture(&self, grads: &GradStore) -> Result<StepCapture, TrainError> {
+        Ok(StepCapture::take(&self.params, grads)?)
+    }
+
+    /// Checks the step from `capture` to the current parameters against the configured rule:
+    /// the scheduled `lr`, the pruner's λ_g, the optimiser's metric after the step.
+    pub fn check_step(
+        &mut self,
+        step: u64,
+        capture: &StepCapture,
+        (groups, penalty): (&GroupSet, &[Vec<f64>]),
+        optimizer: &dyn Optimizer,
+        lr: f64,
+    ) -> Result<(), TrainError> {
+        let pre = optimizer.preconditioner()?;
+        let rule = StepRule {
+            lr,
+            weight_decay: self.weight_decay,
+            preconditioner: pre.as_deref(),
+            decoupled_decay: self.decoupled_decay,
+            groups,
+            penalty,
+        };
+        let verdict = check_step(step, capture, &self.params, &rule)?;
+        self.step_window.add(verdict);
+        Ok(())
+    }
+
+    /// The rows written so far.
+    pub fn rows(&self) -> &[ConvergenceRow] {
+        &self.rows
     }
 
     /// Declares the run's regime (the facts of the epoch about to run); rows report against it.
@@ -156,7 +226,10 @@ impl RunProbe {
             Ok((loss.to_scalar::<f32>()? as f64, loss.backward()?))
         });
         restore_buffers(model, &buffers)?;
-        self.rows.push(row?);
+        let mut row = row?;
+        row.set_step_window(&self.step_window);
+        self.step_window = StepWindow::default();
+        self.rows.push(row);
         self.last_kept = Some(kept);
         write_csv_atomically(&self.path, &self.rows)
     }
@@ -170,6 +243,10 @@ impl RunProbe {
                 serde_json::to_string(k).expect("bools serialise"),
             );
         }
+        s.put_meta(
+            "step_window",
+            serde_json::to_string(&self.step_window).expect("numbers serialise"),
+        );
         Ok(s.save(&dir.join(PROBE_FILE))?)
     }
 
@@ -183,6 +260,11 @@ impl RunProbe {
                 serde_json::from_str(t)
                     .map_err(|e| TrainError::Io(format!("probe state `last_kept`: {e}")))?,
             ),
+        };
+        self.step_window = match s.meta.get("step_window") {
+            None => StepWindow::default(),
+            Some(t) => serde_json::from_str(t)
+                .map_err(|e| TrainError::Io(format!("probe state `step_window`: {e}")))?,
         };
         let mut rows: Vec<ConvergenceRow> = read_csv(&self.path)?;
         rows.retain(|r| r.step <= steps);

@@ -2,7 +2,7 @@
 //! ([`RunRegime`], DESIGN.md §6), and the broken-prox negative control. Where the probes start
 //! and the theorem mode's checks are `RunConfig` methods (`config/theorem.rs`).
 
-use crate::config::{Method, OptimizerName, ProbeMode, Projector, RunConfig};
+use crate::config::{Method, OptimizerName, Projector, RunConfig};
 use crate::TrainError;
 use ato_optim::bounds::{OptimizerKind, Schedule};
 use ato_optim::{DecayKind, GroupSet, RunRegime};
@@ -40,7 +40,7 @@ pub fn run_regime(cfg: &RunConfig, epoch: usize) -> RunRegime {
         prox_in_metric: !adam,
         step_is_prox_of_h,
         regulariser_fixed: epoch >= cfg.regulariser_fixed_from(),
-        probe_uses_training_transform: cfg.convergence.mode == ProbeMode::Theorem,
+        probe_uses_training_transform: cfg.convergence.mode.is_theorem(),
         schedule: if constant {
             Schedule::Constant
         } else {
@@ -75,6 +75,7 @@ pub fn flip_prox_sign(groups: &GroupSet, penalty: &[Vec<f64>], lr: f64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ProbeMode;
     use ato_optim::bounds::{assess, Theorem};
 
     /// A default config for `method` with `mode` probes.

@@ -22,12 +22,19 @@ pub fn param_set(cfg: &RunConfig, model: &Model) -> ParamSet {
 pub fn target_optimizer(cfg: &RunConfig, model: &Model) -> Result<Box<dyn Optimizer>, TrainError> {
     let o = &cfg.optim;
     let params = param_set(cfg, model);
+    // the negative control `convergence.inject = "momentum_leak"`: momentum the config does
+    // not ask for
+    let momentum = if cfg.convergence.inject == crate::config::Fault::MomentumLeak {
+        0.9
+    } else {
+        o.momentum
+    };
     let opt: Box<dyn Optimizer> = match o.name {
         OptimizerName::Sgd => Box::new(
             Sgd::new(
                 params,
                 SgdConfig {
-                    momentum: o.momentum,
+                    momentum,
                     dampening: 0.0,
                     nesterov: o.nesterov,
                     weight_decay: o.weight_decay,
@@ -39,7 +46,7 @@ pub fn target_optimizer(cfg: &RunConfig, model: &Model) -> Result<Box<dyn Optimi
             AdamW::new(
                 params,
                 AdamWConfig {
-                    beta1: o.momentum,
+                    beta1: momentum,
                     weight_decay: o.weight_decay,
                     ..AdamWConfig::default()
                 },

@@ -4,7 +4,7 @@
 //! compaction and evaluation of the compact model ([`crate::finish`]).
 
 use crate::checkpoint::RunState;
-use crate::config::RunConfig;
+use crate::config::{Fault, RunConfig};
 use crate::data::RunData;
 use crate::device::select_device;
 use crate::evaluate::evaluate_loader;
@@ -20,6 +20,7 @@ use crate::{recipe, TrainError};
 use ato_data::Batch;
 use ato_models::Model;
 use ato_optim::{GroupSet, Optimizer, StateDict};
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use std::path::Path;
 use std::time::Instant;
@@ -118,16 +119,31 @@ impl<'a> Loop<'a> {
             epoch,
             first_in_epoch: i == 0,
         })?;
-        self.optimizer.step(&grads, lr)?;
+        let capture = match &self.probe {
+            Some(p) if p.checks_step(t) => Some(p.capture(&grads)?),
+            _ => None,
+        };
+        let fault = self.fault_at(t);
+        if fault == Fault::FlipGrad {
+            negate(&mut grads, self.optimizer.params())?;
+        }
+        // what the step really uses; the checks judge it against the scheduled `lr`
+        let step_lr = if fault == Fault::LrX20 { 20.0 * lr } else { lr };
+        self.optimizer.step(&grads, step_lr)?;
         drop(grads);
         self.pruner.after_step(StepContext {
             model: &self.model,
             groups: &self.groups,
             before: before.as_ref(),
-            lr,
+            lr: step_lr,
             epoch,
             step: t,
+            fault,
         })?;
+        if let (Some(c), Some(p)) = (&capture, &mut self.probe) {
+            let penalty = self.pruner.penalty(&self.groups, epoch);
+            p.check_step(t, c, (&self.groups, &penalty), self.optimizer.as_ref(), lr)?;
+        }
         if self.broken_prox {
             let penalty = self.pruner.penalty(&self.groups, epoch);
             crate::probe_regime::flip_prox_sign(&self.groups, &penalty, lr)?;
@@ -142,6 +158,16 @@ impl<'a> Loop<'a> {
             self.measure_probe(lr, epoch)?;
         }
         Ok(lr)
+    }
+
+    /// The fault `convergence.inject` puts into step `t`: from the first probed step on
+    /// (momentum_leak is built into the optimiser and acts from the start).
+    fn fault_at(&self, t: u64) -> Fault {
+        let f = self.cfg.convergence.inject;
+        match &self.probe {
+            Some(p) if f != Fault::MomentumLeak && p.in_window(t) => f,
+            _ => Fault::None,
+        }
     }
 
     /// Train-mode logits and the loss of step `t` (mixed when `train.mixup > 0`).
@@ -324,7 +350,14 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
             t.batch, t.repeats, t.dense_ms, t.compact_ms, t.speedup, t.macs_ratio
         );
     }
-    Ok(RunOutcome { metrics, ..outcome })
+    let convergence = lp.probe.as_ref().map(|p| {
+        crate::CheckVerdicts::of(p.rows()).line(cfg.convergence.mode, cfg.convergence.inject)
+    });
+    Ok(RunOutcome {
+        metrics,
+        convergence,
+        ..outcome
+    })
 }
 
 fn progress_bar(
@@ -361,6 +394,16 @@ fn restore_tensors(model: &Model, path: &Path) -> Result<(), TrainError> {
             TrainError::Io(format!("{}: tensor `{name}` is missing", path.display()))
         })?;
         var.set(t)?;
+    }
+    Ok(())
+}
+
+/// `g ← −g` for every parameter (the `flip_grad` fault).
+fn negate(grads: &mut GradStore, params: &ato_optim::ParamSet) -> Result<(), TrainError> {
+    for p in params {
+        if let Some(g) = grads.remove(p.var.as_tensor()) {
+            grads.insert(p.var.as_tensor(), g.neg()?);
+        }
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ mod selection;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ato_train::run_dir::SUMMARY_FILE;
-use ato_train::{read_csv, ConvergenceRow, EpochMetrics, ProbeMode, RunDir, SummaryRow};
+use ato_train::{read_csv, ConvergenceRow, EpochMetrics, RunDir, SummaryRow};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -67,8 +67,8 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
     rows.into_iter()
         .map(|summary| {
             let run = RunDir::new(dir.join(&summary.run_id));
-            let theorem_regime = run.config_file().is_file()
-                && run.read_config()?.convergence.mode == ProbeMode::Theorem;
+            let theorem_regime =
+                run.config_file().is_file() && run.read_config()?.convergence.mode.is_theorem();
             Ok(RunRecord {
                 metrics: read_csv(&run.metrics_file())?,
                 convergence: read_csv(&run.convergence_file())?,

@@ -247,8 +247,9 @@ impl RunConfig {
         )
     }
 
-    /// `config.toml`'s text without the `[bench]` table and without `prune.round_to` when it
-    /// is 1: exactly the text of the same config before those keys existed.
+    /// `config.toml`'s text without the `[bench]` table, without `prune.round_to` when it
+    /// is 1 and without `convergence.inject` when it is none: exactly the text of the same
+    /// config before those keys existed.
     #[doc(hidden)]
     pub fn results_toml(&self) -> String {
         let text = self.to_toml();
@@ -257,6 +258,11 @@ impl RunConfig {
         if self.prune.round_to == 1 {
             if let Some(prune) = doc.get_mut("prune").and_then(|p| p.as_table_mut()) {
                 prune.remove("round_to");
+            }
+        }
+        if self.convergence.inject == Fault::None {
+            if let Some(c) = doc.get_mut("convergence").and_then(|p| p.as_table_mut()) {
+                c.remove("inject");
             }
         }
         doc.to_string()

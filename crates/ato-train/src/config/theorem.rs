@@ -2,7 +2,7 @@
 //! epoch from which the method's regulariser h is fixed, the first epoch probed, and the checks
 //! of the theorem mode.
 
-use super::{Method, OptimizerName, ProbeMode, RunConfig};
+use super::{Fault, Method, OptimizerName, ProbeMode, Projector, RunConfig};
 use crate::TrainError;
 
 impl RunConfig {
@@ -42,7 +42,7 @@ impl RunConfig {
         let cfg = self;
         match cfg.convergence.mode {
             ProbeMode::Monitor => 0,
-            ProbeMode::Theorem => cfg.regulariser_fixed_from(),
+            ProbeMode::Theorem | ProbeMode::Exact => cfg.regulariser_fixed_from(),
         }
     }
 
@@ -52,9 +52,10 @@ impl RunConfig {
     pub fn check_theorem_mode(&self) -> Result<(), TrainError> {
         let cfg = self;
         let c = &cfg.convergence;
-        if c.mode != ProbeMode::Theorem || c.every == 0 {
+        if !c.mode.is_theorem() || c.every == 0 {
             return Ok(());
         }
+        let mode = c.mode.as_str();
         let o = &cfg.optim;
         if o.momentum != 0.0 || o.nesterov {
             let what = match o.name {
@@ -62,7 +63,7 @@ impl RunConfig {
                 OptimizerName::Adamw => "Adam's beta1",
             };
             return Err(TrainError::Config(format!(
-                "convergence.mode: \"theorem\" needs optim.momentum = 0 and optim.nesterov = false \
+                "convergence.mode: \"{mode}\" needs optim.momentum = 0 and optim.nesterov = false \
                  (the theorems do not cover {what}); got momentum {}",
                 o.momentum
             )));
@@ -70,9 +71,55 @@ impl RunConfig {
         let from = cfg.regulariser_fixed_from();
         if from >= cfg.train.epochs {
             return Err(TrainError::Config(format!(
-                "convergence.mode: \"theorem\" measures from epoch {from}, where h is fixed \
+                "convergence.mode: \"{mode}\" measures from epoch {from}, where h is fixed \
                  (ATO: T_end), but the run has {} epochs; move that epoch before the end",
                 cfg.train.epochs
+            )));
+        }
+        if c.mode == ProbeMode::Exact && cfg.train.mixup > 0.0 {
+            return Err(TrainError::Config(format!(
+                "convergence.mode: \"exact\" needs train.mixup = 0 (mixing draws a random partner \
+                 every step, so the objective would not be deterministic); got {}",
+                cfg.train.mixup
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the per-step check runs: in the theorems' regime, on a method whose step is a
+    /// prox of the `h = Σ λ_g‖x_g‖` its pruner reports (dense: h = 0; ATO with the prox
+    /// projector). OTO's and OTOv2's half-space steps and HESSO's and magnitude's hard zeros are
+    /// not of that form.
+    pub fn checks_every_step(&self) -> bool {
+        let c = &self.convergence;
+        c.every > 0
+            && c.mode.is_theorem()
+            && match self.method {
+                Method::Dense => true,
+                Method::Ato => self.ato.projector == Projector::Prox,
+                _ => false,
+            }
+    }
+
+    /// `convergence.inject` is a negative control of the convergence checks: refused outside a
+    /// run whose steps are checked, and λ and mask faults outside ATO's prox.
+    pub fn check_fault(&self) -> Result<(), TrainError> {
+        let f = self.convergence.inject;
+        if f == Fault::None {
+            return Ok(());
+        }
+        let name = f.as_str();
+        if !self.checks_every_step() {
+            return Err(TrainError::Config(format!(
+                "convergence.inject = \"{name}\" is a negative control of the convergence checks: it \
+                 needs convergence.every > 0, convergence.mode = \"theorem\" or \"exact\" and a \
+                 method whose step is checked (dense, or ato with ato.projector = \"prox\")"
+            )));
+        }
+        if f.needs_prox() && self.method != Method::Ato {
+            return Err(TrainError::Config(format!(
+                "convergence.inject = \"{name}\" acts on ATO's prox; method {} has none",
+                self.method.as_str()
             )));
         }
         Ok(())

@@ -269,6 +269,7 @@ impl RunConfig {
         if c.every > 0 {
             check(c.batches >= 2, "convergence.batches", c.batches, "[2, ∞)")?;
         }
+        self.check_fault()?;
         self.check_theorem_mode()?;
         let dev = self.device.as_str();
         let cuda_n = dev

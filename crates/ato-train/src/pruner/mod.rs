@@ -11,7 +11,7 @@ pub mod magnitude;
 pub mod oto;
 pub mod otov2;
 
-use crate::config::{Method, RunConfig};
+use crate::config::{Fault, Method, RunConfig};
 use crate::TrainError;
 use ato_models::Model;
 use ato_optim::{GroupSet, GroupSnapshot, Optimizer};
@@ -30,6 +30,9 @@ pub struct StepContext<'a> {
     pub epoch: usize,
     /// 0-based index of the step just taken.
     pub step: u64,
+    /// The fault injected into this step (`convergence.inject`; [`Fault::None`] outside its
+    /// window): ATO's prox reads `lambda_x10` and `invert_mask`.
+    pub fault: Fault,
 }
 
 /// The moment between the backward pass and the base optimiser step.

@@ -34,7 +34,7 @@ mod masks;
 pub mod plan;
 
 use super::{Pruner, PrunerStats, StepContext};
-use crate::config::{CeMask, EpochMask, Projector, RunConfig};
+use crate::config::{CeMask, EpochMask, Fault, Projector, RunConfig};
 use crate::objective::cross_entropy;
 use crate::schedule::AtoSchedule;
 use crate::TrainError;
@@ -244,7 +244,13 @@ impl Ato {
     fn project(&self, ctx: &StepContext<'_>, lambda: f64) -> Result<(), TrainError> {
         match self.projector {
             Projector::Prox => {
-                GroupProx::apply(ctx.groups, &self.mask, lambda, ctx.lr)?;
+                // the negative controls of the convergence checks (`convergence.inject`)
+                let (mask, lambda) = match ctx.fault {
+                    Fault::LambdaX10 => (self.mask.clone(), 10.0 * lambda),
+                    Fault::InvertMask => (Mask::from_dropped(self.mask.gates()), lambda),
+                    _ => (self.mask.clone(), lambda),
+                };
+                GroupProx::apply(ctx.groups, &mask, lambda, ctx.lr)?;
             }
             Projector::HalfSpace => {
                 let before = ctx
