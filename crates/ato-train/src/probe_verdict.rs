@@ -123,6 +123,10 @@ impl CheckVerdicts {
         let descent = match self.descent_failed_at {
             Some(s) => format!("descent FAILED at step {s}"),
             None if self.descent_windows == 0 => "descent: no window judged".to_string(),
+            // rows written before the slack was recorded have none
+            None if !self.descent_slack.is_finite() => {
+                format!("descent held on {} windows", self.descent_windows)
+            }
             None => format!(
                 "descent held on {} windows (median slack {:.2e} in Ψ)",
                 self.descent_windows, self.descent_slack

@@ -1,39 +1,24 @@
-//! The report's convergence figures and per-run verdicts: LHS/RHS of the averaged bound over
-//! the probed steps (one line per method, y = 1 drawn), the LHS beside the two terms of the
-//! RHS (optimisation, noise), and one line of text per run saying on how many probes the
-//! bound held and where it was violated or undefined. OTO/OTOv2 rows are labelled reference
-//! lines: their λ is not a proximal step of the h the probe evaluates.
+//! The report's convergence figures and per-run lines. Every probed run gets one line saying
+//! what each check found ([`CheckVerdicts::line`]: the per-step check, the K-step descent
+//! check and the averaged bound — where each first failed, or the slack it left, i.e. the
+//! smallest defect it could have detected), the theorems' assumptions the run does not
+//! satisfy, and whether it is only a reference line (OTO, OTOv2: λ is not a proximal step of
+//! the h the probe evaluates). Figures: LHS/RHS of the averaged bound with one line per run,
+//! labelled by optimiser, probe mode and injected fault, with gaps where the bound is
+//! undefined; and small multiples, one panel per run, of the LHS beside the two RHS terms.
 
 use super::figures::Figure;
-use super::plots::{Chart, Mark, Series};
+use super::plots::{self, Chart, Mark, Series};
 use super::selection::Report;
 use super::RunRecord;
 use anyhow::Result;
-use ato_train::ConvergenceRow;
+use ato_train::{CheckVerdicts, ConvergenceRow, Fault, ProbeMode};
 use plotters::chart::SeriesLabelPosition;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// What one probe row says about the bound.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// The averaged bound (ratio ≤ 1) and the window's descent inequality hold.
-    Held,
-    /// One of them fails.
-    Violated,
-    /// The bound is undefined here (the step condition failed: NaN RHS).
-    Undefined,
-}
-
-pub fn verdict(r: &ConvergenceRow) -> Verdict {
-    if !(r.rhs.is_finite() && r.lhs_rhs_ratio.is_finite()) {
-        Verdict::Undefined
-    } else if r.lhs_rhs_ratio > 1.0 || (r.window_steps > 0 && !r.descent_holds) {
-        Verdict::Violated
-    } else {
-        Verdict::Held
-    }
-}
+/// Panels in the small-multiples figure at most (the theorem-regime runs first).
+const MAX_PANELS: usize = 9;
 
 /// Whether the run's step is not a proximal step of its h (OTO, OTOv2, ATO's half-space
 /// projector): its curve is a reference line, not a check of a theorem.
@@ -42,42 +27,10 @@ pub fn is_reference(rows: &[ConvergenceRow]) -> bool {
         .any(|r| r.violated.split(';').any(|v| v == "step_is_prox"))
 }
 
-fn steps_list(steps: &[u64]) -> String {
-    let shown: Vec<String> = steps.iter().take(5).map(|s| s.to_string()).collect();
-    if steps.len() > 5 {
-        format!("{} … ({} in all)", shown.join(", "), steps.len())
-    } else {
-        shown.join(", ")
-    }
-}
-
-/// One line per run: "bound held on 37/37 probes", "violated at step …", where it was
-/// undefined, and the theorems' assumptions the run does not satisfy.
-pub fn bound_line(rows: &[ConvergenceRow]) -> String {
-    if rows.is_empty() {
-        return "no convergence probes".into();
-    }
-    let of = |v: Verdict| -> Vec<u64> {
-        rows.iter()
-            .filter(|r| verdict(r) == v)
-            .map(|r| r.step)
-            .collect()
-    };
-    let (held, violated, undefined) = (
-        of(Verdict::Held),
-        of(Verdict::Violated),
-        of(Verdict::Undefined),
-    );
-    let mut line = format!("bound held on {}/{} probes", held.len(), rows.len());
-    if !violated.is_empty() {
-        line += &format!("; violated at step {}", steps_list(&violated));
-    }
-    if !undefined.is_empty() {
-        line += &format!(
-            "; undefined (step condition η·L̂ < 2 failed) at step {}",
-            steps_list(&undefined)
-        );
-    }
+/// One line per run: each check's verdict, the assumptions the run does not satisfy and,
+/// for OTO/OTOv2, that its curve is a reference line only.
+pub fn bound_line(rows: &[ConvergenceRow], mode: ProbeMode, inject: Fault) -> String {
+    let mut line = CheckVerdicts::of(rows).line(mode, inject);
     let outside: BTreeSet<&str> = rows
         .iter()
         .flat_map(|r| r.violated.split(';'))
@@ -93,18 +46,48 @@ pub fn bound_line(rows: &[ConvergenceRow]) -> String {
     line
 }
 
+/// "sgd theorem: ato s0", "adamw exact, inject flip_grad: ato s1" — the optimiser first, so
+/// two ATO runs get different colours.
 fn label(r: &RunRecord) -> String {
-    let theorem = r.convergence.first().map_or("", |c| c.theorem.as_str());
+    let p = &r.probing;
+    let mode = p.mode.map_or("?", ProbeMode::as_str);
+    let inject = if p.inject == Fault::None {
+        String::new()
+    } else {
+        format!(", inject {}", p.inject.as_str())
+    };
     let reference = if is_reference(&r.convergence) {
-        ", reference"
+        " (reference)"
     } else {
         ""
     };
-    format!("{} ({theorem}{reference})", r.summary.method)
+    format!(
+        "{} {mode}{inject}: {} s{}{reference}",
+        p.optimizer, r.summary.method, r.summary.seed
+    )
+}
+
+/// The probe rows of a run as (step, value), NaN kept so the line breaks there.
+fn line_of(r: &RunRecord, name: String, f: fn(&ConvergenceRow) -> f64) -> Series {
+    Series {
+        name,
+        points: r
+            .convergence
+            .iter()
+            .map(|c| {
+                (
+                    c.step as f64,
+                    if c.rhs.is_finite() { f(c) } else { f64::NAN },
+                )
+            })
+            .collect(),
+        mark: Mark::LineAndPoints,
+        spread: Vec::new(),
+    }
 }
 
 impl Report<'_> {
-    /// The ratio figure and the RHS-terms figure of one data set and model, the per-run lines
+    /// The ratio figure and the small multiples of one data set and model, the per-run lines
     /// under the first. Runs without probes are left out.
     pub(super) fn convergence_figures(
         &self,
@@ -113,7 +96,7 @@ impl Report<'_> {
         (model, dataset): (&str, &str),
         shown: &[&&RunRecord],
     ) -> Result<Vec<Figure>> {
-        let probed: Vec<&RunRecord> = shown
+        let mut probed: Vec<&RunRecord> = shown
             .iter()
             .map(|r| **r)
             .filter(|r| !r.convergence.is_empty())
@@ -121,38 +104,43 @@ impl Report<'_> {
         if probed.is_empty() {
             return Ok(Vec::new());
         }
-        let line = |r: &RunRecord, name: String, f: fn(&ConvergenceRow) -> f64| Series {
-            name,
-            points: r
-                .convergence
-                .iter()
-                .map(|c| (c.step as f64, f(c)))
-                .filter(|p| p.1.is_finite())
-                .collect(),
-            mark: Mark::Line,
-            spread: Vec::new(),
-        };
-        let ratio: Vec<Series> = probed
-            .iter()
-            .map(|r| line(r, label(r), |c| c.lhs_rhs_ratio))
-            .filter(|s| !s.points.is_empty())
-            .collect();
+        // the theorem-regime runs first: they are what the checks are for
+        probed.sort_by_key(|r| !r.theorem_regime);
         let lines: Vec<String> = probed
             .iter()
             .map(|r| {
+                let mode = r.probing.mode.unwrap_or(ProbeMode::Monitor);
                 format!(
                     "- {} `{}`: {}",
                     label(r),
                     r.summary.run_id,
-                    bound_line(&r.convergence)
+                    bound_line(&r.convergence, mode, r.probing.inject)
                 )
             })
             .collect();
+        let drawn = &probed[..probed.len().min(MAX_PANELS)];
+        let left_out = if probed.len() > drawn.len() {
+            format!(
+                " The figures draw the first {} of {} probed runs.",
+                drawn.len(),
+                probed.len()
+            )
+        } else {
+            String::new()
+        };
         let note = format!(
             "LHS/RHS of the averaged bound (Corollary 2 of `ato_optim::bounds`) at every probe; \
-             below 1 the bound holds. Per run:\n\n{}",
+             below 1 the bound holds; a gap is a probe where it is undefined (η·L̂ ≥ 2).{left_out} \
+             A check that held is not a proof of correctness: each line gives the smallest \
+             defect each check could have detected (the per-step check's t, the descent \
+             check's slack). Per run:\n\n{}",
             lines.join("\n")
         );
+        let ratio: Vec<Series> = drawn
+            .iter()
+            .map(|r| line_of(r, label(r), |c| c.lhs_rhs_ratio))
+            .filter(|s| s.points.iter().any(|p| p.1.is_finite()))
+            .collect();
         let title = format!("{model} on {dataset}: LHS/RHS of the convergence bound");
         let mut figs = Vec::new();
         if ratio.is_empty() {
@@ -173,46 +161,47 @@ impl Report<'_> {
                 log_y: true,
                 reference_y: Some(1.0),
                 chance: None,
-                legend: SeriesLabelPosition::UpperRight,
+                legend: SeriesLabelPosition::LowerRight,
             },
             &ratio,
         )?;
         fig.note = Some(note);
         figs.push(fig);
 
-        let terms: Vec<Series> = probed
+        let titles: Vec<String> = drawn.iter().map(|r| label(r)).collect();
+        let panels: Vec<(Chart<'_>, Vec<Series>)> = drawn
             .iter()
-            .flat_map(|r| {
-                let m = &r.summary.method;
-                [
-                    line(r, format!("{m}: LHS"), |c| c.lhs),
-                    line(r, format!("{m}: RHS optimisation term"), |c| c.rhs_opt),
-                    line(r, format!("{m}: RHS noise term"), |c| c.rhs_noise),
-                ]
+            .zip(&titles)
+            .map(|(r, title)| {
+                let series = vec![
+                    line_of(r, "LHS".into(), |c| c.lhs),
+                    line_of(r, "RHS optimisation term".into(), |c| c.rhs_opt),
+                    line_of(r, "RHS noise term".into(), |c| c.rhs_noise),
+                ];
+                let chart = Chart {
+                    title,
+                    x_label: "optimiser step",
+                    y_label: "averaged ||G||^2 and its bound",
+                    log_y: true,
+                    reference_y: None,
+                    chance: None,
+                    legend: SeriesLabelPosition::UpperRight,
+                };
+                (chart, series)
             })
-            .filter(|s| !s.points.is_empty())
             .collect();
-        let title = format!("{model} on {dataset}: LHS and the two RHS terms");
-        let mut fig = self.figure(
-            dir,
-            &format!("convergence_terms_{tag}.png"),
-            Chart {
-                title: &title,
-                x_label: "optimiser step",
-                y_label: "averaged ||G||^2 and its bound",
-                log_y: true,
-                reference_y: None,
-                chance: None,
-                legend: SeriesLabelPosition::UpperRight,
-            },
-            &terms,
-        )?;
-        fig.note = Some(
-            "RHS = optimisation term (Ψ₀ − Ψ_low)/Σw + noise term (what the mini-batch \
-             variance adds); the LHS stays below their sum where the bound holds."
-                .into(),
-        );
-        figs.push(fig);
+        let file = format!("convergence_terms_{tag}.png");
+        plots::draw_grid(&dir.join(&file), &panels, 3)?;
+        figs.push(Figure {
+            title: format!("{model} on {dataset}: LHS and the two RHS terms, one panel per run"),
+            link: format!("figures/{}/{file}", self.name),
+            note: Some(
+                "RHS = optimisation term (Ψ₀ − Ψ_low)/Σw + noise term (what the mini-batch \
+                 variance adds; 0 in the exact mode, drawn only where positive); the LHS stays \
+                 below their sum where the bound holds."
+                    .into(),
+            ),
+        });
         Ok(figs)
     }
 }
@@ -221,30 +210,39 @@ impl Report<'_> {
 mod tests {
     use super::*;
 
-    /// A hand-made `convergence.csv`: the header the probe writes and rows that hold, one
-    /// averaged-bound violation, one descent violation and one undefined row.
-    fn rows(body: &[&str]) -> Vec<ConvergenceRow> {
-        let header = "step,epoch,lr,loss,objective,grad_mapping_sq,grad_mapping_sq_metric,\
+    const HEADER: &str = "step,epoch,lr,loss,objective,grad_mapping_sq,grad_mapping_sq_metric,\
 free_coords,rho_all,rho_free,smoothness,smoothness_metric,variance,variance_metric,mask_flips,\
 theorem,lhs,rhs,rhs_opt,rhs_noise,lhs_rhs_ratio,step_condition,window_steps,descent_lhs,\
 descent_opt_term,descent_noise_term,descent_tolerance,descent_holds,free_set_held,in_regime,\
 violated";
+
+    /// A hand-made `convergence.csv` with the columns the probe wrote before the per-step check
+    /// existed (`extra` adds columns): rows that hold, one averaged-bound violation, one descent
+    /// violation and one undefined row.
+    fn rows_with(extra: &str, body: &[&str]) -> Vec<ConvergenceRow> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("convergence.csv");
-        std::fs::write(&path, format!("{header}\n{}\n", body.join("\n"))).unwrap();
+        std::fs::write(&path, format!("{HEADER}{extra}\n{}\n", body.join("\n"))).unwrap();
         ato_train::read_csv(&path).unwrap()
     }
 
-    /// A row at `step` with LHS/RHS = `lhs`/`rhs`, the window's descent verdict and the
-    /// violated assumptions.
+    fn rows(body: &[&str]) -> Vec<ConvergenceRow> {
+        rows_with("", body)
+    }
+
+    /// A row at `step` with LHS/RHS = `lhs`/`rhs` (NaN: the step condition failed), the
+    /// window's descent verdict and the violated assumptions.
     fn row(step: u64, lhs: f64, rhs: &str, holds: bool, violated: &str) -> String {
         let ratio = rhs.parse::<f64>().map_or(f64::NAN, |r| lhs / r);
         format!(
             "{step},0,0.1,1.0,1.0,1.0,1.0,10,1,1,1,1,0.1,0.1,0,proximal_sgd,{lhs},{rhs},0.5,0.5,\
-{ratio},true,10,-0.1,-0.2,0.1,0.01,{holds},true,{},{violated}",
+{ratio},{},10,-0.1,-0.2,0.1,0.01,{holds},true,{},{violated}",
+            ratio.is_finite(),
             violated.is_empty()
         )
     }
+
+    const NOT_RUN: &str = "step check not run (monitor mode, or a step that is not a prox of h)";
 
     #[test]
     fn every_probe_held() {
@@ -253,7 +251,13 @@ violated";
             &row(10, 0.4, "1", true, ""),
             &row(20, 0.3, "1", true, ""),
         ]);
-        assert_eq!(bound_line(&r), "bound held on 3/3 probes");
+        assert_eq!(
+            bound_line(&r, ProbeMode::Theorem, Fault::None),
+            format!(
+                "convergence checks (theorem): all held — {NOT_RUN}; descent held on 3 windows; \
+                 averaged bound held on 3/3 probes (median LHS/RHS 0.300)"
+            )
+        );
         assert!(!is_reference(&r));
     }
 
@@ -269,9 +273,48 @@ violated";
             &row(30, 0.3, "NaN", false, "step_condition"),
         ]);
         assert_eq!(
-            bound_line(&r),
-            "bound held on 1/4 probes; violated at step 10, 20; undefined (step condition \
-             η·L̂ < 2 failed) at step 30"
+            bound_line(&r, ProbeMode::Theorem, Fault::None),
+            format!(
+                "convergence checks (theorem): a check FAILED — {NOT_RUN}; descent FAILED at \
+                 step 20; averaged bound FAILED at step 10; η·L̂ < 2 failed from step 30 (bounds \
+                 undefined there)"
+            )
+        );
+    }
+
+    #[test]
+    fn the_per_step_check_names_its_first_failure_or_its_smallest_detectable_defect() {
+        let extra = ",step_checks,step_worst_ratio,step_tolerance,step_violated_at";
+        let held = rows_with(
+            extra,
+            &[
+                &format!("{},0,NaN,NaN,", row(0, 0.5, "2", true, "")),
+                &format!("{},10,0.05,2e-6,", row(10, 0.4, "1", true, "")),
+                &format!("{},10,0.07,4e-6,", row(20, 0.3, "1", true, "")),
+            ],
+        );
+        let line = bound_line(&held, ProbeMode::Exact, Fault::None);
+        assert!(
+            line.contains(
+                "all held — step check held on 20 steps (worst r/t 0.07; smallest \
+                 detectable defect t ≈ 3.00e-6)"
+            ),
+            "{line}"
+        );
+        let caught = rows_with(
+            extra,
+            &[
+                &format!("{},0,NaN,NaN,", row(0, 0.5, "2", true, "")),
+                &format!("{},10,4.2e5,2e-6,1", row(10, 0.4, "1", true, "")),
+            ],
+        );
+        let line = bound_line(&caught, ProbeMode::Exact, Fault::LrX20);
+        assert!(
+            line.starts_with(
+                "convergence checks (exact, inject lr_x20): a check FAILED — step check FAILED \
+                 at step 1 (worst r/t 4.200e5 over 10 steps)"
+            ),
+            "{line}"
         );
     }
 
@@ -283,9 +326,13 @@ violated";
         ]);
         assert!(is_reference(&r));
         assert_eq!(
-            bound_line(&r),
-            "bound held on 2/2 probes; outside the theorems' assumptions: momentum_zero, \
-             step_is_prox — reference line only: λ is not a proximal step of h"
+            bound_line(&r, ProbeMode::Monitor, Fault::None),
+            format!(
+                "convergence checks (monitor): all held — {NOT_RUN}; descent held on 2 windows; \
+                 averaged bound held on 2/2 probes (median LHS/RHS 0.250); outside the theorems' \
+                 assumptions: momentum_zero, step_is_prox — reference line only: λ is not a \
+                 proximal step of h"
+            )
         );
     }
 }

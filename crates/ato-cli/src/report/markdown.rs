@@ -310,6 +310,7 @@ pub(super) mod tests {
             metrics: Vec::new(),
             convergence: Vec::new(),
             theorem_regime: false,
+            probing: Default::default(),
         }
     }
 

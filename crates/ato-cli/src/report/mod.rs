@@ -23,7 +23,7 @@ mod selection;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ato_train::run_dir::SUMMARY_FILE;
-use ato_train::{read_csv, ConvergenceRow, EpochMetrics, RunDir, SummaryRow};
+use ato_train::{read_csv, ConvergenceRow, EpochMetrics, Fault, ProbeMode, RunDir, SummaryRow};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +51,19 @@ pub struct RunRecord {
     /// fixed): its optimiser differs from the recipe's, so it stays out of the tables' main
     /// rows and ablations and gets a convergence figure of its own.
     pub theorem_regime: bool,
+    /// How the run was probed (mode, optimiser, injected fault), for the convergence figures'
+    /// labels and lines.
+    pub probing: Probing,
+}
+
+/// How a run was probed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Probing {
+    /// `None` when the run folder has no config (an old or foreign folder).
+    pub mode: Option<ProbeMode>,
+    /// `sgd` | `adamw`.
+    pub optimizer: String,
+    pub inject: Fault,
 }
 
 /// Reads `DIR/summary.csv` and, for every run listed, its `metrics.csv` and
@@ -67,13 +80,22 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
     rows.into_iter()
         .map(|summary| {
             let run = RunDir::new(dir.join(&summary.run_id));
-            let theorem_regime =
-                run.config_file().is_file() && run.read_config()?.convergence.mode.is_theorem();
+            let probing = if run.config_file().is_file() {
+                let cfg = run.read_config()?;
+                Probing {
+                    mode: Some(cfg.convergence.mode),
+                    optimizer: cfg.optim.name.as_str().to_string(),
+                    inject: cfg.convergence.inject,
+                }
+            } else {
+                Probing::default()
+            };
             Ok(RunRecord {
                 metrics: read_csv(&run.metrics_file())?,
                 convergence: read_csv(&run.convergence_file())?,
                 summary,
-                theorem_regime,
+                theorem_regime: probing.mode.is_some_and(ProbeMode::is_theorem),
+                probing,
             })
         })
         .collect()

@@ -46,9 +46,15 @@ pub struct Chart<'a> {
     pub legend: SeriesLabelPosition,
 }
 
-/// Tick labels: integers without a fraction, other values with up to 4 significant digits.
+/// Tick labels: integers without a fraction, values below 10⁻³ or from 10⁶ in scientific
+/// notation (a small non-zero tick never reads "0": log axes have no zero), other values with
+/// up to 4 decimals.
 fn tick(v: &f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e9 {
+    let a = v.abs();
+    if *v != 0.0 && (a < 1e-3 || a >= 1e6) {
+        let s = format!("{v:.1e}");
+        s.replace(".0e", "e")
+    } else if v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         let s = format!("{v:.4}");
@@ -131,12 +137,19 @@ pub fn draw(path: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<()> {
 
 /// Draws panels side by side (each 600×500) into one PNG at `path`.
 pub fn draw_panels(path: &Path, panels: &[(Chart<'_>, Vec<Series>)]) -> Result<()> {
+    draw_grid(path, panels, panels.len().max(1))
+}
+
+/// Draws panels as small multiples, `columns` to a row (each 600×500), into one PNG.
+pub fn draw_grid(path: &Path, panels: &[(Chart<'_>, Vec<Series>)], columns: usize) -> Result<()> {
     register_font();
-    let width = 600 * panels.len().max(1) as u32;
-    let root = BitMapBackend::new(path, (width, 500)).into_drawing_area();
+    let columns = columns.clamp(1, panels.len().max(1));
+    let rows = panels.len().max(1).div_ceil(columns);
+    let root =
+        BitMapBackend::new(path, (600 * columns as u32, 500 * rows as u32)).into_drawing_area();
     root.fill(&WHITE)
         .map_err(|e| anyhow!("plot {}: {e}", path.display()))?;
-    let areas = root.split_evenly((1, panels.len().max(1)));
+    let areas = root.split_evenly((rows, columns));
     for (area, (chart, series)) in areas.iter().zip(panels) {
         draw_on(area, path, chart, series)?;
     }
@@ -258,19 +271,24 @@ fn draw_on(
                     .legend(|(x, y)| Cross::new((x + 9, y), 6, BLACK.stroke_width(2)));
                     continue;
                 }
-                let pts: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|(x, y)| x.is_finite() && y.is_finite() && (!chart.log_y || *y > 0.0))
-                    .collect();
+                let drawable = |(x, y): &(f64, f64)| {
+                    x.is_finite() && y.is_finite() && (!chart.log_y || *y > 0.0)
+                };
+                let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(drawable).collect();
                 if matches!(s.mark, Mark::Line | Mark::LineAndPoints) {
-                    ctx.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                        .map_err(|e| err(&e))?
-                        .label(s.name.clone())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                        });
+                    // a point that cannot be drawn (NaN: undefined) breaks the line: a gap,
+                    // never a bridge
+                    let segments = s.points.split(|p| !drawable(p)).filter(|g| !g.is_empty());
+                    for (k, seg) in segments.enumerate() {
+                        let anno = ctx
+                            .draw_series(LineSeries::new(seg.to_vec(), color.stroke_width(2)))
+                            .map_err(|e| err(&e))?;
+                        if k == 0 {
+                            anno.label(s.name.clone()).legend(move |(x, y)| {
+                                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                            });
+                        }
+                    }
                 }
                 for (&(x, y), &(sx, sy)) in s.points.iter().zip(&s.spread) {
                     if sy > 0.0 {
@@ -317,4 +335,21 @@ fn draw_on(
             .map_err(|e| err(&e))?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick;
+
+    #[test]
+    fn ticks_never_print_a_small_value_as_zero() {
+        assert_eq!(tick(&0.0), "0");
+        assert_eq!(tick(&2.0), "2");
+        assert_eq!(tick(&0.25), "0.25");
+        assert_eq!(tick(&0.001), "0.001");
+        // what the old formatter printed as "0" on a log axis
+        assert_eq!(tick(&1e-5), "1e-5");
+        assert_eq!(tick(&2.5e-7), "2.5e-7");
+        assert_eq!(tick(&3e6), "3e6");
+    }
 }

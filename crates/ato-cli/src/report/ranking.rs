@@ -381,6 +381,7 @@ mod tests {
             metrics: Vec::new(),
             convergence: Vec::new(),
             theorem_regime: false,
+            probing: Default::default(),
         };
         runs.push(twin);
         // seed 3's ATO run pruned nothing, so its OTO run names none: same budget, unpaired

@@ -154,6 +154,15 @@ pub enum OptimizerName {
     Adamw,
 }
 
+impl OptimizerName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptimizerName::Sgd => "sgd",
+            OptimizerName::Adamw => "adamw",
+        }
+    }
+}
+
 /// `[optim]`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
