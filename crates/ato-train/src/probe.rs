@@ -46,6 +46,11 @@ pub struct RunProbe {
     step_window: StepWindow,
     /// AdamW's decay is decoupled; SGD's enters the gradient.
     decoupled_decay: bool,
+    /// Exact mode with SGD: every step's gradient is ∇f itself, so consecutive captures give
+    /// the secant along each step ([`ConvergenceProbe::record_secant`]).
+    secants: bool,
+    /// The previous step's capture, for that secant.
+    last_capture: Option<(u64, StepCapture)>,
 }
 
 impl RunProbe {
@@ -119,6 +124,9 @@ impl RunProbe {
             checks_steps: cfg.checks_every_step(),
             step_window: StepWindow::default(),
             decoupled_decay: cfg.optim.name == crate::config::OptimizerName::Adamw,
+            secants: c.mode == ProbeMode::Exact
+                && cfg.optim.name == crate::config::OptimizerName::Sgd,
+            last_capture: None,
         }))
     }
 
@@ -160,6 +168,21 @@ impl RunProbe {
         let verdict = check_step(step, capture, &self.params, &rule)?;
         self.step_window.add(verdict);
         Ok(())
+    }
+
+    /// Exact mode: records the secant of ∇f from the previous step's point to this one's and
+    /// keeps this capture for the next.
+    pub fn keep_for_secant(&mut self, step: u64, capture: StepCapture) {
+        if !self.secants {
+            return;
+        }
+        if let Some((prev, last)) = &self.last_capture {
+            if *prev + 1 == step {
+                let secant = last.secant_to(&capture, &self.params, self.weight_decay);
+                self.probe.record_secant(secant);
+            }
+        }
+        self.last_capture = Some((step, capture));
     }
 
     /// The rows written so far.

@@ -140,9 +140,10 @@ impl<'a> Loop<'a> {
             step: t,
             fault,
         })?;
-        if let (Some(c), Some(p)) = (&capture, &mut self.probe) {
+        if let (Some(c), Some(p)) = (capture, &mut self.probe) {
             let penalty = self.pruner.penalty(&self.groups, epoch);
-            p.check_step(t, c, (&self.groups, &penalty), self.optimizer.as_ref(), lr)?;
+            p.check_step(t, &c, (&self.groups, &penalty), self.optimizer.as_ref(), lr)?;
+            p.keep_for_secant(t, c);
         }
         if self.broken_prox {
             let penalty = self.pruner.penalty(&self.groups, epoch);

@@ -51,7 +51,7 @@ pub struct Chart<'a> {
 /// up to 4 decimals.
 fn tick(v: &f64) -> String {
     let a = v.abs();
-    if *v != 0.0 && (a < 1e-3 || a >= 1e6) {
+    if *v != 0.0 && !(1e-3..1e6).contains(&a) {
         let s = format!("{v:.1e}");
         s.replace(".0e", "e")
     } else if v.fract() == 0.0 {

@@ -103,7 +103,12 @@ impl ConvergenceProbe {
         let between = self.window.as_ref().map_or(Smoothness::default(), |w| {
             secant::between(&w.x, &w.grad, &x, &stats.mean, &h)
         });
-        let smoothness = along.max(between);
+        let mut smoothness = along.max(between);
+        if metric.is_none() {
+            smoothness.euclid = smoothness.euclid.max(self.window_secant);
+            smoothness.metric = smoothness.metric.max(self.window_secant);
+        }
+        self.window_secant = 0.0;
         let rho_all = h.iter().copied().fold(f64::INFINITY, f64::min);
         let rho_free = h
             .iter()

@@ -223,6 +223,9 @@ pub struct ConvergenceProbe {
     window: Option<ProbePoint>,
     /// η of every step since the previous probe.
     window_lrs: Vec<f64>,
+    /// The largest per-step secant of ∇f recorded since the previous probe
+    /// ([`ConvergenceProbe::record_secant`]; 0: none).
+    window_secant: f64,
     /// The group weights of h at the last probe: when they change, the bounds restart.
     penalty: Option<Vec<Vec<f64>>>,
 }
@@ -243,6 +246,7 @@ impl ConvergenceProbe {
             averaged: Averaged::default(),
             window: None,
             window_lrs: Vec::new(),
+            window_secant: 0.0,
             penalty: None,
         })
     }
@@ -272,6 +276,18 @@ impl ConvergenceProbe {
     /// Records the learning rate of one optimiser step (call after every step).
     pub fn record_step(&mut self, lr: f64) {
         self.window_lrs.push(lr);
+    }
+
+    /// Records `‖∇f(x_{k+1}) − ∇f(x_k)‖/‖x_{k+1} − x_k‖` of one step, when the step's gradients
+    /// are of f itself (a deterministic objective, `convergence.mode = "exact"`, Euclidean
+    /// metric). The next probe's L̂ is then at least the largest of them: the curvature along
+    /// every step of the window, not only the secants at its ends, so a run at the edge of
+    /// stability (η·L → 2 between probes) shows up as a failed step condition rather than as a
+    /// descent violation.
+    pub fn record_secant(&mut self, secant: f64) {
+        if secant.is_finite() {
+            self.window_secant = self.window_secant.max(secant);
+        }
     }
 
     /// Whether a probe is due after `steps` optimiser steps.

@@ -35,6 +35,7 @@ impl ConvergenceProbe {
             s.put_meta("objective0", format!("{o:?}"));
         }
         put_f64s(&mut s, "window_lrs", &self.window_lrs, device)?;
+        s.put_meta("window_secant", format!("{:?}", self.window_secant));
         if let Some(p) = &self.penalty {
             s.put_meta(
                 "penalty",
@@ -81,6 +82,10 @@ impl ConvergenceProbe {
             },
         };
         self.window_lrs = f64s(s, "window_lrs")?;
+        self.window_secant = match s.meta.get("window_secant") {
+            Some(_) => s.meta("window_secant")?,
+            None => 0.0,
+        };
         self.penalty = match s.meta.get("penalty") {
             None => None,
             Some(t) => Some(

@@ -79,6 +79,29 @@ impl StepCapture {
     }
 }
 
+impl StepCapture {
+    /// The Euclidean secant of `∇f = g + wd·x` (decay on the decayed parameters) from this
+    /// step's point to `next`'s: `‖∇f(x') − ∇f(x)‖/‖x' − x‖` (NaN when the points coincide).
+    /// Meaningful only when both gradients are of the same deterministic f.
+    pub fn secant_to(&self, next: &StepCapture, params: &ParamSet, weight_decay: f64) -> f64 {
+        let decayed = flat::decay_mask(params);
+        let (mut dg, mut dx) = (0f64, 0f64);
+        for i in 0..self.x.len().min(next.x.len()) {
+            let (x0, x1) = (self.x[i] as f64, next.x[i] as f64);
+            let wd = if decayed[i] { weight_decay } else { 0.0 };
+            let g0 = self.grad[i] as f64 + wd * x0;
+            let g1 = next.grad[i] as f64 + wd * x1;
+            dg += (g1 - g0).powi(2);
+            dx += (x1 - x0).powi(2);
+        }
+        if dx == 0.0 {
+            f64::NAN
+        } else {
+            (dg / dx).sqrt()
+        }
+    }
+}
+
 /// The rule the step claims to follow.
 pub struct StepRule<'a> {
     /// η_k as configured (the schedule's value).
