@@ -86,11 +86,12 @@ impl StepCapture {
     pub fn secant_to(&self, next: &StepCapture, params: &ParamSet, weight_decay: f64) -> f64 {
         let decayed = flat::decay_mask(params);
         let (mut dg, mut dx) = (0f64, 0f64);
-        for i in 0..self.x.len().min(next.x.len()) {
-            let (x0, x1) = (self.x[i] as f64, next.x[i] as f64);
-            let wd = if decayed[i] { weight_decay } else { 0.0 };
-            let g0 = self.grad[i] as f64 + wd * x0;
-            let g1 = next.grad[i] as f64 + wd * x1;
+        let points = self.x.iter().zip(&next.x).zip(self.grad.iter().zip(&next.grad));
+        for (((&x0, &x1), (&g0, &g1)), &d) in points.zip(&decayed) {
+            let (x0, x1) = (x0 as f64, x1 as f64);
+            let wd = if d { weight_decay } else { 0.0 };
+            let g0 = g0 as f64 + wd * x0;
+            let g1 = g1 as f64 + wd * x1;
             dg += (g1 - g0).powi(2);
             dx += (x1 - x0).powi(2);
         }
