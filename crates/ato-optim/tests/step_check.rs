@@ -254,3 +254,25 @@ fn each_fault_fails_the_check_and_the_correct_step_holds() {
         assert!(v.ratio() > 1e3, "{fault:?}: {v:?}");
     }
 }
+
+/// The secant along a step of f = 1.5·‖x‖² (∇f = 3x) is 3 whatever the step; with weight
+/// decay 0.5 on every parameter it is 3.5.
+#[test]
+fn the_secant_between_two_captures_is_the_curvature_along_the_step() {
+    let (v, _, params) = model();
+    let grads_of_quadratic = |v: &NamedVars| {
+        let w = v["q.weight"].as_tensor();
+        let b = v["q.bias"].as_tensor();
+        ((w.sqr().unwrap().sum_all().unwrap() + b.sqr().unwrap().sum_all().unwrap()).unwrap() * 1.5)
+            .unwrap()
+            .backward()
+            .unwrap()
+    };
+    let first = StepCapture::take(&params, &grads_of_quadratic(&v)).unwrap();
+    set(&v, [1.0, -2.0], [0.5, 0.25, 3.0, -1.0]);
+    let second = StepCapture::take(&params, &grads_of_quadratic(&v)).unwrap();
+    assert!((first.secant_to(&second, &params, 0.0) - 3.0).abs() < 1e-5);
+    assert!((first.secant_to(&second, &params, 0.5) - 3.5).abs() < 1e-5);
+    // no move, no secant
+    assert!(first.secant_to(&first, &params, 0.0).is_nan());
+}

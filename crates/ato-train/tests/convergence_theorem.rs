@@ -2,9 +2,10 @@
 //! (mask frozen, h fixed), momentum 0, probe batches with the training transform. Every row is
 //! finite for SGD and for AdamW, SGD's rows are in the regime and hold, and a broken step (the
 //! sign of the prox's shrinkage flipped behind the probe's back, `RunOptions::broken_prox`) is
-//! reported. (Tried and not detectable here: the learning rate ×20, since with BN the loss is
-//! scale-invariant in the conv weights and the larger step still descends, and the gradient's
-//! sign flipped, since the ascent of f over a window stays within the mini-batch noise term.)
+//! reported by the descent check. (Not detectable by the two bounds here: the learning rate
+//! ×20, since with BN the loss is scale-invariant in the conv weights and the larger step still
+//! descends, and the gradient's sign flipped, since the ascent of f over a window stays within
+//! the mini-batch noise term; the per-step check catches both, `tests/fault_injection.rs`.)
 
 use ato_train::{read_csv, run, ConvergenceRow, Method, OptimizerName, RunConfig, RunOptions};
 use std::path::Path;

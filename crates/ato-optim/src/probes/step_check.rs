@@ -86,7 +86,11 @@ impl StepCapture {
     pub fn secant_to(&self, next: &StepCapture, params: &ParamSet, weight_decay: f64) -> f64 {
         let decayed = flat::decay_mask(params);
         let (mut dg, mut dx) = (0f64, 0f64);
-        let points = self.x.iter().zip(&next.x).zip(self.grad.iter().zip(&next.grad));
+        let points = self
+            .x
+            .iter()
+            .zip(&next.x)
+            .zip(self.grad.iter().zip(&next.grad));
         for (((&x0, &x1), (&g0, &g1)), &d) in points.zip(&decayed) {
             let (x0, x1) = (x0 as f64, x1 as f64);
             let wd = if d { weight_decay } else { 0.0 };
