@@ -9,6 +9,7 @@
 
 use crate::records::write_text_atomically;
 use crate::TrainError;
+use ato_models::Model;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -90,4 +91,23 @@ impl CheckpointDir {
         }
         Ok(None)
     }
+}
+
+/// Writes the model's tensors (parameters and buffers) as safetensors.
+pub(crate) fn save_tensors(model: &Model, path: &Path) -> Result<(), TrainError> {
+    candle_core::safetensors::save(&model.tensors(), path)
+        .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))
+}
+
+/// Sets every variable of the model from a file written by [`save_tensors`].
+pub(crate) fn restore_tensors(model: &Model, path: &Path) -> Result<(), TrainError> {
+    let saved = candle_core::safetensors::load(path, model.device())
+        .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
+    for (name, var) in model.named_vars() {
+        let t = saved.get(&name).ok_or_else(|| {
+            TrainError::Io(format!("{}: tensor `{name}` is missing", path.display()))
+        })?;
+        var.set(t)?;
+    }
+    Ok(())
 }

@@ -22,7 +22,6 @@ use ato_models::Model;
 use ato_optim::{GroupSet, Optimizer, StateDict};
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
-use std::path::Path;
 use std::time::Instant;
 
 /// How a run reports and where it may stop early.
@@ -276,7 +275,7 @@ impl<'a> Loop<'a> {
 
     fn save_checkpoint(&self, run_dir: &RunDir) -> Result<(), TrainError> {
         run_dir.checkpoint().save(&self.state, |dir| {
-            save_tensors(&self.model, &dir.join("model.safetensors"))?;
+            crate::checkpoint::save_tensors(&self.model, &dir.join("model.safetensors"))?;
             self.optimizer
                 .state()
                 .and_then(|s| s.save(&dir.join("optimizer.safetensors")))?;
@@ -295,7 +294,7 @@ impl<'a> Loop<'a> {
         };
         let mut metrics: Vec<EpochMetrics> = read_csv(&run_dir.metrics_file())?;
         metrics.truncate(saved.epochs_done);
-        restore_tensors(&self.model, &dir.join("model.safetensors"))?;
+        crate::checkpoint::restore_tensors(&self.model, &dir.join("model.safetensors"))?;
         let s = StateDict::load(&dir.join("optimizer.safetensors"), self.model.device())?;
         self.optimizer.load_state(&s)?;
         self.pruner.load(&dir)?;
@@ -380,23 +379,6 @@ fn progress_bar(
     );
     bar.set_prefix(format!("{}/{epochs}", epoch + 1));
     Some(bar)
-}
-
-fn save_tensors(model: &Model, path: &Path) -> Result<(), TrainError> {
-    candle_core::safetensors::save(&model.tensors(), path)
-        .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))
-}
-
-fn restore_tensors(model: &Model, path: &Path) -> Result<(), TrainError> {
-    let saved = candle_core::safetensors::load(path, model.device())
-        .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
-    for (name, var) in model.named_vars() {
-        let t = saved.get(&name).ok_or_else(|| {
-            TrainError::Io(format!("{}: tensor `{name}` is missing", path.display()))
-        })?;
-        var.set(t)?;
-    }
-    Ok(())
 }
 
 /// `g ← −g` for every parameter (the `flip_grad` fault).

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod ato_section;
 mod baselines;
+mod convergence;
 mod keys;
 mod sections;
 mod theorem;
@@ -21,6 +22,7 @@ mod validate;
 
 pub use ato_section::*;
 pub use baselines::{HessoSection, MagnitudeScopeName, MagnitudeSection};
+pub use convergence::{ConvergenceSection, Fault, ProbeMode};
 
 pub use keys::{keys, KeyDoc};
 
