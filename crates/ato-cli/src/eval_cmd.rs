@@ -1,6 +1,6 @@
 //! `ato eval` (a saved model on a test set) and `ato export` (a run's compact model).
 
-use crate::layers;
+use crate::config_layers;
 use anyhow::{anyhow, bail, Result};
 use ato_models::Model;
 use ato_train::{RunData, RunDir};
@@ -49,11 +49,11 @@ pub fn eval_cmd(args: &EvalArgs) -> Result<()> {
     } else {
         (args.path.clone(), None)
     };
-    let mut fig = layers::base(None, &[])?;
+    let mut fig = config_layers::base(None, &[])?;
     if let Some(cfg) = &base {
         fig = fig.merge(figment::providers::Serialized::defaults(cfg));
     }
-    let cfg = layers::extract(&layers::finish(fig, &args.overrides)?)?;
+    let cfg = config_layers::extract(&config_layers::finish(fig, &args.overrides)?)?;
     let device = ato_train::select_device(&cfg.device)?;
     let model = Model::load(&weights, &device)?;
     let (classes, size) = cfg.dataset.name.shape();

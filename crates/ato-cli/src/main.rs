@@ -19,10 +19,10 @@
 
 mod bench;
 mod check_gpu;
+mod config_layers;
 mod data_cmd;
 mod eval_cmd;
 mod info;
-mod layers;
 mod overrides;
 mod report;
 mod sweep;

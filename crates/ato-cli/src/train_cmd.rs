@@ -1,6 +1,6 @@
 //! `ato train [CONFIG] [key=value …]`: one run into `<out_dir>/<name>/<run-id>/`.
 
-use crate::layers;
+use crate::config_layers;
 use anyhow::Result;
 use ato_train::{run, RunOptions};
 use clap::Args;
@@ -68,10 +68,10 @@ pub fn split_config(
 
 pub fn run_cmd(args: &TrainArgs) -> Result<()> {
     let (file, overrides) = split_config(&args.config, &args.overrides);
-    let fig = layers::finish(layers::base(file.as_deref(), &[])?, &overrides)?;
-    let cfg = layers::extract(&fig)?;
+    let fig = config_layers::finish(config_layers::base(file.as_deref(), &[])?, &overrides)?;
+    let cfg = config_layers::extract(&fig)?;
     if args.print_config {
-        print!("{}", layers::to_toml(&cfg));
+        print!("{}", config_layers::to_toml(&cfg));
         return Ok(());
     }
     let out = run(

@@ -13,7 +13,7 @@ pub mod numerics;
 pub mod table;
 
 use crate::bench::{self, BenchArgs, BenchMode};
-use crate::layers;
+use crate::config_layers;
 use anyhow::{bail, Result};
 use ato_data::DatasetName;
 use ato_models::ModelName;
@@ -204,11 +204,11 @@ fn demo_rows(args: &CheckGpuArgs) -> Result<Vec<Row>> {
         overrides.extend(args.demo_overrides.iter().cloned());
         let item = format!("{method}, 1 epoch");
         let run = || -> Result<String> {
-            let fig = layers::finish(
-                layers::base(Some(args.demo_config.as_path()), &[])?,
+            let fig = config_layers::finish(
+                config_layers::base(Some(args.demo_config.as_path()), &[])?,
                 &overrides,
             )?;
-            let cfg = layers::extract(&fig)?;
+            let cfg = config_layers::extract(&fig)?;
             let out = ato_train::run(&cfg, &ato_train::RunOptions::default())?;
             let s = &out.summary;
             Ok(format!(

@@ -14,7 +14,7 @@ pub mod spec;
 #[cfg(test)]
 mod tests;
 
-use crate::layers;
+use crate::config_layers;
 use anyhow::{anyhow, bail, Result};
 use ato_train::run_dir::SUMMARY_FILE;
 use ato_train::{run, write_csv_atomically, RunConfig, RunDir, RunOptions, RunStatus, SummaryRow};
@@ -91,8 +91,9 @@ pub fn plan(sweep: &spec::Sweep, overrides: &[String]) -> Result<Vec<PlannedRun>
     let mut out: Vec<PlannedRun> = Vec::new();
     for (i, r) in sweep.runs.iter().enumerate() {
         let extract = |values: &[(String, figment::value::Value)]| -> Result<RunConfig> {
-            let fig = layers::finish(layers::base(r.base.as_deref(), values)?, overrides)?;
-            layers::extract(&fig).map_err(|e| {
+            let fig =
+                config_layers::finish(config_layers::base(r.base.as_deref(), values)?, overrides)?;
+            config_layers::extract(&fig).map_err(|e| {
                 let point: Vec<String> = r.point.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 anyhow!("sweep run {} ({}): {e}", i + 1, point.join(" "))
             })

@@ -7,9 +7,7 @@ use super::{Pruner, StepContext};
 use crate::config::{OptimizerName, RunConfig};
 use crate::{recipe, TrainError};
 use ato_models::Model;
-use ato_optim::{
-    DecoupledDecay, GroupSet, Hesso as HessoOptimizer, HessoConfig, HessoTarget, StateDict,
-};
+use ato_optim::{DecoupledDecay, GroupSet, Hesso, HessoConfig, HessoTarget, StateDict};
 use ato_zig::{Mask, WidthPolynomial};
 use std::path::Path;
 use std::sync::Arc;
@@ -17,13 +15,13 @@ use std::sync::Arc;
 const HESSO_FILE: &str = "hesso.safetensors";
 
 /// HESSO after the base step of every target step.
-pub struct Hesso {
-    hesso: HessoOptimizer,
+pub struct HessoPruner {
+    hesso: Hesso,
     /// AdamW's decoupled decay, taken out of the saliency's direction (as in the reference).
     decay: DecoupledDecay,
 }
 
-impl Hesso {
+impl HessoPruner {
     /// HESSO for a run of `cfg` on `model` with `steps_per_epoch` steps per epoch. HESSO itself
     /// keeps any width; with `prune.round_to` > 1 the run's final selection is rounded up after
     /// training (exactly-zero groups re-admitted, see `finish`), which costs FLOPs↓.
@@ -52,13 +50,13 @@ impl Hesso {
             OptimizerName::Adamw => cfg.optim.weight_decay,
         };
         Ok(Self {
-            hesso: HessoOptimizer::new(config, target, &model.arch().gate_widths())?,
+            hesso: Hesso::new(config, target, &model.arch().gate_widths())?,
             decay: DecoupledDecay::new(&recipe::param_set(cfg, model), decoupled),
         })
     }
 }
 
-impl Pruner for Hesso {
+impl Pruner for HessoPruner {
     fn needs_snapshot(&self, _epoch: usize) -> bool {
         self.hesso.needs_snapshot()
     }

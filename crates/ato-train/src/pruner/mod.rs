@@ -146,7 +146,7 @@ pub fn for_method(
         Method::Oto => Box::new(oto::Oto::new(cfg)?),
         Method::Otov2 => Box::new(otov2::Otov2::new(cfg, model)?),
         Method::Ato => Box::new(ato::Ato::new(cfg, model, train, steps_per_epoch)?),
-        Method::Hesso => Box::new(hesso::Hesso::new(cfg, model, steps_per_epoch)?),
+        Method::Hesso => Box::new(hesso::HessoPruner::new(cfg, model, steps_per_epoch)?),
         Method::Magnitude => Box::new(magnitude::Magnitude::new(cfg, model, cfg.round_to())?),
     })
 }
