@@ -1,4 +1,4 @@
-//! Config layering (DESIGN.md §7): built-in defaults < a TOML file (`experiments/*.toml`)
+//! Config layering (docs/design.md §7): built-in defaults < a TOML file (`experiments/*.toml`)
 //! < sweep values < `ATO_*` environment variables < `key=value` arguments.
 //!
 //! Environment variables use `__` between a section and its key, `ATO_TRAIN__EPOCHS=2` for

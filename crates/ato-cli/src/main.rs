@@ -1,8 +1,8 @@
 //! # ato — Auto-Train-Once from the command line
 //!
-//! One binary for the whole research loop (DESIGN.md §7):
+//! One binary for the whole research loop (docs/design.md §7):
 //!
-//! - `ato train [CONFIG] [key=value …]` — one run (dense, ATO, OTO or OTOv2) into
+//! - `ato train [CONFIG] [key=value …]` — one run (dense, ATO, OTO, OTOv2, HESSO or magnitude) into
 //!   `results/<name>/<run-id>/`: config, per-epoch metrics, convergence probes, mask, compact
 //!   model, summary row; resumable.
 //! - `ato sweep NAME|FILE` — a grid of runs with skip/resume/shard/SLURM support and an

@@ -1,4 +1,4 @@
-//! `ato info` against the reference counts of DESIGN.md §3 (conv + fc MACs; params include BN
+//! `ato info` against the reference counts of docs/design.md §3 (conv + fc MACs; params include BN
 //! affine weights, not running statistics), through the real binary.
 
 use std::process::Command;

@@ -1,4 +1,4 @@
-//! A small sweep end to end through the binary: summary rows with the DESIGN.md §7 columns,
+//! A small sweep end to end through the binary: summary rows with the docs/design.md §7 columns,
 //! a killed sweep that resumes to the same rows, and a report with its plots.
 
 use std::path::{Path, PathBuf};

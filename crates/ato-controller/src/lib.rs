@@ -1,12 +1,12 @@
 //! # ato-controller — the network that decides which channels to prune
 //!
-//! ATO (DESIGN.md §4) trains a small controller θ beside the target network. Each gate ℓ of the
+//! ATO (docs/design.md §4) trains a small controller θ beside the target network. Each gate ℓ of the
 //! target (a prunable channel dimension of width C_ℓ, from `ato-zig`) gets a fixed 64-d token;
 //! a bidirectional GRU (128 per direction) reads the tokens in depth order, and a per-gate
 //! LayerNorm → ReLU → Linear head turns its 256-d state into logits z_ℓ ∈ ℝ^{C_ℓ}.
 //!
-//! - [`sample_masks`]: y = σ((z + noise + b)/τ), b = 3, τ = 0.4, logistic noise (or one
-//!   Gumbel sample), and the hard mask 1[y ≥ 0.5] with a straight-through gradient;
+//! - [`sample_masks`]: y = σ((z + noise + b)/τ), b = 3, τ = 0.4, one Gumbel sample as noise
+//!   by default (`ato.noise`; logistic noise as the alternative), and the hard mask 1[y ≥ 0.5] with a straight-through gradient;
 //! - [`eval_masks`]: the deterministic mask 1[z + b ≥ 0] that is frozen at T_end;
 //! - [`FlopsRegulariser`]: R(r, p) = |log r − log p| with r the kept share of prunable MACs
 //!   and p derived from the target FLOPs reduction.

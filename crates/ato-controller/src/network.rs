@@ -1,6 +1,6 @@
 //! The controller network: fixed orthogonal gate tokens → bidirectional GRU → LayerNorm (one
 //! shared by all gates, as the authors' code has it, or one per gate) → ReLU → per-gate Linear
-//! heads (DESIGN.md §4).
+//! heads (docs/design.md §4).
 
 use crate::ControllerError;
 use candle_core::{DType, Device, IndexOp, Module, Tensor, Var};
@@ -23,7 +23,7 @@ pub enum NoiseKind {
     Gumbel,
 }
 
-/// Sizes and constants of the controller; defaults are DESIGN.md §4's.
+/// Sizes and constants of the controller; defaults are docs/design.md §4's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ControllerConfig {
     /// Dimension of the fixed per-gate tokens (64).

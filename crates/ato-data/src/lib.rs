@@ -10,7 +10,7 @@
 //! |-----------|----------------------------|--------|
 //! | CIFAR-10  | `cifar-10-batches-bin/data_batch_{1..5}.bin`, `test_batch.bin` | 1 label byte + 3072 pixel bytes (CHW) |
 //! | CIFAR-100 | `cifar-100-binary/train.bin`, `test.bin` | coarse label, fine label, 3072 pixel bytes; the *fine* label is used |
-//! | synth10 / synth100 | `synth{10,100}-seed{S}/` holding the CIFAR-10 / CIFAR-100 layout above | as CIFAR |
+//! | synth10 / synth100 | `synth{C}-v{GENERATOR_VERSION}-seed{S}/` holding the CIFAR-10 / CIFAR-100 layout above | as CIFAR |
 //! | ImageNet  | `train/<class>/*.JPEG`, `val/<class>/*.JPEG`; class index = sorted folder names | any JPEG/PNG |
 //! | digits    | none: embedded in the binary ([`digits`], UCI handwritten digits, CC BY 4.0) | 8×8 greyscale |
 //!

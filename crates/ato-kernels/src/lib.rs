@@ -8,7 +8,7 @@
 //! ## Why
 //!
 //! Stock candle 0.11 trains CIFAR ResNets on a 2-core CPU 5–10× slower than PyTorch with the
-//! same threads (DESIGN.md §9). Where its time goes:
+//! same threads (docs/design.md §9). Where its time goes:
 //!
 //! - **conv backward**: the weight gradient is a conv2d of the transposed input with the
 //!   transposed output gradient (the batch as channels, a whole feature map as the "kernel")

@@ -189,7 +189,7 @@ impl Model {
 
     /// The same architecture at the kept widths, with every member, running-statistic and
     /// consumer tensor sliced. Where the dropped groups are zero, its outputs equal this
-    /// model's (DESIGN.md §3).
+    /// model's (docs/design.md §3).
     pub fn compact(&self, kept: &KeptChannels) -> Result<Model, ModelError> {
         let tensors = compact_tensors(&self.gates, &self.tensors(), kept)?;
         let widths: Vec<usize> = kept.widths();

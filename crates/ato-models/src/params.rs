@@ -1,5 +1,5 @@
 //! [`ParamStore`]: creates a model's variables, either freshly initialised from a seeded RNG
-//! (candle's CPU RNG cannot be seeded, DESIGN.md §10) or taken from a given tensor set
+//! (candle's CPU RNG cannot be seeded, docs/design.md §10) or taken from a given tensor set
 //! (loading, compaction), checking every shape.
 
 use crate::ModelError;

@@ -1,6 +1,6 @@
 //! ResNets: the CIFAR family (He et al. 2016, 6n+2 layers, widths 16/32/64, shortcut A or B)
 //! and the ImageNet family of torchvision (ResNet-18/34 basic blocks, ResNet-50 bottlenecks
-//! v1.5), both gated as DESIGN.md §3 says.
+//! v1.5), both gated as docs/design.md §3 says.
 
 use crate::layers::{
     apply_gate, global_avg_pool, max_pool_3x3_s2_p1, ConvBn, GateValues, ShortcutLayer,

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The preconditioner `√v̂ + ε` is exposed for the convergence probes (its minimum is the
-//! adaptive-matrix lower bound ρ̂ of DESIGN.md §6).
+//! adaptive-matrix lower bound ρ̂ of docs/design.md §6).
 
 use crate::optimizer::{buffer_key, load_buffers, Optimizer};
 use crate::params::ParamSet;

@@ -1,5 +1,5 @@
 //! DHSPG, the optimiser of OTOv2 (Chen et al., ICLR 2023), on the groups of `ato-zig`
-//! (DESIGN.md §5), with SGD or AdamW as its base step.
+//! (docs/design.md §5), with SGD or AdamW as its base step.
 //!
 //! - **Direction**: d_g is the base step's update direction without AdamW's decoupled decay,
 //!   `d = (x − x̂)/α − wd·x` on decayed members ([`DecoupledDecay`]), as the reference

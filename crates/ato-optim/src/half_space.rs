@@ -1,5 +1,5 @@
 //! The half-space step shared by OTO's HSPG, OTOv2's DHSPG and ATO's `half_space` projector
-//! (DESIGN.md §4, §5).
+//! (docs/design.md §4, §5).
 //!
 //! After the base optimiser has moved every group from x_g to x̂_g, each *eligible* group g
 //! (λ_g given) that was non-zero before the step takes the trial step and the half-space test

@@ -1,5 +1,5 @@
 //! HSPG, the optimiser of OTO (Chen et al., NeurIPS 2021), on the groups of `ato-zig`
-//! (DESIGN.md §5), as the authors' code runs it: the group-lasso term enters the *gradient*,
+//! (docs/design.md §5), as the authors' code runs it: the group-lasso term enters the *gradient*,
 //! so the base optimiser's momentum carries it.
 //!
 //! ```text
@@ -22,7 +22,7 @@ use candle_core::backprop::GradStore;
 /// The reference's guard in `x/(‖x‖ + 1e-6)`.
 pub const PENALTY_NORM_GUARD: f64 = 1e-6;
 
-/// Settings of [`Hspg`]; defaults λ = 1e-3, ε = 0 (DESIGN.md §5).
+/// Settings of [`Hspg`]; defaults λ = 1e-3, ε = 0 (docs/design.md §5).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HspgConfig {
     pub lambda: f64,

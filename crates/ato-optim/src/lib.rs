@@ -1,7 +1,7 @@
 //! # ato-optim — optimisers, group steps, OTO/OTOv2/HESSO, magnitude selection, probes
 //!
 //! Everything that *changes weights* in ato-rs lives here, written on candle
-//! [`Var`](candle_core::Var)s so it runs on CPU and CUDA alike (DESIGN.md §4 prox, §5, §6):
+//! [`Var`](candle_core::Var)s so it runs on CPU and CUDA alike (docs/design.md §4 prox, §5, §6):
 //!
 //! - [`ParamSet`]: the trainable variables of a model, sorted by name, each flagged for weight
 //!   decay ([`DecayRule::ExcludeBnAndBias`] leaves 1-D tensors — BN γ/β, biases — undecayed).

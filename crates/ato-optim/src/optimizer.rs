@@ -36,7 +36,7 @@ pub trait Optimizer {
     }
 
     /// For adaptive methods, the diagonal preconditioner `√v̂ + ε` of each parameter (by name);
-    /// `None` for SGD. The convergence probes read it (DESIGN.md §6).
+    /// `None` for SGD. The convergence probes read it (docs/design.md §6).
     fn preconditioner(&self) -> Result<Option<Vec<(String, Tensor)>>> {
         Ok(None)
     }

@@ -1,4 +1,4 @@
-//! ATO's group proximal step (DESIGN.md §4) and the row operations on `(C, D)` group matrices
+//! ATO's group proximal step (docs/design.md §4) and the row operations on `(C, D)` group matrices
 //! that the group steps share.
 //!
 //! For the mask m of the epoch, let z_ℓ be the number of masked (m = 0) groups of gate ℓ and

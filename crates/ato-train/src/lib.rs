@@ -1,8 +1,8 @@
-//! # ato-train — one training loop for dense, ATO, OTO and OTOv2
+//! # ato-train — one training loop for dense, ATO, OTO, OTOv2, HESSO and magnitude pruning
 //!
 //! This crate owns a run from its configuration to its result row:
 //!
-//! - [`RunConfig`]: every key of DESIGN.md §7, plain TOML, validated with errors that name the
+//! - [`RunConfig`]: every key of docs/design.md §7, plain TOML, validated with errors that name the
 //!   key; [`AtoSchedule`] resolves ATO's epochs (when the controller learns, when the proximal
 //!   step starts, when the mask freezes) and λ's schedule.
 //! - [`trainer::run`]: the loop, the same for every method — target steps (base optimiser step,

@@ -1,4 +1,4 @@
-//! The run's side of the convergence probes (DESIGN.md §6): a fixed set of probe batches
+//! The run's side of the convergence probes (docs/design.md §6): a fixed set of probe batches
 //! (monitor mode: the first training images, evaluation transform; theorem mode: training
 //! batches drawn once with the training transform, seeded; exact mode: the one training batch,
 //! twice, so σ̂² is exactly 0), the train-mode loss and gradients on them with the BN running

@@ -1,5 +1,5 @@
 //! The facts of a run that [`ato_optim::bounds::assess`] checks against the theorems
-//! ([`RunRegime`], DESIGN.md §6), and the broken-prox negative control. Where the probes start
+//! ([`RunRegime`], docs/design.md §6), and the broken-prox negative control. Where the probes start
 //! and the theorem mode's checks are `RunConfig` methods (`config/theorem.rs`).
 
 use crate::config::{Method, OptimizerName, Projector, RunConfig};

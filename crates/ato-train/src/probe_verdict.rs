@@ -62,17 +62,16 @@ impl CheckVerdicts {
             step_failed_at: rows.iter().find_map(|r| r.step_violated_at),
             step_worst_ratio: rows
                 .iter()
-                .map(|r| r.step_worst_ratio)
-                .filter(|x| x.is_finite())
+                .filter_map(|r| r.step_worst_ratio)
                 .fold(f64::NAN, f64::max),
-            step_tolerance: median(rows.iter().map(|r| r.step_tolerance).collect()),
+            step_tolerance: median(rows.iter().filter_map(|r| r.step_tolerance).collect()),
             descent_windows: windows.len(),
             descent_failed_at: windows.iter().find(|r| !r.descent_holds).map(|r| r.step),
             descent_slack: median(
                 windows
                     .iter()
                     .filter(|r| r.descent_holds)
-                    .map(|r| r.descent_slack)
+                    .filter_map(|r| r.descent_slack)
                     .collect(),
             ),
             averaged_defined: defined.len(),

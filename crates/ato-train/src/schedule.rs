@@ -1,4 +1,4 @@
-//! The ATO epoch schedule (DESIGN.md §4): which parts of the algorithm run in an epoch.
+//! The ATO epoch schedule (docs/design.md §4): which parts of the algorithm run in an epoch.
 //!
 //! ```text
 //! epoch:   0 … T_start … T_prox … λ_switch … lr_drop … T_end … E

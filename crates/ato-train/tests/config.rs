@@ -321,8 +321,8 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
         (true, 64, 5)
     );
     assert_eq!(a.prune.round_to, 1);
-    // the id hashes config.toml as it was before `[bench]` and `prune.round_to` existed (with
-    // the keys that do not change a run cleared)
+    // the id hashes config.toml as it was before `[bench]`, `prune.round_to` and
+    // `convergence.inject` existed (with the keys that do not change a run cleared)
     let mut key = a.clone();
     key.name.clear();
     key.out_dir.clear();
@@ -332,8 +332,11 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
     let after = text[bench + 1..]
         .find("\n\n")
         .map_or(text.len(), |e| bench + 1 + e + 1);
-    let before = format!("{}{}", &text[..bench], &text[after..]).replace("round_to = 1\n", "");
+    let before = format!("{}{}", &text[..bench], &text[after..])
+        .replace("round_to = 1\n", "")
+        .replace("inject = \"none\"\n", "");
     assert!(!before.contains("bench") && !before.contains("round_to"));
+    assert!(!before.contains("inject"));
     assert_eq!(key.results_toml(), before);
     // (as the images of generator v2 were: later versions add their own line)
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Shared block builders. Each declares its gates and layers once; the model crate instantiates
 //! tensors from the returned specs and the groups and FLOPs follow from the same record.
 //!
-//! Gating policy (DESIGN.md §3), identical for ATO, OTO and OTOv2:
+//! Gating policy (docs/design.md §3), identical for ATO, OTO and OTOv2:
 //! - basic block: the inner channel (conv1's output);
 //! - bottleneck: conv1's and conv2's outputs (two gates);
 //! - inverted residual with expansion > 1: the hidden width (expand conv + BN + depthwise + BN);

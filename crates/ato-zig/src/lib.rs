@@ -1,13 +1,13 @@
 //! # ato-zig — channel gates, zero-invariant groups, FLOPs and compaction
 //!
-//! This crate holds everything ATO, OTO and OTOv2 need to know about *which* channels can be
-//! pruned and what pruning them costs or saves, without any model code:
+//! This crate holds everything ATO and the baselines (OTO, OTOv2, HESSO, magnitude) need to
+//! know about *which* channels can be pruned and what pruning them costs or saves, without any model code:
 //!
 //! - [`Arch`] records a network as layers with channel [`Dim`]s that are either fixed or the
 //!   width of a prunable **gate**. Models describe themselves through [`ArchBuilder`] and the
 //!   shared block builders of [`blocks`] (basic block, bottleneck, inverted residual), so no
 //!   group is ever listed by hand per layer.
-//! - [`gates`] derives each gate's **zero-invariant groups** (DESIGN.md §3): the member slices
+//! - [`gates`] derives each gate's **zero-invariant groups** (docs/design.md §3): the member slices
 //!   (conv rows, depthwise filters, BN γ/β) that are shrunk and zeroed together, the BN running
 //!   statistics, and the consumer slices (next layer's input channels) cut at compaction.
 //! - [`Mask`]: the channels a method keeps per gate (`true` = keep, everywhere).

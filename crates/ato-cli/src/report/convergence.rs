@@ -288,7 +288,7 @@ violated";
         let held = rows_with(
             extra,
             &[
-                &format!("{},0,NaN,NaN,", row(0, 0.5, "2", true, "")),
+                &format!("{},0,,,", row(0, 0.5, "2", true, "")),
                 &format!("{},10,0.05,2e-6,", row(10, 0.4, "1", true, "")),
                 &format!("{},10,0.07,4e-6,", row(20, 0.3, "1", true, "")),
             ],
@@ -304,7 +304,7 @@ violated";
         let caught = rows_with(
             extra,
             &[
-                &format!("{},0,NaN,NaN,", row(0, 0.5, "2", true, "")),
+                &format!("{},0,,,", row(0, 0.5, "2", true, "")),
                 &format!("{},10,4.2e5,2e-6,1", row(10, 0.4, "1", true, "")),
             ],
         );

@@ -1,4 +1,4 @@
-//! The convergence theorems the probes check (DESIGN.md §6): their statements, assumptions and
+//! The convergence theorems the probes check (docs/design.md §6): their statements, assumptions and
 //! proofs, the right-hand sides computed from measured quantities ([`averaged_bound`],
 //! [`descent_bound`]), and which assumptions a run satisfies ([`assess`]).
 //!

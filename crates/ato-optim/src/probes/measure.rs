@@ -199,16 +199,15 @@ impl ConvergenceProbe {
             free_set_held: window.free_set_held,
             in_regime: violated.is_empty(),
             violated: violated.join(";"),
-            averaged_slack: averaged.rhs - averaged.lhs,
-            descent_slack: if window.steps > 0 {
+            averaged_slack: Some(averaged.rhs - averaged.lhs).filter(|s| s.is_finite()),
+            descent_slack: Some(
                 window.bound.opt_term + window.bound.noise_term + window.bound.tolerance
-                    - window.lhs
-            } else {
-                f64::NAN
-            },
+                    - window.lhs,
+            )
+            .filter(|s| window.steps > 0 && s.is_finite()),
             step_checks: 0,
-            step_worst_ratio: f64::NAN,
-            step_tolerance: f64::NAN,
+            step_worst_ratio: None,
+            step_tolerance: None,
             step_violated_at: None,
         })
     }

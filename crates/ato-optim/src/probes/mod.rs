@@ -1,4 +1,4 @@
-//! Convergence probes (DESIGN.md §6): every K steps, on a fixed set of probe mini-batches,
+//! Convergence probes (docs/design.md §6): every K steps, on a fixed set of probe mini-batches,
 //! measure the objective, the gradient mapping, smoothness, gradient variance and the metric's
 //! lower bound on the free coordinates, and check the inequalities of [`crate::bounds`]: the
 //! averaged bound (`lhs`, `rhs`) and the K-step descent between consecutive probes
@@ -115,7 +115,7 @@ pub struct ConvergenceRow {
     pub loss: f64,
     /// Ψ = f + h.
     pub objective: f64,
-    /// ‖𝒢_η(x)‖² with the Euclidean prox, all coordinates (DESIGN.md §6).
+    /// ‖𝒢_η(x)‖² with the Euclidean prox, all coordinates (docs/design.md §6).
     pub grad_mapping_sq: f64,
     /// ‖𝒢_η(x)‖²_H with the prox in the metric H, on the free coordinates: what the theorem
     /// bounds (H = I for SGD).
@@ -173,41 +173,35 @@ pub struct ConvergenceRow {
     /// The violated assumptions, `;`-separated (bounds::assess names).
     pub violated: String,
     /// `rhs − lhs`: the smallest excess of the averaged `‖𝒢‖²_H` the averaged bound could
-    /// have detected here (NaN when the bound is undefined).
-    #[serde(default = "not_measured")]
-    pub averaged_slack: f64,
+    /// have detected here (empty when the bound is undefined).
+    #[serde(default)]
+    pub averaged_slack: Option<f64>,
     /// `opt + noise + tolerance − descent_lhs`: the smallest rise of Ψ over the window the
-    /// descent check could have detected (NaN without a window).
-    #[serde(default = "not_measured")]
-    pub descent_slack: f64,
+    /// descent check could have detected (empty without a window).
+    #[serde(default)]
+    pub descent_slack: Option<f64>,
     /// Steps the per-step check ([`check_step`]) verified since the previous probe (0: the
     /// check does not run — monitor mode, or a step that is not a prox of h).
     #[serde(default)]
     pub step_checks: usize,
-    /// The largest `r/t` over those steps (≤ 1: every one solved its subproblem; NaN: none).
-    #[serde(default = "not_measured")]
-    pub step_worst_ratio: f64,
+    /// The largest `r/t` over those steps (≤ 1: every one solved its subproblem; empty: none).
+    #[serde(default)]
+    pub step_worst_ratio: Option<f64>,
     /// `t` at that step: the smallest defect, as a distance in parameter space, the check could
     /// have detected there.
-    #[serde(default = "not_measured")]
-    pub step_tolerance: f64,
+    #[serde(default)]
+    pub step_tolerance: Option<f64>,
     /// The first step with `r > t` (empty when every step held).
     #[serde(default)]
     pub step_violated_at: Option<u64>,
-}
-
-fn not_measured() -> f64 {
-    f64::NAN
 }
 
 impl ConvergenceRow {
     /// Records the per-step checks of the window that ends at this row.
     pub fn set_step_window(&mut self, w: &StepWindow) {
         self.step_checks = w.checked;
-        if let Some(v) = w.worst {
-            self.step_worst_ratio = v.ratio();
-            self.step_tolerance = v.tolerance;
-        }
+        self.step_worst_ratio = w.worst.map(|v| v.ratio());
+        self.step_tolerance = w.worst.map(|v| v.tolerance);
         self.step_violated_at = w.first_violation.map(|v| v.step);
     }
 }

@@ -1,4 +1,4 @@
-//! The per-step check (DESIGN.md §6): did the step the optimiser took solve its own proximal
+//! The per-step check (docs/design.md §6): did the step the optimiser took solve its own proximal
 //! subproblem? No noise term enters, so a wrong learning rate, a flipped gradient, a wrong λ,
 //! an inverted mask or momentum leaking into a momentum-free run each fail it by a computable
 //! margin, at the step where they happen.

@@ -1,4 +1,4 @@
-//! `[ato]`: ATO's keys (DESIGN.md §4). Every departure from the authors' public code is a key
+//! `[ato]`: ATO's keys (docs/design.md §4). Every departure from the authors' public code is a key
 //! here, and its default is the authors' behaviour (see `paper/README.md`, "Fidelity").
 
 use super::EpochSpec;
@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Projector {
-    /// The group proximal step of DESIGN.md §4.
+    /// The group proximal step of docs/design.md §4.
     Prox,
     /// HSPG's half-space test on the masked groups.
     HalfSpace,

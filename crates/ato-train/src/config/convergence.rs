@@ -89,7 +89,7 @@ impl Fault {
     }
 }
 
-/// `[convergence]`: the probes of DESIGN.md §6.
+/// `[convergence]`: the probes of docs/design.md §6.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConvergenceSection {

@@ -1,4 +1,4 @@
-//! The run configuration: every key of DESIGN.md §7, plain TOML, unknown keys rejected, and
+//! The run configuration: every key of docs/design.md §7, plain TOML, unknown keys rejected, and
 //! [`RunConfig::validate`] turning out-of-range values into one clear line naming the key.
 //!
 //! Epoch-valued keys (`ato.t_start`, `ato.t_prox`, `ato.t_end`, `oto.n_p`,

@@ -230,7 +230,7 @@ impl Default for PruneSection {
     }
 }
 
-/// `[oto]`: HSPG (DESIGN.md §5).
+/// `[oto]`: HSPG (docs/design.md §5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtoSection {
@@ -252,7 +252,7 @@ impl Default for OtoSection {
     }
 }
 
-/// `[otov2]`: DHSPG (DESIGN.md §5).
+/// `[otov2]`: DHSPG (docs/design.md §5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Otov2Section {

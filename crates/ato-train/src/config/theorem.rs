@@ -1,4 +1,4 @@
-//! Which part of a run the convergence probes measure (`convergence.mode`, DESIGN.md §6): the
+//! Which part of a run the convergence probes measure (`convergence.mode`, docs/design.md §6): the
 //! epoch from which the method's regulariser h is fixed, the first epoch probed, and the checks
 //! of the theorem mode.
 

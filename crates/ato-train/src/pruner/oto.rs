@@ -1,4 +1,4 @@
-//! OTO (Chen et al., NeurIPS 2021): HSPG on the groups (DESIGN.md §5), as the authors' code
+//! OTO (Chen et al., NeurIPS 2021): HSPG on the groups (docs/design.md §5), as the authors' code
 //! runs it: the group-lasso subgradient enters the gradient before the base step (so momentum
 //! carries it), and from `n_p` on the half-space projection follows every step.
 

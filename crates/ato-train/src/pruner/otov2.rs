@@ -1,4 +1,4 @@
-//! OTOv2 (Chen et al., ICLR 2023): DHSPG on the groups (DESIGN.md §5).
+//! OTOv2 (Chen et al., ICLR 2023): DHSPG on the groups (docs/design.md §5).
 
 use super::{no_penalty, Pruner, StepContext};
 use crate::config::{OptimizerName, RunConfig};

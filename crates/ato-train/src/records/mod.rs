@@ -1,5 +1,5 @@
 //! What a run writes, row by row: `metrics.csv` (one row per epoch) and the `summary.csv` row
-//! of DESIGN.md §7. Files are rewritten whole through a temporary file and a rename, so a
+//! of docs/design.md §7. Files are rewritten whole through a temporary file and a rename, so a
 //! killed run never leaves a partial CSV behind.
 
 use crate::TrainError;

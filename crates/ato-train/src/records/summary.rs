@@ -1,4 +1,4 @@
-//! [`SummaryRow`]: the one row of `summary.csv` a run ends with (DESIGN.md §7 columns, then
+//! [`SummaryRow`]: the one row of `summary.csv` a run ends with (docs/design.md §7 columns, then
 //! what the run was asked and whether it met it), and [`RunStatus`].
 
 use crate::TrainError;
@@ -35,7 +35,7 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
-/// One row of `summary.csv` (DESIGN.md §7 columns, in order).
+/// One row of `summary.csv` (docs/design.md §7 columns, in order).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub run_id: String,

@@ -1,4 +1,4 @@
-//! ATO's part of the loop (DESIGN.md §4): the controller learns on a seeded subset of the
+//! ATO's part of the loop (docs/design.md §4): the controller learns on a seeded subset of the
 //! training set, the mask of each epoch drives the group prox, and the mask freezes at T_end.
 //!
 //! - T_start ≤ e < T_end: controller steps as [`plan::ControllerPlan`] schedules them, each on
