@@ -6,7 +6,8 @@
 //! LayerNorm → ReLU → Linear head turns its 256-d state into logits z_ℓ ∈ ℝ^{C_ℓ}.
 //!
 //! - [`sample_masks`]: y = σ((z + noise + b)/τ), b = 3, τ = 0.4, one Gumbel sample as noise
-//!   by default (`ato.noise`; logistic noise as the alternative), and the hard mask 1[y ≥ 0.5] with a straight-through gradient;
+//!   by default (`ato.noise`; logistic noise as the alternative), and the hard mask
+//!   1[y ≥ 0.5] with a straight-through gradient;
 //! - [`eval_masks`]: the deterministic mask 1[z + b ≥ 0] that is frozen at T_end;
 //! - [`FlopsRegulariser`]: R(r, p) = |log r − log p| with r the kept share of prunable MACs
 //!   and p derived from the target FLOPs reduction.
