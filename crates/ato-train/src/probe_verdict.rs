@@ -1,8 +1,13 @@
 //! What the convergence checks of one run found, from its `convergence.csv` rows: for each of
 //! the three checks — the per-step check (no noise term), the K-step descent inequality and
 //! the averaged bound — on how much it ran, where it first failed, and how much slack it left
-//! where it held (the smallest defect it could have detected). The run's last line and the
-//! report's per-run line are [`CheckVerdicts::line`].
+//! where it held (the smallest defect it could have detected). The two bounds are judged only
+//! on probes inside the theorems' assumptions: outside them (momentum, AdamW's step, the
+//! evaluation transform, a half-space step, …) a bound that fails says nothing about the code,
+//! and the line names the assumptions instead. The run's last line and the report's per-run
+//! line are [`CheckVerdicts::line`].
+
+use std::collections::BTreeSet;
 
 use crate::config::{Fault, ProbeMode};
 use ato_optim::ConvergenceRow;
@@ -33,6 +38,18 @@ pub struct CheckVerdicts {
     pub averaged_ratio: f64,
     /// The first probe where the step condition η·L̂ < 2 failed (the bounds are undefined).
     pub undefined_at: Option<u64>,
+    /// Probes outside the theorems' assumptions (other than the step condition), where the
+    /// bounds are not judged.
+    pub outside_probes: usize,
+    /// The assumptions those probes violate.
+    pub outside: BTreeSet<String>,
+}
+
+/// The assumptions a row violates, other than the step condition (reported on its own).
+fn outside_of(r: &ConvergenceRow) -> impl Iterator<Item = &str> {
+    r.violated
+        .split(';')
+        .filter(|v| !v.is_empty() && *v != "step_condition")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -51,9 +68,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 impl CheckVerdicts {
     pub fn of(rows: &[ConvergenceRow]) -> Self {
-        let defined: Vec<&ConvergenceRow> = rows.iter().filter(|r| r.rhs.is_finite()).collect();
-        let windows: Vec<&ConvergenceRow> = rows
+        let judged: Vec<&ConvergenceRow> = rows
             .iter()
+            .filter(|r| outside_of(r).next().is_none())
+            .collect();
+        let defined: Vec<&ConvergenceRow> = judged
+            .iter()
+            .copied()
+            .filter(|r| r.rhs.is_finite())
+            .collect();
+        let windows: Vec<&ConvergenceRow> = judged
+            .iter()
+            .copied()
             .filter(|r| r.window_steps > 0 && r.step_condition)
             .collect();
         Self {
@@ -81,6 +107,12 @@ impl CheckVerdicts {
                 .map(|r| r.step),
             averaged_ratio: median(defined.iter().map(|r| r.lhs_rhs_ratio).collect()),
             undefined_at: rows.iter().find(|r| !r.step_condition).map(|r| r.step),
+            outside_probes: rows.len() - judged.len(),
+            outside: rows
+                .iter()
+                .flat_map(outside_of)
+                .map(str::to_string)
+                .collect(),
         }
     }
 
@@ -133,6 +165,9 @@ impl CheckVerdicts {
         };
         let averaged = match self.averaged_failed_at {
             Some(s) => format!("averaged bound FAILED at step {s}"),
+            None if self.averaged_defined == 0 && self.outside_probes == self.probes => {
+                "averaged bound not judged".to_string()
+            }
             None if self.averaged_defined == 0 => "averaged bound undefined".to_string(),
             None => format!(
                 "averaged bound held on {}/{} probes (median LHS/RHS {:.3})",
@@ -143,11 +178,22 @@ impl CheckVerdicts {
             .undefined_at
             .map(|s| format!("; η·L̂ < 2 failed from step {s} (bounds undefined there)"))
             .unwrap_or_default();
+        let outside = if self.outside.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = self.outside.iter().map(String::as_str).collect();
+            format!(
+                "; bounds not judged on {}/{} probes outside the theorems' assumptions ({})",
+                self.outside_probes,
+                self.probes,
+                names.join(", ")
+            )
+        };
         let verdict = if self.caught() {
             "a check FAILED"
         } else {
             "all held"
         };
-        format!("{head}: {verdict} — {step}; {descent}; {averaged}{undefined}")
+        format!("{head}: {verdict} — {step}; {descent}; {averaged}{undefined}{outside}")
     }
 }
