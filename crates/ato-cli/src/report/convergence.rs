@@ -152,7 +152,7 @@ impl Report<'_> {
                 log_y: true,
                 reference_y: Some(1.0),
                 chance: None,
-                legend: SeriesLabelPosition::LowerRight,
+                legend: SeriesLabelPosition::UpperRight,
             },
             &ratio,
         )?;

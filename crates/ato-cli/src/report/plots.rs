@@ -114,7 +114,8 @@ fn bounds(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
             (a.min(x), b.max(x))
         });
     if log {
-        (lo / 1.5, hi * 1.5)
+        // plotters labels a log axis from its first power of ten: start at one
+        (0.99 * 10f64.powf((lo / 1.5).log10().floor()), hi * 1.5)
     } else if hi - lo < 1e-12 {
         (lo - 1.0, hi + 1.0)
     } else {
@@ -202,6 +203,8 @@ fn draw_on(
         ($ctx:expr) => {{
             let mut ctx = $ctx;
             ctx.configure_mesh()
+                // enough labels that a log axis spanning less than a decade still has some
+                .y_labels(12)
                 .x_label_formatter(&tick)
                 .y_label_formatter(&tick)
                 .x_desc(chart.x_label)
