@@ -189,8 +189,11 @@ impl CheckVerdicts {
                 names.join(", ")
             )
         };
+        let judged = self.step_checks + self.descent_windows + self.averaged_defined;
         let verdict = if self.caught() {
             "a check FAILED"
+        } else if judged == 0 {
+            "no check judged"
         } else {
             "all held"
         };

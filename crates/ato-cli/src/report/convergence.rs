@@ -320,10 +320,10 @@ violated";
         assert_eq!(
             bound_line(&r, ProbeMode::Monitor, Fault::None),
             format!(
-                "convergence checks (monitor): all held — {NOT_RUN}; descent: no window judged; \
-                 averaged bound not judged; bounds not judged on 2/2 probes outside the theorems' \
-                 assumptions (momentum_zero, step_is_prox) — reference line only: λ is not a \
-                 proximal step of h"
+                "convergence checks (monitor): no check judged — {NOT_RUN}; descent: no window \
+                 judged; averaged bound not judged; bounds not judged on 2/2 probes outside the \
+                 theorems' assumptions (momentum_zero, step_is_prox) — reference line only: λ is \
+                 not a proximal step of h"
             )
         );
     }

@@ -389,6 +389,15 @@ fn run_one(runs: &[PlannedRun], i: usize, tally: &mut Tally, total: usize, quiet
         Ok(Ok(out)) => {
             tally.done += 1;
             println!("[{}/{total}] {}", k + 1, out.summary.headline());
+            // the checks' verdict of a run probed in a theorem's regime (monitor-mode probes
+            // are a monitor, reported by `ato report`)
+            if let Some(line) = out
+                .convergence
+                .as_ref()
+                .filter(|_| r.config.convergence.mode.is_theorem())
+            {
+                println!("[{}/{total}] {line}", k + 1);
+            }
             None
         }
         Ok(Err(e)) => Some(e.to_string()),
