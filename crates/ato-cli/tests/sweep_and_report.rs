@@ -197,7 +197,7 @@ fn a_sweep_writes_its_summary_resumes_after_a_kill_and_reports() {
         "{md}"
     );
     // one verdict line per probed run under the convergence figure; OTOv2's is a reference line
-    assert_eq!(md.matches("`: bound held on ").count(), 3, "{md}");
+    assert_eq!(md.matches("`: convergence checks (").count(), 3, "{md}");
     assert!(md.contains("reference line only"), "{md}");
     let figures: Vec<PathBuf> = std::fs::read_dir(paper.join("figures/tiny"))
         .unwrap()
