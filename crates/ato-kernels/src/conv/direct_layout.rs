@@ -2,7 +2,7 @@
 //! the input gradient, the zero-padded (and at stride > 1 phase-split) input image, and the
 //! copy of the wide output into the image layout.
 
-use super::direct::DirectShape;
+use super::direct_shape::DirectShape;
 use super::im2col::copy;
 use crate::batchnorm::kernels::{narrow_affine_act, ChannelAffine};
 use crate::simd::multiversion;

@@ -7,6 +7,7 @@ mod dense;
 mod depthwise;
 mod direct;
 mod direct_layout;
+mod direct_shape;
 mod direct_simd;
 pub(crate) mod geometry;
 mod im2col;
