@@ -9,7 +9,10 @@
 //! [`calibrate`].
 
 pub mod calibrate;
+mod execute;
 pub mod spec;
+
+use execute::{check_data, finished_reduction, pilot_run, run_one, Tally};
 
 #[cfg(test)]
 mod tests;
@@ -17,7 +20,7 @@ mod tests;
 use crate::config_layers;
 use anyhow::{anyhow, bail, Result};
 use ato_train::run_dir::SUMMARY_FILE;
-use ato_train::{run, write_csv_atomically, RunConfig, RunDir, RunOptions, RunStatus, SummaryRow};
+use ato_train::{write_csv_atomically, RunConfig, RunDir, SummaryRow};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -321,124 +324,5 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     if tally.failed > 0 {
         bail!("{} run(s) failed; their folders hold error.txt, and running the sweep again retries them", tally.failed);
     }
-    Ok(())
-}
-
-/// Finished and failed runs so far.
-#[derive(Default)]
-struct Tally {
-    done: usize,
-    failed: usize,
-}
-
-/// The FLOPs reduction of a finished run of `cfg`, if any.
-fn finished_reduction(cfg: &RunConfig) -> Option<f64> {
-    finished_outcome(cfg).map(|o| o.flops_reduction)
-}
-
-/// What a finished run of `cfg` achieved, if there is one.
-fn finished_outcome(cfg: &RunConfig) -> Option<calibrate::PilotOutcome> {
-    let s = RunDir::of(cfg).summary().filter(|s| s.is_finished())?;
-    Some(calibrate::PilotOutcome {
-        flops_reduction: s.flops_reduction?,
-        group_sparsity: s.group_sparsity,
-    })
-}
-
-/// A pilot run of the knob search: trained quietly into the sweep folder (a pilot with the
-/// full epochs at the final knob is the run itself), what it achieved.
-fn pilot_run(cfg: &RunConfig) -> Result<calibrate::PilotOutcome> {
-    if let Some(o) = finished_outcome(cfg) {
-        return Ok(o);
-    }
-    let out = run(cfg, &RunOptions::default())?;
-    Ok(calibrate::PilotOutcome {
-        flops_reduction: out
-            .summary
-            .flops_reduction
-            .ok_or_else(|| anyhow!("pilot {} has no FLOPs reduction", cfg.run_id()))?,
-        group_sparsity: out.summary.group_sparsity,
-    })
-}
-
-/// Runs (or skips, when finished) run `i`; a failure is recorded and counted, never raised.
-fn run_one(runs: &[PlannedRun], i: usize, tally: &mut Tally, total: usize, quiet: bool) {
-    let r = &runs[i];
-    let k = tally.done + tally.failed;
-    let dir = RunDir::of(&r.config);
-    let head = format!(
-        "[{}/{total}] {} {}",
-        k + 1,
-        r.config.run_id(),
-        point_text(r)
-    );
-    if dir.status() == RunStatus::Finished {
-        println!("{head}: finished earlier, skipped");
-        tally.done += 1;
-        return;
-    }
-    let opts = RunOptions {
-        progress: !quiet,
-        ..RunOptions::default()
-    };
-    println!("{head}");
-    // a run that panics is recorded as failed like one that returns an error: one run
-    // never stops the others
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&r.config, &opts)));
-    let error = match outcome {
-        Ok(Ok(out)) => {
-            tally.done += 1;
-            println!("[{}/{total}] {}", k + 1, out.summary.headline());
-            // the checks' verdict of a run probed in a theorem's regime (monitor-mode probes
-            // are a monitor, reported by `ato report`)
-            if let Some(line) = out
-                .convergence
-                .as_ref()
-                .filter(|_| r.config.convergence.mode.is_theorem())
-            {
-                println!("[{}/{total}] {line}", k + 1);
-            }
-            None
-        }
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(panic) => Some(format!("panicked: {}", panic_text(panic.as_ref()))),
-    };
-    if let Some(e) = error {
-        tally.failed += 1;
-        eprintln!("{head}: failed: {e}");
-        if let Err(w) = record_failure(&r.config, &dir, &e) {
-            eprintln!("{head}: could not record the failure: {w}");
-        }
-    }
-    // another shard may be rewriting the summary at the same time: a failure here is
-    // repaired by the next rewrite, so it only warns
-    if let Err(e) = write_summary(runs) {
-        eprintln!(
-            "warning: {}: {e}",
-            sweep_dir(runs).join(SUMMARY_FILE).display()
-        );
-    }
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into())
-}
-
-/// Opens a run's data (without training) so that a missing data set stops the sweep early.
-fn check_data(cfg: &RunConfig) -> Result<()> {
-    ato_train::RunData::open(cfg, &candle_core::Device::Cpu)?;
-    Ok(())
-}
-
-/// A failed run: its `summary.csv` row says `failed`, `error.txt` says why.
-fn record_failure(cfg: &RunConfig, dir: &RunDir, error: &str) -> Result<()> {
-    std::fs::create_dir_all(dir.path()).map_err(|e| anyhow!("{}: {e}", dir.path().display()))?;
-    ato_train::write_text_atomically(&dir.error_file(), &format!("{error}\n"))?;
-    let row = SummaryRow::planned(cfg, RunStatus::Failed)?;
-    write_csv_atomically(&dir.summary_file(), &[row])?;
     Ok(())
 }
