@@ -32,9 +32,10 @@
 
 mod masks;
 pub mod plan;
+mod projector;
 
 use super::{Pruner, PrunerStats, StepContext};
-use crate::config::{CeMask, EpochMask, Fault, Projector, RunConfig};
+use crate::config::{CeMask, EpochMask, Projector, RunConfig};
 use crate::objective::cross_entropy;
 use crate::schedule::AtoSchedule;
 use crate::TrainError;
@@ -42,8 +43,7 @@ use ato_controller::{sample_masks, Controller, ControllerConfig, FlopsRegularise
 use ato_data::{mix_seed, Dataset, Loader, LoaderConfig};
 use ato_models::Model;
 use ato_optim::{
-    AdamW, AdamWConfig, DecayRule, GroupProx, GroupSet, HalfSpaceStep, Optimizer, ParamSet,
-    StateDict,
+    AdamW, AdamWConfig, DecayRule, GroupProx, GroupSet, Optimizer, ParamSet, StateDict,
 };
 use ato_zig::{Mask, WidthPolynomial};
 use candle_core::Device;
@@ -238,39 +238,6 @@ impl Ato {
     /// The controller network (its variables are θ).
     pub fn controller(&self) -> &Controller {
         &self.controller
-    }
-
-    /// The prox (or half-space projector) on the groups masked by `m_e`.
-    fn project(&self, ctx: &StepContext<'_>, lambda: f64) -> Result<(), TrainError> {
-        match self.projector {
-            Projector::Prox => {
-                // the negative controls of the convergence checks (`convergence.inject`)
-                let (mask, lambda) = match ctx.fault {
-                    Fault::LambdaX10 => (self.mask.clone(), 10.0 * lambda),
-                    Fault::InvertMask => (Mask::from_dropped(self.mask.gates()), lambda),
-                    _ => (self.mask.clone(), lambda),
-                };
-                GroupProx::apply(ctx.groups, &mask, lambda, ctx.lr)?;
-            }
-            Projector::HalfSpace => {
-                let before = ctx
-                    .before
-                    .expect("the half-space projector asks for a snapshot");
-                // HSPG's trial step and half-space test on the masked groups, with ATO's
-                // per-gate weights λ·ratio_ℓ; masked groups that were zero stay zero
-                let ratios = GroupProx::gate_ratios(&self.mask);
-                let lambdas: Vec<Vec<Option<f64>>> = self
-                    .mask
-                    .gates()
-                    .iter()
-                    .zip(ratios)
-                    .map(|(keep, r)| keep.iter().map(|&k| (!k).then_some(lambda * r)).collect())
-                    .collect();
-                HalfSpaceStep::new(self.epsilon)?
-                    .apply(ctx.groups, before, &lambdas, ctx.lr, None)?;
-            }
-        }
-        Ok(())
     }
 }
 
