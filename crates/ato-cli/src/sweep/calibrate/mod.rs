@@ -15,9 +15,7 @@
 //!   pilot ends short of its own group-sparsity target (by more than [`SHORT_OF_TARGET`]), its
 //!   λ was too small for the run's steps: λ is raised ×4 (up to [`OTOV2_MAX_LAMBDA`]) and the
 //!   pilot re-run before the target moves, and the raised λ is kept for the rest of the search
-//!   and the run (column `lambda` of the cache). Without this a short run (1,437 images,
-//!   15 epochs = 180 steps at λ = 0.05) pruned 0% at every target and the search could only
-//!   report "unreachable".
+//!   and the run (column `lambda` of the cache).
 //! - HESSO and magnitude aim at `prune.target_flops_reduction` by
 //!   construction: it is set to the reference, no pilots. Every matched run's
 //!   `prune.target_flops_reduction` becomes the reference, so `target_met` in `summary.csv`
@@ -37,18 +35,28 @@
 //!   points: a result that rests on the knob's last digits is flagged when the search's own
 //!   pilots show it (values it did not try cannot).
 
+mod knob;
+mod reference;
+mod rows;
 pub mod search;
+
+use knob::{get, key, key_at_seed, knob, set};
+pub use reference::{reference_of, references, usable_reference, MIN_REFERENCE};
+pub use rows::{CalibrationRow, MatchSettings, PilotOutcome, SearchPilot};
 
 #[cfg(test)]
 mod knob_tests;
+#[cfg(test)]
+mod otov2_tests;
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod tests;
 
 use super::PlannedRun;
 use anyhow::{anyhow, Result};
 use ato_train::{read_csv, write_csv_atomically, Method, RunConfig};
-use search::{Evaluation, KnobScale, SearchStatus};
-use serde::{Deserialize, Serialize};
+use search::{Evaluation, SearchStatus};
 use std::path::Path;
 
 /// The cache file in the sweep folder.
@@ -56,23 +64,6 @@ pub const CALIBRATION_FILE: &str = "calibration.csv";
 
 /// Every pilot of every search, in the order the search ran them (the report plots them).
 pub const PILOTS_FILE: &str = "calibration_pilots.csv";
-
-/// One pilot run of a search (a row of [`PILOTS_FILE`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SearchPilot {
-    pub method: String,
-    /// The search's key (as in `calibration.csv`).
-    pub key: String,
-    /// 1, 2, …: the order of the search's pilots.
-    pub pilot: usize,
-    /// The knob's value.
-    pub value: f64,
-    /// OTOv2's λ in this pilot (its search raises it ×4 while a pilot falls short of its own
-    /// target, at the same target value); empty for OTO, whose knob is λ.
-    pub lambda: Option<f64>,
-    /// The pilot's FLOPs reduction.
-    pub achieved: f64,
-}
 
 /// Pilot runs per search unless the sweep sets `max_pilots`: a steep group-lasso response
 /// started far from its reference takes up to 11 ([`search`]). Concluding a jump from
@@ -83,14 +74,6 @@ pub const DEFAULT_MAX_PILOTS: usize = 12;
 /// may search closer (`match_tolerance`).
 pub const MATCH_TOLERANCE: f64 = 0.01;
 
-/// What a pilot run achieved.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PilotOutcome {
-    pub flops_reduction: f64,
-    /// The share of zero groups (OTOv2's own target measures this).
-    pub group_sparsity: Option<f64>,
-}
-
 /// A pilot run: trains `cfg` and returns what it achieved.
 pub type PilotRunner<'a> = &'a mut dyn FnMut(&RunConfig) -> Result<PilotOutcome>;
 
@@ -99,172 +82,6 @@ pub const SHORT_OF_TARGET: f64 = 0.02;
 
 /// The largest λ OTOv2's search raises to.
 pub const OTOV2_MAX_LAMBDA: f64 = 10.0;
-
-/// How the search runs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MatchSettings {
-    /// Epochs of a pilot run; `None` = the run's own.
-    pub pilot_epochs: Option<usize>,
-    pub max_pilots: usize,
-    /// A pilot within this of the reference ends the search (`match_tolerance`, default
-    /// [`MATCH_TOLERANCE`]; the report's "matched" is always ±[`MATCH_TOLERANCE`]).
-    pub tolerance: f64,
-}
-
-/// One row of `calibration.csv`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CalibrationRow {
-    pub method: String,
-    /// The run's settings without the knob (a run id, seed included), the pilot epochs and the
-    /// budget: `<run id>-p<epochs>-b<budget>`.
-    pub key: String,
-    /// The config key searched.
-    pub knob: String,
-    pub value: f64,
-    /// The pilot's FLOPs reduction at `value`; by construction, the run's measured reduction
-    /// once it has finished ([`record_measured`]), the reference until then.
-    pub achieved: f64,
-    pub reference: f64,
-    pub status: SearchStatus,
-    pub pilots: usize,
-    /// OTOv2's λ when its search raised it (empty otherwise, and in caches written before).
-    #[serde(default)]
-    pub lambda: Option<f64>,
-    /// The lowest and highest FLOPs reduction the search measured within
-    /// [`search::NEIGHBOURHOOD`] of `value` (0.1% of λ, or 0.001 of a share), when there were
-    /// others (empty otherwise, and in caches written before): a result whose neighbours
-    /// spread widely rests on the knob's last digits.
-    #[serde(default)]
-    pub near_low: Option<f64>,
-    #[serde(default)]
-    pub near_high: Option<f64>,
-}
-
-/// A group-sparsity share searched on a linear scale (OTOv2's target, HESSO's group target).
-const SHARE: KnobScale = KnobScale {
-    log: false,
-    lo: 0.01,
-    hi: 0.95,
-};
-
-/// The knob a run is matched by, if any, and how it is searched (`None`: by construction).
-fn knob(cfg: &RunConfig) -> Option<(&'static str, Option<KnobScale>)> {
-    match cfg.method {
-        Method::Oto => Some((
-            "oto.lambda",
-            Some(KnobScale {
-                log: true,
-                lo: 1e-6,
-                hi: 1e3,
-            }),
-        )),
-        Method::Otov2 => Some(("otov2.target_group_sparsity", Some(SHARE))),
-        // the reference's group-count target is searched like OTOv2's
-        Method::Hesso if cfg.hesso.target_group_sparsity.is_some() => {
-            Some(("hesso.target_group_sparsity", Some(SHARE)))
-        }
-        Method::Hesso | Method::Magnitude => Some(("prune.target_flops_reduction", None)),
-        Method::Dense | Method::Ato => None,
-    }
-}
-
-fn get(cfg: &RunConfig) -> f64 {
-    match (cfg.method, cfg.hesso.target_group_sparsity) {
-        (Method::Oto, _) => cfg.oto.lambda,
-        (Method::Otov2, _) => cfg.otov2.target_group_sparsity,
-        (Method::Hesso, Some(share)) => share,
-        _ => cfg.prune.target_flops_reduction,
-    }
-}
-
-fn set(cfg: &mut RunConfig, v: f64) {
-    match (cfg.method, cfg.hesso.target_group_sparsity) {
-        (Method::Oto, _) => cfg.oto.lambda = v,
-        (Method::Otov2, _) => cfg.otov2.target_group_sparsity = v,
-        (Method::Hesso, Some(_)) => cfg.hesso.target_group_sparsity = Some(v),
-        _ => cfg.prune.target_flops_reduction = v,
-    }
-}
-
-/// The cache key: the run id of the settings with the knob at 0 (seed kept: each seed is
-/// matched to its own reference), the pilot epochs and the budget (the planned
-/// `prune.target_flops_reduction`, which OTO's and OTOv2's run ids leave out).
-fn key(cfg: &RunConfig, pilot_epochs: usize, budget: f64) -> String {
-    let mut c = cfg.clone();
-    set(&mut c, 0.0);
-    c.prune.reference_run = None;
-    format!("{}-p{pilot_epochs}-b{budget:.4}", c.run_id())
-}
-
-/// The key of the same search at another seed (a search starts from the value another
-/// seed's search found).
-fn key_at_seed(cfg: &RunConfig, seed: u64, pilot_epochs: usize, budget: f64) -> String {
-    let mut c = cfg.clone();
-    c.seed = seed;
-    key(&c, pilot_epochs, budget)
-}
-
-/// Grid keys a main ATO run (a reference) may set besides `method` and `seed`: the budget.
-const REFERENCE_KEYS: [&str; 3] = ["method", "seed", "prune.target_flops_reduction"];
-
-/// Whether a planned run is a main ATO run (a reference).
-fn is_reference(r: &PlannedRun) -> bool {
-    r.config.method == Method::Ato
-        && r.point
-            .iter()
-            .all(|(k, _)| REFERENCE_KEYS.contains(&k.as_str()))
-}
-
-/// The reference runs among `runs`.
-pub fn references(runs: &[PlannedRun]) -> Vec<usize> {
-    (0..runs.len())
-        .filter(|&i| is_reference(&runs[i]))
-        .collect()
-}
-
-/// The smallest ATO reduction taken as a reference: an ATO run that pruned (almost) nothing
-/// gives no budget to match, and the baselines are then put at the target instead.
-pub const MIN_REFERENCE: f64 = 0.01;
-
-/// The reference from the main ATO runs' mean reduction (if any) and the run's own target.
-pub fn usable_reference(ato_mean: Option<f64>, target: f64) -> f64 {
-    match ato_mean {
-        Some(r) if r >= MIN_REFERENCE => r,
-        _ => target,
-    }
-}
-
-/// The reference of `cfg` (planned, before matching) and the run it comes from: the main ATO
-/// run on the same data set and model, at the same budget (`prune.target_flops_reduction`)
-/// and with the same seed, when it has finished and pruned at least [`MIN_REFERENCE`]
-/// (`achieved` gives a finished run's reduction). Without a same-seed run, the mean over the
-/// main ATO runs of the other seeds (no run named); with none, the run's own target.
-pub fn reference_of(
-    cfg: &RunConfig,
-    runs: &[PlannedRun],
-    achieved: &dyn Fn(&RunConfig) -> Option<f64>,
-) -> (f64, Option<String>) {
-    let mates: Vec<&PlannedRun> = runs
-        .iter()
-        .filter(|r| {
-            is_reference(r)
-                && r.config.dataset.name == cfg.dataset.name
-                && r.config.model.name == cfg.model.name
-                && (r.config.prune.target_flops_reduction - cfg.prune.target_flops_reduction).abs()
-                    < 1e-12
-        })
-        .collect();
-    let target = cfg.prune.target_flops_reduction;
-    if let Some(own) = mates.iter().find(|r| r.config.seed == cfg.seed) {
-        return match achieved(&own.config) {
-            Some(a) if a >= MIN_REFERENCE => (a, Some(own.config.run_id())),
-            _ => (target, None),
-        };
-    }
-    let same: Vec<f64> = mates.iter().filter_map(|r| achieved(&r.config)).collect();
-    let mean = (!same.is_empty()).then(|| same.iter().sum::<f64>() / same.len() as f64);
-    (usable_reference(mean, target), None)
-}
 
 /// The response of a search: one pilot at the knob's value, and for OTOv2 another at λ ×4 as
 /// long as the pilot falls short of its own group-sparsity target. The raised λ is kept for
