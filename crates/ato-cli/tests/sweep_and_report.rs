@@ -9,7 +9,7 @@ const COLUMNS: &str = "run_id,status,dataset,model,method,seed,lambda,gamma,t_st
 target_flops_reduction,epochs,base_params,pruned_params,params_reduction,base_macs,pruned_macs,\
 flops_reduction,top1,top5,compact_top1,wall_seconds,target_group_sparsity,group_sparsity,\
 target_met,dense_ms,compact_ms,speedup,reference_run,budget,controller_steps,settle_steps,\
-controller_images,controller_seconds";
+controller_images,controller_seconds,calibration_key";
 
 /// A sweep of three tiny runs (ResNet-20 at base width 4 on 384 synthetic images, 3 epochs).
 fn sweep_file(dir: &Path) -> PathBuf {

@@ -306,6 +306,7 @@ pub(super) mod tests {
                 settle_steps: None,
                 controller_images: None,
                 controller_seconds: None,
+                calibration_key: None,
             },
             metrics: Vec::new(),
             convergence: Vec::new(),

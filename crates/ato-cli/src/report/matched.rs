@@ -46,10 +46,11 @@ impl Report<'_> {
         }
     }
 
-    /// The search that set `r`'s knob (`calibration.csv`): the same method and reference, this
-    /// model's key (a run id: method-model-…) and the knob value `r` ran at. `None` for a run
-    /// that was not searched (HESSO, magnitude, ATO) and for rows of settings the sweep no
-    /// longer runs.
+    /// The search that set `r`'s knob (`calibration.csv`): the row named by the run's
+    /// `calibration_key`; for a summary written before that column, the same method and
+    /// reference, this model's key (a run id: method-model-…) and the knob value `r` ran at.
+    /// `None` for a run that was not searched (HESSO, magnitude, ATO) and for rows of settings
+    /// the sweep no longer runs.
     fn search_of(&self, r: &RunRecord, reference: f64) -> Option<&CalibrationRow> {
         let s = &r.summary;
         let knob = match s.method.as_str() {
@@ -57,6 +58,10 @@ impl Report<'_> {
             "otov2" => s.target_group_sparsity,
             _ => None,
         }?;
+        // a row the sweep wrote names its search: join on it, never on a look-alike
+        if let Some(key) = &s.calibration_key {
+            return self.calibration.iter().find(|c| &c.key == key);
+        }
         let prefix = format!("{}-{}-", s.method, s.model);
         self.calibration.iter().find(|c| {
             c.method == s.method
@@ -180,7 +185,8 @@ impl Report<'_> {
         (model, dataset): (&str, &str),
         runs: &[&RunRecord],
     ) -> Result<Option<Figure>> {
-        let mut searches: Vec<&CalibrationRow> = Vec::new();
+        // every search once, labelled by the seed and budget of the run it set
+        let mut searches: Vec<(String, &CalibrationRow)> = Vec::new();
         for r in runs {
             let Some(c) = self
                 .reference(r)
@@ -188,54 +194,76 @@ impl Report<'_> {
             else {
                 continue;
             };
-            if !searches.iter().any(|o| o.key == c.key) {
-                searches.push(c);
+            if !searches.iter().any(|(_, o)| o.key == c.key) {
+                let budget = r
+                    .summary
+                    .budget
+                    .map_or(String::new(), |b| format!(" · {:.0}%", 100.0 * b));
+                searches.push((format!("s{}{budget}", r.summary.seed), c));
             }
         }
-        let Some(reference) = searches.first().map(|c| c.reference) else {
-            return Ok(None);
-        };
-        let series: Vec<Series> = searches
+        // one panel per method; a pilot is drawn as its distance to its own search's reference
+        let mut methods: Vec<&str> = Vec::new();
+        for (_, c) in &searches {
+            if !methods.contains(&c.method.as_str()) {
+                methods.push(c.method.as_str());
+            }
+        }
+        let titles: Vec<String> = methods
             .iter()
-            .map(|c| Series {
-                name: c.method.clone(),
-                points: self
-                    .pilots
-                    .iter()
-                    .filter(|p| p.key == c.key)
-                    .map(|p| (p.pilot as f64, 100.0 * p.achieved))
-                    .collect(),
-                mark: Mark::LineAndPoints,
-                spread: Vec::new(),
-            })
-            .filter(|s| !s.points.is_empty())
+            .map(|m| format!("{model} on {dataset}: {m}'s searches"))
             .collect();
-        if series.is_empty() {
+        let panels: Vec<(Chart<'_>, Vec<Series>)> = methods
+            .iter()
+            .zip(&titles)
+            .map(|(m, title)| {
+                let series: Vec<Series> = searches
+                    .iter()
+                    .filter(|(_, c)| c.method == *m)
+                    .map(|(label, c)| Series {
+                        name: label.clone(),
+                        points: self
+                            .pilots
+                            .iter()
+                            .filter(|p| p.key == c.key)
+                            .map(|p| (p.pilot as f64, 100.0 * (p.achieved - c.reference)))
+                            .collect(),
+                        mark: Mark::LineAndPoints,
+                        spread: Vec::new(),
+                    })
+                    .filter(|s| !s.points.is_empty())
+                    .collect();
+                let chart = Chart {
+                    title,
+                    x_label: "pilot run (search order)",
+                    y_label: "pilot FLOPs↓ − its reference (points)",
+                    log_y: false,
+                    reference_y: Some(0.0),
+                    chance: None,
+                    legend: SeriesLabelPosition::LowerRight,
+                };
+                (chart, series)
+            })
+            .filter(|(_, series)| !series.is_empty())
+            .collect();
+        if panels.is_empty() {
             return Ok(None);
         }
-        let title = format!("{model} on {dataset}: the matched-FLOPs searches");
-        let mut fig = self.figure(
-            dir,
-            &format!("searches_{tag}.png"),
-            Chart {
-                title: &title,
-                x_label: "pilot run (search order)",
-                y_label: "FLOPs reduction of the pilot (%)",
-                log_y: false,
-                reference_y: Some(100.0 * reference),
-                chance: None,
-                legend: SeriesLabelPosition::LowerRight,
-            },
-            &series,
-        )?;
-        fig.note = Some(format!(
-            "Every pilot run of the searches that set the baselines' knobs, in the order they \
-             ran, against the reference they aimed at ({:.2}%, the line). \
-             `calibration_pilots.csv` lists each pilot's knob value, and for OTOv2 its λ: \
-             while a pilot falls short of its own group-sparsity target, OTOv2's search raises \
-             λ ×4 at the same target before it moves the target.",
-            100.0 * reference
-        ));
+        let file = format!("searches_{tag}.png");
+        super::plots::draw_panels(&dir.join(&file), &panels)?;
+        let fig = Figure {
+            title: format!("{model} on {dataset}: the matched-FLOPs searches"),
+            link: format!("figures/{}/{file}", self.name),
+            note: Some(format!(
+                "Every pilot run of the searches that set the baselines' knobs, in the order they \
+                 ran, one line per search (seed · budget), drawn as the pilot's FLOPs reduction \
+                 minus the reference its search aimed at (y = 0; matched within ±{:.0} point). \
+                 `calibration_pilots.csv` lists each pilot's knob value, and for OTOv2 its λ: \
+                 while a pilot falls short of its own group-sparsity target, OTOv2's search raises \
+                 λ ×4 at the same target before it moves the target.",
+                100.0 * MATCH_TOLERANCE
+            )),
+        };
         Ok(Some(fig))
     }
 }
@@ -308,6 +336,26 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_calibration_key_is_joined_and_a_look_alike_row_is_not() {
+        let mut runs = ato_and("oto", 0.586);
+        runs[1].summary.calibration_key = Some("oto-resnet20-s0-11111111-p15-b0.5000".into());
+        let mut report = Report::new("t", &runs);
+        // the old derivation would take this row (same method, model, reference and λ), but
+        // the run names another search
+        report.calibration = vec![searched(SearchStatus::Jump)];
+        assert_eq!(report.match_text(&runs[1]), "gap +7.6 pt");
+        // its own search, found by key even where the derivation would fail (another λ)
+        let mut own = searched(SearchStatus::Unreachable);
+        own.key = "oto-resnet20-s0-11111111-p15-b0.5000".into();
+        own.value = 0.3;
+        report.calibration = vec![searched(SearchStatus::Jump), own];
+        assert_eq!(
+            report.match_text(&runs[1]),
+            "cannot reach the budget: gap +7.6 pt"
+        );
+    }
+
+    #[test]
     fn a_match_whose_neighbours_spread_says_so() {
         let runs = ato_and("oto", 0.513);
         let mut report = Report::new("t", &runs);
@@ -355,7 +403,10 @@ mod tests {
         let fig = draw(&report).expect("a figure");
         assert_eq!(fig.link, "figures/t/searches_tag.png");
         assert!(dir.path().join("searches_tag.png").is_file());
-        assert!(fig.note.unwrap().contains("(51.00%, the line)"));
+        assert!(fig
+            .note
+            .unwrap()
+            .contains("minus the reference its search aimed at"));
         // negative control: the same pilots under another model's key are not this figure's
         let mut other = row.clone();
         other.key = "oto-resnet56-s0-00000000-p15".into();

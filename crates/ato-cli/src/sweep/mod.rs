@@ -139,8 +139,8 @@ pub fn sweep_dir(runs: &[PlannedRun]) -> PathBuf {
 
 /// Rewrites `<sweep dir>/summary.csv` from the run folders, in sweep order: one row per run
 /// folder (two planned runs that ended on the same settings share one), with the sweep's own
-/// view of each run (its budget and the ATO run it is paired with, which a run reused from an
-/// earlier sweep may not have recorded).
+/// view of each run (its budget, the ATO run it is paired with and the search that set its knob,
+/// which a run reused from an earlier sweep may not have recorded).
 pub fn write_summary(runs: &[PlannedRun]) -> Result<usize> {
     let mut rows: Vec<SummaryRow> = Vec::new();
     for r in runs {
@@ -153,6 +153,7 @@ pub fn write_summary(runs: &[PlannedRun]) -> Result<usize> {
         if r.calibration_key.is_some() {
             row.reference_run = r.config.prune.reference_run.clone();
             row.budget = r.budget;
+            row.calibration_key = r.calibration_key.clone();
         }
         rows.push(row);
     }

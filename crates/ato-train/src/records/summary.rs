@@ -109,6 +109,10 @@ pub struct SummaryRow {
     /// ATO: wall-clock seconds spent in controller steps (part of `wall_seconds`).
     #[serde(default)]
     pub controller_seconds: Option<f64>,
+    /// The key of the matched-FLOPs search that set this run's knob (a row of the sweep's
+    /// `calibration.csv`; written by the sweep, empty otherwise): what the report joins on.
+    #[serde(default)]
+    pub calibration_key: Option<String>,
 }
 
 impl SummaryRow {
@@ -163,6 +167,7 @@ impl SummaryRow {
             settle_steps: None,
             controller_images: None,
             controller_seconds: None,
+            calibration_key: None,
         })
     }
 
