@@ -12,17 +12,23 @@ use ato_models::ModelConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-mod ato_section;
-mod baselines;
+mod ato;
 mod convergence;
+mod hesso;
 mod keys;
+mod magnitude;
+mod oto;
+mod otov2;
 mod sections;
 mod theorem;
 mod validate;
 
-pub use ato_section::*;
-pub use baselines::{HessoSection, MagnitudeScopeName, MagnitudeSection};
+pub use ato::*;
 pub use convergence::{ConvergenceSection, Fault, ProbeMode};
+pub use hesso::HessoSection;
+pub use magnitude::{MagnitudeScopeName, MagnitudeSection};
+pub use oto::OtoSection;
+pub use otov2::Otov2Section;
 
 pub use keys::{keys, KeyDoc};
 
@@ -103,22 +109,6 @@ impl RunConfig {
         m
     }
 
-    /// OTO's `n_p` in epochs [default: a quarter of the run].
-    pub fn oto_n_p(&self) -> usize {
-        self.oto
-            .n_p
-            .unwrap_or(EpochSpec::Fraction(0.25))
-            .resolve(self.train.epochs)
-    }
-
-    /// OTOv2's `start_pruning` in epochs [default: a tenth of the run].
-    pub fn otov2_start(&self) -> usize {
-        self.otov2
-            .start_pruning
-            .unwrap_or(EpochSpec::Fraction(0.1))
-            .resolve(self.train.epochs)
-    }
-
     /// The FLOPs reduction the run is asked for: `prune.target_flops_reduction` for every
     /// pruning method (ATO, HESSO and magnitude aim at it; OTO and OTOv2 are judged against
     /// it, their knobs being λ and the group sparsity), none for dense.
@@ -129,14 +119,6 @@ impl RunConfig {
     /// `prune.round_to` for the pruners that take it.
     pub fn round_to(&self) -> usize {
         self.prune.round_to
-    }
-
-    /// OTOv2's base λ: `otov2.lambda`, else the reference's default for the optimiser.
-    pub fn otov2_lambda(&self) -> f64 {
-        self.otov2.lambda.unwrap_or(match self.optim.name {
-            OptimizerName::Sgd => ato_optim::DhspgConfig::for_sgd().lambda,
-            OptimizerName::Adamw => ato_optim::DhspgConfig::for_adamw().lambda,
-        })
     }
 
     /// The ATO epochs with defaults resolved.

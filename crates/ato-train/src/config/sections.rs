@@ -1,6 +1,7 @@
-//! The sections of a run config (`[dataset]`, `[model]`, `[train]`, `[optim]`, `[prune]`,
-//! `[oto]`, `[otov2]`, `[bench]`), each with its defaults and unknown keys rejected; `[ato]`,
-//! the other baselines' and `[convergence]` have files of their own.
+//! The shared sections of a run config (`[dataset]`, `[model]`, `[train]`, `[optim]`,
+//! `[prune]`, `[bench]`), each with its defaults and unknown keys rejected; every method's own
+//! section has a file of its own (`ato.rs`, `oto.rs`, `otov2.rs`, `hesso.rs`,
+//! `magnitude.rs`), as `[convergence]` has.
 
 pub use ato_data::DatasetName;
 use ato_models::{ModelName, ShortcutKind};
@@ -226,53 +227,6 @@ impl Default for PruneSection {
             tolerance: 0.02,
             round_to: 1,
             reference_run: None,
-        }
-    }
-}
-
-/// `[oto]`: HSPG (docs/design.md §5).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct OtoSection {
-    /// λ of HSPG's group-lasso term.
-    pub lambda: f64,
-    /// ε of the half-space test.
-    pub epsilon: f64,
-    /// Epoch at which the half-space stage begins [default: 0.25].
-    pub n_p: Option<EpochSpec>,
-}
-
-impl Default for OtoSection {
-    fn default() -> Self {
-        Self {
-            lambda: 1e-3,
-            epsilon: 0.0,
-            n_p: None,
-        }
-    }
-}
-
-/// `[otov2]`: DHSPG (docs/design.md §5).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct Otov2Section {
-    /// Share of groups to zero, in (0, 1).
-    pub target_group_sparsity: f64,
-    /// Base λ of DHSPG [default: the reference's, 1e-3 with SGD, 1e-2 with AdamW].
-    pub lambda: Option<f64>,
-    /// ε of the half-space projection.
-    pub epsilon: f64,
-    /// Epoch of the one-off partition into redundant and important groups [default: 0.1].
-    pub start_pruning: Option<EpochSpec>,
-}
-
-impl Default for Otov2Section {
-    fn default() -> Self {
-        Self {
-            target_group_sparsity: 0.5,
-            lambda: None,
-            epsilon: 0.95,
-            start_pruning: None,
         }
     }
 }
