@@ -15,12 +15,17 @@ impl Ato {
         match self.projector {
             Projector::Prox => {
                 // the negative controls of the convergence checks (`convergence.inject`)
+                // (only the inverted mask is built; every other step uses the epoch's own)
+                let inverted;
                 let (mask, lambda) = match ctx.fault {
-                    Fault::LambdaX10 => (self.mask.clone(), 10.0 * lambda),
-                    Fault::InvertMask => (Mask::from_dropped(self.mask.gates()), lambda),
-                    _ => (self.mask.clone(), lambda),
+                    Fault::LambdaX10 => (&self.mask, 10.0 * lambda),
+                    Fault::InvertMask => {
+                        inverted = Mask::from_dropped(self.mask.gates());
+                        (&inverted, lambda)
+                    }
+                    _ => (&self.mask, lambda),
                 };
-                GroupProx::apply(ctx.groups, &mask, lambda, ctx.lr)?;
+                GroupProx::apply(ctx.groups, mask, lambda, ctx.lr)?;
             }
             Projector::HalfSpace => {
                 let before = ctx
