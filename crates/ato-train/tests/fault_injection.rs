@@ -3,51 +3,22 @@
 //! the per-step check at the first step it acts on, the correct run passes every check, and the
 //! key is refused where no check could catch it.
 
+mod common;
+
 use ato_train::{
     read_csv, run, CheckVerdicts, ConvergenceRow, Fault, Method, OptimizerName, ProbeMode,
     RunConfig, RunOptions,
 };
 use std::path::Path;
 
-/// 256 synthetic images, 3 epochs of 8 steps, T_end = 2: probes at steps 16, 20, 24 and the
+/// [`common::tiny_ato`] for 3 epochs of 8 steps, T_end = 2: probes at steps 16, 20, 24 and the
 /// per-step check on steps 16..24. Exact mode: 64 images as one batch, 12 epochs of 1 step,
 /// T_end = 8: probes at steps 8, 10, 12.
 fn tiny(mode: ProbeMode, optimizer: OptimizerName, fault: Fault, root: &Path) -> RunConfig {
     let exact = mode == ProbeMode::Exact;
-    let mut cfg = RunConfig::from_toml(
-        r#"
-        name = "faults"
-        device = "cpu"
-        [dataset]
-        name = "synth10"
-        synth_train = 256
-        synth_test = 64
-        [model]
-        name = "resnet20"
-        base_width = 4
-        [train]
-        epochs = 3
-        batch_size = 32
-        [optim]
-        momentum = 0.0
-        schedule = "constant"
-        [ato]
-        t_start = 0
-        t_prox = 1
-        t_end = 2
-        lambda_switch = 2
-        hyper_step = 2
-        controller_fraction = 0.25
-        lambda = 1.0
-        gamma = 4.0
-        controller_lr = 0.05
-        [convergence]
-        every = 4
-        batches = 2
-        "#,
-    )
-    .unwrap();
-    cfg.method = Method::Ato;
+    let mut cfg = common::tiny_ato(optimizer, root);
+    cfg.name = "faults".into();
+    cfg.train.epochs = 3;
     cfg.convergence.mode = mode;
     cfg.convergence.inject = fault;
     if exact {
@@ -59,13 +30,6 @@ fn tiny(mode: ProbeMode, optimizer: OptimizerName, fault: Fault, root: &Path) ->
         cfg.ato.lambda_switch = Some(ato_train::EpochSpec::Epoch(8));
         cfg.ato.hyper_step = ato_train::config::HyperStep::Every(1);
     }
-    cfg.optim.name = optimizer;
-    cfg.optim.lr = match optimizer {
-        OptimizerName::Sgd => 0.05,
-        OptimizerName::Adamw => 1e-3,
-    };
-    cfg.dataset.root = root.join("data").display().to_string();
-    cfg.out_dir = root.join("results").display().to_string();
     cfg
 }
 
