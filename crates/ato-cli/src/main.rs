@@ -64,6 +64,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    pin_thread_count();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => train_cmd::run_cmd(&a),
@@ -83,4 +84,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Fixes candle's thread count once, before any thread starts.
+///
+/// candle-core 0.11.1 recomputes its thread count on every CPU matmul, and without
+/// `RAYON_NUM_THREADS` that reads `/proc/cpuinfo` each time (`num_cpus::get_physical`): 5% of
+/// a dense demo run and a quarter of ATO's controller step, which runs a bi-GRU of small
+/// matmuls. Setting the variable to the count candle computes anyway leaves every result
+/// unchanged; rayon's global pool is built first, so it keeps its own default size.
+fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let _ = rayon::ThreadPoolBuilder::new().build_global();
+    let threads = candle_core::utils::get_num_threads();
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
 }
