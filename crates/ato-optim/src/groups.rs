@@ -251,6 +251,29 @@ impl GroupSet {
         Ok(self.nonzero_mask()?.dropped_count())
     }
 
+    /// Whether every group `mask` drops is exactly zero in the model: then the masked forward
+    /// equals the unmasked one (a zero group's channel is zero whatever its gate).
+    pub fn zero_where_dropped(&self, mask: &Mask) -> Result<bool> {
+        for (g, keep) in self.gates.iter().zip(mask.gates()) {
+            if keep.iter().all(|&k| k) {
+                continue;
+            }
+            // element by element: a squared norm underflows to 0 below ~1e-23
+            let rows = g
+                .values()?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec2::<f32>()?;
+            if keep
+                .iter()
+                .zip(&rows)
+                .any(|(&k, row)| !k && row.iter().any(|&w| w != 0.0))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Sets the groups `mask` drops to exactly zero.
     pub fn zero_dropped(&self, mask: &Mask) -> Result<()> {
         for (g, keep) in self.gates.iter().zip(mask.gates()) {

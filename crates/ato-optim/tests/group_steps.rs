@@ -128,3 +128,34 @@ fn half_space_step_rejects_bad_epsilon_and_shapes() {
         .apply(&groups, &before, &short, 0.1, None)
         .is_err());
 }
+
+#[test]
+fn zero_where_dropped_is_true_only_when_every_dropped_group_is_exactly_zero() {
+    // a = [(0, 0), (1, 0), (0, 0)], bb = [(0, 0), (2, 0)]: the zero groups are a.0, a.2, bb.0
+    let v = vars(&[
+        ("a.weight", &[3, 1], &[0.0, 1.0, 0.0]),
+        ("a.bias", &[3], &[0.0, 0.0, 0.0]),
+        ("bb.weight", &[2, 1], &[0.0, 2.0]),
+        ("bb.bias", &[2], &[0.0, 0.0]),
+    ]);
+    let groups = linear_gates(&[("a", 1, 3), ("bb", 1, 2)], &v);
+    let drops = |a: [bool; 3], b: [bool; 2]| {
+        Mask::from_keep(vec![a.map(|d| !d).to_vec(), b.map(|d| !d).to_vec()])
+    };
+    assert!(groups
+        .zero_where_dropped(&drops([true, false, true], [true, false]))
+        .unwrap());
+    assert!(groups
+        .zero_where_dropped(&drops([false; 3], [false; 2]))
+        .unwrap());
+    // negative controls: a dropped group with a non-zero weight, then with only a non-zero bias
+    assert!(!groups
+        .zero_where_dropped(&drops([true, true, false], [false; 2]))
+        .unwrap());
+    let bias = candle_core::Tensor::from_slice(&[0.0f32, 0.0, 1e-30], 3, &candle_core::Device::Cpu)
+        .unwrap();
+    v["a.bias"].set(&bias).unwrap();
+    assert!(!groups
+        .zero_where_dropped(&drops([true, false, true], [true, false]))
+        .unwrap());
+}

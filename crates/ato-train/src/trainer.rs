@@ -244,9 +244,13 @@ impl<'a> Loop<'a> {
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let eval = evaluate_loader(&self.model, &data.test, None)?;
+        // the masked model is evaluated only while it differs from the model: once every
+        // group the mask drops is exactly zero, the two forwards are the same
         let masked_top1 = match self.pruner.eval_mask().filter(|m| !m.is_full()) {
-            Some(m) => evaluate_loader(&self.model, &data.test, Some(m))?.top1(),
-            None => eval.top1(),
+            Some(m) if !self.groups.zero_where_dropped(m)? => {
+                evaluate_loader(&self.model, &data.test, Some(m))?.top1()
+            }
+            _ => eval.top1(),
         };
         let kept = self.pruner.kept(&self.groups)?;
         let sparsity = GroupSparsity::of(&self.model)?;
