@@ -10,7 +10,9 @@
 //!   ([`DecoupledDecay::directions`]) and mark the least important not-yet-pruned groups
 //!   *active*, never a gate's last kept group:
 //!   - group target t: `⌊N·min(t, .999)⌋` groups, `⌊·/P⌋` per period, the last period takes
-//!     the remainder;
+//!     the remainder; a gate's last kept group met in saliency order is passed over and, by
+//!     [`LastGroup`], the next group (from any gate) takes its place (`Next`, ours) or the
+//!     period selects one group fewer and the target falls by one (`Lower`, the reference);
 //!   - MACs target r: by ascending saliency until the model's cost has fallen by `r·(p+1)/P`
 //!     of its full cost ([`drop_in_order`]).
 //! - **Every step**, after the base step, with `t = (n − S) mod D`: active rows are multiplied
@@ -60,6 +62,19 @@ impl std::fmt::Debug for HessoTarget {
     }
 }
 
+/// What a group-target selection does when the next group in saliency order is its gate's last
+/// kept one (which is never pruned).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LastGroup {
+    /// The next group in saliency order, from any gate, takes its place: every period selects
+    /// its full quota (ours).
+    #[default]
+    Next,
+    /// The period selects one group fewer and the target falls by one group: the run ends
+    /// below the target (only_train_once's HESSO, whose target is a group count).
+    Lower,
+}
+
 /// The hybrid efficient structured sparse optimiser.
 #[derive(Clone, Debug)]
 pub struct Hesso {
@@ -70,6 +85,7 @@ pub struct Hesso {
     /// Groups to select per period (group target).
     per_period: Vec<usize>,
     target_groups: usize,
+    last_group: LastGroup,
     steps: u64,
     period: usize,
     pruned: Vec<Vec<bool>>,
@@ -112,11 +128,31 @@ impl Hesso {
             target,
             per_period,
             target_groups,
+            last_group: LastGroup::Next,
             steps: 0,
             period: 0,
             pruned: none.clone(),
             active: none,
         })
+    }
+
+    /// `self` with `rule` for a gate's last kept group; `Lower` needs a group target (a MACs
+    /// target has no group count to lower).
+    pub fn with_last_group(mut self, rule: LastGroup) -> Result<Self> {
+        if rule == LastGroup::Lower && matches!(self.target, HessoTarget::Macs { .. }) {
+            return Err(OptimError::Config(
+                "HESSO's last-group rule `lower` lowers a group-count target; the target here \
+                 is a MACs reduction"
+                    .into(),
+            ));
+        }
+        self.last_group = rule;
+        Ok(self)
+    }
+
+    /// The groups the run aims to prune (group target; lowered under [`LastGroup::Lower`]).
+    pub fn target_groups(&self) -> usize {
+        self.target_groups
     }
 
     pub fn config(&self) -> &HessoConfig {
@@ -209,6 +245,9 @@ impl Hesso {
                         chosen[l][c] = true;
                         kept[l] -= 1;
                         want -= 1;
+                    } else if self.last_group == LastGroup::Lower {
+                        want -= 1;
+                        self.target_groups -= 1;
                     }
                 }
                 chosen
@@ -307,6 +346,7 @@ impl Hesso {
         let mut s = StateDict::new();
         s.put_meta("steps", self.steps);
         s.put_meta("period", self.period);
+        s.put_meta("target_groups", self.target_groups);
         let json = |m: &Vec<Vec<bool>>| serde_json::to_string(m).expect("bools serialise");
         s.put_meta("pruned", json(&self.pruned));
         s.put_meta("active", json(&self.active));
@@ -330,6 +370,10 @@ impl Hesso {
         let (pruned, active) = (mask("pruned")?, mask("active")?);
         self.steps = state.meta("steps")?;
         self.period = state.meta("period")?;
+        // lowered by `LastGroup::Lower`; checkpoints without it kept the configured count
+        if let Ok(t) = state.meta("target_groups") {
+            self.target_groups = t;
+        }
         self.pruned = pruned;
         self.active = active;
         Ok(())

@@ -74,7 +74,7 @@ pub use decay::DecoupledDecay;
 pub use dhspg::{Dhspg, DhspgConfig};
 pub use groups::{GroupSet, GroupSnapshot};
 pub use half_space::{half_space_project, HalfSpaceStep};
-pub use hesso::{Hesso, HessoConfig, HessoTarget};
+pub use hesso::{Hesso, HessoConfig, HessoTarget, LastGroup};
 pub use hspg::{Hspg, HspgConfig};
 pub use lr::{Decay, DecayKind, LrSchedule};
 pub use magnitude::{MagnitudeScope, MagnitudeSelection};

@@ -5,7 +5,7 @@ mod common;
 
 use ato_optim::budget::reduction;
 use ato_optim::saliency::hesso_saliency;
-use ato_optim::{DecoupledDecay, GroupSet, Hesso, HessoConfig, HessoTarget, StateDict};
+use ato_optim::{DecoupledDecay, GroupSet, Hesso, HessoConfig, HessoTarget, LastGroup, StateDict};
 use ato_zig::NamedVars;
 use candle_core::{Device, Tensor};
 use common::{assert_close, chain, linear_gates, values, vars};
@@ -142,6 +142,64 @@ fn hesso_ties_go_by_gate_then_channel_and_every_gate_keeps_a_group() {
     assert_eq!(values(&v, "b.weight"), vec![0.0, 1.0]);
     // Negative controls: without the guard gate a loses both groups; an unstable or
     // descending tie order selects other groups (a1, b1).
+}
+
+#[test]
+fn the_reference_last_group_rule_lowers_the_target_instead_of_taking_another_gate() {
+    // four identical groups (1, 0): gate a has 1, gate b has 3; target ⌊4·0.5⌋ = 2, D = 1.
+    // Tie order a0, b0, b1, b2; a0 is gate a's last group and is passed over by both rules:
+    // `Next` fills the quota with b0 and b1; `Lower` counts a0 against the quota, prunes b0
+    // only and lowers the target from 2 to 1.
+    let v = vars(&[
+        ("a.weight", &[1, 1], &[1.0]),
+        ("a.bias", &[1], &[0.0]),
+        ("b.weight", &[3, 1], &[1.0, 1.0, 1.0]),
+        ("b.bias", &[3], &[0.0, 0.0, 0.0]),
+    ]);
+    let groups = linear_gates(&[("a", 1, 1), ("b", 1, 3)], &v);
+    let cfg = HessoConfig {
+        start_step: 0,
+        pruning_steps: 1,
+        periods: 1,
+    };
+    let target = || HessoTarget::GroupSparsity(0.5);
+    // ⌊4·0.5⌋ = 2 groups: a0 (a's last), then b0, b1
+    let mut next = Hesso::new(cfg, target(), &[1, 3]).unwrap();
+    assert_eq!(next.target_groups(), 2);
+    assert_eq!(idle_step(&mut next, &groups), 2);
+    assert_eq!(next.pruned(), &[vec![false], vec![true, true, false]]);
+    assert_eq!(next.target_groups(), 2);
+
+    let v = vars(&[
+        ("a.weight", &[1, 1], &[1.0]),
+        ("a.bias", &[1], &[0.0]),
+        ("b.weight", &[3, 1], &[1.0, 1.0, 1.0]),
+        ("b.bias", &[3], &[0.0, 0.0, 0.0]),
+    ]);
+    let groups = linear_gates(&[("a", 1, 1), ("b", 1, 3)], &v);
+    let mut lower = Hesso::new(cfg, target(), &[1, 3])
+        .unwrap()
+        .with_last_group(LastGroup::Lower)
+        .unwrap();
+    assert_eq!(idle_step(&mut lower, &groups), 1);
+    assert_eq!(lower.pruned(), &[vec![false], vec![true, false, false]]);
+    assert_eq!(lower.target_groups(), 1);
+    // the lowered target survives a checkpoint
+    let mut resumed = Hesso::new(cfg, target(), &[1, 3])
+        .unwrap()
+        .with_last_group(LastGroup::Lower)
+        .unwrap();
+    resumed.load_state(&lower.state()).unwrap();
+    assert_eq!(resumed.target_groups(), 1);
+    // `Lower` has no group count to lower under a MACs target
+    let macs = HessoTarget::Macs {
+        reduction: 0.5,
+        cost: std::sync::Arc::new(|w: &[usize]| w.iter().sum::<usize>() as u64),
+    };
+    assert!(Hesso::new(cfg, macs, &[1, 3])
+        .unwrap()
+        .with_last_group(LastGroup::Lower)
+        .is_err());
 }
 
 /// A deterministic stand-in for a base step: x ← 0.97·x + 0.05·N(0, 1), seeded by the step.

@@ -29,10 +29,10 @@ pub fn run_regime(cfg: &RunConfig, epoch: usize) -> RunRegime {
         } else {
             OptimizerKind::Sgd
         },
-        momentum: if o.nesterov && o.momentum == 0.0 {
+        momentum: if cfg.nesterov() && cfg.momentum() == 0.0 {
             1.0
         } else {
-            o.momentum
+            cfg.momentum()
         },
         decoupled_weight_decay: adam && o.weight_decay > 0.0,
         // AdamW as implemented builds v̂ from the current gradient and takes a Euclidean prox

@@ -27,7 +27,7 @@ pub fn target_optimizer(cfg: &RunConfig, model: &Model) -> Result<Box<dyn Optimi
     let momentum = if cfg.convergence.inject == crate::config::Fault::MomentumLeak {
         0.9
     } else {
-        o.momentum
+        cfg.momentum()
     };
     let opt: Box<dyn Optimizer> = match o.name {
         OptimizerName::Sgd => Box::new(
@@ -36,7 +36,7 @@ pub fn target_optimizer(cfg: &RunConfig, model: &Model) -> Result<Box<dyn Optimi
                 SgdConfig {
                     momentum,
                     dampening: 0.0,
-                    nesterov: o.nesterov,
+                    nesterov: cfg.nesterov(),
                     weight_decay: o.weight_decay,
                 },
             )

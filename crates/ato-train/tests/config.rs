@@ -75,6 +75,12 @@ fn each_bad_value_is_one_line_naming_the_key() {
             "optim.nesterov",
         ),
         ("train.epochs = 8\noto.n_p = 9", "oto.n_p"),
+        ("method = \"hesso\"\nhesso.momentum = 1.0", "hesso.momentum"),
+        (
+            "method = \"hesso\"\nhesso.last_group = \"lower\"",
+            "hesso.last_group",
+        ),
+        ("hesso.last_group = \"first\"", "hesso.last_group"),
         (
             "model.width_mult = 0.0\nmodel.name = \"mobilenetv2\"",
             "model.width_mult",
@@ -321,8 +327,8 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
         (true, 64, 5)
     );
     assert_eq!(a.prune.round_to, 1);
-    // the id hashes config.toml as it was before `[bench]`, `prune.round_to` and
-    // `convergence.inject` existed (with the keys that do not change a run cleared)
+    // the id hashes config.toml as it was before `[bench]`, `prune.round_to`,
+    // `convergence.inject` and (outside HESSO runs) `hesso.momentum`/`last_group` existed (with the keys that do not change a run cleared)
     let mut key = a.clone();
     key.name.clear();
     key.out_dir.clear();
@@ -334,9 +340,10 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
         .map_or(text.len(), |e| bench + 1 + e + 1);
     let before = format!("{}{}", &text[..bench], &text[after..])
         .replace("round_to = 1\n", "")
-        .replace("inject = \"none\"\n", "");
+        .replace("inject = \"none\"\n", "")
+        .replace("momentum = 0.0\nlast_group = \"next\"\n", "");
     assert!(!before.contains("bench") && !before.contains("round_to"));
-    assert!(!before.contains("inject"));
+    assert!(!before.contains("inject") && !before.contains("last_group"));
     assert_eq!(key.results_toml(), before);
     // (as the images of generator v2 were: later versions add their own line)
     assert_eq!(
@@ -358,4 +365,30 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
     assert!(err("[prune]\nround_to = 0\n").contains("prune.round_to"));
     assert!(err("[bench]\nbatch = 0\n").contains("bench.batch"));
     assert!(err("[bench]\nrepeats = 0\n").contains("bench.repeats"));
+}
+
+#[test]
+fn hesso_runs_at_the_references_momentum_and_window_unless_told_otherwise() {
+    // the recipe's SGD with Nesterov momentum 0.9, as every CIFAR recipe sets it
+    let recipe = "optim.momentum = 0.9\noptim.nesterov = true\ntrain.epochs = 20\n";
+    let hesso = RunConfig::from_toml(&format!("{recipe}method = \"hesso\"")).unwrap();
+    hesso.validate().unwrap();
+    assert_eq!((hesso.momentum(), hesso.nesterov()), (0.0, false));
+    assert_eq!((hesso.hesso_start(), hesso.hesso_pruning_epochs()), (2, 2));
+    // negative controls: another method keeps the recipe's momentum; hesso.momentum switches
+    let dense = RunConfig::from_toml(&format!("{recipe}method = \"dense\"")).unwrap();
+    assert_eq!((dense.momentum(), dense.nesterov()), (0.9, true));
+    let ours = RunConfig::from_toml(&format!(
+        "{recipe}method = \"hesso\"\nhesso.momentum = 0.9\nhesso.pruning_epochs = 0.3"
+    ))
+    .unwrap();
+    assert_eq!((ours.momentum(), ours.nesterov()), (0.9, true));
+    assert_eq!(ours.hesso_pruning_epochs(), 6);
+    // the reference's last-group rule with its group-count target
+    let lower = RunConfig::from_toml(&format!(
+        "{recipe}method = \"hesso\"\nhesso.target_group_sparsity = 0.5\nhesso.last_group = \"lower\""
+    ))
+    .unwrap();
+    lower.validate().unwrap();
+    assert_eq!(lower.hesso.last_group, LastGroup::Lower);
 }

@@ -1,7 +1,10 @@
 //! `[hesso]`: HESSO (OTOv3) — its schedule, its target (a MACs reduction by construction, or
-//! the reference's group share) and its epochs.
+//! the reference's group share), its momentum and its epochs. The defaults are the
+//! reference's (only_train_once `hyperparameter.py` and its ResNet-18 tutorial) except the
+//! target and the last-group rule, which are ours and switchable.
 
-use super::{EpochSpec, RunConfig};
+use super::{EpochSpec, Method, RunConfig};
+pub use ato_optim::LastGroup;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct HessoSection {
     /// Epoch before which nothing is pruned [default: 0.1].
     pub start_epoch: Option<EpochSpec>,
-    /// Epochs the pruning periods span, from `start_epoch` [default: 0.3].
+    /// Epochs the pruning periods span, from `start_epoch` [default: 0.1, the reference
+    /// tutorial's 10 of 100 epochs].
     pub pruning_epochs: Option<EpochSpec>,
     /// P, the number of pruning periods (each shrinks its groups linearly to zero).
     pub periods: usize,
@@ -22,6 +26,39 @@ pub struct HessoSection {
     /// searched knob, as OTOv2's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_group_sparsity: Option<f64>,
+    /// SGD momentum (AdamW's β₁) of HESSO runs, in place of `optim.momentum` (0 = the
+    /// reference: `first_momentum` in only_train_once's hyperparameter.py); Nesterov is off
+    /// while it is 0.
+    pub momentum: f64,
+    /// With `target_group_sparsity`, when the next group by saliency is its gate's last kept
+    /// one: next (the next group, from any gate, takes its place: ours) | lower (the period
+    /// selects one fewer and the target falls by one group: the reference).
+    #[schemars(with = "String")]
+    #[serde(with = "last_group_name")]
+    pub last_group: LastGroup,
+}
+
+/// `hesso.last_group` as "next" | "lower".
+mod last_group_name {
+    use super::LastGroup;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &LastGroup, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match v {
+            LastGroup::Next => "next",
+            LastGroup::Lower => "lower",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LastGroup, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "next" => Ok(LastGroup::Next),
+            "lower" => Ok(LastGroup::Lower),
+            other => Err(serde::de::Error::custom(format!(
+                "hesso.last_group = {other:?}: expected \"next\" or \"lower\""
+            ))),
+        }
+    }
 }
 
 impl Default for HessoSection {
@@ -31,6 +68,8 @@ impl Default for HessoSection {
             pruning_epochs: None,
             periods: 10,
             target_group_sparsity: None,
+            momentum: 0.0,
+            last_group: LastGroup::Next,
         }
     }
 }
@@ -44,11 +83,26 @@ impl RunConfig {
             .resolve(self.train.epochs)
     }
 
-    /// Epochs HESSO's pruning periods span [default: 0.3 of the run].
+    /// Epochs HESSO's pruning periods span [default: a tenth of the run].
     pub fn hesso_pruning_epochs(&self) -> usize {
         self.hesso
             .pruning_epochs
-            .unwrap_or(EpochSpec::Fraction(0.3))
+            .unwrap_or(EpochSpec::Fraction(0.1))
             .resolve(self.train.epochs)
+    }
+
+    /// The target network's momentum: `hesso.momentum` in HESSO runs, `optim.momentum`
+    /// otherwise.
+    pub fn momentum(&self) -> f64 {
+        if self.method == Method::Hesso {
+            self.hesso.momentum
+        } else {
+            self.optim.momentum
+        }
+    }
+
+    /// Nesterov momentum: `optim.nesterov`, off in HESSO runs without momentum.
+    pub fn nesterov(&self) -> bool {
+        self.optim.nesterov && !(self.method == Method::Hesso && self.hesso.momentum == 0.0)
     }
 }

@@ -25,7 +25,7 @@ mod validate;
 
 pub use ato::*;
 pub use convergence::{ConvergenceSection, Fault, ProbeMode};
-pub use hesso::HessoSection;
+pub use hesso::{HessoSection, LastGroup};
 pub use magnitude::{MagnitudeScopeName, MagnitudeSection};
 pub use oto::OtoSection;
 pub use otov2::Otov2Section;
@@ -232,8 +232,9 @@ impl RunConfig {
     }
 
     /// `config.toml`'s text without the `[bench]` table, without `prune.round_to` when it
-    /// is 1 and without `convergence.inject` when it is none: exactly the text of the same
-    /// config before those keys existed.
+    /// is 1, without `convergence.inject` when it is none and without HESSO's `momentum` and
+    /// `last_group` outside HESSO runs: exactly the text of the same config before those keys
+    /// existed.
     #[doc(hidden)]
     pub fn results_toml(&self) -> String {
         let text = self.to_toml();
@@ -242,6 +243,14 @@ impl RunConfig {
         if self.prune.round_to == 1 {
             if let Some(prune) = doc.get_mut("prune").and_then(|p| p.as_table_mut()) {
                 prune.remove("round_to");
+            }
+        }
+        // HESSO's own momentum and last-group rule say nothing about another method's run
+        // (and runs of other methods keep the ids written before these keys existed)
+        if self.method != Method::Hesso {
+            if let Some(h) = doc.get_mut("hesso").and_then(|p| p.as_table_mut()) {
+                h.remove("momentum");
+                h.remove("last_group");
             }
         }
         if self.convergence.inject == Fault::None {

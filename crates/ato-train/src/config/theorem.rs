@@ -57,7 +57,7 @@ impl RunConfig {
         }
         let mode = c.mode.as_str();
         let o = &cfg.optim;
-        if o.momentum != 0.0 || o.nesterov {
+        if cfg.momentum() != 0.0 || cfg.nesterov() {
             let what = match o.name {
                 OptimizerName::Sgd => "SGD momentum",
                 OptimizerName::Adamw => "Adam's beta1",
@@ -65,7 +65,7 @@ impl RunConfig {
             return Err(TrainError::Config(format!(
                 "convergence.mode: \"{mode}\" needs optim.momentum = 0 and optim.nesterov = false \
                  (the theorems do not cover {what}); got momentum {}",
-                o.momentum
+                cfg.momentum()
             )));
         }
         let from = cfg.regulariser_fixed_from();

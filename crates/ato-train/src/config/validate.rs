@@ -208,6 +208,22 @@ impl RunConfig {
         )?;
         let n_p = self.oto_n_p();
         check(n_p <= t.epochs, "oto.n_p", n_p, "[0, train.epochs]")?;
+        check(
+            (0.0..1.0).contains(&self.hesso.momentum),
+            "hesso.momentum",
+            self.hesso.momentum,
+            "[0, 1)",
+        )?;
+        if self.method == super::Method::Hesso
+            && self.hesso.last_group == super::LastGroup::Lower
+            && self.hesso.target_group_sparsity.is_none()
+        {
+            return Err(invalid(
+                "hesso.last_group",
+                "\"lower\" lowers a group-count target: set hesso.target_group_sparsity, or \
+                 use \"next\" with the MACs target",
+            ));
+        }
         let d = &self.otov2;
         check(
             d.target_group_sparsity > 0.0 && d.target_group_sparsity < 1.0,

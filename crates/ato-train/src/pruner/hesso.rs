@@ -50,7 +50,9 @@ impl HessoPruner {
             OptimizerName::Adamw => cfg.optim.weight_decay,
         };
         Ok(Self {
-            hesso: Hesso::new(config, target, &model.arch().gate_widths())?,
+            hesso: Hesso::new(config, target, &model.arch().gate_widths())?
+                .with_last_group(cfg.hesso.last_group)
+                .map_err(|e| TrainError::Config(format!("hesso.last_group: {e}")))?,
             decay: DecoupledDecay::new(&recipe::param_set(cfg, model), decoupled),
         })
     }
