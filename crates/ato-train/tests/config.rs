@@ -341,7 +341,7 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
     let before = format!("{}{}", &text[..bench], &text[after..])
         .replace("round_to = 1\n", "")
         .replace("inject = \"none\"\n", "")
-        .replace("momentum = 0.0\nlast_group = \"next\"\n", "");
+        .replace("last_group = \"next\"\n", "");
     assert!(!before.contains("bench") && !before.contains("round_to"));
     assert!(!before.contains("inject") && !before.contains("last_group"));
     assert_eq!(key.results_toml(), before);
@@ -391,4 +391,9 @@ fn hesso_runs_at_the_references_momentum_and_window_unless_told_otherwise() {
     .unwrap();
     lower.validate().unwrap();
     assert_eq!(lower.hesso.last_group, LastGroup::Lower);
+    // with AdamW the reference's β₁ is 0.9
+    let adamw =
+        RunConfig::from_toml("optim.name = \"adamw\"\noptim.nesterov = false\nmethod = \"hesso\"")
+            .unwrap();
+    assert_eq!((adamw.momentum(), adamw.nesterov()), (0.9, false));
 }

@@ -3,7 +3,7 @@
 //! reference's (only_train_once `hyperparameter.py` and its ResNet-18 tutorial) except the
 //! target and the last-group rule, which are ours and switchable.
 
-use super::{EpochSpec, Method, RunConfig};
+use super::{EpochSpec, Method, OptimizerName, RunConfig};
 pub use ato_optim::LastGroup;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -26,10 +26,11 @@ pub struct HessoSection {
     /// searched knob, as OTOv2's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_group_sparsity: Option<f64>,
-    /// SGD momentum (AdamW's β₁) of HESSO runs, in place of `optim.momentum` (0 = the
-    /// reference: `first_momentum` in only_train_once's hyperparameter.py); Nesterov is off
-    /// while it is 0.
-    pub momentum: f64,
+    /// SGD momentum (AdamW's β₁) of HESSO runs, in place of `optim.momentum` [default: the
+    /// reference's `first_momentum` (only_train_once's hyperparameter.py): 0 with SGD, 0.9
+    /// with AdamW]; Nesterov is off while it is 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
     /// With `target_group_sparsity`, when the next group by saliency is its gate's last kept
     /// one: next (the next group, from any gate, takes its place: ours) | lower (the period
     /// selects one fewer and the target falls by one group: the reference).
@@ -68,7 +69,7 @@ impl Default for HessoSection {
             pruning_epochs: None,
             periods: 10,
             target_group_sparsity: None,
-            momentum: 0.0,
+            momentum: None,
             last_group: LastGroup::Next,
         }
     }
@@ -94,15 +95,17 @@ impl RunConfig {
     /// The target network's momentum: `hesso.momentum` in HESSO runs, `optim.momentum`
     /// otherwise.
     pub fn momentum(&self) -> f64 {
-        if self.method == Method::Hesso {
-            self.hesso.momentum
-        } else {
-            self.optim.momentum
+        if self.method != Method::Hesso {
+            return self.optim.momentum;
         }
+        self.hesso.momentum.unwrap_or(match self.optim.name {
+            OptimizerName::Sgd => 0.0,
+            OptimizerName::Adamw => 0.9,
+        })
     }
 
     /// Nesterov momentum: `optim.nesterov`, off in HESSO runs without momentum.
     pub fn nesterov(&self) -> bool {
-        self.optim.nesterov && !(self.method == Method::Hesso && self.hesso.momentum == 0.0)
+        self.optim.nesterov && !(self.method == Method::Hesso && self.momentum() == 0.0)
     }
 }

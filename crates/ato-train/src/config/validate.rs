@@ -208,12 +208,9 @@ impl RunConfig {
         )?;
         let n_p = self.oto_n_p();
         check(n_p <= t.epochs, "oto.n_p", n_p, "[0, train.epochs]")?;
-        check(
-            (0.0..1.0).contains(&self.hesso.momentum),
-            "hesso.momentum",
-            self.hesso.momentum,
-            "[0, 1)",
-        )?;
+        if let Some(m) = self.hesso.momentum {
+            check((0.0..1.0).contains(&m), "hesso.momentum", m, "[0, 1)")?;
+        }
         if self.method == super::Method::Hesso
             && self.hesso.last_group == super::LastGroup::Lower
             && self.hesso.target_group_sparsity.is_none()
