@@ -16,7 +16,7 @@ pub struct HessoSection {
     /// Epoch before which nothing is pruned [default: 0.1].
     pub start_epoch: Option<EpochSpec>,
     /// Epochs the pruning periods span, from `start_epoch` [default: 0.1, the reference
-    /// tutorial's 10 of 100 epochs].
+    /// tutorial's 10 of 100 epochs; at least 1].
     pub pruning_epochs: Option<EpochSpec>,
     /// P, the number of pruning periods (each shrinks its groups linearly to zero).
     pub periods: usize,
@@ -84,12 +84,12 @@ impl RunConfig {
             .resolve(self.train.epochs)
     }
 
-    /// Epochs HESSO's pruning periods span [default: a tenth of the run].
+    /// Epochs HESSO's pruning periods span [default: a tenth of the run, at least one epoch].
     pub fn hesso_pruning_epochs(&self) -> usize {
-        self.hesso
-            .pruning_epochs
-            .unwrap_or(EpochSpec::Fraction(0.1))
-            .resolve(self.train.epochs)
+        match self.hesso.pruning_epochs {
+            Some(spec) => spec.resolve(self.train.epochs),
+            None => EpochSpec::Fraction(0.1).resolve(self.train.epochs).max(1),
+        }
     }
 
     /// The target network's momentum: `hesso.momentum` in HESSO runs, `optim.momentum`
