@@ -312,6 +312,7 @@ pub(super) mod tests {
             convergence: Vec::new(),
             theorem_regime: false,
             probing: Default::default(),
+            controller: None,
         }
     }
 

@@ -54,6 +54,18 @@ pub struct RunRecord {
     /// How the run was probed (mode, optimiser, injected fault), for the convergence figures'
     /// labels and lines.
     pub probing: Probing,
+    /// An ATO run's controller schedule as configured (the ablation axes `hyper_step` and
+    /// `settle_steps`); `None` for other methods and for folders without a config.
+    pub controller: Option<ControllerSettings>,
+}
+
+/// The configured controller schedule of an ATO run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ControllerSettings {
+    /// `ato.hyper_step`: `None` for "auto", `Some(n)` for one step every n target steps.
+    pub hyper_step: Option<usize>,
+    /// `ato.settle_steps`, the cap on settling steps ("auto" only).
+    pub settle_steps: usize,
 }
 
 /// How a run was probed.
@@ -80,22 +92,32 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
     rows.into_iter()
         .map(|summary| {
             let run = RunDir::new(dir.join(&summary.run_id));
-            let probing = if run.config_file().is_file() {
-                let cfg = run.read_config()?;
-                Probing {
-                    mode: Some(cfg.convergence.mode),
-                    optimizer: cfg.optim.name.as_str().to_string(),
-                    inject: cfg.convergence.inject,
-                }
+            let cfg = if run.config_file().is_file() {
+                Some(run.read_config()?)
             } else {
-                Probing::default()
+                None
             };
+            let probing = cfg.as_ref().map_or_else(Probing::default, |cfg| Probing {
+                mode: Some(cfg.convergence.mode),
+                optimizer: cfg.optim.name.as_str().to_string(),
+                inject: cfg.convergence.inject,
+            });
+            let controller =
+                cfg.filter(|c| c.method == ato_train::Method::Ato)
+                    .map(|c| ControllerSettings {
+                        hyper_step: match c.ato.hyper_step {
+                            ato_train::config::HyperStep::Auto => None,
+                            ato_train::config::HyperStep::Every(n) => Some(n),
+                        },
+                        settle_steps: c.ato.settle_steps,
+                    });
             Ok(RunRecord {
                 metrics: read_csv(&run.metrics_file())?,
                 convergence: read_csv(&run.convergence_file())?,
                 summary,
                 theorem_regime: probing.mode.is_some_and(ProbeMode::is_theorem),
                 probing,
+                controller,
             })
         })
         .collect()

@@ -151,6 +151,7 @@ fn a_seed_is_paired_once_and_an_unpaired_seed_is_counted_not_dropped() {
         convergence: Vec::new(),
         theorem_regime: false,
         probing: Default::default(),
+        controller: None,
     };
     runs.push(twin);
     // seed 3's ATO run pruned nothing, so its OTO run names none: same budget, unpaired

@@ -11,10 +11,21 @@ pub enum Axis {
     Gamma,
     TStart,
     TEnd,
+    /// `ato.hyper_step`, with "auto" as 0.
+    HyperStep,
+    /// `ato.settle_steps`.
+    SettleSteps,
 }
 
 impl Axis {
-    pub const ALL: [Axis; 4] = [Axis::Lambda, Axis::Gamma, Axis::TStart, Axis::TEnd];
+    pub const ALL: [Axis; 6] = [
+        Axis::Lambda,
+        Axis::Gamma,
+        Axis::TStart,
+        Axis::TEnd,
+        Axis::HyperStep,
+        Axis::SettleSteps,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -22,6 +33,8 @@ impl Axis {
             Axis::Gamma => "γ (ato.gamma)",
             Axis::TStart => "T_start (epoch)",
             Axis::TEnd => "T_end (epoch)",
+            Axis::HyperStep => "hyper_step (0 = auto)",
+            Axis::SettleSteps => "settle_steps (cap)",
         }
     }
 
@@ -31,6 +44,8 @@ impl Axis {
             Axis::Gamma => "gamma",
             Axis::TStart => "t_start",
             Axis::TEnd => "t_end",
+            Axis::HyperStep => "hyper_step",
+            Axis::SettleSteps => "settle_steps",
         }
     }
 
@@ -41,6 +56,8 @@ impl Axis {
             Axis::Gamma => s.gamma,
             Axis::TStart => s.t_start.map(|v| v as f64),
             Axis::TEnd => s.t_end.map(|v| v as f64),
+            Axis::HyperStep => r.controller.map(|c| c.hyper_step.unwrap_or(0) as f64),
+            Axis::SettleSteps => r.controller.map(|c| c.settle_steps as f64),
         }
     }
 }
@@ -206,5 +223,51 @@ impl<'a> Report<'a> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::markdown::tests::run;
+    use super::super::{ControllerSettings, RunRecord};
+    use super::{Axis, Report};
+
+    fn ato(id: &str, hyper_step: Option<usize>, settle_steps: usize) -> RunRecord {
+        let mut r = run(id, Some(true));
+        r.controller = Some(ControllerSettings {
+            hyper_step,
+            settle_steps,
+        });
+        r
+    }
+
+    #[test]
+    fn the_controller_schedule_is_an_ablation_axis() {
+        let runs = [
+            ato("centre-a", None, 100),
+            ato("centre-b", None, 100),
+            ato("authors-rate", Some(20), 100),
+            ato("no-settling", None, 0),
+        ];
+        let report = Report::new("t", &runs);
+        let ablations = report.ablations();
+        let ids = |axis: Axis| -> Vec<String> {
+            ablations
+                .iter()
+                .filter(|a| a.axis == axis)
+                .flat_map(|a| a.runs.iter().map(|r| r.summary.run_id.clone()))
+                .collect()
+        };
+        // each line holds the centre and the one run that moves only that axis
+        assert_eq!(ids(Axis::HyperStep), ["centre-a", "authors-rate"]);
+        assert_eq!(ids(Axis::SettleSteps), ["no-settling", "centre-a"]);
+        // negative control: a run that moves both axes is on neither line
+        let runs = [
+            ato("centre-a", None, 100),
+            ato("centre-b", None, 100),
+            ato("both", Some(20), 0),
+        ];
+        let report = Report::new("t", &runs);
+        assert!(report.ablations().is_empty());
     }
 }

@@ -78,6 +78,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 }
 
 /// One run of the sweep with its merged config and what distinguishes it.
+#[derive(Clone)]
 pub struct PlannedRun {
     pub index: usize,
     pub config: RunConfig,
@@ -309,6 +310,29 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     }
     for i in order {
         run_one(&runs, i, &mut tally, mine, args.quiet);
+    }
+    if sweep.match_flops && shard.1 == 1 {
+        // short pilots: a run that landed off its reference is searched again at full length
+        let dir = sweep_dir(&runs);
+        let mut pilot = |c: &RunConfig| pilot_run(c);
+        let before: Vec<String> = runs.iter().map(|r| r.config.run_id()).collect();
+        for line in calibrate::search_missed_again(
+            &mut runs,
+            &dir,
+            settings,
+            &finished_reduction,
+            &mut pilot,
+        )? {
+            println!("matched FLOPs: {line}");
+        }
+        // the value a search settles on is one of its full-length pilots, so these runs have
+        // finished; run_one is the guard for one that has not
+        for i in 0..runs.len() {
+            let finished = RunDir::of(&runs[i].config).status() == ato_train::RunStatus::Finished;
+            if runs[i].config.run_id() != before[i] && !finished {
+                run_one(&runs, i, &mut tally, mine, args.quiet);
+            }
+        }
     }
     let rows = write_summary(&runs)?;
     if sweep.match_flops && shard.1 == 1 {

@@ -104,3 +104,23 @@ fn the_summary_lists_a_run_folder_once_with_the_sweeps_pairing() {
     assert_eq!(rows[0].reference_run.as_deref(), Some("ato-now"));
     assert_eq!(rows[0].budget, Some(0.5));
 }
+
+#[test]
+fn the_ablation_sweep_switches_off_each_of_atos_additions() {
+    use ato_train::config::HyperStep;
+    let runs = planned("ablations");
+    let ato = |f: &dyn Fn(&ato_train::RunConfig) -> bool| {
+        runs.iter()
+            .filter(|r| r.config.method == Method::Ato && f(&r.config))
+            .count()
+    };
+    // three seeds each, everything else at the recipe's settings
+    assert_eq!(
+        ato(&|c| c.ato.settle_steps == 0 && c.ato.hyper_step == HyperStep::Auto),
+        3
+    );
+    assert_eq!(
+        ato(&|c| c.ato.hyper_step == HyperStep::Every(20) && c.ato.settle_steps == 100),
+        3
+    );
+}

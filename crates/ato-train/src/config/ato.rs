@@ -102,6 +102,10 @@ pub struct AtoSection {
     pub hyper_step: HyperStep,
     /// With `hyper_step = "auto"`: at least this many controller steps from T_start to T_end.
     pub min_controller_steps: usize,
+    /// With `hyper_step = "auto"`: the controller's learning rates summed over its steps are
+    /// at least this (its lr is raised to controller_lr_sum / C when C steps would sum to
+    /// less; 400 steps at the authors' 1e-3).
+    pub controller_lr_sum: f64,
     /// With `hyper_step = "auto"`: when the mask that would freeze misses the FLOPs target by
     /// more than `prune.tolerance` at the end of the window, up to this many extra controller
     /// steps, the mask redrawn every 10, until it is within the tolerance (0 = off).
@@ -147,8 +151,9 @@ impl Default for AtoSection {
             t_prox: None,
             t_end: None,
             hyper_step: HyperStep::Auto,
-            min_controller_steps: 400,
-            settle_steps: 400,
+            min_controller_steps: 40,
+            controller_lr_sum: 0.4,
+            settle_steps: 100,
             controller_fraction: 0.05,
             projector: Projector::Prox,
             epsilon: 0.0,

@@ -191,7 +191,14 @@ impl RunConfig {
         key.prune.reference_run = None;
         let d = RunConfig::default();
         if self.method != Method::Ato {
-            key.ato = d.ato;
+            // another method's run does not read [ato]: its id hashes the section as its
+            // defaults read before `controller_lr_sum` and the 40/100-step defaults, so the
+            // ids written then stay valid
+            key.ato = AtoSection {
+                min_controller_steps: 400,
+                settle_steps: 400,
+                ..d.ato
+            };
         }
         // OTO and OTOv2 are only judged against the FLOPs target: it does not change their
         // run; every method rounds its kept widths
@@ -232,9 +239,9 @@ impl RunConfig {
     }
 
     /// `config.toml`'s text without the `[bench]` table, without `prune.round_to` when it
-    /// is 1, without `convergence.inject` when it is none and without HESSO's `momentum` and
-    /// `last_group` outside HESSO runs: exactly the text of the same config before those keys
-    /// existed.
+    /// is 1, without `convergence.inject` when it is none, without HESSO's `momentum` and
+    /// `last_group` outside HESSO runs and without `ato.controller_lr_sum` outside ATO runs:
+    /// exactly the text of the same config before those keys existed.
     #[doc(hidden)]
     pub fn results_toml(&self) -> String {
         let text = self.to_toml();
@@ -243,6 +250,11 @@ impl RunConfig {
         if self.prune.round_to == 1 {
             if let Some(prune) = doc.get_mut("prune").and_then(|p| p.as_table_mut()) {
                 prune.remove("round_to");
+            }
+        }
+        if self.method != Method::Ato {
+            if let Some(a) = doc.get_mut("ato").and_then(|p| p.as_table_mut()) {
+                a.remove("controller_lr_sum");
             }
         }
         // HESSO's own momentum and last-group rule say nothing about another method's run

@@ -121,6 +121,12 @@ impl RunConfig {
             "[1, ∞)",
         )?;
         check(
+            a.controller_lr_sum >= 0.0 && a.controller_lr_sum.is_finite(),
+            "ato.controller_lr_sum",
+            a.controller_lr_sum,
+            "[0, ∞)",
+        )?;
+        check(
             (0.0..0.1).contains(&a.dead_band),
             "ato.dead_band",
             a.dead_band,

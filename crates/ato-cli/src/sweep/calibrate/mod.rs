@@ -38,17 +38,21 @@
 
 mod knob;
 mod reference;
+mod research;
 mod rows;
 pub mod search;
 
 use knob::{get, key, key_at_seed, knob, set};
 pub use reference::{reference_of, references, usable_reference, MIN_REFERENCE};
+pub use research::search_missed_again;
 pub use rows::{CalibrationRow, MatchSettings, PilotOutcome, SearchPilot};
 
 #[cfg(test)]
 mod knob_tests;
 #[cfg(test)]
 mod otov2_tests;
+#[cfg(test)]
+mod research_tests;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //!   weights ([`Model::forward_frozen`]: no weight gradient is computed), the relaxed mask y
 //!   in the cross-entropy and r from an independent hard sample (`ato.ce_mask = "hard"`: one
 //!   straight-through sample for both), R with the dead band, AdamW on θ only, its lr dropped
-//!   at `ato.controller_lr_drop`.
+//!   at `ato.controller_lr_drop`. The batch size and an lr factor come from the plan
+//!   ([`plan::ControllerPlan::batch_size`], [`plan::ControllerPlan::lr_scale`]).
 //! - e ≥ T_prox: after every target step, the group prox (or the half-space projector) on the
 //!   groups the epoch's mask m_e drops, with λ_e (× lambda_final_mult from the λ switch) and
 //!   the step's η. m_e is drawn at the start of the epoch: a hard sample with the controller's
@@ -79,6 +80,8 @@ pub struct Ato {
     controller_steps: u64,
     /// Wall-clock seconds of those steps.
     controller_seconds: f64,
+    /// The factor on the controller's lr ([`ControllerPlan::lr_scale`]).
+    lr_scale: f64,
     /// The cap on settling steps at the end of the window (0 = no settling).
     settle_cap: u64,
     /// Settling steps taken.
@@ -135,7 +138,8 @@ impl Ato {
             steps_per_epoch,
         );
         let subset = train.subset(a.controller_fraction, mix_seed(&[cfg.seed, 0x5B_5E7]))?;
-        let mut loader_cfg = LoaderConfig::train(cfg.train.batch_size.min(subset.len()), seed);
+        let batch = plan.batch_size(subset.len(), cfg.train.batch_size);
+        let mut loader_cfg = LoaderConfig::train(batch, seed);
         loader_cfg.workers = 0;
         let subset = Loader::new(&subset, loader_cfg, model.device())?;
         let mask = Mask::full(&widths);
@@ -158,6 +162,7 @@ impl Ato {
             subset,
             controller_steps: 0,
             controller_seconds: 0.0,
+            lr_scale: plan.lr_scale(a.controller_lr, a.controller_lr_sum),
             settle_cap: if plan.is_auto() {
                 a.settle_steps as u64
             } else {
@@ -195,7 +200,7 @@ impl Ato {
             });
         }
         let grads = j.backward()?;
-        let lr = self.schedule.phase(self.epoch).controller_lr;
+        let lr = self.lr_scale * self.schedule.phase(self.epoch).controller_lr;
         self.optimizer.step(&grads, lr)?;
         self.controller_steps += 1;
         self.controller_seconds += started.elapsed().as_secs_f64();

@@ -9,6 +9,14 @@
 //! step k (0-based) it takes `⌊(k+1)·C/W⌋ − ⌊k·C/W⌋` of them — one every W/C steps when
 //! C ≤ W, several per target step when C > W. Large runs keep the authors' rate; small runs
 //! get enough updates to reach p whatever the data set size.
+//!
+//! With `"auto"` the plan also keeps two of the authors' proportions when C departs from their
+//! rate: the learning rates of the C steps sum to at least `ato.controller_lr_sum` (the lr is
+//! raised to lr_sum / C when C·lr falls short: [`ControllerPlan::lr_scale`]), and each
+//! controller image is seen about once per epoch, as with the authors' subset share of
+//! 1/hyper_step: a controller batch of ⌈|D_c|·E_w / C⌉ images over the E_w window epochs
+//! ([`ControllerPlan::batch_size`]). On a long window (C = ⌈W/20⌉ ≥ lr_sum / lr) neither
+//! changes anything: lr stays the configured one and the batch is the training batch.
 
 use crate::config::HyperStep;
 
@@ -22,6 +30,8 @@ pub struct ControllerPlan {
     start: u64,
     /// W, target steps in the window.
     window: u64,
+    /// Target steps per epoch.
+    per_epoch: u64,
     rule: Rule,
 }
 
@@ -53,6 +63,7 @@ impl ControllerPlan {
         Self {
             start: t_start as u64 * spe,
             window,
+            per_epoch: spe,
             rule,
         }
     }
@@ -81,6 +92,30 @@ impl ControllerPlan {
     /// the settling steps of [`super::Ato`].
     pub fn is_auto(&self) -> bool {
         matches!(self.rule, Rule::Spread(_))
+    }
+
+    /// The factor on the controller's lr: with `"auto"`, max(1, lr_sum / (C·lr)), so that
+    /// the C steps' learning rates sum to at least `lr_sum`; 1 with an explicit hyper_step.
+    pub fn lr_scale(&self, lr: f64, lr_sum: f64) -> f64 {
+        match self.rule {
+            Rule::Spread(c) if c > 0 && lr > 0.0 => (lr_sum / (c as f64 * lr)).max(1.0),
+            _ => 1.0,
+        }
+    }
+
+    /// Images per controller step for a controller subset of `subset` images and a training
+    /// batch of `train_batch`: with `"auto"`, ⌈subset·E_w / C⌉ (each subset image about once
+    /// per window epoch), at most the training batch; else the training batch. Never more
+    /// than the subset, never 0.
+    pub fn batch_size(&self, subset: usize, train_batch: usize) -> usize {
+        let most = train_batch.min(subset).max(1);
+        match self.rule {
+            Rule::Spread(c) if c > 0 && self.per_epoch > 0 => {
+                let epochs = self.window.div_ceil(self.per_epoch);
+                ((subset as u64 * epochs).div_ceil(c) as usize).clamp(1, most)
+            }
+            _ => most,
+        }
     }
 
     /// Controller steps the whole window takes.
@@ -123,6 +158,27 @@ mod tests {
         // one step per 20 target steps
         assert_eq!(first.iter().sum::<u64>(), 2);
         assert!(first.iter().all(|&n| n <= 1));
+    }
+
+    #[test]
+    fn auto_keeps_the_authors_lr_sum_and_one_pass_over_the_subset_per_epoch() {
+        // the demo: 14 steps per epoch, window epochs 2..10 → W = 112, C = max(6, 40) = 40
+        let p = ControllerPlan::new(HyperStep::Auto, 40, 2, 10, 14);
+        assert_eq!(p.total(), 40);
+        // 40 steps at 1e-3 sum to 0.04 < 0.4: lr × 10
+        assert!((p.lr_scale(1e-3, 0.4) - 10.0).abs() < 1e-12);
+        // a 45-image subset over 8 epochs of 5 steps: 9 images per step
+        assert_eq!(p.batch_size(45, 64), 9);
+        // a long window keeps the authors' lr and the training batch: CIFAR-10, 391 steps per
+        // epoch, epochs 20..100 → C = 1,564, subset 2,500
+        let long = ControllerPlan::new(HyperStep::Auto, 40, 20, 100, 391);
+        assert_eq!(long.total(), 1_564);
+        assert_eq!(long.lr_scale(1e-3, 0.4), 1.0);
+        assert_eq!(long.batch_size(2_500, 128), 128);
+        // an explicit hyper_step is the authors' rule: nothing scaled
+        let every = ControllerPlan::new(HyperStep::Every(20), 40, 2, 10, 14);
+        assert_eq!(every.lr_scale(1e-3, 0.4), 1.0);
+        assert_eq!(every.batch_size(45, 64), 45);
     }
 
     #[test]
