@@ -139,22 +139,26 @@ pub fn sweep_dir(runs: &[PlannedRun]) -> PathBuf {
 }
 
 /// Rewrites `<sweep dir>/summary.csv` from the run folders, in sweep order: one row per run
-/// folder (two planned runs that ended on the same settings share one), with the sweep's own
-/// view of each run (its budget, the ATO run it is paired with and the search that set its knob,
-/// which a run reused from an earlier sweep may not have recorded).
+/// folder and budget (two matched runs at two budgets whose knobs ended equal share a folder
+/// and get a row each, so neither budget loses its row), with the sweep's own view of each run
+/// (its budget, the ATO run it is paired with and the search that set its knob, which a run
+/// reused from an earlier sweep may not have recorded).
 pub fn write_summary(runs: &[PlannedRun]) -> Result<usize> {
     let mut rows: Vec<SummaryRow> = Vec::new();
     for r in runs {
         let Some(mut row) = RunDir::of(&r.config).summary() else {
             continue;
         };
-        if rows.iter().any(|o| o.run_id == row.run_id) {
-            continue;
-        }
         if r.calibration_key.is_some() {
             row.reference_run = r.config.prune.reference_run.clone();
             row.budget = r.budget;
             row.calibration_key = r.calibration_key.clone();
+        }
+        if rows
+            .iter()
+            .any(|o| o.run_id == row.run_id && o.budget == row.budget)
+        {
+            continue;
         }
         rows.push(row);
     }

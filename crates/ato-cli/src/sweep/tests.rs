@@ -68,7 +68,7 @@ fn the_cifar_sweeps_run_hesso_without_momentum() {
 }
 
 #[test]
-fn the_summary_lists_a_run_folder_once_with_the_sweeps_pairing() {
+fn the_summary_lists_a_run_folder_once_per_budget_with_the_sweeps_pairing() {
     use ato_train::{write_csv_atomically, RunDir, RunStatus, SummaryRow};
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = ato_train::RunConfig {
@@ -92,17 +92,20 @@ fn the_summary_lists_a_run_folder_once_with_the_sweeps_pairing() {
         calibration_key: Some("k".into()),
         budget: Some(budget),
     };
-    let runs = vec![planned(0.5), planned(0.7)];
+    let runs = vec![planned(0.5), planned(0.7), planned(0.7)];
     assert_eq!(
         super::write_summary(&runs).unwrap(),
-        1,
-        "one row per folder"
+        2,
+        "one row per folder and budget"
     );
     let rows: Vec<SummaryRow> =
         ato_train::read_csv(&dir.path().join("s").join("summary.csv")).unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].reference_run.as_deref(), Some("ato-now"));
-    assert_eq!(rows[0].budget, Some(0.5));
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .all(|r| r.reference_run.as_deref() == Some("ato-now")));
+    let budgets: Vec<Option<f64>> = rows.iter().map(|r| r.budget).collect();
+    assert_eq!(budgets, [Some(0.5), Some(0.7)]);
 }
 
 #[test]
