@@ -83,7 +83,8 @@ impl<'a> Report<'a> {
                                 && o.summary.epochs == r.summary.epochs
                                 && self.budget_of(o) == self.budget_of(r)
                         } else {
-                            same_but_seed(&o.summary, &r.summary)
+                            // an ATO run's controller schedule (config.toml) is a setting too
+                            same_but_seed(&o.summary, &r.summary) && o.controller == r.controller
                         }
                     })
                     .collect()

@@ -261,6 +261,19 @@ mod tests {
         // each line holds the centre and the one run that moves only that axis
         assert_eq!(ids(Axis::HyperStep), ["centre-a", "authors-rate"]);
         assert_eq!(ids(Axis::SettleSteps), ["no-settling", "centre-a"]);
+        // and a point's seed mates share its schedule: the centre has two, the others one
+        let mates = |id: &str| {
+            let r = runs.iter().find(|r| r.summary.run_id == id).unwrap();
+            report.seed_mates(r).len()
+        };
+        assert_eq!(
+            (
+                mates("centre-a"),
+                mates("authors-rate"),
+                mates("no-settling")
+            ),
+            (2, 1, 1)
+        );
         // negative control: a run that moves both axes is on neither line
         let runs = [
             ato("centre-a", None, 100),
