@@ -141,8 +141,9 @@ pub fn sweep_dir(runs: &[PlannedRun]) -> PathBuf {
 /// Rewrites `<sweep dir>/summary.csv` from the run folders, in sweep order: one row per run
 /// folder and budget (two matched runs at two budgets whose knobs ended equal share a folder
 /// and get a row each, so neither budget loses its row), with the sweep's own view of each run
-/// (its budget, the ATO run it is paired with and the search that set its knob, which a run
-/// reused from an earlier sweep may not have recorded).
+/// (its budget, the ATO run it is paired with, the search that set its knob, and its target
+/// and `target_met` against today's reference, which a run reused from an earlier sweep or
+/// trained as a pilot for another reference may not have recorded).
 pub fn write_summary(runs: &[PlannedRun]) -> Result<usize> {
     let mut rows: Vec<SummaryRow> = Vec::new();
     for r in runs {
@@ -153,6 +154,8 @@ pub fn write_summary(runs: &[PlannedRun]) -> Result<usize> {
             row.reference_run = r.config.prune.reference_run.clone();
             row.budget = r.budget;
             row.calibration_key = r.calibration_key.clone();
+            let p = &r.config.prune;
+            row.judge_against(p.target_flops_reduction, p.tolerance);
         }
         if rows
             .iter()

@@ -81,6 +81,12 @@ fn the_summary_lists_a_run_folder_once_per_budget_with_the_sweeps_pairing() {
     // the folder's own row names an ATO run of an earlier sweep
     let mut row = SummaryRow::planned(&cfg, RunStatus::Finished).unwrap();
     row.reference_run = Some("ato-before".into());
+    // …and was trained for that run's reference, 0.50, which it met
+    row.target_flops_reduction = Some(0.5);
+    row.flops_reduction = Some(0.5);
+    row.target_met = Some(true);
+    // today's reference is 0.47
+    cfg.prune.target_flops_reduction = 0.47;
     let run_dir = RunDir::of(&cfg);
     std::fs::create_dir_all(run_dir.path()).unwrap();
     write_csv_atomically(&run_dir.summary_file(), &[row]).unwrap();
@@ -106,6 +112,10 @@ fn the_summary_lists_a_run_folder_once_per_budget_with_the_sweeps_pairing() {
         .all(|r| r.reference_run.as_deref() == Some("ato-now")));
     let budgets: Vec<Option<f64>> = rows.iter().map(|r| r.budget).collect();
     assert_eq!(budgets, [Some(0.5), Some(0.7)]);
+    // judged against today's reference: 0.50 is 3 points off 0.47
+    assert!(rows
+        .iter()
+        .all(|r| r.target_flops_reduction == Some(0.47) && r.target_met == Some(false)));
 }
 
 #[test]

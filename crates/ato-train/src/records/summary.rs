@@ -185,6 +185,18 @@ impl SummaryRow {
         }
     }
 
+    /// Judges the row's FLOPs reduction against `target` (±`tolerance`): a matched run's folder
+    /// may have been trained for an earlier reference (a pilot of the same knob value), and the
+    /// sweep reports it against today's.
+    pub fn judge_against(&mut self, target: f64, tolerance: f64) {
+        self.target_flops_reduction = Some(target);
+        if self.is_finished() {
+            self.target_met = self
+                .flops_reduction
+                .map(|r| crate::finish::flops_within(r, target, tolerance));
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         self.status == RunStatus::Finished
     }
