@@ -86,3 +86,39 @@ fn checkpoints_swap_atomically_and_survive_a_kill_mid_swap() {
         !dir.path().join("checkpoint.old").exists() && !dir.path().join("checkpoint.new").exists()
     );
 }
+
+#[test]
+fn summary_rows_name_data_set_model_and_method_as_configs_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = RunConfig::from_toml(
+        "method = \"otov2\"\n[dataset]\nname = \"digits\"\n[model]\nname = \"resnet20\"",
+    )
+    .unwrap();
+    cfg.out_dir = dir.path().display().to_string();
+    let row = SummaryRow::planned(&cfg, RunStatus::Finished).unwrap();
+    let path = dir.path().join("summary.csv");
+    write_csv_atomically(&path, std::slice::from_ref(&row)).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(",finished,digits,resnet20,otov2,0,"),
+        "{text}"
+    );
+    let back: Vec<SummaryRow> = read_csv(&path).unwrap();
+    assert_eq!(back, [row]);
+    assert_eq!(back[0].method, Method::Otov2);
+    // every method's name parses back; an unknown one is an error naming it
+    for m in [
+        Method::Dense,
+        Method::Ato,
+        Method::Oto,
+        Method::Otov2,
+        Method::Hesso,
+        Method::Magnitude,
+    ] {
+        assert_eq!(m.to_string().parse::<Method>(), Ok(m));
+    }
+    let bad = text.replace(",otov2,", ",otov3,");
+    std::fs::write(&path, bad).unwrap();
+    assert!(read_csv::<SummaryRow>(&path).is_err());
+    assert!("otov3".parse::<Method>().unwrap_err().contains("otov3"));
+}

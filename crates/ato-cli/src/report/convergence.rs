@@ -54,7 +54,9 @@ fn label(r: &RunRecord) -> String {
     };
     format!(
         "{} {mode}{inject}: {} s{}{reference}",
-        p.optimizer, r.summary.method, r.summary.seed
+        p.optimizer,
+        r.summary.method.as_str(),
+        r.summary.seed
     )
 }
 

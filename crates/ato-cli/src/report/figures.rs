@@ -11,6 +11,7 @@ use super::seeds::Spread;
 use super::selection::Report;
 use super::RunRecord;
 use anyhow::Result;
+use ato_train::Method;
 use plotters::chart::SeriesLabelPosition;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,7 +38,10 @@ fn by_method(
     for r in runs {
         let s = &r.summary;
         if let (Some(x), Some(t)) = (x_of(s), s.top1) {
-            points.entry(&s.method).or_default().push((x, 100.0 * t));
+            points
+                .entry(s.method.as_str())
+                .or_default()
+                .push((x, 100.0 * t));
         }
     }
     points
@@ -82,7 +86,7 @@ impl Report<'_> {
             for r in runs {
                 if let (Some(f), Some(t)) = (r.summary.flops_reduction, r.summary.top1) {
                     let at = (100.0 * f, 100.0 * t);
-                    seeds.entry(&r.summary.method).or_default().push(at);
+                    seeds.entry(r.summary.method.as_str()).or_default().push(at);
                     if r.summary.target_met == Some(false) {
                         missed.push(at);
                     }
@@ -95,7 +99,7 @@ impl Report<'_> {
                 let f = Spread::over(&mates, |s| s.flops_reduction);
                 let t = Spread::over(&mates, |s| s.top1);
                 if let (Some(f), Some(t)) = (f, t) {
-                    let entry = per_method.entry(&r.summary.method).or_default();
+                    let entry = per_method.entry(r.summary.method.as_str()).or_default();
                     entry.0.push((100.0 * f.mean, 100.0 * t.mean));
                     entry.1.push((100.0 * f.std, 100.0 * t.std));
                 }
@@ -123,7 +127,7 @@ impl Report<'_> {
                     spread: Vec::new(),
                 });
             }
-            let chance_pct = chance(dataset).map(|c| 100.0 * c);
+            let chance_pct = dataset.parse().ok().map(|d| 100.0 * chance(d));
             let file = format!("accuracy_vs_flops_{tag}.png");
             let title = format!("{model} on {dataset}: top-1 vs FLOPs reduction");
             figs.push(self.figure(
@@ -169,12 +173,16 @@ impl Report<'_> {
 
             let shown: Vec<&&RunRecord> = main
                 .iter()
-                .filter(|r| r.summary.dataset == *dataset && r.summary.model == *model)
+                .filter(|r| {
+                    r.summary.dataset.as_str() == dataset && r.summary.model.as_str() == model
+                })
                 .collect();
             // one curve figure per budget (dense in each), the seed of each main row
             let mut budgets: Vec<Option<f64>> = Vec::new();
             for r in &shown {
-                let b = self.budget_of(r).filter(|_| r.summary.method != "dense");
+                let b = self
+                    .budget_of(r)
+                    .filter(|_| r.summary.method != Method::Dense);
                 if b.is_some() && !budgets.contains(&b) {
                     budgets.push(b);
                 }
@@ -185,9 +193,9 @@ impl Report<'_> {
             for budget in budgets {
                 let curves: Vec<Series> = shown
                     .iter()
-                    .filter(|r| r.summary.method == "dense" || self.budget_of(r) == budget)
+                    .filter(|r| r.summary.method == Method::Dense || self.budget_of(r) == budget)
                     .map(|r| Series {
-                        name: r.summary.method.clone(),
+                        name: r.summary.method.as_str().to_string(),
                         points: r
                             .metrics
                             .iter()

@@ -5,6 +5,7 @@ use super::figures::Figure;
 use super::published::matching;
 use super::seeds::Spread;
 use super::selection::Report;
+use ato_train::Method;
 use std::fmt::Write;
 
 fn pct(v: Option<f64>) -> String {
@@ -53,12 +54,13 @@ impl Report<'_> {
             let spread =
                 |f: fn(&ato_train::SummaryRow) -> Option<f64>| Spread::pct(Spread::over(&mates, f));
             let settings = settings(s);
-            let published: Vec<String> = matching(&s.dataset, &s.model, &s.method)
-                .iter()
-                .map(|p| format!("{:.2} @ {:.1}", p.top1, p.flops_reduction))
-                .collect();
+            let published: Vec<String> =
+                matching(s.dataset.as_str(), s.model.as_str(), s.method.as_str())
+                    .iter()
+                    .map(|p| format!("{:.2} @ {:.1}", p.top1, p.flops_reduction))
+                    .collect();
             let budget = match self.budget_of(r) {
-                Some(b) if s.method != "dense" => format!("{:.0}%", 100.0 * b),
+                Some(b) if s.method != Method::Dense => format!("{:.0}%", 100.0 * b),
                 _ => "–".into(),
             };
             let seconds = Spread::over(&mates, |s| s.wall_seconds)
@@ -111,7 +113,10 @@ impl Report<'_> {
         let cited: Vec<String> = self
             .main_rows()
             .iter()
-            .flat_map(|r| matching(&r.summary.dataset, &r.summary.model, &r.summary.method))
+            .flat_map(|r| {
+                let s = &r.summary;
+                matching(s.dataset.as_str(), s.model.as_str(), s.method.as_str())
+            })
             .map(|p| {
                 format!(
                     "- {} {} {}: {:.2} @ {:.1}% — {}",
@@ -274,9 +279,9 @@ pub(super) mod tests {
             summary: SummaryRow {
                 run_id: id.into(),
                 status: RunStatus::Finished,
-                dataset: "synth10".into(),
-                model: "resnet20".into(),
-                method: "ato".into(),
+                dataset: ato_data::DatasetName::Synth10,
+                model: ato_models::ModelName::Resnet20,
+                method: ato_train::Method::Ato,
                 seed: 0,
                 lambda: Some(10.0),
                 gamma: Some(4.0),

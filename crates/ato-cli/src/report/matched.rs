@@ -12,6 +12,7 @@ use super::RunRecord;
 use crate::sweep::calibrate::search::SearchStatus;
 use crate::sweep::calibrate::{usable_reference, CalibrationRow, MATCH_TOLERANCE, MIN_REFERENCE};
 use anyhow::Result;
+use ato_train::Method;
 use plotters::chart::SeriesLabelPosition;
 use std::path::Path;
 
@@ -24,7 +25,7 @@ impl Report<'_> {
             .main_rows()
             .into_iter()
             .filter(|m| {
-                m.summary.method == "ato"
+                m.summary.method == Method::Ato
                     && m.summary.dataset == r.summary.dataset
                     && m.summary.model == r.summary.model
             })
@@ -53,18 +54,14 @@ impl Report<'_> {
     /// the sweep no longer runs.
     fn search_of(&self, r: &RunRecord, reference: f64) -> Option<&CalibrationRow> {
         let s = &r.summary;
-        let knob = match s.method.as_str() {
-            "oto" => s.lambda,
-            "otov2" => s.target_group_sparsity,
-            _ => None,
-        }?;
+        let knob = s.searched_knob()?;
         // a row the sweep wrote names its search: join on it, never on a look-alike
         if let Some(key) = &s.calibration_key {
             return self.calibration.iter().find(|c| &c.key == key);
         }
-        let prefix = format!("{}-{}-", s.method, s.model);
+        let prefix = format!("{}-{}-", s.method.as_str(), s.model);
         self.calibration.iter().find(|c| {
-            c.method == s.method
+            c.method == s.method.as_str()
                 && (c.reference - reference).abs() < 1e-9
                 && c.key.starts_with(&prefix)
                 && (c.value - knob).abs() <= 1e-9 * knob.abs()
@@ -76,7 +73,7 @@ impl Report<'_> {
     /// (dense), followed by the spread of the search's neighbouring pilots when it is wide.
     pub fn match_text(&self, r: &RunRecord) -> String {
         let s = &r.summary;
-        if s.method == "dense" {
+        if s.method == Method::Dense {
             return "–".into();
         }
         if let Some(text) = self.per_seed_match_text(r) {
@@ -124,7 +121,8 @@ impl Report<'_> {
             )),
             _ => None,
         });
-        let main_ato = s.method == "ato" && self.main_rows().iter().any(|m| std::ptr::eq(*m, r));
+        let main_ato =
+            s.method == Method::Ato && self.main_rows().iter().any(|m| std::ptr::eq(*m, r));
         let text = if main_ato && achieved.mean >= MIN_REFERENCE {
             "reference".to_string()
         } else if gap.abs() <= 100.0 * MATCH_TOLERANCE + 1e-9 {

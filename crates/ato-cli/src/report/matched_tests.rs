@@ -26,7 +26,7 @@ fn ato_and(method: &str, flops: f64) -> [RunRecord; 2] {
     let mut ato = run("ato-a", Some(true));
     ato.summary.flops_reduction = Some(0.51);
     let mut other = run(&format!("{method}-a"), Some(true));
-    other.summary.method = method.into();
+    other.summary.method = method.parse().unwrap();
     other.summary.lambda = Some(0.20956);
     other.summary.target_group_sparsity = Some(0.626);
     other.summary.flops_reduction = Some(flops);

@@ -8,7 +8,7 @@ use super::seeds::Spread;
 use super::selection::Report;
 use super::RunRecord;
 use crate::sweep::calibrate::MATCH_TOLERANCE;
-use std::str::FromStr;
+use ato_train::Method;
 
 /// A row is degenerate when its mean top-1 is more than this below dense's…
 pub const DEGENERATE_BELOW_DENSE: f64 = 0.20;
@@ -16,10 +16,8 @@ pub const DEGENERATE_BELOW_DENSE: f64 = 0.20;
 pub const DEGENERATE_NEAR_CHANCE: f64 = 0.05;
 
 /// Top-1 of guessing: one over the data set's classes (`None` for an unknown name).
-pub fn chance(dataset: &str) -> Option<f64> {
-    ato_data::DatasetName::from_str(dataset)
-        .ok()
-        .map(|d| 1.0 / d.num_classes() as f64)
+pub fn chance(dataset: ato_data::DatasetName) -> f64 {
+    1.0 / dataset.num_classes() as f64
 }
 
 impl<'a> Report<'a> {
@@ -98,11 +96,11 @@ impl<'a> Report<'a> {
     fn dense_top1(&self, r: &RunRecord) -> Option<f64> {
         let runs = self
             .groups
-            .get(&(r.summary.dataset.clone(), r.summary.model.clone()))?;
+            .get(&(r.summary.dataset.to_string(), r.summary.model.to_string()))?;
         let dense: Vec<&RunRecord> = runs
             .iter()
             .copied()
-            .filter(|o| o.summary.method == "dense")
+            .filter(|o| o.summary.method == Method::Dense)
             .collect();
         Spread::over(&dense, |s| s.top1).map(|s| s.mean)
     }
@@ -110,19 +108,18 @@ impl<'a> Report<'a> {
     /// Why `r`'s row is degenerate (its seeds' mean top-1 more than 20 points below dense's,
     /// or within 5 points of chance), or `None`. Dense rows are never degenerate.
     pub fn degenerate(&self, r: &RunRecord) -> Option<String> {
-        if r.summary.method == "dense" {
+        if r.summary.method == Method::Dense {
             return None;
         }
         let top1 = Spread::over(&self.seed_mates(r), |s| s.top1)?.mean;
-        if let Some(c) = chance(&r.summary.dataset) {
-            if top1 < c + DEGENERATE_NEAR_CHANCE {
-                return Some(format!(
-                    "degenerate: top-1 {:.1}% is within {:.0} points of chance ({:.1}%)",
-                    100.0 * top1,
-                    100.0 * DEGENERATE_NEAR_CHANCE,
-                    100.0 * c
-                ));
-            }
+        let c = chance(r.summary.dataset);
+        if top1 < c + DEGENERATE_NEAR_CHANCE {
+            return Some(format!(
+                "degenerate: top-1 {:.1}% is within {:.0} points of chance ({:.1}%)",
+                100.0 * top1,
+                100.0 * DEGENERATE_NEAR_CHANCE,
+                100.0 * c
+            ));
         }
         let dense = self.dense_top1(r)?;
         (top1 < dense - DEGENERATE_BELOW_DENSE).then(|| {
@@ -138,7 +135,7 @@ impl<'a> Report<'a> {
     /// The verdict cell: the ranking word (or why there is none), marked when the row is
     /// degenerate or off its budget.
     pub fn verdict_text(&self, r: &RunRecord) -> String {
-        if matches!(r.summary.method.as_str(), "dense" | "ato") {
+        if matches!(r.summary.method, Method::Dense | Method::Ato) {
             return "–".into();
         }
         let Some(p) = self.paired(r) else {
@@ -167,12 +164,12 @@ impl<'a> Report<'a> {
         let rows = self.main_rows();
         let dense: Vec<f64> = rows
             .iter()
-            .filter(|r| r.summary.method == "dense")
+            .filter(|r| r.summary.method == Method::Dense)
             .filter_map(|r| self.dense_top1(r))
             .collect();
         let baselines: Vec<&&RunRecord> = rows
             .iter()
-            .filter(|r| !matches!(r.summary.method.as_str(), "dense" | "ato"))
+            .filter(|r| !matches!(r.summary.method, Method::Dense | Method::Ato))
             .collect();
         let min_pairs = baselines
             .iter()
@@ -183,10 +180,10 @@ impl<'a> Report<'a> {
             limits.push("dense is at the ceiling (≥ 99% top-1), so methods cannot be told apart");
         }
         let near_chance = rows.iter().any(|r| {
-            r.summary.method == "dense"
-                && chance(&r.summary.dataset)
-                    .zip(self.dense_top1(r))
-                    .is_some_and(|(c, d)| d < c + DEGENERATE_NEAR_CHANCE)
+            r.summary.method == Method::Dense
+                && self
+                    .dense_top1(r)
+                    .is_some_and(|d| d < chance(r.summary.dataset) + DEGENERATE_NEAR_CHANCE)
         });
         if near_chance {
             limits.push("dense is at chance, so nothing was learnt to compare");

@@ -3,6 +3,7 @@ use super::super::markdown::tests::run;
 use super::super::paired::Verdict;
 use super::super::selection::Report;
 use super::super::RunRecord;
+use ato_train::Method;
 
 /// An ATO run and an OTO run matched to it, per seed: ATO at `ato[s]` top-1 and 50%
 /// FLOPs↓, OTO at `oto[s]` and `oto_flops[s]`, the OTO runs' λ and target differing per
@@ -15,7 +16,7 @@ fn paired_sweep(ato: &[f64], oto: &[f64], oto_flops: &[f64]) -> Vec<RunRecord> {
         x.summary.top1 = Some(a);
         x.summary.flops_reduction = Some(0.5);
         let mut y = run(&format!("oto-s{s}"), Some(true));
-        y.summary.method = "oto".into();
+        y.summary.method = Method::Oto;
         y.summary.seed = s as u64;
         y.summary.top1 = Some(o);
         y.summary.flops_reduction = Some(f);
@@ -26,7 +27,7 @@ fn paired_sweep(ato: &[f64], oto: &[f64], oto_flops: &[f64]) -> Vec<RunRecord> {
         out.push(y);
     }
     let mut dense = run("dense-s0", None);
-    dense.summary.method = "dense".into();
+    dense.summary.method = Method::Dense;
     dense.summary.top1 = Some(0.95);
     dense.summary.target_flops_reduction = None;
     out.push(dense);
@@ -37,7 +38,7 @@ fn oto_row<'a>(report: &Report<'a>) -> &'a RunRecord {
     report
         .main_rows()
         .into_iter()
-        .find(|r| r.summary.method == "oto")
+        .find(|r| r.summary.method == Method::Oto)
         .unwrap()
 }
 
@@ -69,7 +70,7 @@ fn a_stale_row_of_the_same_method_and_model_is_not_joined() {
     // a row of an older search: same method, model and seed, naming an ATO run that is
     // not in the sweep; and one naming no run at all
     let mut stale = run("oto-stale", Some(true));
-    stale.summary.method = "oto".into();
+    stale.summary.method = Method::Oto;
     stale.summary.top1 = Some(0.10);
     stale.summary.reference_run = Some("ato-gone".into());
     runs.push(stale);
@@ -141,7 +142,7 @@ fn one_seed_off_its_budget_unmatches_the_row() {
 #[test]
 fn a_seed_is_paired_once_and_an_unpaired_seed_is_counted_not_dropped() {
     let mut runs = paired_sweep(&[0.90, 0.91, 0.88], &[0.92, 0.92, 0.92], &[0.5; 3]);
-    for r in runs.iter_mut().filter(|r| r.summary.method == "oto") {
+    for r in runs.iter_mut().filter(|r| r.summary.method == Method::Oto) {
         r.summary.budget = Some(0.5);
     }
     // the same OTO run listed twice (two planned runs that ended in one folder)
@@ -156,7 +157,7 @@ fn a_seed_is_paired_once_and_an_unpaired_seed_is_counted_not_dropped() {
     runs.push(twin);
     // seed 3's ATO run pruned nothing, so its OTO run names none: same budget, unpaired
     let mut lone = run("oto-s3", Some(true));
-    lone.summary.method = "oto".into();
+    lone.summary.method = Method::Oto;
     lone.summary.seed = 3;
     lone.summary.budget = Some(0.5);
     lone.summary.target_flops_reduction = Some(0.5);

@@ -72,7 +72,7 @@ impl<'a> Report<'a> {
     pub fn seed_mates(&self, r: &RunRecord) -> Vec<&'a RunRecord> {
         let matched = |o: &RunRecord| self.is_matched_baseline(o);
         self.groups
-            .get(&(r.summary.dataset.clone(), r.summary.model.clone()))
+            .get(&(r.summary.dataset.to_string(), r.summary.model.to_string()))
             .map(|runs| {
                 runs.iter()
                     .copied()

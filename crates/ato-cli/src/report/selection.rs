@@ -2,6 +2,7 @@
 //! the sweep's central ATO settings, and one ablation per axis the sweep varies.
 
 use super::RunRecord;
+use ato_train::Method;
 use std::collections::BTreeMap;
 
 /// The ATO settings an ablation can vary.
@@ -108,7 +109,7 @@ impl<'a> Report<'a> {
             } else {
                 &mut groups
             };
-            into.entry((r.summary.dataset.clone(), r.summary.model.clone()))
+            into.entry((r.summary.dataset.to_string(), r.summary.model.to_string()))
                 .or_default()
                 .push(r);
         }
@@ -124,7 +125,10 @@ impl<'a> Report<'a> {
 
     /// The central ATO settings of a group: the most common value of each axis.
     pub(super) fn center(runs: &[&RunRecord]) -> Vec<Option<f64>> {
-        let ato: Vec<&&RunRecord> = runs.iter().filter(|r| r.summary.method == "ato").collect();
+        let ato: Vec<&&RunRecord> = runs
+            .iter()
+            .filter(|r| r.summary.method == Method::Ato)
+            .collect();
         Axis::ALL
             .iter()
             .map(|a| mode(ato.iter().map(|r| a.value(r))))
@@ -150,7 +154,7 @@ impl<'a> Report<'a> {
     /// The budget a run belongs to: the one its sweep recorded (`budget`), else a matched
     /// run's reference run's FLOPs target, else the run's own target (none for dense).
     pub fn budget_of(&self, r: &RunRecord) -> Option<f64> {
-        if r.summary.method == "dense" {
+        if r.summary.method == Method::Dense {
             return None;
         }
         r.summary
@@ -162,7 +166,7 @@ impl<'a> Report<'a> {
     /// Whether `r` is a baseline of a matched sweep (it records its budget or its ATO run):
     /// its seeds differ in knob and target, and it is grouped by method and budget.
     pub fn is_matched_baseline(&self, r: &RunRecord) -> bool {
-        !matches!(r.summary.method.as_str(), "dense" | "ato")
+        !matches!(r.summary.method, Method::Dense | Method::Ato)
             && (r.summary.budget.is_some() || self.reference_run(r).is_some())
     }
 
@@ -181,7 +185,7 @@ impl<'a> Report<'a> {
             for (m, budget) in rows {
                 let of: Vec<&&RunRecord> = runs
                     .iter()
-                    .filter(|r| r.summary.method == m && self.budget_of(r) == budget)
+                    .filter(|r| r.summary.method.as_str() == m && self.budget_of(r) == budget)
                     .collect();
                 let pick = of
                     .iter()
@@ -203,7 +207,7 @@ impl<'a> Report<'a> {
                     .iter()
                     .copied()
                     .filter(|r| {
-                        r.summary.method == "ato" && Self::at_center(r, &center, Some(axis))
+                        r.summary.method == Method::Ato && Self::at_center(r, &center, Some(axis))
                     })
                     .collect();
                 line.sort_by(|a, b| {

@@ -110,6 +110,31 @@ pub enum Method {
     Magnitude,
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+
+    /// A method by its config name (`dense`, `ato`, `oto`, `otov2`, `hesso`, `magnitude`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Method::Dense,
+            Method::Ato,
+            Method::Oto,
+            Method::Otov2,
+            Method::Hesso,
+            Method::Magnitude,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+        .ok_or_else(|| format!("unknown method {s:?}"))
+    }
+}
+
 impl Method {
     pub fn as_str(self) -> &'static str {
         match self {

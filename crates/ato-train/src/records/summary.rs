@@ -1,7 +1,10 @@
 //! [`SummaryRow`]: the one row of `summary.csv` a run ends with (docs/design.md §7 columns, then
 //! what the run was asked and whether it met it), and [`RunStatus`].
 
+use crate::config::Method;
 use crate::TrainError;
+use ato_data::DatasetName;
+use ato_models::ModelName;
 use serde::{Deserialize, Serialize};
 
 /// Where a run stands.
@@ -41,9 +44,9 @@ pub struct SummaryRow {
     pub run_id: String,
     /// finished | failed
     pub status: RunStatus,
-    pub dataset: String,
-    pub model: String,
-    pub method: String,
+    pub dataset: DatasetName,
+    pub model: ModelName,
+    pub method: Method,
     pub seed: u64,
     /// λ of the method (ato.lambda, oto.lambda or otov2.lambda); empty for dense.
     pub lambda: Option<f64>,
@@ -118,7 +121,6 @@ pub struct SummaryRow {
 impl SummaryRow {
     /// The row of a run that has not finished: its identity and the full model's counts.
     pub fn planned(cfg: &crate::RunConfig, status: RunStatus) -> Result<Self, TrainError> {
-        use crate::config::Method;
         let arch = ato_models::describe(&cfg.model_config())?;
         let widths = arch.gate_widths();
         let schedule = cfg.schedule();
@@ -126,9 +128,9 @@ impl SummaryRow {
         Ok(Self {
             run_id: cfg.run_id(),
             status,
-            dataset: cfg.dataset.name.to_string(),
-            model: cfg.model.name.to_string(),
-            method: cfg.method.as_str().into(),
+            dataset: cfg.dataset.name,
+            model: cfg.model.name,
+            method: cfg.method,
             seed: cfg.seed,
             lambda: match cfg.method {
                 Method::Dense | Method::Hesso | Method::Magnitude => None,
@@ -194,6 +196,17 @@ impl SummaryRow {
             self.target_met = self
                 .flops_reduction
                 .map(|r| crate::finish::flops_within(r, target, tolerance));
+        }
+    }
+
+    /// The value of the knob a matched run's search set: OTO's λ, OTOv2's or HESSO's
+    /// group-sparsity target (HESSO's only with the reference's group-count target); `None`
+    /// for every other run.
+    pub fn searched_knob(&self) -> Option<f64> {
+        match self.method {
+            Method::Oto => self.lambda,
+            Method::Otov2 | Method::Hesso => self.target_group_sparsity,
+            Method::Dense | Method::Ato | Method::Magnitude => None,
         }
     }
 
