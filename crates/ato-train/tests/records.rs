@@ -107,14 +107,7 @@ fn summary_rows_name_data_set_model_and_method_as_configs_do() {
     assert_eq!(back, [row]);
     assert_eq!(back[0].method, Method::Otov2);
     // every method's name parses back; an unknown one is an error naming it
-    for m in [
-        Method::Dense,
-        Method::Ato,
-        Method::Oto,
-        Method::Otov2,
-        Method::Hesso,
-        Method::Magnitude,
-    ] {
+    for m in Method::ALL {
         assert_eq!(m.to_string().parse::<Method>(), Ok(m));
     }
     let bad = text.replace(",otov2,", ",otov3,");

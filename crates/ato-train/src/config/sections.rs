@@ -121,21 +121,24 @@ impl std::str::FromStr for Method {
 
     /// A method by its config name (`dense`, `ato`, `oto`, `otov2`, `hesso`, `magnitude`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Method::Dense,
-            Method::Ato,
-            Method::Oto,
-            Method::Otov2,
-            Method::Hesso,
-            Method::Magnitude,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
-        .ok_or_else(|| format!("unknown method {s:?}"))
+        Method::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown method {s:?}"))
     }
 }
 
 impl Method {
+    /// Every method, in the order of `--help`.
+    pub const ALL: [Method; 6] = [
+        Method::Dense,
+        Method::Ato,
+        Method::Oto,
+        Method::Otov2,
+        Method::Hesso,
+        Method::Magnitude,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Dense => "dense",
