@@ -144,12 +144,8 @@ fn hesso_ties_go_by_gate_then_channel_and_every_gate_keeps_a_group() {
     // descending tie order selects other groups (a1, b1).
 }
 
-#[test]
-fn the_reference_last_group_rule_lowers_the_target_instead_of_taking_another_gate() {
-    // four identical groups (1, 0): gate a has 1, gate b has 3; target ⌊4·0.5⌋ = 2, D = 1.
-    // Tie order a0, b0, b1, b2; a0 is gate a's last group and is passed over by both rules:
-    // `Next` fills the quota with b0 and b1; `Lower` counts a0 against the quota, prunes b0
-    // only and lowers the target from 2 to 1.
+/// Gate a with one group (1, 0), gate b with three.
+fn one_and_three() -> (NamedVars, GroupSet) {
     let v = vars(&[
         ("a.weight", &[1, 1], &[1.0]),
         ("a.bias", &[1], &[0.0]),
@@ -157,6 +153,16 @@ fn the_reference_last_group_rule_lowers_the_target_instead_of_taking_another_gat
         ("b.bias", &[3], &[0.0, 0.0, 0.0]),
     ]);
     let groups = linear_gates(&[("a", 1, 1), ("b", 1, 3)], &v);
+    (v, groups)
+}
+
+#[test]
+fn the_reference_last_group_rule_lowers_the_target_instead_of_taking_another_gate() {
+    // four identical groups (1, 0): gate a has 1, gate b has 3; target ⌊4·0.5⌋ = 2, D = 1.
+    // Tie order a0, b0, b1, b2; a0 is gate a's last group and is passed over by both rules:
+    // `Next` fills the quota with b0 and b1; `Lower` counts a0 against the quota, prunes b0
+    // only and lowers the target from 2 to 1.
+    let (_v, groups) = one_and_three();
     let cfg = HessoConfig {
         start_step: 0,
         pruning_steps: 1,
@@ -170,13 +176,7 @@ fn the_reference_last_group_rule_lowers_the_target_instead_of_taking_another_gat
     assert_eq!(next.pruned(), &[vec![false], vec![true, true, false]]);
     assert_eq!(next.target_groups(), 2);
 
-    let v = vars(&[
-        ("a.weight", &[1, 1], &[1.0]),
-        ("a.bias", &[1], &[0.0]),
-        ("b.weight", &[3, 1], &[1.0, 1.0, 1.0]),
-        ("b.bias", &[3], &[0.0, 0.0, 0.0]),
-    ]);
-    let groups = linear_gates(&[("a", 1, 1), ("b", 1, 3)], &v);
+    let (_v, groups) = one_and_three();
     let mut lower = Hesso::new(cfg, target(), &[1, 3])
         .unwrap()
         .with_last_group(LastGroup::Lower)
