@@ -61,7 +61,7 @@ impl Report<'_> {
         }
         let prefix = format!("{}-{}-", s.method.as_str(), s.model);
         self.calibration.iter().find(|c| {
-            c.method == s.method.as_str()
+            c.method == s.method
                 && (c.reference - reference).abs() < 1e-9
                 && c.key.starts_with(&prefix)
                 && (c.value - knob).abs() <= 1e-9 * knob.abs()
@@ -217,7 +217,7 @@ impl Report<'_> {
             .map(|(m, title)| {
                 let series: Vec<Series> = searches
                     .iter()
-                    .filter(|(_, c)| c.method == *m)
+                    .filter(|(_, c)| c.method.as_str() == *m)
                     .map(|(label, c)| Series {
                         name: label.clone(),
                         points: self

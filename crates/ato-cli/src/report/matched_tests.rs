@@ -6,7 +6,7 @@ use crate::sweep::calibrate::CalibrationRow;
 
 fn searched(status: SearchStatus) -> CalibrationRow {
     CalibrationRow {
-        method: "oto".into(),
+        method: Method::Oto,
         key: "oto-resnet20-s0-00000000-p15".into(),
         knob: "oto.lambda".into(),
         value: 0.20956,
@@ -112,7 +112,7 @@ fn the_search_figure_shows_this_models_searches_only() {
     let mut report = Report::new("t", &runs);
     let row = searched(SearchStatus::Matched);
     let pilot = |key: &str, pilot: usize, achieved: f64| SearchPilot {
-        method: "oto".into(),
+        method: Method::Oto,
         key: key.into(),
         pilot,
         value: 0.1 * pilot as f64,
@@ -151,7 +151,7 @@ fn an_otov2_search_names_its_target_not_a_lambda() {
     let mut report = Report::new("t", &runs);
     let mut row = searched(SearchStatus::Jump);
     (row.method, row.knob, row.value) =
-        ("otov2".into(), "otov2.target_group_sparsity".into(), 0.626);
+        (Method::Otov2, "otov2.target_group_sparsity".into(), 0.626);
     row.key = "otov2-resnet20-s0-00000000-p15".into();
     (row.near_low, row.near_high) = (Some(0.47), Some(0.55));
     report.calibration = vec![row];

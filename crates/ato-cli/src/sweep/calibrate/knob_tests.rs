@@ -16,7 +16,10 @@ fn a_by_construction_row_records_what_its_run_measured() {
         ato_train::read_csv(&dir.path().join(CALIBRATION_FILE)).unwrap()
     };
     let hesso = |rows: &[super::CalibrationRow]| {
-        rows.iter().find(|r| r.method == "hesso").unwrap().achieved
+        rows.iter()
+            .find(|r| r.method == Method::Hesso)
+            .unwrap()
+            .achieved
     };
     // before the run: the reference it aims at
     assert_eq!(hesso(&read()), 0.5);
@@ -24,12 +27,16 @@ fn a_by_construction_row_records_what_its_run_measured() {
     super::record_measured(&runs, dir.path(), &|_| None).unwrap();
     assert_eq!(hesso(&read()), 0.5);
     // HESSO finished at 51.3%: its row says so; OTO's searched row is left as the search wrote
-    let oto_before = read().iter().find(|r| r.method == "oto").unwrap().clone();
+    let oto_before = read()
+        .iter()
+        .find(|r| r.method == Method::Oto)
+        .unwrap()
+        .clone();
     let measured = |c: &RunConfig| (c.method == Method::Hesso).then_some(0.513);
     super::record_measured(&runs, dir.path(), &measured).unwrap();
     assert_eq!(hesso(&read()), 0.513);
     assert_eq!(
-        read().iter().find(|r| r.method == "oto").unwrap(),
+        read().iter().find(|r| r.method == Method::Oto).unwrap(),
         &oto_before
     );
     // and the cache still answers the next sweep by the reference

@@ -168,7 +168,7 @@ fn record_pilots(
             .iter()
             .enumerate()
             .map(|(i, &(value, lambda, achieved))| SearchPilot {
-                method: method.as_str().into(),
+                method,
                 key: key.into(),
                 pilot: i + 1,
                 value,
@@ -257,7 +257,7 @@ pub fn apply(
         let row = match (cached, scale, pilot.as_deref_mut()) {
             (Some(c), _, _) => c,
             (None, None, _) => CalibrationRow {
-                method: cfg.method.as_str().into(),
+                method: cfg.method,
                 key: k,
                 knob: knob_name.into(),
                 value: reference,
@@ -282,7 +282,7 @@ pub fn apply(
                 )?;
                 trace = Some(std::mem::take(&mut pilots.trace));
                 CalibrationRow {
-                    method: cfg.method.as_str().into(),
+                    method: cfg.method,
                     key: k,
                     knob: knob_name.into(),
                     value: found.value,

@@ -2,12 +2,13 @@
 //! (`calibration_pilots.csv`), what a pilot achieved, and the search's settings.
 
 use super::search::SearchStatus;
+use ato_train::Method;
 use serde::{Deserialize, Serialize};
 
 /// One pilot run of a search (a row of [`super::PILOTS_FILE`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchPilot {
-    pub method: String,
+    pub method: Method,
     /// The search's key (as in `calibration.csv`).
     pub key: String,
     /// 1, 2, …: the order of the search's pilots.
@@ -43,7 +44,7 @@ pub struct MatchSettings {
 /// One row of `calibration.csv`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationRow {
-    pub method: String,
+    pub method: Method,
     /// The run's settings without the knob (a run id, seed included), the pilot epochs and the
     /// budget: `<run id>-p<epochs>-b<budget>`.
     pub key: String,
