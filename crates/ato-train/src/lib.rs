@@ -46,8 +46,8 @@ pub mod trainer;
 pub use ato_optim::ConvergenceRow;
 pub use checkpoint::{CheckpointDir, RunState};
 pub use config::{
-    DatasetName, DecayKind, EpochSpec, Fault, LastGroup, Method, NoiseKind, OptimizerName,
-    ProbeMode, Projector, RunConfig,
+    DatasetName, DecayKind, EpochSpec, Fault, KnobRange, LastGroup, MatchedKnob, Method, NoiseKind,
+    OptimizerName, ProbeMode, Projector, RunConfig,
 };
 pub use data::RunData;
 pub use device::select_device;

@@ -16,6 +16,7 @@ mod ato;
 mod convergence;
 mod hesso;
 mod keys;
+mod knob;
 mod magnitude;
 mod oto;
 mod otov2;
@@ -31,6 +32,7 @@ pub use oto::OtoSection;
 pub use otov2::Otov2Section;
 
 pub use keys::{keys, KeyDoc};
+pub use knob::{KnobRange, MatchedKnob, LAMBDA_RANGE, SHARE_RANGE};
 
 pub use sections::*;
 

@@ -42,7 +42,7 @@ mod research;
 mod rows;
 pub mod search;
 
-use knob::{get, key, key_at_seed, knob, set};
+use knob::{key, key_at_seed, knob};
 pub use reference::{reference_of, references, usable_reference, MIN_REFERENCE};
 pub use research::search_missed_again;
 pub use rows::{CalibrationRow, MatchSettings, PilotOutcome, SearchPilot};
@@ -126,7 +126,7 @@ impl<'a> PilotResponse<'a> {
     fn evaluate(&mut self, v: f64, left: usize) -> Result<Evaluation> {
         let mut c = self.cfg.clone();
         c.train.epochs = self.epochs;
-        set(&mut c, v);
+        c.set_knob_value(v);
         let mut pilots = 0;
         loop {
             if let Some(l) = self.raised_lambda() {
@@ -274,7 +274,7 @@ pub fn apply(
                 let mut response = |v: f64, left: usize| pilots.evaluate(v, left);
                 let found = search::search(
                     &mut response,
-                    start.unwrap_or_else(|| get(&cfg)),
+                    start.unwrap_or_else(|| cfg.knob_value()),
                     reference,
                     settings.tolerance,
                     scale,
@@ -306,7 +306,7 @@ pub fn apply(
         runs[i].config.prune.target_flops_reduction = reference;
         runs[i].config.prune.reference_run = reference_run;
         runs[i].calibration_key = Some(row.key.clone());
-        set(&mut runs[i].config, row.value);
+        runs[i].config.set_knob_value(row.value);
         if let Some(l) = row.lambda {
             runs[i].config.otov2.lambda = Some(l);
         }

@@ -14,7 +14,7 @@
 //! scatters: 49.8% at 0.2095355, 42.4% at 0.2095368, 52.4% at 0.2095375, 34.6% at
 //! 0.20953872, 52.9% at 0.20953880. The secant's assumption fails there, and the search only
 //! narrows its bracket. It calls that a jump ([`SearchStatus::Jump`]) once the bracket holds
-//! (almost) no other value the training step can tell apart ([`KnobScale::jump_width`]), and
+//! (almost) no other value the training step can tell apart ([`ScaleSteps::jump_width`]), and
 //! [`SearchResult::near`] tells how far the pilots around the result scatter.
 //!
 //! One evaluation of the response may cost several pilots (OTOv2 raises its λ and re-runs a
@@ -23,15 +23,19 @@
 
 use anyhow::Result;
 
-/// How a knob moves: on a log scale (λ) or a linear one (a share in (0, 1)), within bounds.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct KnobScale {
-    pub log: bool,
-    pub lo: f64,
-    pub hi: f64,
+/// How a knob moves: on a log scale (λ) or a linear one (a share in (0, 1)), within bounds
+/// (the range `RunConfig::matched_knob` gives).
+pub use ato_train::KnobRange as KnobScale;
+
+/// The search's arithmetic on a knob's scale.
+pub(super) trait ScaleSteps {
+    fn to_u(self, x: f64) -> f64;
+    fn to_x(self, u: f64) -> f64;
+    fn jump_width(self) -> f64;
+    fn step(self) -> f64;
 }
 
-impl KnobScale {
+impl ScaleSteps for KnobScale {
     fn to_u(self, x: f64) -> f64 {
         if self.log {
             x.ln()
@@ -49,7 +53,7 @@ impl KnobScale {
     /// The narrowest bracket worth searching, in the scale's units: λ enters the step in f32
     /// (6e-8 to 1.2e-7 relative), so [`LOG_JUMP_WIDTH`] in log λ leaves 8 to 17 untried
     /// values of λ; a share moves in whole groups, so [`SHARE_JUMP_WIDTH`] is far below one.
-    pub fn jump_width(self) -> f64 {
+    fn jump_width(self) -> f64 {
         if self.log {
             LOG_JUMP_WIDTH
         } else {
@@ -76,7 +80,7 @@ pub enum SearchStatus {
     /// The knob's bound does not reach the reference.
     Unreachable,
     /// The response jumps across the reference: the bracket is narrower than
-    /// [`KnobScale::jump_width`] and its ends are still on either side, beyond the tolerance.
+    /// [`ScaleSteps::jump_width`] and its ends are still on either side, beyond the tolerance.
     /// No value of the knob that the search tried lands, and the untried ones differ from the
     /// bracket's ends in their last digits (see [`SearchResult::near`] for how much the
     /// response scatters there).
