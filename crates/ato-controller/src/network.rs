@@ -52,7 +52,9 @@ impl Default for ControllerConfig {
     }
 }
 
-/// The controller θ: emits one logit vector z_ℓ of width C_ℓ per gate.
+/// The controller θ: emits one logit vector z_ℓ of width C_ℓ per gate. A clone shares the
+/// variables (θ) with the original.
+#[derive(Clone)]
 pub struct Controller {
     config: ControllerConfig,
     widths: Vec<usize>,

@@ -38,7 +38,7 @@ pub mod params;
 pub mod resnet;
 
 pub use config::{Family, ModelConfig, ModelName, ShortcutKind};
-pub use model::{describe, is_buffer, Model};
+pub use model::{describe, is_buffer, FrozenModel, Model};
 
 /// Errors building, loading or compacting a model.
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,20 @@ pub struct Model {
     network: Network,
 }
 
+/// A network whose weights are constants (detached tensors), evaluated in eval mode: see
+/// [`Model::forward_frozen`] and [`Model::frozen_copy`].
+pub struct FrozenModel {
+    network: Network,
+    gates: Vec<Gate>,
+}
+
+impl FrozenModel {
+    /// Eval-mode logits of `x` with optional gate vectors (as [`Model::forward_t`]).
+    pub fn forward(&self, x: &Tensor, gates: Option<&[Tensor]>) -> CandleResult<Tensor> {
+        Model::run(&self.network, &self.gates, x, gates, false)
+    }
+}
+
 /// True for BN running statistics, which are stored with the model but never trained.
 pub fn is_buffer(name: &str) -> bool {
     name.ends_with(".running_mean") || name.ends_with(".running_var")
@@ -116,15 +130,38 @@ impl Model {
     /// controller's step needs (its loss trains the controller only). The views share storage
     /// with the variables, so they always see the current weights and running statistics.
     pub fn forward_frozen(&self, x: &Tensor, gates: Option<&[Tensor]>) -> CandleResult<Tensor> {
-        let views = self
+        self.frozen_view()?.forward(x, gates)
+    }
+
+    /// The network on detached views of the variables (shared storage): it computes what the
+    /// model's weights are when it is called.
+    pub fn frozen_view(&self) -> CandleResult<FrozenModel> {
+        self.frozen_with(|t| Ok(t.clone()))
+    }
+
+    /// The network on a copy of the current weights and running statistics, detached: it
+    /// computes what [`Model::forward_frozen`] computes now, whatever the model's variables
+    /// do afterwards, and it can move to another thread.
+    pub fn frozen_copy(&self) -> CandleResult<FrozenModel> {
+        self.frozen_with(Tensor::copy)
+    }
+
+    fn frozen_with(
+        &self,
+        take: impl Fn(&Tensor) -> CandleResult<Tensor>,
+    ) -> CandleResult<FrozenModel> {
+        let tensors = self
             .named_vars()
             .into_iter()
-            .map(|(n, v)| (n, v.as_tensor().clone()))
-            .collect();
-        let mut store = ParamStore::frozen(&self.device, views);
+            .map(|(n, v)| Ok((n, take(v.as_tensor())?)))
+            .collect::<CandleResult<_>>()?;
+        let mut store = ParamStore::frozen(&self.device, tensors);
         let (_, network) = instantiate(&self.config, &mut store)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        Self::run(&network, &self.gates, x, gates, false)
+        Ok(FrozenModel {
+            network,
+            gates: self.gates.clone(),
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -271,4 +308,39 @@ fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
 enum Declared {
     ResNet(crate::resnet::ResNetSpec),
     MobileNetV2(crate::mobilenetv2::MobileNetV2Spec),
+}
+
+#[cfg(test)]
+mod frozen_tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn a_frozen_copy_keeps_the_weights_it_was_taken_with() {
+        assert_send::<FrozenModel>();
+        let mut cfg = ModelConfig::new(crate::ModelName::Resnet20, 10, 8);
+        cfg.base_width = Some(4);
+        let model = Model::new(&cfg, &Device::Cpu, 3).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 8, 8), &Device::Cpu).unwrap();
+        let copy = model.frozen_copy().unwrap();
+        let before = model.forward_frozen(&x, None).unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v.iter().map(|f| f.to_bits()).collect()
+        };
+        assert_eq!(bits(&copy.forward(&x, None).unwrap()), bits(&before));
+        // move the model's weights: the copy keeps computing the old logits, the views follow
+        for (_, var) in model.trainable_vars() {
+            var.set(&var.as_tensor().affine(0.5, 0.01).unwrap())
+                .unwrap();
+        }
+        let after = model.forward_frozen(&x, None).unwrap();
+        assert_ne!(
+            bits(&after),
+            bits(&before),
+            "negative control: the weights did move"
+        );
+        assert_eq!(bits(&copy.forward(&x, None).unwrap()), bits(&before));
+    }
 }

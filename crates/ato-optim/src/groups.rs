@@ -274,6 +274,28 @@ impl GroupSet {
         Ok(true)
     }
 
+    /// `f()` evaluated while the groups `mask` drops are zero (as [`GroupSet::zero_dropped`]
+    /// sets them), every member tensor of a gate with a dropped group restored bit for bit
+    /// afterwards. The model then computes exactly what the masked model does (zero
+    /// invariance; `ato-models`' compaction test asserts the two forwards bitwise equal), at
+    /// the price of an unmasked forward.
+    pub fn with_dropped_zeroed<T>(&self, mask: &Mask, f: impl FnOnce() -> T) -> Result<T> {
+        let saved = self
+            .gates
+            .iter()
+            .zip(mask.gates())
+            .filter(|(_, keep)| keep.iter().any(|&k| !k))
+            .flat_map(|(g, _)| &g.members)
+            .map(|m| Ok((m.var.clone(), m.var.as_tensor().copy()?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.zero_dropped(mask)?;
+        let out = f();
+        for (var, value) in saved {
+            var.set(&value)?;
+        }
+        Ok(out)
+    }
+
     /// Sets the groups `mask` drops to exactly zero.
     pub fn zero_dropped(&self, mask: &Mask) -> Result<()> {
         for (g, keep) in self.gates.iter().zip(mask.gates()) {

@@ -159,3 +159,48 @@ fn zero_where_dropped_is_true_only_when_every_dropped_group_is_exactly_zero() {
         .zero_where_dropped(&drops([true, false, true], [true, false]))
         .unwrap());
 }
+
+#[test]
+fn with_dropped_zeroed_zeroes_only_inside_and_restores_every_bit() {
+    let v = vars(&[
+        ("a.weight", &[3, 2], &[0.5, -1.25, 3.0, -0.1, 1e-30, 7.0]),
+        ("a.bias", &[3], &[0.25, -2.0, 1.5]),
+        ("bb.weight", &[2, 1], &[-4.0, 2.0]),
+        ("bb.bias", &[2], &[1.0, -1.0]),
+    ]);
+    let groups = linear_gates(&[("a", 2, 3), ("bb", 1, 2)], &v);
+    let bits = |name: &str| -> Vec<u32> {
+        let t = v[name].as_tensor().flatten_all().unwrap();
+        t.to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect()
+    };
+    let names = ["a.weight", "a.bias", "bb.weight", "bb.bias"];
+    let before: Vec<_> = names.iter().map(|n| bits(n)).collect();
+    // drop a.1 and a.2; gate bb keeps everything
+    let mask = Mask::from_keep(vec![vec![true, false, false], vec![true, true]]);
+    let inside = groups
+        .with_dropped_zeroed(&mask, || {
+            assert!(groups.zero_where_dropped(&mask).unwrap());
+            names.iter().map(|n| bits(n)).collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert_eq!(inside[0][..2], before[0][..2], "kept group a.0 untouched");
+    assert!(inside[0][2..].iter().all(|&b| f32::from_bits(b) == 0.0));
+    assert_eq!(inside[1][0], before[1][0]);
+    assert!(inside[1][1..].iter().all(|&b| f32::from_bits(b) == 0.0));
+    assert_eq!(
+        inside[2..],
+        before[2..],
+        "a gate with nothing dropped is untouched"
+    );
+    let after: Vec<_> = names.iter().map(|n| bits(n)).collect();
+    assert_eq!(
+        after, before,
+        "every member restored bit for bit (1e-30 included)"
+    );
+    // negative control: the groups are non-zero again outside
+    assert!(!groups.zero_where_dropped(&mask).unwrap());
+}

@@ -87,6 +87,8 @@ pub enum TrainError {
         "the controller loss became {value} at epoch {epoch}, controller step {step}; lower ato.controller_lr or ato.gamma"
     )]
     NonFiniteController { value: f64, epoch: usize, step: u64 },
+    #[error("ATO's controller thread: {0}")]
+    ControllerThread(String),
     #[error(transparent)]
     Zig(#[from] ato_zig::ZigError),
     #[error(transparent)]

@@ -37,6 +37,9 @@ pub struct RunOptions {
     /// shrinkage is flipped after every step ([`crate::probe_regime::flip_prox_sign`]), so the
     /// step is not the one the theorems analyse and the checks must report it.
     pub broken_prox: bool,
+    /// Run ATO's controller steps on the training thread, never beside it (the numbers are
+    /// the same; tests compare the two).
+    pub controller_inline: bool,
 }
 
 /// Everything a running loop holds.
@@ -61,6 +64,7 @@ impl<'a> Loop<'a> {
         device: &Device,
         run_dir: &RunDir,
         broken_prox: bool,
+        controller_inline: bool,
     ) -> Result<Self, TrainError> {
         let model = Model::new(&cfg.model_config(), device, cfg.seed)?;
         let groups = GroupSet::new(model.gates(), &model.named_vars())?;
@@ -73,6 +77,7 @@ impl<'a> Loop<'a> {
                 &model,
                 &data.train_set,
                 data.train.batches_per_epoch(),
+                !controller_inline,
             )?,
             probe: RunProbe::new(
                 cfg,
@@ -245,13 +250,17 @@ impl<'a> Loop<'a> {
         let train_seconds = started.elapsed().as_secs_f64();
         let eval = evaluate_loader(&self.model, &data.test, None)?;
         // the masked model is evaluated only while it differs from the model: once every
-        // group the mask drops is exactly zero, the two forwards are the same
+        // group the mask drops is exactly zero, the two forwards are the same; before, it is
+        // the model with those groups zeroed for the evaluation (the same logits, bitwise,
+        // without the gate products)
         let masked_top1 = match self.pruner.eval_mask().filter(|m| !m.is_full()) {
-            Some(m) if !self.groups.zero_where_dropped(m)? => {
-                evaluate_loader(&self.model, &data.test, Some(m))?.top1()
-            }
+            Some(m) if !self.groups.zero_where_dropped(m)? => self
+                .groups
+                .with_dropped_zeroed(m, || evaluate_loader(&self.model, &data.test, None))??
+                .top1(),
             _ => eval.top1(),
         };
+        self.pruner.end_epoch()?;
         let kept = self.pruner.kept(&self.groups)?;
         let sparsity = GroupSparsity::of(&self.model)?;
         let stats = self.pruner.stats();
@@ -316,7 +325,14 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
     let device = select_device(&cfg.device)?;
     let data = RunData::open(cfg, &device)?;
     let run_dir = RunDir::of(cfg);
-    let mut lp = Loop::new(cfg, &data, &device, &run_dir, opts.broken_prox)?;
+    let mut lp = Loop::new(
+        cfg,
+        &data,
+        &device,
+        &run_dir,
+        opts.broken_prox,
+        opts.controller_inline,
+    )?;
     std::fs::create_dir_all(run_dir.path())
         .map_err(|e| TrainError::Io(format!("{}: {e}", run_dir.path().display())))?;
     write_text_atomically(&run_dir.config_file(), &cfg.to_toml())?;

@@ -2,7 +2,8 @@
 //! files; a killed run resumes to the same numbers; a diverging run stops with one clear error.
 
 use ato_models::Model;
-use ato_train::{run, EpochMetrics, Method, RunConfig, RunOptions, TrainError};
+use ato_train::config::HyperStep;
+use ato_train::{run, EpochMetrics, Method, RunConfig, RunOptions, RunOutcome, TrainError};
 use std::path::Path;
 
 /// A run of a few seconds: ResNet-20 at base width 4 on 512 synthetic images, 4 epochs.
@@ -200,13 +201,19 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_numbers() {
     );
     assert!(matches!(killed, Err(TrainError::Stopped(2))), "{killed:?}");
     let resumed = run(&other, &quiet()).unwrap();
-    assert_eq!(without_time(&resumed.metrics), without_time(&whole.metrics));
-    let (a, b) = (&whole.summary, &resumed.summary);
+    // the controller's steps survive the kill too (the checkpoint keeps the count)
+    assert_same_numbers(&resumed, &whole);
+}
+
+/// Every epoch's metrics but the times, the final accuracies, the compact model's size and
+/// the controller's step counts are equal.
+fn assert_same_numbers(a: &RunOutcome, b: &RunOutcome) {
+    assert_eq!(without_time(&a.metrics), without_time(&b.metrics));
+    let (a, b) = (&a.summary, &b.summary);
     assert_eq!(
         (a.top1, a.compact_top1, a.pruned_macs, a.pruned_params),
         (b.top1, b.compact_top1, b.pruned_macs, b.pruned_params)
     );
-    // the controller's steps survive the kill (the checkpoint keeps the count)
     assert_eq!(
         (a.controller_steps, a.settle_steps),
         (b.controller_steps, b.settle_steps)
@@ -283,4 +290,60 @@ fn hesso_aims_at_a_group_count_when_asked_as_the_reference_does() {
     let other = run(&flops, &quiet()).unwrap();
     assert_eq!(other.summary.target_group_sparsity, None);
     assert_ne!(other.summary.group_sparsity, s.group_sparsity);
+}
+
+/// The tiny ATO run with `hyper_step = "auto"` (40 controller steps in the window) and a
+/// tolerance tight enough that the window ends with settling steps.
+fn settling(root: &Path, out: &str) -> RunConfig {
+    let mut cfg = tiny(Method::Ato, root);
+    cfg.ato.hyper_step = HyperStep::Auto;
+    cfg.ato.settle_steps = 20;
+    cfg.prune.target_flops_reduction = 0.6;
+    cfg.prune.tolerance = 0.001;
+    cfg.out_dir = root.join(out).display().to_string();
+    cfg
+}
+
+/// ATO's controller steps on a worker thread beside the training (the default on a CPU) give
+/// the numbers they give on the training thread, bit for bit, settling included. (Negative
+/// control, seen failing: queueing views of the weights instead of copies.)
+#[test]
+fn the_controller_thread_changes_no_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let threaded = run(&settling(dir.path(), "threaded"), &quiet()).unwrap();
+    let inline = run(
+        &settling(dir.path(), "inline"),
+        &RunOptions {
+            controller_inline: true,
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_same_numbers(&threaded, &inline);
+    let a = &threaded.summary;
+    // the run exercised what it compares: window steps with a loss, and settling
+    assert!(
+        a.controller_steps.unwrap_or(0) >= 40,
+        "{:?}",
+        a.controller_steps
+    );
+    assert!(a.settle_steps.unwrap_or(0) > 0, "{:?}", a.settle_steps);
+    assert!(threaded.metrics[1..3]
+        .iter()
+        .all(|m| m.controller_steps > 0 && m.controller_loss.is_finite()));
+}
+
+#[test]
+fn a_controller_diverging_on_its_thread_stops_the_run_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = settling(dir.path(), "diverging");
+    cfg.ato.gamma = 1e300;
+    let e = run(&cfg, &quiet()).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, TrainError::NonFiniteController { .. }),
+        "{text}"
+    );
+    assert!(text.contains("controller step"), "{text}");
+    assert_eq!(text.lines().count(), 1);
 }

@@ -75,6 +75,13 @@ pub trait Pruner {
         Ok(())
     }
 
+    /// Called after the epoch's last step and its evaluation, before [`Pruner::stats`],
+    /// [`Pruner::kept`] and [`Pruner::save`] read the pruner: work left running in the
+    /// background (ATO's controller steps) finishes here.
+    fn end_epoch(&mut self) -> Result<(), TrainError> {
+        Ok(())
+    }
+
     /// Whether [`Pruner::after_step`] needs the groups as they were before the step.
     fn needs_snapshot(&self, _epoch: usize) -> bool {
         false
@@ -134,18 +141,23 @@ pub(crate) fn no_penalty(groups: &GroupSet) -> Vec<Vec<f64>> {
     groups.gates().iter().map(|g| vec![0.0; g.width]).collect()
 }
 
-/// The pruner of `cfg.method`.
+/// The pruner of `cfg.method`; `controller_thread`: ATO's controller steps run beside the
+/// training on a CPU device (the same numbers, see `ato::stepper`).
 pub fn for_method(
     cfg: &RunConfig,
     model: &Model,
     train: &ato_data::Dataset,
     steps_per_epoch: usize,
+    controller_thread: bool,
 ) -> Result<Box<dyn Pruner>, TrainError> {
     Ok(match cfg.method {
         Method::Dense => Box::new(dense::Dense),
         Method::Oto => Box::new(oto::Oto::new(cfg)?),
         Method::Otov2 => Box::new(otov2::Otov2::new(cfg, model)?),
-        Method::Ato => Box::new(ato::Ato::new(cfg, model, train, steps_per_epoch)?),
+        Method::Ato => Box::new(
+            ato::Ato::new(cfg, model, train, steps_per_epoch)?
+                .with_controller_thread(controller_thread),
+        ),
         Method::Hesso => Box::new(hesso::HessoPruner::new(cfg, model, steps_per_epoch)?),
         Method::Magnitude => Box::new(magnitude::Magnitude::new(cfg, model, cfg.round_to())?),
     })

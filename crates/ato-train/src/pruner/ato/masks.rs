@@ -61,6 +61,8 @@ impl Ato {
     pub(super) fn settle(&mut self, model: &Model, epoch: usize) -> Result<(), TrainError> {
         let (rho, tol) = self.target;
         let misses = |ato: &Self, m: &Mask| !flops_within(ato.reduction(m), rho, tol);
+        // θ is read after every chunk: each waits for its steps
+        self.lane.join()?;
         let mut candidate = match self.epoch_mask {
             EpochMask::Sampled => self.mask.clone(),
             EpochMask::Deterministic => self.current_mask()?,
@@ -71,6 +73,7 @@ impl Ato {
             for _ in 0..chunk {
                 self.controller_step(model)?;
             }
+            self.lane.join()?;
             self.settled += chunk;
             attempt += 1;
             candidate = self.draw_mask(epoch, attempt)?;

@@ -34,13 +34,13 @@
 mod masks;
 pub mod plan;
 mod projector;
+mod stepper;
 
 use super::{Pruner, PrunerStats, StepContext};
-use crate::config::{CeMask, EpochMask, Projector, RunConfig};
-use crate::objective::cross_entropy;
+use crate::config::{EpochMask, Projector, RunConfig};
 use crate::schedule::AtoSchedule;
 use crate::TrainError;
-use ato_controller::{sample_masks, Controller, ControllerConfig, FlopsRegulariser};
+use ato_controller::{Controller, ControllerConfig, FlopsRegulariser};
 use ato_data::{mix_seed, Dataset, Loader, LoaderConfig};
 use ato_models::Model;
 use ato_optim::{
@@ -49,9 +49,8 @@ use ato_optim::{
 use ato_zig::{Mask, WidthPolynomial};
 use candle_core::Device;
 use plan::ControllerPlan;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::path::Path;
+use stepper::{Lane, StepJob, Stepper};
 
 const CONTROLLER_FILE: &str = "controller.safetensors";
 const CONTROLLER_OPT_FILE: &str = "controller_optimizer.safetensors";
@@ -60,10 +59,8 @@ const CONTROLLER_OPT_FILE: &str = "controller_optimizer.safetensors";
 pub struct Ato {
     schedule: AtoSchedule,
     plan: ControllerPlan,
-    gamma: f64,
     projector: Projector,
     epsilon: f64,
-    ce_mask: CeMask,
     epoch_mask: EpochMask,
     /// ρ and its tolerance, for the check at T_end.
     target: (f64, f64),
@@ -72,14 +69,15 @@ pub struct Ato {
     macs: WidthPolynomial,
     seed: u64,
     device: Device,
+    /// θ, shared with the stepper; read (masks) only while no step runs.
     controller: Controller,
-    optimizer: AdamW,
     flops: FlopsRegulariser,
-    subset: Loader,
-    /// Controller steps taken so far.
+    /// |D_c|.
+    subset_len: usize,
+    /// The steps' optimiser and subset, here or on the worker thread.
+    lane: Lane,
+    /// Controller steps taken (or queued) so far.
     controller_steps: u64,
-    /// Wall-clock seconds of those steps.
-    controller_seconds: f64,
     /// The factor on the controller's lr ([`ControllerPlan::lr_scale`]).
     lr_scale: f64,
     /// The cap on settling steps at the end of the window (0 = no settling).
@@ -89,7 +87,6 @@ pub struct Ato {
     /// m_e, the mask of the current epoch.
     mask: Mask,
     frozen: Option<Mask>,
-    stats: (f64, f64, usize),
     /// The current epoch (for error messages).
     epoch: usize,
 }
@@ -142,14 +139,24 @@ impl Ato {
         let mut loader_cfg = LoaderConfig::train(batch, seed);
         loader_cfg.workers = 0;
         let subset = Loader::new(&subset, loader_cfg, model.device())?;
+        let subset_len = subset.dataset().len();
         let mask = Mask::full(&widths);
+        let lane = Lane::new(Stepper {
+            controller: controller.clone(),
+            optimizer,
+            flops: flops.clone(),
+            subset,
+            seed: cfg.seed,
+            gamma: a.gamma,
+            ce_mask: a.ce_mask,
+            seconds: 0.0,
+            epoch_stats: (0.0, 0.0, 0),
+        });
         Ok(Self {
             schedule,
             plan,
-            gamma: a.gamma,
             projector: a.projector,
             epsilon: a.epsilon,
-            ce_mask: a.ce_mask,
             epoch_mask: a.epoch_mask,
             target: (cfg.prune.target_flops_reduction, cfg.prune.tolerance),
             round_to: cfg.prune.round_to,
@@ -157,11 +164,10 @@ impl Ato {
             seed: cfg.seed,
             device: model.device().clone(),
             controller,
-            optimizer,
             flops,
-            subset,
+            subset_len,
+            lane,
             controller_steps: 0,
-            controller_seconds: 0.0,
             lr_scale: plan.lr_scale(a.controller_lr, a.controller_lr_sum),
             settle_cap: if plan.is_auto() {
                 a.settle_steps as u64
@@ -171,7 +177,6 @@ impl Ato {
             settled: 0,
             mask,
             frozen: None,
-            stats: (0.0, 0.0, 0),
             epoch: 0,
         })
     }
@@ -186,28 +191,22 @@ impl Ato {
         self.plan.total()
     }
 
-    /// One controller step on the next batch of D_c.
+    /// Runs steps on a worker thread beside the training (CPU devices; the numbers are the
+    /// same either way, see [`stepper`]).
+    pub fn with_controller_thread(mut self, on: bool) -> Self {
+        self.lane.threaded = on && self.device.is_cpu();
+        self
+    }
+
+    /// One controller step on the next batch of D_c, on the weights `model` has now.
     fn controller_step(&mut self, model: &Model) -> Result<(), TrainError> {
-        let started = std::time::Instant::now();
-        let c = self.controller_steps;
-        let (j, reg) = self.controller_objective(model, c)?;
-        let value = j.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-        if !value.is_finite() {
-            return Err(TrainError::NonFiniteController {
-                value,
-                epoch: self.epoch,
-                step: c,
-            });
-        }
-        let grads = j.backward()?;
-        let lr = self.lr_scale * self.schedule.phase(self.epoch).controller_lr;
-        self.optimizer.step(&grads, lr)?;
+        let job = StepJob {
+            c: self.controller_steps,
+            lr: self.lr_scale * self.schedule.phase(self.epoch).controller_lr,
+            epoch: self.epoch,
+        };
         self.controller_steps += 1;
-        self.controller_seconds += started.elapsed().as_secs_f64();
-        self.stats.0 += value;
-        self.stats.1 += reg;
-        self.stats.2 += 1;
-        Ok(())
+        self.lane.submit(job, model)
     }
 
     /// The controller's objective J(θ) of controller step `c` (its batch of D_c and its noise
@@ -217,27 +216,7 @@ impl Ato {
         model: &Model,
         c: u64,
     ) -> Result<(candle_core::Tensor, f64), TrainError> {
-        let per_pass = self.subset.batches_per_epoch().max(1) as u64;
-        let batch = self
-            .subset
-            .load_batch(c / per_pass, (c % per_pass) as usize)?;
-        let logits = self.controller.logits()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, 0xA70, c]));
-        let sample = sample_masks(&logits, self.controller.config(), &mut rng)?;
-        let (ce_gates, flops_gates) = match self.ce_mask {
-            CeMask::Hard => (sample.hard.clone(), sample.hard),
-            // the authors: the relaxed y in the network, an independent hard sample for r
-            CeMask::Relaxed => {
-                let other = sample_masks(&logits, self.controller.config(), &mut rng)?;
-                (sample.relaxed, other.hard)
-            }
-        };
-        let out = model.forward_frozen(&batch.images, Some(&ce_gates))?;
-        let ce = cross_entropy(&out, &batch.labels, 0.0)?;
-        let reg = self.flops.penalty(&flops_gates)?;
-        let j = (&ce + reg.affine(self.gamma, 0.0)?)?;
-        let reg = reg.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
-        Ok((j, reg))
+        self.lane.here()?.objective(&model.frozen_view()?, c)
     }
 
     /// The controller network (its variables are θ).
@@ -248,6 +227,8 @@ impl Ato {
 
 impl Pruner for Ato {
     fn begin_epoch(&mut self, epoch: usize) -> Result<(), TrainError> {
+        // θ is read below: every step queued so far has run
+        self.lane.here_mut()?.epoch_stats = (0.0, 0.0, 0);
         self.epoch = epoch;
         let phase = self.schedule.phase(epoch);
         if phase.frozen && self.frozen.is_none() {
@@ -263,8 +244,11 @@ impl Pruner for Ato {
             Some(m) => m.clone(),
             None => self.epoch_mask(epoch)?,
         };
-        self.stats = (0.0, 0.0, 0);
         Ok(())
+    }
+
+    fn end_epoch(&mut self) -> Result<(), TrainError> {
+        self.lane.join()
     }
 
     fn needs_snapshot(&self, epoch: usize) -> bool {
@@ -319,21 +303,27 @@ impl Pruner for Ato {
             .collect()
     }
 
+    /// After [`Pruner::end_epoch`]; NaN seconds if steps were still running.
     fn controller_record(&self) -> Option<super::ControllerRecord> {
         Some(super::ControllerRecord {
             steps: self.controller_steps,
             settle_steps: self.settled,
-            images: self.subset.dataset().len(),
-            seconds: self.controller_seconds,
+            images: self.subset_len,
+            seconds: self.lane.here().map_or(f64::NAN, |s| s.seconds),
         })
     }
 
+    /// After [`Pruner::end_epoch`]; NaN averages if steps were still running.
     fn stats(&self) -> PrunerStats {
-        let n = self.stats.2.max(1) as f64;
+        let (loss, reg, n) = self
+            .lane
+            .here()
+            .map_or((f64::NAN, f64::NAN, 0), |s| s.epoch_stats);
+        let d = n.max(1) as f64;
         PrunerStats {
-            controller_loss: self.stats.0 / n,
-            flops_reg: self.stats.1 / n,
-            controller_steps: self.stats.2,
+            controller_loss: loss / d,
+            flops_reg: reg / d,
+            controller_steps: n,
         }
     }
 
@@ -344,7 +334,8 @@ impl Pruner for Ato {
         }
         s.put_meta("controller_steps", self.controller_steps);
         s.put_meta("settled", self.settled);
-        s.put_meta("controller_seconds", self.controller_seconds);
+        let stepper = self.lane.here()?;
+        s.put_meta("controller_seconds", stepper.seconds);
         s.put_meta(
             "epoch_mask",
             serde_json::to_string(&self.mask).expect("bools serialise"),
@@ -353,7 +344,7 @@ impl Pruner for Ato {
             s.put_meta("frozen", serde_json::to_string(f).expect("bools serialise"));
         }
         s.save(&dir.join(CONTROLLER_FILE))?;
-        Ok(self
+        Ok(stepper
             .optimizer
             .state()
             .and_then(|o| o.save(&dir.join(CONTROLLER_OPT_FILE)))?)
@@ -361,13 +352,14 @@ impl Pruner for Ato {
 
     fn load(&mut self, dir: &Path) -> Result<(), TrainError> {
         let dev = self.device.clone();
+        let stepper = self.lane.here_mut()?;
         let s = StateDict::load(&dir.join(CONTROLLER_FILE), &dev)?;
         for (name, var) in self.controller.trainable_vars() {
             var.set(s.tensor(&name)?)?;
         }
         self.controller_steps = s.meta("controller_steps")?;
         self.settled = s.meta("settled").unwrap_or(0);
-        self.controller_seconds = s.meta("controller_seconds").unwrap_or(0.0);
+        stepper.seconds = s.meta("controller_seconds").unwrap_or(0.0);
         if let Some(text) = s.meta.get("epoch_mask") {
             self.mask = serde_json::from_str(text)
                 .map_err(|e| TrainError::Io(format!("epoch mask in the checkpoint: {e}")))?;
@@ -380,6 +372,6 @@ impl Pruner for Ato {
             ),
         };
         let o = StateDict::load(&dir.join(CONTROLLER_OPT_FILE), &dev)?;
-        Ok(self.optimizer.load_state(&o)?)
+        Ok(stepper.optimizer.load_state(&o)?)
     }
 }
