@@ -1,8 +1,8 @@
 //! `ato eval` (a saved model on a test set) and `ato export` (a run's compact model).
 
-use crate::config_layers;
 use anyhow::{anyhow, bail, Result};
 use ato_models::Model;
+use ato_sweep::config_layers;
 use ato_train::{RunData, RunDir};
 use clap::Args;
 use std::path::PathBuf;

@@ -1,9 +1,9 @@
 //! `ato info`: parameter and MAC counts of a model of the registry.
 
-use crate::overrides::merge_overrides;
 use anyhow::{Context, Result};
 use ato_data::DatasetName;
 use ato_models::{describe, ModelConfig, ModelName};
+use ato_sweep::overrides::merge_overrides;
 use ato_zig::WidthPolynomial;
 use clap::Args;
 use figment::providers::Serialized;

@@ -19,11 +19,9 @@
 
 mod bench;
 mod check_gpu;
-mod config_layers;
 mod data_cmd;
 mod eval_cmd;
 mod info;
-mod overrides;
 mod report;
 mod sweep;
 mod train_cmd;
@@ -64,6 +62,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     pin_thread_count();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -100,4 +99,14 @@ fn pin_thread_count() {
     let _ = rayon::ThreadPoolBuilder::new().build_global();
     let threads = candle_core::utils::get_num_threads();
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+}
+
+/// `ato sweep demo --dry-run | head` ends quietly when `head` closes the pipe, as other Unix
+/// tools do, instead of panicking in `println!` (Rust ignores SIGPIPE by default).
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

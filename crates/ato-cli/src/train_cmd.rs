@@ -1,7 +1,7 @@
 //! `ato train [CONFIG] [key=value …]`: one run into `<out_dir>/<name>/<run-id>/`.
 
-use crate::config_layers;
 use anyhow::Result;
+use ato_sweep::config_layers;
 use ato_train::{run, RunOptions};
 use clap::Args;
 use std::path::PathBuf;

@@ -217,3 +217,24 @@ fn dry_run_and_slurm_describe_the_sweep() {
         "{script}"
     );
 }
+
+/// A reader that stops early (`ato sweep demo --dry-run | head -1`) ends the listing quietly:
+/// no panic message on stderr. (Without the default SIGPIPE action, `println!` panics here.)
+#[test]
+fn a_closed_pipe_ends_a_listing_without_a_panic() {
+    use std::process::{Command, Stdio};
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ato"))
+        .args(["sweep", "ablations", "--dry-run"])
+        .current_dir(&repo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ato");
+    // close the reading end at once: every line the listing prints goes to a closed pipe
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for ato");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.status.success(), "a closed pipe is not a success");
+}

@@ -35,6 +35,7 @@ pub mod parallel;
 pub mod probe;
 pub mod probe_regime;
 pub mod probe_verdict;
+mod progress;
 pub mod pruner;
 pub mod recipe;
 pub mod records;

@@ -63,8 +63,7 @@ impl<'a> Loop<'a> {
         data: &RunData,
         device: &Device,
         run_dir: &RunDir,
-        broken_prox: bool,
-        controller_inline: bool,
+        opts: &RunOptions,
     ) -> Result<Self, TrainError> {
         let model = Model::new(&cfg.model_config(), device, cfg.seed)?;
         let groups = GroupSet::new(model.gates(), &model.named_vars())?;
@@ -77,7 +76,7 @@ impl<'a> Loop<'a> {
                 &model,
                 &data.train_set,
                 data.train.batches_per_epoch(),
-                !controller_inline,
+                !opts.controller_inline,
             )?,
             probe: RunProbe::new(
                 cfg,
@@ -93,7 +92,7 @@ impl<'a> Loop<'a> {
                 global_step: 0,
                 seconds: 0.0,
             },
-            broken_prox,
+            broken_prox: opts.broken_prox,
         })
     }
 
@@ -231,7 +230,12 @@ impl<'a> Loop<'a> {
         if starts {
             self.measure_probe(self.lr.lr(t), epoch)?;
         }
-        let bar = progress_bar(opts.progress, data.train.batches_per_epoch(), epoch, epochs);
+        let bar = crate::progress::epoch_bar(
+            opts.progress,
+            data.train.batches_per_epoch(),
+            epoch,
+            epochs,
+        );
         let mut tally = Tally::default();
         let mut lr = self.lr.lr(self.state.global_step);
         for (i, batch) in data.train.epoch(epoch as u64).enumerate() {
@@ -325,14 +329,7 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
     let device = select_device(&cfg.device)?;
     let data = RunData::open(cfg, &device)?;
     let run_dir = RunDir::of(cfg);
-    let mut lp = Loop::new(
-        cfg,
-        &data,
-        &device,
-        &run_dir,
-        opts.broken_prox,
-        opts.controller_inline,
-    )?;
+    let mut lp = Loop::new(cfg, &data, &device, &run_dir, opts)?;
     std::fs::create_dir_all(run_dir.path())
         .map_err(|e| TrainError::Io(format!("{}: {e}", run_dir.path().display())))?;
     write_text_atomically(&run_dir.config_file(), &cfg.to_toml())?;
@@ -378,27 +375,6 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
         convergence,
         ..outcome
     })
-}
-
-fn progress_bar(
-    on: bool,
-    len: usize,
-    epoch: usize,
-    epochs: usize,
-) -> Option<indicatif::ProgressBar> {
-    if !on {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{}/{epochs}", epoch + 1));
-    Some(bar)
 }
 
 /// `g ← −g` for every parameter (the `flip_grad` fault).

@@ -13,10 +13,10 @@ pub mod numerics;
 pub mod table;
 
 use crate::bench::{self, BenchArgs, BenchMode};
-use crate::config_layers;
 use anyhow::{bail, Result};
 use ato_data::DatasetName;
 use ato_models::ModelName;
+use ato_sweep::config_layers;
 use clap::Args;
 use std::path::PathBuf;
 use table::Row;

@@ -2,7 +2,7 @@
 
 use super::super::markdown::tests::run;
 use super::*;
-use crate::sweep::calibrate::CalibrationRow;
+use ato_sweep::calibrate::CalibrationRow;
 
 fn searched(status: SearchStatus) -> CalibrationRow {
     CalibrationRow {
@@ -107,7 +107,7 @@ fn a_match_whose_neighbours_spread_says_so() {
 
 #[test]
 fn the_search_figure_shows_this_models_searches_only() {
-    use crate::sweep::calibrate::SearchPilot;
+    use ato_sweep::calibrate::SearchPilot;
     let runs = ato_and("oto", 0.513);
     let mut report = Report::new("t", &runs);
     let row = searched(SearchStatus::Matched);

@@ -139,11 +139,11 @@ pub fn run_cmd(args: &ReportArgs) -> Result<()> {
     let figures = args.out.join("figures").join(&name);
     std::fs::create_dir_all(&figures).map_err(|e| anyhow!("{}: {e}", figures.display()))?;
     let mut report = selection::Report::new(&name, &records);
-    let calibration = dir.join(crate::sweep::calibrate::CALIBRATION_FILE);
+    let calibration = dir.join(ato_sweep::calibrate::CALIBRATION_FILE);
     if calibration.is_file() {
         report.calibration = read_csv(&calibration)?;
     }
-    let pilots = dir.join(crate::sweep::calibrate::PILOTS_FILE);
+    let pilots = dir.join(ato_sweep::calibrate::PILOTS_FILE);
     if pilots.is_file() {
         report.pilots = read_csv(&pilots)?;
     }

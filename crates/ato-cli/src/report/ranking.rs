@@ -7,7 +7,7 @@ use super::paired::PairedDifference;
 use super::seeds::Spread;
 use super::selection::Report;
 use super::RunRecord;
-use crate::sweep::calibrate::MATCH_TOLERANCE;
+use ato_sweep::calibrate::MATCH_TOLERANCE;
 use ato_train::Method;
 
 /// A row is degenerate when its mean top-1 is more than this below dense's…

@@ -81,9 +81,9 @@ pub struct Report<'a> {
     /// Finished runs probed in the theorems' regime, per (data set, model).
     pub(super) theorem_runs: BTreeMap<(String, String), Vec<&'a RunRecord>>,
     /// The sweep's matched-FLOPs searches (`calibration.csv`), if any.
-    pub(super) calibration: Vec<crate::sweep::calibrate::CalibrationRow>,
+    pub(super) calibration: Vec<ato_sweep::calibrate::CalibrationRow>,
     /// Their pilot runs in search order (`calibration_pilots.csv`), if any.
-    pub(super) pilots: Vec<crate::sweep::calibrate::SearchPilot>,
+    pub(super) pilots: Vec<ato_sweep::calibrate::SearchPilot>,
 }
 
 /// The most common value (first seen wins ties), ignoring runs without one.

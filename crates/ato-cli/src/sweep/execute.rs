@@ -1,9 +1,8 @@
 //! Running the planned runs of a sweep one by one: skip finished runs, resume interrupted
-//! ones, record a failing run (error or panic) as `status=failed` and go on, and the pilot
-//! runner of the matched-FLOPs search.
+//! ones, record a failing run (error or panic) as `status=failed` and go on.
 
-use super::{calibrate, point_text, sweep_dir, write_summary, PlannedRun};
 use anyhow::{anyhow, Result};
+use ato_sweep::{point_text, sweep_dir, write_summary, PlannedRun};
 use ato_train::run_dir::SUMMARY_FILE;
 use ato_train::{run, write_csv_atomically, RunConfig, RunDir, RunOptions, RunStatus, SummaryRow};
 
@@ -12,36 +11,6 @@ use ato_train::{run, write_csv_atomically, RunConfig, RunDir, RunOptions, RunSta
 pub(super) struct Tally {
     pub done: usize,
     pub failed: usize,
-}
-
-/// The FLOPs reduction of a finished run of `cfg`, if any.
-pub(super) fn finished_reduction(cfg: &RunConfig) -> Option<f64> {
-    finished_outcome(cfg).map(|o| o.flops_reduction)
-}
-
-/// What a finished run of `cfg` achieved, if there is one.
-fn finished_outcome(cfg: &RunConfig) -> Option<calibrate::PilotOutcome> {
-    let s = RunDir::of(cfg).summary().filter(|s| s.is_finished())?;
-    Some(calibrate::PilotOutcome {
-        flops_reduction: s.flops_reduction?,
-        group_sparsity: s.group_sparsity,
-    })
-}
-
-/// A pilot run of the knob search: trained quietly into the sweep folder (a pilot with the
-/// full epochs at the final knob is the run itself), what it achieved.
-pub(super) fn pilot_run(cfg: &RunConfig) -> Result<calibrate::PilotOutcome> {
-    if let Some(o) = finished_outcome(cfg) {
-        return Ok(o);
-    }
-    let out = run(cfg, &RunOptions::default())?;
-    Ok(calibrate::PilotOutcome {
-        flops_reduction: out
-            .summary
-            .flops_reduction
-            .ok_or_else(|| anyhow!("pilot {} has no FLOPs reduction", cfg.run_id()))?,
-        group_sparsity: out.summary.group_sparsity,
-    })
 }
 
 /// Runs (or skips, when finished) run `i`; a failure is recorded and counted, never raised.

@@ -5,24 +5,22 @@
 //! checkpoint, a failing run is recorded with `status=failed` and the sweep goes on, and
 //! `results/<sweep>/summary.csv` is rewritten atomically after every run. `--shard i/n` runs
 //! every n-th run starting at i, so n processes (or a SLURM job array, `--slurm`) share a
-//! sweep. `seeds`, `[per_method.*]` and `match_flops` are described in [`spec`] and
-//! [`calibrate`].
+//! sweep. The plan, the matched-FLOPs search and its cache are the `ato-sweep` library
+//! (`seeds`, `[per_method.*]` and `match_flops` are described in [`spec`] and [`calibrate`]);
+//! this module parses the arguments, orders the runs and prints.
 
-pub mod calibrate;
 mod execute;
-pub mod spec;
 
-use execute::{check_data, finished_reduction, pilot_run, run_one, Tally};
+use execute::{check_data, run_one, Tally};
 
-#[cfg(test)]
-mod tests;
-
-use crate::config_layers;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
+use ato_sweep::{
+    calibrate, finished_reduction, plan, point_text, spec, sweep_dir, write_summary, PlannedRun,
+    TrainingPilots,
+};
 use ato_train::run_dir::SUMMARY_FILE;
-use ato_train::{write_csv_atomically, RunConfig, RunDir, SummaryRow};
+use ato_train::RunDir;
 use clap::Args;
-use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(after_help = "\
@@ -75,112 +73,6 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
         return Err(format!("shard {i}/{n}: need 0 ≤ i < n"));
     }
     Ok((i, n))
-}
-
-/// One run of the sweep with its merged config and what distinguishes it.
-#[derive(Clone)]
-pub struct PlannedRun {
-    pub index: usize,
-    pub config: RunConfig,
-    pub point: Vec<(String, String)>,
-    /// The `calibration.csv` row that set this run's knob (matched FLOPs only).
-    pub calibration_key: Option<String>,
-    /// The FLOPs↓ target planned for the run, before matching (`budget` in `summary.csv`).
-    pub budget: Option<f64>,
-}
-
-/// Expands and validates every run of a sweep; duplicates (same run id, and with matched
-/// FLOPs the same budget) are kept once.
-pub fn plan(sweep: &spec::Sweep, overrides: &[String]) -> Result<Vec<PlannedRun>> {
-    let mut out: Vec<PlannedRun> = Vec::new();
-    for (i, r) in sweep.runs.iter().enumerate() {
-        let extract = |values: &[(String, figment::value::Value)]| -> Result<RunConfig> {
-            let fig =
-                config_layers::finish(config_layers::base(r.base.as_deref(), values)?, overrides)?;
-            config_layers::extract(&fig).map_err(|e| {
-                let point: Vec<String> = r.point.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                anyhow!("sweep run {} ({}): {e}", i + 1, point.join(" "))
-            })
-        };
-        let mut cfg = extract(&r.values)?;
-        if let Some(extra) = sweep.per_method.get(cfg.method.as_str()) {
-            let mut values = r.values[..r.set_len].to_vec();
-            values.extend(extra.iter().cloned());
-            values.extend(r.values[r.set_len..].iter().cloned());
-            cfg = extract(&values)?;
-        }
-        cfg.name = sweep.name.clone();
-        // with matched FLOPs, OTO's and OTOv2's runs at two budgets share an id until their
-        // knobs are matched: the budget tells them apart
-        let same = |p: &PlannedRun| {
-            p.config.run_id() == cfg.run_id()
-                && (!sweep.match_flops || p.config.flops_target() == cfg.flops_target())
-        };
-        if !out.iter().any(same) {
-            out.push(PlannedRun {
-                index: out.len(),
-                budget: cfg.flops_target(),
-                config: cfg,
-                point: r.point.clone(),
-                calibration_key: None,
-            });
-        }
-    }
-    if out.is_empty() {
-        bail!("sweep {} has no runs", sweep.path.display());
-    }
-    Ok(out)
-}
-
-/// The sweep's folder: `<out_dir>/<sweep name>`.
-pub fn sweep_dir(runs: &[PlannedRun]) -> PathBuf {
-    let c = &runs[0].config;
-    Path::new(&c.out_dir).join(&c.name)
-}
-
-/// Rewrites `<sweep dir>/summary.csv` from the run folders, in sweep order: one row per run
-/// folder and budget (two matched runs at two budgets whose knobs ended equal share a folder
-/// and get a row each, so neither budget loses its row), with the sweep's own view of each run
-/// (its budget, the ATO run it is paired with, the search that set its knob, and its target
-/// and `target_met` against today's reference, which a run reused from an earlier sweep or
-/// trained as a pilot for another reference may not have recorded).
-pub fn write_summary(runs: &[PlannedRun]) -> Result<usize> {
-    let mut rows: Vec<SummaryRow> = Vec::new();
-    for r in runs {
-        let Some(mut row) = RunDir::of(&r.config).summary() else {
-            continue;
-        };
-        if r.calibration_key.is_some() {
-            row.reference_run = r.config.prune.reference_run.clone();
-            row.budget = r.budget;
-            row.calibration_key = r.calibration_key.clone();
-            let p = &r.config.prune;
-            row.judge_against(p.target_flops_reduction, p.tolerance);
-        }
-        if rows
-            .iter()
-            .any(|o| o.run_id == row.run_id && o.budget == row.budget)
-        {
-            continue;
-        }
-        rows.push(row);
-    }
-    let dir = sweep_dir(runs);
-    std::fs::create_dir_all(&dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
-    write_csv_atomically(&dir.join(SUMMARY_FILE), &rows)?;
-    Ok(rows.len())
-}
-
-fn point_text(run: &PlannedRun) -> String {
-    if run.point.is_empty() {
-        "(base config)".into()
-    } else {
-        run.point
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 }
 
 /// The opening lines of a SLURM job-array script for this sweep.
@@ -303,13 +195,12 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
             run_one(&runs, i, &mut tally, mine, args.quiet);
         }
         let dir = sweep_dir(&runs);
-        let mut pilot = |c: &RunConfig| pilot_run(c);
         for line in calibrate::apply(
             &mut runs,
             &dir,
             settings,
             &finished_reduction,
-            Some(&mut pilot),
+            Some(&mut TrainingPilots),
         )? {
             println!("matched FLOPs: {line}");
         }
@@ -321,14 +212,13 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     if sweep.match_flops && shard.1 == 1 {
         // short pilots: a run that landed off its reference is searched again at full length
         let dir = sweep_dir(&runs);
-        let mut pilot = |c: &RunConfig| pilot_run(c);
         let before: Vec<String> = runs.iter().map(|r| r.config.run_id()).collect();
         for line in calibrate::search_missed_again(
             &mut runs,
             &dir,
             settings,
             &finished_reduction,
-            &mut pilot,
+            &mut TrainingPilots,
         )? {
             println!("matched FLOPs: {line}");
         }

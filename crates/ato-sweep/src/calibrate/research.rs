@@ -10,7 +10,7 @@
 //! under their own keys, so a second sweep runs no pilot.
 
 use super::{apply, knob, MatchSettings, PilotRunner};
-use crate::sweep::PlannedRun;
+use crate::PlannedRun;
 use anyhow::Result;
 use ato_train::RunConfig;
 use std::path::Path;
@@ -45,7 +45,7 @@ pub fn search_missed_again(
     dir: &Path,
     settings: MatchSettings,
     achieved: &dyn Fn(&RunConfig) -> Option<f64>,
-    pilot: PilotRunner<'_>,
+    pilot: &mut dyn PilotRunner,
 ) -> Result<Vec<String>> {
     let missed = missed(runs, settings, achieved);
     if missed.is_empty() {

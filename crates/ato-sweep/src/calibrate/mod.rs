@@ -58,7 +58,7 @@ mod search_tests;
 #[cfg(test)]
 mod tests;
 
-use super::PlannedRun;
+use crate::PlannedRun;
 use anyhow::{anyhow, Result};
 use ato_train::{read_csv, write_csv_atomically, Method, RunConfig};
 use search::{Evaluation, SearchStatus};
@@ -79,8 +79,19 @@ pub const DEFAULT_MAX_PILOTS: usize = 12;
 /// may search closer (`match_tolerance`).
 pub const MATCH_TOLERANCE: f64 = 0.01;
 
-/// A pilot run: trains `cfg` and returns what it achieved.
-pub type PilotRunner<'a> = &'a mut dyn FnMut(&RunConfig) -> Result<PilotOutcome>;
+/// Runs the pilots of a search: trains `cfg` (or finds it trained) and says what it achieved.
+/// [`crate::TrainingPilots`] trains them into the sweep folder; any
+/// `FnMut(&RunConfig) -> Result<PilotOutcome>` is one too (tests use closures that model a
+/// response).
+pub trait PilotRunner {
+    fn run_pilot(&mut self, cfg: &RunConfig) -> Result<PilotOutcome>;
+}
+
+impl<F: FnMut(&RunConfig) -> Result<PilotOutcome>> PilotRunner for F {
+    fn run_pilot(&mut self, cfg: &RunConfig) -> Result<PilotOutcome> {
+        self(cfg)
+    }
+}
 
 /// An OTOv2 pilot whose group sparsity is below its target by more than this fell short.
 pub const SHORT_OF_TARGET: f64 = 0.02;
@@ -97,7 +108,7 @@ pub const OTOV2_MAX_LAMBDA: f64 = 1e-2;
 struct PilotResponse<'a> {
     cfg: &'a RunConfig,
     epochs: usize,
-    pilot: PilotRunner<'a>,
+    pilot: &'a mut dyn PilotRunner,
     start_lambda: f64,
     lambda: f64,
     /// (knob value, OTOv2's λ, FLOPs reduction) of every pilot so far.
@@ -105,7 +116,7 @@ struct PilotResponse<'a> {
 }
 
 impl<'a> PilotResponse<'a> {
-    fn new(cfg: &'a RunConfig, epochs: usize, pilot: PilotRunner<'a>) -> Self {
+    fn new(cfg: &'a RunConfig, epochs: usize, pilot: &'a mut dyn PilotRunner) -> Self {
         let lambda = cfg.otov2_lambda();
         Self {
             cfg,
@@ -132,7 +143,7 @@ impl<'a> PilotResponse<'a> {
             if let Some(l) = self.raised_lambda() {
                 c.otov2.lambda = Some(l);
             }
-            let out = (self.pilot)(&c)?;
+            let out = self.pilot.run_pilot(&c)?;
             pilots += 1;
             let lambda = (c.method == Method::Otov2).then(|| c.otov2_lambda());
             self.trace.push((v, lambda, out.flops_reduction));
@@ -189,7 +200,7 @@ pub fn apply(
     dir: &Path,
     settings: MatchSettings,
     achieved: &dyn Fn(&RunConfig) -> Option<f64>,
-    mut pilot: Option<PilotRunner<'_>>,
+    mut pilot: Option<&mut dyn PilotRunner>,
 ) -> Result<Vec<String>> {
     let path = dir.join(CALIBRATION_FILE);
     let mut cache: Vec<CalibrationRow> = if path.is_file() {

@@ -1,7 +1,7 @@
 //! The calibration cache with a fake pilot runner that counts its calls.
 
 use super::{apply, MatchSettings, PilotOutcome, SearchPilot, CALIBRATION_FILE, PILOTS_FILE};
-use crate::sweep::PlannedRun;
+use crate::PlannedRun;
 use ato_train::{Method, RunConfig};
 
 /// r(λ) = 0.5 + 0.1·log10(λ / 0.037): linear in log λ, 0.5 at λ = 0.037.

@@ -1,11 +1,11 @@
 //! The committed sweeps plan what they promise: the main job runs every baseline at its
 //! authors' optimiser settings and at both budgets, and every seed of every method.
 
-use super::{plan, spec};
+use crate::{plan, spec};
 use ato_train::Method;
 use std::path::Path;
 
-fn planned(name: &str) -> Vec<super::PlannedRun> {
+fn planned(name: &str) -> Vec<crate::PlannedRun> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../experiments/sweeps")
         .join(format!("{name}.toml"));
@@ -91,7 +91,7 @@ fn the_summary_lists_a_run_folder_once_per_budget_with_the_sweeps_pairing() {
     std::fs::create_dir_all(run_dir.path()).unwrap();
     write_csv_atomically(&run_dir.summary_file(), &[row]).unwrap();
     // two planned runs (50% and 70%) whose matched knobs ended equal: one folder
-    let planned = |budget: f64| super::PlannedRun {
+    let planned = |budget: f64| crate::PlannedRun {
         index: 0,
         config: cfg.clone(),
         point: Vec::new(),

@@ -19,7 +19,7 @@ fn short() -> MatchSettings {
 }
 
 /// The runs after a search with 2-epoch pilots, and the FLOPs a finished run reports.
-fn searched_with_short_pilots(dir: &std::path::Path, shift: f64) -> Vec<crate::sweep::PlannedRun> {
+fn searched_with_short_pilots(dir: &std::path::Path, shift: f64) -> Vec<crate::PlannedRun> {
     let mut runs = one_seed();
     let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
         Ok(super::tests::flops(response(c, shift)))

@@ -1,7 +1,7 @@
 //! Which ATO run a matched baseline is put at: the sweep's main ATO runs (references) and the
 //! reference value and run of a planned baseline.
 
-use super::super::PlannedRun;
+use crate::PlannedRun;
 use ato_train::{Method, RunConfig};
 
 /// Grid keys a main ATO run (a reference) may set besides `method` and `seed`: the budget.
