@@ -15,14 +15,16 @@
 //! - `ato data synth|fetch|check` — the synthetic set and the CIFAR archives.
 //! - `ato info MODEL` — params, MACs and gates of a model.
 //!
-//! Errors are one line on stderr and a non-zero exit code.
+//! Errors are one line on stderr and a non-zero exit code. The binary parses arguments and
+//! prints; what it calls is library code: runs in `ato-train`, the sweep plan and the
+//! matched-FLOPs search in `ato-sweep`, the report in `ato-report`.
 
 mod bench;
 mod check_gpu;
 mod data_cmd;
 mod eval_cmd;
 mod info;
-mod report;
+mod report_cmd;
 mod sweep;
 mod train_cmd;
 
@@ -44,7 +46,7 @@ enum Command {
     /// Run a sweep of runs (skips finished ones, resumes interrupted ones).
     Sweep(sweep::SweepArgs),
     /// Write Markdown tables and PNG plots for a results folder into paper/.
-    Report(report::ReportArgs),
+    Report(report_cmd::ReportArgs),
     /// Evaluate a compact model (a run folder or a saved model file) on a test set.
     Eval(eval_cmd::EvalArgs),
     /// Copy a finished run's compact model (safetensors + architecture file) elsewhere.
@@ -68,7 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => train_cmd::run_cmd(&a),
         Command::Sweep(a) => sweep::run_cmd(&a),
-        Command::Report(a) => report::run_cmd(&a),
+        Command::Report(a) => report_cmd::run_cmd(&a),
         Command::Eval(a) => eval_cmd::eval_cmd(&a),
         Command::Export(a) => eval_cmd::export_cmd(&a),
         Command::Bench(a) => bench::run(&a),

@@ -29,7 +29,7 @@ struct PublishedFile {
     result: Vec<Published>,
 }
 
-const PUBLISHED_TOML: &str = include_str!("../../../../paper/published.toml");
+const PUBLISHED_TOML: &str = include_str!("../../../paper/published.toml");
 
 /// Parses the text of a `published.toml`.
 fn parse(text: &str) -> Result<Vec<Published>, toml::de::Error> {

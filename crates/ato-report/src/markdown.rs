@@ -274,7 +274,7 @@ pub(super) mod tests {
     use ato_train::{RunStatus, SummaryRow};
 
     /// A finished ATO run on synth10 / resnet20 at 10% FLOPs↓, for report tests.
-    pub(in crate::report) fn run(id: &str, target_met: Option<bool>) -> RunRecord {
+    pub(crate) fn run(id: &str, target_met: Option<bool>) -> RunRecord {
         RunRecord {
             summary: SummaryRow {
                 run_id: id.into(),

@@ -1,14 +1,24 @@
-//! `ato report DIR`: turns a results folder (`results/<sweep>/`, with `summary.csv` and run
-//! folders) into `paper/<sweep>.md` and PNG plots in `paper/figures/<sweep>/`:
+//! # ato-report
+//!
+//! The report of a sweep: a results folder (`results/<sweep>/`, with `summary.csv`, the
+//! calibration files and run folders) becomes `<out>/<name>.md` and PNG plots in
+//! `<out>/figures/<name>/` ([`write_report`]; `ato report DIR` is its command line):
 //!
 //! - the main table: per data set, model and method, top-1, FLOPs↓ and params↓ of the run at
 //!   the sweep's central settings (mean ± std over its seeds, and n), whether its FLOPs↓ is
-//!   matched to the reference (±1 point) or the gap, with published numbers beside it;
-//! - one ablation table (and plot) per ATO axis that the sweep varies (λ, γ, T_start, T_end),
-//!   the other axes held at their central values;
+//!   matched to the reference (every seed within ±1 point) or the largest gap, published
+//!   numbers beside it (`paper/published.toml`);
+//! - each baseline's paired difference to ATO with a 95% t-interval and a verdict; degenerate
+//!   rows (far below dense, near chance) and rows off their matched FLOPs are marked, never
+//!   ranked silently;
+//! - one ablation table (and plot) per ATO axis that the sweep varies (λ, γ, T_start, T_end,
+//!   hyper_step, settle_steps), the other axes held at their central values;
 //! - accuracy vs FLOPs reduction per method, test accuracy over epochs, the pilots of the
 //!   matched-FLOPs searches in search order, and the convergence ratio LHS/RHS over training;
 //! - every run, for completeness.
+//!
+//! Rows are joined on what the sweep recorded (`reference_run`, `calibration_key`), not derived
+//! again; the row types are `ato_train::SummaryRow` and `ato_sweep::calibrate`'s.
 
 mod convergence;
 mod figures;
@@ -24,23 +34,7 @@ mod selection;
 use anyhow::{anyhow, bail, Context, Result};
 use ato_train::run_dir::SUMMARY_FILE;
 use ato_train::{read_csv, ConvergenceRow, EpochMetrics, Fault, ProbeMode, RunDir, SummaryRow};
-use clap::Args;
 use std::path::{Path, PathBuf};
-
-#[derive(Args, Debug)]
-#[command(after_help = "\
-Regenerate a report after a sweep: `ato report results/demo` writes paper/demo.md and \
-paper/figures/demo/*.png. Only finished runs enter the tables; failed runs are listed.")]
-pub struct ReportArgs {
-    /// A sweep's results folder, e.g. results/demo (it holds summary.csv).
-    pub dir: PathBuf,
-    /// Where the report goes.
-    #[arg(long, default_value = "paper")]
-    pub out: PathBuf,
-    /// Report name (file `<out>/<name>.md`) [default: the folder name].
-    #[arg(long)]
-    pub name: Option<String>,
-}
 
 /// One run of the sweep with its per-epoch and convergence records.
 pub struct RunRecord {
@@ -123,21 +117,35 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
         .collect()
 }
 
-pub fn run_cmd(args: &ReportArgs) -> Result<()> {
-    let dir = args
-        .dir
+/// What [`write_report`] wrote.
+#[derive(Clone, Debug)]
+pub struct Written {
+    /// The Markdown file.
+    pub path: PathBuf,
+    /// Runs listed in the sweep's `summary.csv`.
+    pub runs: usize,
+    /// PNG figures written into `figures_dir`.
+    pub figures: usize,
+    pub figures_dir: PathBuf,
+}
+
+/// Writes the report of the results folder `dir` into `out`: `<out>/<name>.md` and
+/// `<out>/figures/<name>/*.png`, `name` defaulting to the folder's name.
+pub fn write_report(dir: &Path, out: &Path, name: Option<&str>) -> Result<Written> {
+    let shown = dir.display().to_string();
+    let dir = dir
         .canonicalize()
-        .with_context(|| format!("{} does not exist", args.dir.display()))?;
-    let name = match &args.name {
-        Some(n) => n.clone(),
+        .with_context(|| format!("{shown} does not exist"))?;
+    let name = match name {
+        Some(n) => n.to_string(),
         None => dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .ok_or_else(|| anyhow!("{} has no folder name; pass --name", dir.display()))?,
     };
     let records = collect(&dir)?;
-    let figures = args.out.join("figures").join(&name);
-    std::fs::create_dir_all(&figures).map_err(|e| anyhow!("{}: {e}", figures.display()))?;
+    let figures_dir = out.join("figures").join(&name);
+    std::fs::create_dir_all(&figures_dir).map_err(|e| anyhow!("{}: {e}", figures_dir.display()))?;
     let mut report = selection::Report::new(&name, &records);
     let calibration = dir.join(ato_sweep::calibrate::CALIBRATION_FILE);
     if calibration.is_file() {
@@ -147,16 +155,14 @@ pub fn run_cmd(args: &ReportArgs) -> Result<()> {
     if pilots.is_file() {
         report.pilots = read_csv(&pilots)?;
     }
-    let images = report.draw_figures(&figures)?;
-    let md = report.markdown(&args.dir.display().to_string(), &images);
-    let path = args.out.join(format!("{name}.md"));
+    let figures = report.draw_figures(&figures_dir)?;
+    let md = report.markdown(&shown, &figures);
+    let path = out.join(format!("{name}.md"));
     ato_train::write_text_atomically(&path, &md)?;
-    println!(
-        "wrote {} ({} runs, {} figures in {})",
-        path.display(),
-        records.len(),
-        images.len(),
-        figures.display()
-    );
-    Ok(())
+    Ok(Written {
+        path,
+        runs: records.len(),
+        figures: figures.len(),
+        figures_dir,
+    })
 }
