@@ -36,12 +36,14 @@
 //!   points: a result that rests on the knob's last digits is flagged when the search's own
 //!   pilots show it (values it did not try cannot).
 
+mod cache;
 mod knob;
 mod reference;
 mod research;
 mod rows;
 pub mod search;
 
+pub use cache::{record_pilots, CalibrationCache};
 use knob::{key, key_at_seed, knob};
 pub use reference::{reference_of, references, usable_reference, MIN_REFERENCE};
 pub use research::search_missed_again;
@@ -59,8 +61,8 @@ mod search_tests;
 mod tests;
 
 use crate::PlannedRun;
-use anyhow::{anyhow, Result};
-use ato_train::{read_csv, write_csv_atomically, Method, RunConfig};
+use anyhow::Result;
+use ato_train::{Method, RunConfig};
 use search::{Evaluation, SearchStatus};
 use std::path::Path;
 
@@ -160,38 +162,6 @@ impl<'a> PilotResponse<'a> {
     }
 }
 
-/// Replaces the pilots of search `key` in `dir`'s [`PILOTS_FILE`] by `trace`.
-fn record_pilots(
-    dir: &Path,
-    method: Method,
-    key: &str,
-    trace: &[(f64, Option<f64>, f64)],
-) -> Result<()> {
-    let path = dir.join(PILOTS_FILE);
-    let mut rows: Vec<SearchPilot> = if path.is_file() {
-        read_csv(&path)?
-    } else {
-        Vec::new()
-    };
-    rows.retain(|r| r.key != key);
-    rows.extend(
-        trace
-            .iter()
-            .enumerate()
-            .map(|(i, &(value, lambda, achieved))| SearchPilot {
-                method,
-                key: key.into(),
-                pilot: i + 1,
-                value,
-                lambda,
-                achieved,
-            }),
-    );
-    std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
-    write_csv_atomically(&path, &rows)?;
-    Ok(())
-}
-
 /// Sets every baseline's knob in `runs` from the cache or, when `pilot` is given, a search
 /// (written to the cache as it goes). Without `pilot` an uncached run is left as planned.
 /// Returns one line per baseline for the terminal.
@@ -202,12 +172,7 @@ pub fn apply(
     achieved: &dyn Fn(&RunConfig) -> Option<f64>,
     mut pilot: Option<&mut dyn PilotRunner>,
 ) -> Result<Vec<String>> {
-    let path = dir.join(CALIBRATION_FILE);
-    let mut cache: Vec<CalibrationRow> = if path.is_file() {
-        read_csv(&path)?
-    } else {
-        Vec::new()
-    };
+    let mut cache = CalibrationCache::load(dir)?;
     let mut lines = Vec::new();
     for i in 0..runs.len() {
         let mut cfg = runs[i].config.clone();
@@ -219,49 +184,10 @@ pub fn apply(
         // every matched run is judged against the reference (`target_met` in summary.csv)
         // and names the run it was matched to (`reference_run`)
         cfg.prune.target_flops_reduction = reference;
-        cfg.prune.reference_run = reference_run.clone();
+        cfg.prune.reference_run = reference_run;
         let pilot_epochs = settings.pilot_epochs.unwrap_or(cfg.train.epochs);
         let k = key(&cfg, pilot_epochs, budget);
-        // another seed's result of the same search (closest reference first): where this
-        // one starts
-        let other_seeds: Vec<String> = runs
-            .iter()
-            .map(|r| r.config.seed)
-            .filter(|&s| s != cfg.seed)
-            .map(|s| key_at_seed(&cfg, s, pilot_epochs, budget))
-            .collect();
-        let start = cache
-            .iter()
-            .filter(|c| other_seeds.contains(&c.key))
-            .min_by(|a, b| {
-                (a.reference - reference)
-                    .abs()
-                    .total_cmp(&(b.reference - reference).abs())
-            })
-            .map(|c| c.value);
-        let within =
-            |c: &CalibrationRow| (c.achieved - reference).abs() <= settings.tolerance + 1e-12;
-        let cached = cache
-            .iter()
-            .find(|c| {
-                c.key == k
-                    && (c.reference - reference).abs() < 1e-9
-                    // a λ raised past today's bound is not the authors' method any more
-                    && c.lambda.is_none_or(|l| l <= OTOV2_MAX_LAMBDA)
-                    && match c.status {
-                        SearchStatus::ByConstruction => true,
-                        // as close as asked now
-                        SearchStatus::Matched => within(c),
-                        // a conclusion about the response: it stands while it is still a miss
-                        SearchStatus::Unreachable => !within(c),
-                        // …and a jump only when concluded at today's jump width: every such
-                        // row has its near range, rows from before (1e-4) lack it
-                        SearchStatus::Jump => !within(c) && c.near_low.is_some(),
-                        // out of pilots: searched again when more are allowed
-                        SearchStatus::Closest => c.pilots >= settings.max_pilots,
-                    }
-            })
-            .cloned();
+        let cached = cache.lookup(&k, reference, &settings).cloned();
         let from_cache = cached.is_some();
         // the pilots of a search run now, written after its row
         let mut trace = None;
@@ -281,6 +207,15 @@ pub fn apply(
                 near_high: None,
             },
             (None, Some(scale), Some(pilot)) => {
+                // another seed's result of the same search (closest reference first): where
+                // this one starts
+                let other_seeds: Vec<String> = runs
+                    .iter()
+                    .map(|r| r.config.seed)
+                    .filter(|&s| s != cfg.seed)
+                    .map(|s| key_at_seed(&cfg, s, pilot_epochs, budget))
+                    .collect();
+                let start = cache.closest(&other_seeds, reference).map(|c| c.value);
                 let mut pilots = PilotResponse::new(&cfg, pilot_epochs, pilot);
                 let mut response = |v: f64, left: usize| pilots.evaluate(v, left);
                 let found = search::search(
@@ -314,39 +249,50 @@ pub fn apply(
                 continue;
             }
         };
-        runs[i].config.prune.target_flops_reduction = reference;
-        runs[i].config.prune.reference_run = reference_run;
-        runs[i].calibration_key = Some(row.key.clone());
-        runs[i].config.set_knob_value(row.value);
-        if let Some(l) = row.lambda {
-            runs[i].config.otov2.lambda = Some(l);
-        }
-        lines.push(format!(
-            "{}: {} = {:.4e}{} → FLOPs −{:.1}% vs reference −{:.1}% ({:?}, {} pilot runs{})",
-            runs[i].config.run_id(),
-            row.knob,
-            row.value,
-            row.lambda
-                .map_or(String::new(), |l| format!(" (λ raised to {l:.4e})")),
-            100.0 * row.achieved,
-            100.0 * row.reference,
-            row.status,
-            row.pilots,
-            if from_cache { ", cached" } else { "" }
-        ));
-        let row_key = row.key.clone();
+        set_matched(&mut runs[i], &cfg, &row);
+        lines.push(matched_line(&runs[i], &row, from_cache));
         // a listing (no pilot runner) reads the cache and never writes it
-        if !cache.contains(&row) && pilot.is_some() {
-            cache.retain(|c| c.key != row.key);
-            cache.push(row);
-            std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
-            write_csv_atomically(&path, &cache)?;
-        }
-        if let Some(trace) = trace {
-            record_pilots(dir, cfg.method, &row_key, &trace)?;
+        if pilot.is_some() {
+            let method = row.method;
+            let key = row.key.clone();
+            if cache.upsert(row) {
+                cache.save()?;
+            }
+            if let Some(trace) = trace {
+                record_pilots(dir, method, &key, &trace)?;
+            }
         }
     }
     Ok(lines)
+}
+
+/// Puts `row`'s knob (and OTOv2's raised λ) into `run`, with the reference `matched` carries.
+fn set_matched(run: &mut PlannedRun, matched: &RunConfig, row: &CalibrationRow) {
+    let c = &mut run.config;
+    c.prune.target_flops_reduction = matched.prune.target_flops_reduction;
+    c.prune.reference_run = matched.prune.reference_run.clone();
+    c.set_knob_value(row.value);
+    if let Some(l) = row.lambda {
+        c.otov2.lambda = Some(l);
+    }
+    run.calibration_key = Some(row.key.clone());
+}
+
+/// The terminal line of a matched run.
+fn matched_line(run: &PlannedRun, row: &CalibrationRow, from_cache: bool) -> String {
+    format!(
+        "{}: {} = {:.4e}{} → FLOPs −{:.1}% vs reference −{:.1}% ({:?}, {} pilot runs{})",
+        run.config.run_id(),
+        row.knob,
+        row.value,
+        row.lambda
+            .map_or(String::new(), |l| format!(" (λ raised to {l:.4e})")),
+        100.0 * row.achieved,
+        100.0 * row.reference,
+        row.status,
+        row.pilots,
+        if from_cache { ", cached" } else { "" }
+    )
 }
 
 /// Writes each finished by-construction run's measured FLOPs reduction (`measured`) into its
@@ -357,33 +303,18 @@ pub fn record_measured(
     dir: &Path,
     measured: &dyn Fn(&RunConfig) -> Option<f64>,
 ) -> Result<()> {
-    let path = dir.join(CALIBRATION_FILE);
-    if !path.is_file() {
+    if !dir.join(CALIBRATION_FILE).is_file() {
         return Ok(());
     }
-    let mut cache: Vec<CalibrationRow> = read_csv(&path)?;
+    let mut cache = CalibrationCache::load(dir)?;
     let mut changed = false;
     for r in runs {
-        let Some(key) = &r.calibration_key else {
-            continue;
-        };
-        let Some(got) = measured(&r.config) else {
-            continue;
-        };
-        let reference = r.config.prune.target_flops_reduction;
-        for row in cache.iter_mut().filter(|c| {
-            &c.key == key
-                && c.status == SearchStatus::ByConstruction
-                && (c.reference - reference).abs() < 1e-9
-        }) {
-            if row.achieved != got {
-                row.achieved = got;
-                changed = true;
-            }
+        if let (Some(key), Some(got)) = (&r.calibration_key, measured(&r.config)) {
+            changed |= cache.record_measured(key, r.config.prune.target_flops_reduction, got);
         }
     }
     if changed {
-        write_csv_atomically(&path, &cache)?;
+        cache.save()?;
     }
     Ok(())
 }
