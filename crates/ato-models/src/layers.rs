@@ -4,6 +4,7 @@
 //! Convolutions and BatchNorm run through `ato-kernels`: its fast CPU kernels by default,
 //! candle's own ops on other devices or with `ATO_BACKEND=stock`.
 
+use crate::graph::{GraphBuilder, Op, ValueId};
 use crate::params::{Init, ParamStore};
 use crate::ModelError;
 use ato_kernels::{Activation, BatchNorm2d, ConvParams};
@@ -25,6 +26,8 @@ pub(crate) fn width(dim: Dim, widths: &[usize]) -> usize {
 pub struct Conv {
     weight: Tensor,
     params: ConvParams,
+    /// The variable path (`{path}.weight`).
+    path: String,
 }
 
 impl Conv {
@@ -52,6 +55,7 @@ pub(crate) fn conv(
     Ok(Conv {
         weight: w,
         params: ConvParams::new(spec.stride, spec.padding, groups),
+        path: spec.path.clone(),
     })
 }
 
@@ -89,6 +93,8 @@ pub(crate) fn linear(
 pub struct ConvBn {
     conv: Conv,
     bn: BatchNorm2d,
+    /// The BN's variable path.
+    bn_path: String,
 }
 
 impl ConvBn {
@@ -100,6 +106,7 @@ impl ConvBn {
         Ok(Self {
             conv: conv(&spec.conv, widths, store)?,
             bn: bn(&spec.bn, widths, store)?,
+            bn_path: spec.bn.path.clone(),
         })
     }
 
@@ -134,6 +141,31 @@ impl ConvBn {
 
     pub fn conv(&self) -> &Conv {
         &self.conv
+    }
+
+    /// `act(bn(conv(x)))` as graph nodes.
+    pub(crate) fn to_graph(&self, g: &mut GraphBuilder, x: ValueId, act: Activation) -> ValueId {
+        let bn = self.conv_bn_graph(g, x);
+        g.activation(bn, act)
+    }
+
+    /// `act(bn(conv(x)) + residual)` as graph nodes.
+    pub(crate) fn to_graph_add(
+        &self,
+        g: &mut GraphBuilder,
+        x: ValueId,
+        residual: ValueId,
+        act: Activation,
+    ) -> ValueId {
+        let bn = self.conv_bn_graph(g, x);
+        let sum = g.push(Op::Add, &[bn, residual]);
+        g.activation(sum, act)
+    }
+
+    fn conv_bn_graph(&self, g: &mut GraphBuilder, x: ValueId) -> ValueId {
+        let c = &self.conv;
+        let y = g.conv(x, &format!("{}.weight", c.path), &c.weight, c.params);
+        g.batch_norm(y, &self.bn_path, &self.bn)
     }
 
     pub fn bn(&self) -> &BatchNorm2d {
@@ -241,6 +273,25 @@ impl ShortcutLayer {
                 x.pad_with_zeros(1, *pad, *pad)
             }
             ShortcutLayer::Projection(cb) => cb.forward_t(x, train),
+        }
+    }
+
+    pub(crate) fn to_graph(&self, g: &mut GraphBuilder, x: ValueId) -> ValueId {
+        match self {
+            ShortcutLayer::Identity => x,
+            ShortcutLayer::ZeroPad { stride, pad } => {
+                let x = if *stride == 2 {
+                    g.push(Op::Subsample2, &[x])
+                } else {
+                    x
+                };
+                let op = Op::PadChannels {
+                    before: *pad,
+                    after: *pad,
+                };
+                g.push(op, &[x])
+            }
+            ShortcutLayer::Projection(cb) => cb.to_graph(g, x, Activation::Identity),
         }
     }
 }

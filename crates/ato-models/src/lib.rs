@@ -29,6 +29,7 @@
 //! ```
 
 pub mod config;
+pub mod graph;
 pub mod io;
 pub mod latency;
 pub mod layers;

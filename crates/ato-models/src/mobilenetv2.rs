@@ -1,6 +1,7 @@
 //! MobileNetV2 (Sandler et al. 2018, torchvision layout): the hidden width of every inverted
 //! residual with expansion > 1 is a gate. The CIFAR variant uses a stride-1 stem.
 
+use crate::graph::{GraphBuilder, Op, ValueId};
 use crate::layers::{apply_gate, global_avg_pool, ConvBn, GateValues};
 use crate::params::ParamStore;
 use crate::ModelError;
@@ -74,6 +75,19 @@ impl InvertedResidual {
                 .forward_add_t(&h, x, train, Activation::Identity)
         } else {
             self.project.forward_t(&h, train)
+        }
+    }
+
+    fn to_graph(&self, g: &mut GraphBuilder, x: ValueId) -> ValueId {
+        let mut h = x;
+        if let Some(e) = &self.expand {
+            h = e.to_graph(g, h, Activation::Relu6);
+        }
+        h = self.dw.to_graph(g, h, Activation::Relu6);
+        if self.residual {
+            self.project.to_graph_add(g, h, x, Activation::Identity)
+        } else {
+            self.project.to_graph(g, h, Activation::Identity)
         }
     }
 }
@@ -170,5 +184,21 @@ impl MobileNetV2 {
         }
         let h = self.head.forward_act_t(&h, train, Activation::Relu6)?;
         self.classifier.forward(&global_avg_pool(&h)?)
+    }
+
+    /// The eval-mode network as graph nodes on `g`'s input.
+    pub(crate) fn to_graph(&self, g: &mut GraphBuilder) -> Result<ValueId> {
+        let x = g.input();
+        let mut h = self.stem.to_graph(g, x, Activation::Relu6);
+        for b in &self.blocks {
+            h = b.to_graph(g, h);
+        }
+        let h = self.head.to_graph(g, h, Activation::Relu6);
+        let h = g.push(Op::GlobalAvgPool, &[h]);
+        let b = self
+            .classifier
+            .bias()
+            .ok_or_else(|| candle_core::Error::Msg("classifier without bias".into()))?;
+        Ok(g.linear(h, "classifier", self.classifier.weight(), b))
     }
 }

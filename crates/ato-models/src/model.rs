@@ -1,6 +1,7 @@
 //! [`Model`]: a network of the registry with its architecture record, gates and variables.
 
 use crate::config::{Family, ModelConfig};
+use crate::graph::{GraphBuilder, NetworkGraph};
 use crate::layers::GateValues;
 use crate::mobilenetv2::MobileNetV2;
 use crate::params::ParamStore;
@@ -162,6 +163,18 @@ impl Model {
             network,
             gates: self.gates.clone(),
         })
+    }
+
+    /// The eval-mode network as a graph of standard operators (for exporters; see
+    /// [`crate::graph`]), with the model's current tensors.
+    pub fn graph(&self) -> CandleResult<NetworkGraph> {
+        let mut g = GraphBuilder::new();
+        match &self.network {
+            Network::ResNet(n) => n.to_graph(&mut g)?,
+            Network::MobileNetV2(n) => n.to_graph(&mut g)?,
+        };
+        let c = &self.config;
+        Ok(g.finish((c.in_channels, c.input_size, c.input_size), c.num_classes))
     }
 
     pub fn config(&self) -> &ModelConfig {

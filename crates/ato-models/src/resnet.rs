@@ -2,6 +2,7 @@
 //! and the ImageNet family of torchvision (ResNet-18/34 basic blocks, ResNet-50 bottlenecks
 //! v1.5), both gated as docs/design.md §3 says.
 
+use crate::graph::{GraphBuilder, Op, ValueId};
 use crate::layers::{
     apply_gate, global_avg_pool, max_pool_3x3_s2_p1, ConvBn, GateValues, ShortcutLayer,
 };
@@ -42,6 +43,12 @@ impl BasicBlock {
         let shortcut = self.shortcut.forward_t(x, train)?;
         self.conv2
             .forward_add_t(&h, &shortcut, train, Activation::Relu)
+    }
+
+    fn to_graph(&self, g: &mut GraphBuilder, x: ValueId) -> ValueId {
+        let h = self.conv1.to_graph(g, x, Activation::Relu);
+        let shortcut = self.shortcut.to_graph(g, x);
+        self.conv2.to_graph_add(g, h, shortcut, Activation::Relu)
     }
 }
 
@@ -84,6 +91,13 @@ impl Bottleneck {
         let shortcut = self.shortcut.forward_t(x, train)?;
         self.conv3
             .forward_add_t(&h, &shortcut, train, Activation::Relu)
+    }
+
+    fn to_graph(&self, g: &mut GraphBuilder, x: ValueId) -> ValueId {
+        let h = self.conv1.to_graph(g, x, Activation::Relu);
+        let h = self.conv2.to_graph(g, h, Activation::Relu);
+        let shortcut = self.shortcut.to_graph(g, x);
+        self.conv3.to_graph_add(g, h, shortcut, Activation::Relu)
     }
 }
 
@@ -260,6 +274,27 @@ impl ResNet {
             };
         }
         self.fc.forward(&global_avg_pool(&h)?)
+    }
+
+    /// The eval-mode network as graph nodes on `g`'s input.
+    pub(crate) fn to_graph(&self, g: &mut GraphBuilder) -> Result<ValueId> {
+        let x = g.input();
+        let mut h = self.stem.to_graph(g, x, Activation::Relu);
+        if self.max_pool {
+            h = g.push(Op::MaxPool3x3S2P1, &[h]);
+        }
+        for b in &self.blocks {
+            h = match b {
+                Block::Basic(b) => b.to_graph(g, h),
+                Block::Bottleneck(b) => b.to_graph(g, h),
+            };
+        }
+        let h = g.push(Op::GlobalAvgPool, &[h]);
+        let b = self
+            .fc
+            .bias()
+            .ok_or_else(|| candle_core::Error::Msg("fc without bias".into()))?;
+        Ok(g.linear(h, "fc", self.fc.weight(), b))
     }
 }
 
