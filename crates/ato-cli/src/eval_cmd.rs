@@ -1,6 +1,6 @@
-//! `ato eval` (a saved model on a test set) and `ato export` (a run's compact model).
+//! `ato eval`: a saved model (a run's compact model, or a model file) on a test set.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use ato_models::Model;
 use ato_sweep::config_layers;
 use ato_train::{RunData, RunDir};
@@ -18,15 +18,6 @@ pub struct EvalArgs {
     /// Data set keys as in configs (`dataset.name=…`, `dataset.root=…`, `device=…`).
     #[arg(value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct ExportArgs {
-    /// A finished run folder (it holds compact.safetensors).
-    pub run_dir: PathBuf,
-    /// Destination `.safetensors` file; its `.arch.json` goes beside it.
-    #[arg(long)]
-    pub out: PathBuf,
 }
 
 /// The compact model of a finished run folder; the error says when there is none.
@@ -78,24 +69,6 @@ pub fn eval_cmd(args: &EvalArgs) -> Result<()> {
         t.mean_loss(),
         model.param_count(),
         model.macs()
-    );
-    Ok(())
-}
-
-pub fn export_cmd(args: &ExportArgs) -> Result<()> {
-    let src = compact_model_file(&RunDir::new(&args.run_dir))?;
-    let model = Model::load(&src, &candle_core::Device::Cpu)?;
-    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| anyhow!("{}: {e}", parent.display()))?;
-    }
-    model.save(&args.out)?;
-    println!(
-        "wrote {} and {} ({} params, {} MACs, gate widths {:?})",
-        args.out.display(),
-        ato_models::io::arch_path(&args.out).display(),
-        model.param_count(),
-        model.macs(),
-        model.arch().gate_widths()
     );
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! - `ato sweep NAME|FILE` — a grid of runs with skip/resume/shard/SLURM support and an
 //!   atomically rewritten `summary.csv`.
 //! - `ato report DIR` — Markdown tables and PNG plots in `paper/`.
-//! - `ato eval`, `ato export` — evaluate or export a compact model.
+//! - `ato eval`, `ato export` — evaluate a compact model, or export it (ONNX or safetensors).
 //! - `ato bench train|infer MODEL` — images/s of the kernels, against stock candle and PyTorch;
 //!   `ato bench train|infer RUN_DIR` — a run's compact model against the dense one.
 //! - `ato check-gpu` — CUDA vs CPU numerics, CUDA benchmarks and demo epochs, in one table.
@@ -23,6 +23,7 @@ mod bench;
 mod check_gpu;
 mod data_cmd;
 mod eval_cmd;
+mod export_cmd;
 mod info;
 mod report_cmd;
 mod sweep;
@@ -49,8 +50,8 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Evaluate a compact model (a run folder or a saved model file) on a test set.
     Eval(eval_cmd::EvalArgs),
-    /// Copy a finished run's compact model (safetensors + architecture file) elsewhere.
-    Export(eval_cmd::ExportArgs),
+    /// A finished run's compact model as an ONNX file (--onnx) or a model file of ato's own (--out).
+    Export(export_cmd::ExportArgs),
     /// Images/s of training steps or inference, fast kernels vs stock candle; a run folder's
     /// compact model against the dense one.
     Bench(bench::BenchArgs),
@@ -72,7 +73,7 @@ fn main() -> ExitCode {
         Command::Sweep(a) => sweep::run_cmd(&a),
         Command::Report(a) => report_cmd::run_cmd(&a),
         Command::Eval(a) => eval_cmd::eval_cmd(&a),
-        Command::Export(a) => eval_cmd::export_cmd(&a),
+        Command::Export(a) => export_cmd::export_cmd(&a),
         Command::Bench(a) => bench::run(&a),
         Command::CheckGpu(a) => check_gpu::run_cmd(&a),
         Command::Data(c) => data_cmd::run(c),

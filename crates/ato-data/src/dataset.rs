@@ -356,3 +356,22 @@ impl SampleTables {
         }
     }
 }
+
+impl DatasetName {
+    /// The normalisation the loader of this data set applies (without opening it): what a model
+    /// trained on it expects, e.g. in an exported file's metadata. Digits are greyscale: the
+    /// first channel is the one used.
+    pub fn normalize(self) -> Normalize {
+        match self {
+            DatasetName::Synth10 | DatasetName::Synth100 => Normalize::new(SYNTH_MEAN, SYNTH_STD),
+            DatasetName::Cifar10 => cifar_normalize(CifarFormat::Cifar10),
+            DatasetName::Cifar100 => cifar_normalize(CifarFormat::Cifar100),
+            DatasetName::ImageNet => Normalize::imagenet(),
+            DatasetName::Digits => Normalize::new([DIGITS_MEAN; 3], [DIGITS_STD; 3]),
+        }
+    }
+}
+
+fn cifar_normalize(format: CifarFormat) -> Normalize {
+    Normalize::new(format.mean(), format.std())
+}

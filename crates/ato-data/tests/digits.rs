@@ -116,3 +116,24 @@ fn bad_files_give_one_line_naming_the_cause() {
         assert_eq!(e.lines().count(), 1, "{e}");
     }
 }
+
+/// `DatasetName::normalize` (what an exported model's metadata states) is what the loaders apply.
+#[test]
+fn normalize_of_a_name_is_what_its_loader_applies() {
+    use ato_data::{Dataset, DatasetName, Split};
+    let digits = Dataset::digits(Split::Test).unwrap();
+    assert_eq!(DatasetName::Digits.normalize(), digits.normalize());
+    let dir = tempfile::tempdir().unwrap();
+    let size = ato_data::SynthSize {
+        train: 20,
+        test: 20,
+    };
+    let synth = Dataset::synth(dir.path(), 10, 0, size, Split::Test).unwrap();
+    assert_eq!(DatasetName::Synth10.normalize(), synth.normalize());
+    // negative control: another data set's statistics differ
+    assert_ne!(DatasetName::Cifar10.normalize(), digits.normalize());
+    assert_ne!(
+        DatasetName::Cifar10.normalize(),
+        DatasetName::Cifar100.normalize()
+    );
+}

@@ -30,6 +30,7 @@
 
 pub mod config;
 pub mod graph;
+mod graph_eval;
 pub mod io;
 pub mod latency;
 pub mod layers;

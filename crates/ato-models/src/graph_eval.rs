@@ -1,0 +1,66 @@
+//! [`NetworkGraph::evaluate`]: a graph run node by node with candle's own ops.
+
+use crate::graph::{NetworkGraph, Op};
+use candle_core::{Result, Tensor, D};
+
+impl NetworkGraph {
+    /// The tensor named `name`.
+    pub fn param(&self, name: &str) -> Option<&Tensor> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// Logits of `x` (N, C, H, W), computed node by node with candle's own ops (not the fast
+    /// kernels the model runs on).
+    pub fn evaluate(&self, x: &Tensor) -> Result<Tensor> {
+        let p = |name: &str| {
+            self.param(name)
+                .cloned()
+                .ok_or_else(|| candle_core::Error::Msg(format!("graph: no tensor `{name}`")))
+        };
+        let mut values = vec![x.clone()];
+        for node in &self.nodes {
+            let a = &values[node.inputs[0]];
+            let out = match &node.op {
+                Op::Conv {
+                    weight,
+                    stride,
+                    padding,
+                    groups,
+                } => a.conv2d(&p(weight)?, *padding, *stride, 1, *groups)?,
+                Op::BatchNorm {
+                    scale,
+                    bias,
+                    mean,
+                    var,
+                    eps,
+                } => {
+                    let c = |t: Tensor| t.reshape((1, (), 1, 1));
+                    let std = (p(var)? + *eps)?.sqrt()?;
+                    let y = a.broadcast_sub(&c(p(mean)?)?)?;
+                    let y = y.broadcast_div(&c(std)?)?.broadcast_mul(&c(p(scale)?)?)?;
+                    y.broadcast_add(&c(p(bias)?)?)?
+                }
+                Op::Relu => a.relu()?,
+                Op::Relu6 => a.clamp(0f32, 6f32)?,
+                Op::Add => (a + &values[node.inputs[1]])?,
+                Op::Subsample2 => crate::layers::subsample2(a)?,
+                Op::PadChannels { before, after } => a.pad_with_zeros(1, *before, *after)?,
+                Op::MaxPool3x3S2P1 => crate::layers::max_pool_3x3_s2_p1(a)?,
+                Op::GlobalAvgPool => a.mean((2, 3))?,
+                Op::Linear { weight, bias } => a
+                    .matmul(&p(weight)?.t()?)?
+                    .broadcast_add(&p(bias)?.unsqueeze(0)?)?,
+            };
+            values.push(out);
+        }
+        let logits = values.pop().expect("the input at least");
+        if logits.dim(D::Minus1)? != self.num_classes {
+            candle_core::bail!(
+                "graph: {} outputs, {} classes",
+                logits.dim(D::Minus1)?,
+                self.num_classes
+            );
+        }
+        Ok(logits)
+    }
+}
