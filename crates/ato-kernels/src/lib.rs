@@ -110,6 +110,7 @@ pub mod batchnorm;
 mod channel_scale;
 pub mod conv;
 mod conv_bn;
+pub mod cpu;
 mod elementwise;
 mod matmul;
 mod output;

@@ -37,17 +37,12 @@ macro_rules! multiversion {
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                {
+                match $crate::cpu::simd_path() {
                     // SAFETY: the CPU has the features `avx512` is compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                    $crate::cpu::SimdPath::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: the CPU has the features `avx2` is compiled for.
-                    return unsafe { avx2($($arg),*) };
+                    $crate::cpu::SimdPath::Avx2Fma => return unsafe { avx2($($arg),*) },
+                    $crate::cpu::SimdPath::Baseline => {}
                 }
             }
             body($($arg),*)

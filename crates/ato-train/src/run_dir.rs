@@ -37,6 +37,11 @@ impl RunDir {
         self.path.join("config.toml")
     }
 
+    /// `machine.json`: where each start of the run ran ([`crate::records::MachineRecord`]).
+    pub fn machine_file(&self) -> PathBuf {
+        self.path.join("machine.json")
+    }
+
     /// `metrics.csv`: one row per epoch.
     pub fn metrics_file(&self) -> PathBuf {
         self.path.join("metrics.csv")

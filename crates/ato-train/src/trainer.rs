@@ -334,6 +334,10 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
         .map_err(|e| TrainError::Io(format!("{}: {e}", run_dir.path().display())))?;
     write_text_atomically(&run_dir.config_file(), &cfg.to_toml())?;
     let mut metrics = lp.resume(&run_dir)?;
+    crate::records::append_machine(
+        &run_dir.machine_file(),
+        crate::records::MachineRecord::here(&device, lp.state.epochs_done),
+    )?;
     let epochs = cfg.train.epochs;
     for epoch in lp.state.epochs_done..epochs {
         let row = lp.epoch(&data, epoch, opts)?;

@@ -3,7 +3,9 @@
 
 use ato_models::Model;
 use ato_train::config::HyperStep;
-use ato_train::{run, EpochMetrics, Method, RunConfig, RunOptions, RunOutcome, TrainError};
+use ato_train::{
+    run, EpochMetrics, MachineRecord, Method, RunConfig, RunOptions, RunOutcome, TrainError,
+};
 use std::path::Path;
 
 /// A run of a few seconds: ResNet-20 at base width 4 on 512 synthetic images, 4 epochs.
@@ -203,6 +205,18 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_numbers() {
     let resumed = run(&other, &quiet()).unwrap();
     // the controller's steps survive the kill too (the checkpoint keeps the count)
     assert_same_numbers(&resumed, &whole);
+    // machine.json: one record per start, the resumed one from the checkpoint's epoch
+    let starts = |cfg: &RunConfig| -> Vec<MachineRecord> {
+        let text = std::fs::read_to_string(ato_train::RunDir::of(cfg).machine_file()).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let (one, two) = (starts(&cfg), starts(&other));
+    assert_eq!(one.len(), 1);
+    assert_eq!(two.iter().map(|m| m.from_epoch).collect::<Vec<_>>(), [0, 2]);
+    let m = &two[1];
+    assert_eq!((m.device.as_str(), m.mode.as_str()), ("cpu", "default"));
+    assert!(["avx512", "avx2+fma", "baseline"].contains(&m.kernel_simd.as_str()));
+    assert!(m.threads >= 1 && !m.cpu_model.is_empty(), "{m:?}");
 }
 
 /// Every epoch's metrics but the times, the final accuracies, the compact model's size and

@@ -1,5 +1,5 @@
-//! What a run writes, row by row: `metrics.csv` (one row per epoch) and the `summary.csv` row
-//! of docs/design.md §7. Files are rewritten whole through a temporary file and a rename, so a
+//! What a run writes, row by row: `metrics.csv` (one row per epoch), the `summary.csv` row
+//! of docs/design.md §7, and `machine.json` (one record per start of the run). Files are rewritten whole through a temporary file and a rename, so a
 //! killed run never leaves a partial CSV behind.
 
 use crate::TrainError;
@@ -7,9 +7,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
 
+mod machine;
 mod metrics;
 mod summary;
 
+pub use machine::{append_machine, MachineRecord};
 pub use metrics::EpochMetrics;
 pub use summary::{RunStatus, SummaryRow};
 
