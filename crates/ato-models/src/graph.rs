@@ -141,12 +141,21 @@ impl GraphBuilder {
         }
     }
 
-    pub(crate) fn linear(&mut self, x: ValueId, path: &str, w: &Tensor, b: &Tensor) -> ValueId {
+    /// `x·Wᵀ + b` of the layer whose variables are `{path}.weight` and `{path}.bias`.
+    pub(crate) fn linear(
+        &mut self,
+        x: ValueId,
+        path: &str,
+        layer: &candle_nn::Linear,
+    ) -> candle_core::Result<ValueId> {
+        let bias = layer
+            .bias()
+            .ok_or_else(|| candle_core::Error::Msg(format!("graph: `{path}` has no bias")))?;
         let op = Op::Linear {
-            weight: self.param(format!("{path}.weight"), w),
-            bias: self.param(format!("{path}.bias"), b),
+            weight: self.param(format!("{path}.weight"), layer.weight()),
+            bias: self.param(format!("{path}.bias"), bias),
         };
-        self.push(op, &[x])
+        Ok(self.push(op, &[x]))
     }
 
     pub(crate) fn finish(self, input: (usize, usize, usize), num_classes: usize) -> NetworkGraph {

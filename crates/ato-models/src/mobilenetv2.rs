@@ -195,10 +195,6 @@ impl MobileNetV2 {
         }
         let h = self.head.to_graph(g, h, Activation::Relu6);
         let h = g.push(Op::GlobalAvgPool, &[h]);
-        let b = self
-            .classifier
-            .bias()
-            .ok_or_else(|| candle_core::Error::Msg("classifier without bias".into()))?;
-        Ok(g.linear(h, "classifier", self.classifier.weight(), b))
+        g.linear(h, "classifier", &self.classifier)
     }
 }

@@ -290,11 +290,7 @@ impl ResNet {
             };
         }
         let h = g.push(Op::GlobalAvgPool, &[h]);
-        let b = self
-            .fc
-            .bias()
-            .ok_or_else(|| candle_core::Error::Msg("fc without bias".into()))?;
-        Ok(g.linear(h, "fc", self.fc.weight(), b))
+        g.linear(h, "fc", &self.fc)
     }
 }
 

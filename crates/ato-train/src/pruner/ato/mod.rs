@@ -71,7 +71,8 @@ pub struct Ato {
     device: Device,
     /// θ, shared with the stepper; read (masks) only while no step runs.
     controller: Controller,
-    flops: FlopsRegulariser,
+    /// p, the prunable-MACs ratio the regulariser aims for.
+    target_ratio: f64,
     /// |D_c|.
     subset_len: usize,
     /// The steps' optimiser and subset, here or on the worker thread.
@@ -141,10 +142,11 @@ impl Ato {
         let subset = Loader::new(&subset, loader_cfg, model.device())?;
         let subset_len = subset.dataset().len();
         let mask = Mask::full(&widths);
+        let target_ratio = flops.target();
         let lane = Lane::new(Stepper {
             controller: controller.clone(),
+            flops,
             optimizer,
-            flops: flops.clone(),
             subset,
             seed: cfg.seed,
             gamma: a.gamma,
@@ -164,7 +166,7 @@ impl Ato {
             seed: cfg.seed,
             device: model.device().clone(),
             controller,
-            flops,
+            target_ratio,
             subset_len,
             lane,
             controller_steps: 0,
@@ -183,7 +185,7 @@ impl Ato {
 
     /// p, the prunable-MACs ratio the regulariser aims for.
     pub fn target_ratio(&self) -> f64 {
-        self.flops.target()
+        self.target_ratio
     }
 
     /// The controller steps the whole window takes.
