@@ -1,7 +1,9 @@
-//! `ato info`: parameter and MAC counts of a model of the registry.
+//! `ato info`: parameter and MAC counts of a model of the registry or of an ONNX file.
 
 use anyhow::{Context, Result};
 use ato_data::DatasetName;
+use ato_models::graph_groups::GroupPolicy;
+use ato_models::graph_net::GraphSpec;
 use ato_models::{describe, ModelConfig, ModelName};
 use ato_sweep::overrides::merge_overrides;
 use ato_zig::WidthPolynomial;
@@ -9,6 +11,7 @@ use clap::Args;
 use figment::providers::Serialized;
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// The data set a model is usually trained on: CIFAR-10 for the CIFAR ResNets, ImageNet
 /// otherwise.
@@ -22,8 +25,11 @@ pub fn natural_dataset(name: ModelName) -> DatasetName {
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     /// Model name: resnet20, resnet32, resnet56, resnet110, resnet18, resnet34, resnet50,
-    /// mobilenetv2.
+    /// mobilenetv2; or an ONNX file (`*.onnx`), whose gates are listed.
     pub model: String,
+    /// ONNX files: which coupled channels are gates, `inner` (as the built-ins) or `all`.
+    #[arg(long, default_value = "inner", value_parser = parse_policy)]
+    pub groups: GroupPolicy,
     /// Size the model for this data set: synth10, synth100, cifar10, cifar100, imagenet
     /// [default: cifar10 for CIFAR ResNets, else imagenet].
     #[arg(long)]
@@ -51,6 +57,20 @@ pub struct ModelInfo {
 #[serde(deny_unknown_fields)]
 struct ModelOnly {
     model: ModelConfig,
+}
+
+fn parse_policy(s: &str) -> Result<GroupPolicy, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("`{s}` is not inner or all"))
+}
+
+/// The config of an imported model: the file's input shape and classes.
+pub fn onnx_config(path: &Path, policy: GroupPolicy) -> Result<ModelConfig> {
+    let graph = ato_onnx::read_onnx(path)?;
+    let spec = GraphSpec::of(&graph, policy, &path.display().to_string());
+    let cfg = ModelConfig::graph(spec, graph.input, graph.num_classes);
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// The model config for `name` on `dataset` with `model.*` overrides applied.
@@ -86,7 +106,11 @@ pub fn model_info(cfg: &ModelConfig) -> Result<ModelInfo> {
 }
 
 pub fn run(args: &InfoArgs) -> Result<()> {
-    let cfg = model_config(&args.model, args.dataset, &args.overrides)?;
+    let cfg = if args.model.ends_with(".onnx") {
+        onnx_config(Path::new(&args.model), args.groups)?
+    } else {
+        model_config(&args.model, args.dataset, &args.overrides)?
+    };
     let info = model_info(&cfg)?;
     if args.json {
         println!("{}", serde_json::to_string(&info)?);
@@ -105,6 +129,11 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         println!("prunable MACs   {} ({pct:.1}%)", info.prunable_macs);
         println!("gates           {}", info.gates);
         println!("gated channels  {}", info.gated_channels);
+        if cfg.graph.is_some() {
+            for g in describe(&cfg)?.gates {
+                println!("  gate {:<28} {} channels", g.name, g.width);
+            }
+        }
     }
     Ok(())
 }

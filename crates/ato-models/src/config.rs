@@ -17,6 +17,8 @@ pub enum ModelName {
     Resnet34,
     Resnet50,
     Mobilenetv2,
+    /// A network read from a graph (`model.onnx`); its topology is [`ModelConfig::graph`].
+    Onnx,
 }
 
 /// The architecture family a name belongs to.
@@ -35,6 +37,8 @@ pub enum Family {
         blocks: [usize; 4],
     },
     MobileNetV2,
+    /// An imported graph (see [`crate::graph_net`]).
+    Graph,
 }
 
 impl ModelName {
@@ -60,6 +64,7 @@ impl ModelName {
             ModelName::Resnet34 => "resnet34",
             ModelName::Resnet50 => "resnet50",
             ModelName::Mobilenetv2 => "mobilenetv2",
+            ModelName::Onnx => "onnx",
         }
     }
 
@@ -67,6 +72,7 @@ impl ModelName {
     pub fn parse(name: &str) -> Result<Self, ModelError> {
         Self::ALL
             .into_iter()
+            .chain([ModelName::Onnx])
             .find(|m| m.as_str() == name.to_ascii_lowercase())
             .ok_or_else(|| ModelError::UnknownModel(name.to_string()))
     }
@@ -95,6 +101,7 @@ impl ModelName {
                 blocks: [3, 4, 6, 3],
             },
             ModelName::Mobilenetv2 => Family::MobileNetV2,
+            ModelName::Onnx => Family::Graph,
         }
     }
 }
@@ -149,6 +156,9 @@ pub struct ModelConfig {
     /// Per-gate widths (a compact model); unset = the full widths.
     #[serde(default)]
     pub widths: Option<Vec<usize>>,
+    /// The topology of an imported model (`name = "onnx"`); unset for built-ins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<crate::graph_net::GraphSpec>,
 }
 
 impl ModelConfig {
@@ -164,7 +174,20 @@ impl ModelConfig {
             width_mult: 1.0,
             stem_stride: None,
             widths: None,
+            graph: None,
         }
+    }
+
+    /// An imported model: `graph` for images of `input` (C, H, W) and `num_classes` classes.
+    pub fn graph(
+        graph: crate::graph_net::GraphSpec,
+        input: (usize, usize, usize),
+        num_classes: usize,
+    ) -> Self {
+        let mut c = Self::new(ModelName::Onnx, num_classes, input.1);
+        c.in_channels = input.0;
+        c.graph = Some(graph);
+        c
     }
 
     /// A model for 32×32 inputs (CIFAR, synth). Panics on an unknown name; see [`ModelName::parse`].
@@ -186,6 +209,13 @@ impl ModelConfig {
         let bad = |field: &str, why: String| {
             Err(ModelError::InvalidConfig(format!("model.{field}: {why}")))
         };
+        if (self.name == ModelName::Onnx) != self.graph.is_some() {
+            return bad(
+                "name",
+                "`onnx` goes with an imported graph (model.onnx = \"file.onnx\"), and only it"
+                    .into(),
+            );
+        }
         if self.num_classes == 0 {
             return bad("num_classes", "must be at least 1".into());
         }

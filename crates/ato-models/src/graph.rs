@@ -9,17 +9,22 @@
 
 use ato_kernels::{Activation, BatchNorm2d, ConvParams};
 use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// A value of the graph (0 = the input).
 pub type ValueId = usize;
 
 /// An operator of the graph; tensor operands are names in [`NetworkGraph::params`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// Bias-free 2-D convolution, square kernel, symmetric padding.
+    /// 2-D convolution, square kernel (the weight's last dim), symmetric padding, optional
+    /// bias.
     Conv {
         weight: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bias: Option<String>,
         stride: usize,
         padding: usize,
         groups: usize,
@@ -43,10 +48,24 @@ pub enum Op {
         before: usize,
         after: usize,
     },
-    /// 3×3 max-pooling, stride 2, padding 1 (inputs are non-negative).
-    MaxPool3x3S2P1,
+    /// Square max-pooling; padded pixels never win (−∞ padding).
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    /// Square average pooling; padded pixels count as zeros (`count_include_pad`).
+    AvgPool {
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
     /// (N, C, H, W) → (N, C), the mean over H and W.
     GlobalAvgPool,
+    /// (N, C, H, W) → (N, C·H·W), channel-major (identity on (N, C)).
+    Flatten,
+    /// Concatenation of every input along the channel axis, in input order.
+    Concat,
     /// `x·Wᵀ + b`, W of shape (out, in).
     Linear {
         weight: String,
@@ -55,7 +74,7 @@ pub enum Op {
 }
 
 /// One node: an operator on earlier values.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub op: Op,
     pub inputs: Vec<ValueId>,
@@ -93,7 +112,7 @@ impl GraphBuilder {
         0
     }
 
-    fn param(&mut self, name: String, t: &Tensor) -> String {
+    pub(crate) fn param(&mut self, name: String, t: &Tensor) -> String {
         if !self.names.contains_key(&name) {
             self.names.insert(name.clone(), self.params.len());
             self.params.push((name.clone(), t.clone()));
@@ -114,6 +133,7 @@ impl GraphBuilder {
         let weight = self.param(name.to_string(), w);
         let op = Op::Conv {
             weight,
+            bias: None,
             stride: p.stride,
             padding: p.padding,
             groups: p.groups,

@@ -1,6 +1,7 @@
 //! [`NetworkGraph::evaluate`]: a graph run node by node with candle's own ops.
 
 use crate::graph::{NetworkGraph, Op};
+use crate::pool::{avg_pool, max_pool};
 use candle_core::{Result, Tensor, D};
 
 impl NetworkGraph {
@@ -23,10 +24,17 @@ impl NetworkGraph {
             let out = match &node.op {
                 Op::Conv {
                     weight,
+                    bias,
                     stride,
                     padding,
                     groups,
-                } => a.conv2d(&p(weight)?, *padding, *stride, 1, *groups)?,
+                } => {
+                    let y = a.conv2d(&p(weight)?, *padding, *stride, 1, *groups)?;
+                    match bias {
+                        Some(b) => y.broadcast_add(&p(b)?.reshape((1, (), 1, 1))?)?,
+                        None => y,
+                    }
+                }
                 Op::BatchNorm {
                     scale,
                     bias,
@@ -45,8 +53,22 @@ impl NetworkGraph {
                 Op::Add => (a + &values[node.inputs[1]])?,
                 Op::Subsample2 => crate::layers::subsample2(a)?,
                 Op::PadChannels { before, after } => a.pad_with_zeros(1, *before, *after)?,
-                Op::MaxPool3x3S2P1 => crate::layers::max_pool_3x3_s2_p1(a)?,
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                } => max_pool(a, *kernel, *stride, *padding)?,
+                Op::AvgPool {
+                    kernel,
+                    stride,
+                    padding,
+                } => avg_pool(a, *kernel, *stride, *padding)?,
                 Op::GlobalAvgPool => a.mean((2, 3))?,
+                Op::Flatten => a.flatten_from(1)?,
+                Op::Concat => {
+                    let parts: Vec<&Tensor> = node.inputs.iter().map(|&v| &values[v]).collect();
+                    Tensor::cat(&parts, 1)?
+                }
                 Op::Linear { weight, bias } => a
                     .matmul(&p(weight)?.t()?)?
                     .broadcast_add(&p(bias)?.unsqueeze(0)?)?,

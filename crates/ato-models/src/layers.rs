@@ -38,6 +38,25 @@ impl Conv {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ato_kernels::conv2d(x, &self.weight, self.params)
     }
+
+    /// This conv, with an optional bias `{path}.bias`, as a graph node on `x`.
+    pub(crate) fn to_graph(
+        &self,
+        g: &mut GraphBuilder,
+        x: ValueId,
+        bias: Option<&Tensor>,
+    ) -> ValueId {
+        let weight = g.param(format!("{}.weight", self.path), &self.weight);
+        let bias = bias.map(|b| g.param(format!("{}.bias", self.path), b));
+        let op = Op::Conv {
+            weight,
+            bias,
+            stride: self.params.stride,
+            padding: self.params.padding,
+            groups: self.params.groups,
+        };
+        g.push(op, &[x])
+    }
 }
 
 pub(crate) fn conv(
@@ -45,8 +64,9 @@ pub(crate) fn conv(
     widths: &[usize],
     store: &mut ParamStore,
 ) -> std::result::Result<Conv, ModelError> {
-    let (cin, cout) = (width(spec.in_dim, widths), width(spec.out_dim, widths));
-    let (per_group_in, groups) = if spec.depthwise { (1, cin) } else { (cin, 1) };
+    let (cin, cout) = (spec.in_width(widths), width(spec.out_dim, widths));
+    let groups = if spec.depthwise { cin } else { spec.groups };
+    let per_group_in = cin / groups;
     let w = store.var(
         &format!("{}.weight", spec.path),
         &[cout, per_group_in, spec.kernel, spec.kernel],
@@ -64,13 +84,23 @@ pub(crate) fn bn(
     widths: &[usize],
     store: &mut ParamStore,
 ) -> std::result::Result<BatchNorm2d, ModelError> {
+    bn_with_eps(spec, widths, store, BN_EPS)
+}
+
+/// A BatchNorm with its own epsilon (an imported graph's).
+pub(crate) fn bn_with_eps(
+    spec: &BnSpec,
+    widths: &[usize],
+    store: &mut ParamStore,
+    eps: f64,
+) -> std::result::Result<BatchNorm2d, ModelError> {
     let n = width(spec.dim, widths);
     let p = &spec.path;
     let weight = store.var(&format!("{p}.weight"), &[n], Init::Const(1.0))?;
     let bias = store.var(&format!("{p}.bias"), &[n], Init::Const(0.0))?;
     let mean = store.var(&format!("{p}.running_mean"), &[n], Init::Const(0.0))?;
     let var = store.var(&format!("{p}.running_var"), &[n], Init::Const(1.0))?;
-    Ok(BatchNorm2d::new(weight, bias, mean, var, BN_EPS)?)
+    Ok(BatchNorm2d::new(weight, bias, mean, var, eps)?)
 }
 
 pub(crate) fn linear(

@@ -31,12 +31,17 @@
 pub mod config;
 pub mod graph;
 mod graph_eval;
+pub mod graph_groups;
+pub mod graph_net;
+pub mod graph_shapes;
+pub mod graph_sketch;
 pub mod io;
 pub mod latency;
 pub mod layers;
 pub mod mobilenetv2;
 pub mod model;
 pub mod params;
+pub mod pool;
 pub mod resnet;
 
 pub use config::{Family, ModelConfig, ModelName, ShortcutKind};

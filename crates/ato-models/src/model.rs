@@ -2,6 +2,7 @@
 
 use crate::config::{Family, ModelConfig};
 use crate::graph::{GraphBuilder, NetworkGraph};
+use crate::graph_net::GraphNet;
 use crate::layers::GateValues;
 use crate::mobilenetv2::MobileNetV2;
 use crate::params::ParamStore;
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 enum Network {
     ResNet(ResNet),
     MobileNetV2(MobileNetV2),
+    Graph(GraphNet),
 }
 
 /// A model of the registry: the network, its [`Arch`], its gates and its variables.
@@ -123,6 +125,7 @@ impl Model {
         match network {
             Network::ResNet(n) => n.forward_t(x, g, train),
             Network::MobileNetV2(n) => n.forward_t(x, g, train),
+            Network::Graph(n) => n.forward_t(x, g, train),
         }
     }
 
@@ -172,6 +175,7 @@ impl Model {
         match &self.network {
             Network::ResNet(n) => n.to_graph(&mut g)?,
             Network::MobileNetV2(n) => n.to_graph(&mut g)?,
+            Network::Graph(n) => n.to_graph(&mut g)?,
         };
         let c = &self.config;
         Ok(g.finish((c.in_channels, c.input_size, c.input_size), c.num_classes))
@@ -258,6 +262,13 @@ fn instantiate(
     let network = match declared {
         Declared::ResNet(s) => Network::ResNet(ResNet::new(&s, &widths, store)?),
         Declared::MobileNetV2(s) => Network::MobileNetV2(MobileNetV2::new(&s, &widths, store)?),
+        Declared::Graph(d) => {
+            let spec = config
+                .graph
+                .as_ref()
+                .expect("validated: a graph model has its graph");
+            Network::Graph(GraphNet::new(spec, &d, &widths, store)?)
+        }
     };
     Ok((arch, network))
 }
@@ -292,7 +303,7 @@ fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
             },
             64,
         )),
-        Family::MobileNetV2 => None,
+        Family::MobileNetV2 | Family::Graph => None,
     };
     let declared = match resnet {
         Some((layout, default_base)) => Declared::ResNet(ResNet::build(
@@ -302,6 +313,14 @@ fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
             config.num_classes,
             (config.in_channels, config.input_size),
         )),
+        None if config.name.family() == Family::Graph => {
+            let spec = config
+                .graph
+                .as_ref()
+                .expect("validated: a graph model has its graph");
+            let input = [config.in_channels, config.input_size, config.input_size];
+            Declared::Graph(crate::graph_net::declare(spec, input, &mut b)?)
+        }
         None => {
             let stride = config
                 .stem_stride
@@ -321,6 +340,7 @@ fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
 enum Declared {
     ResNet(crate::resnet::ResNetSpec),
     MobileNetV2(crate::mobilenetv2::MobileNetV2Spec),
+    Graph(crate::graph_net::GraphDecl),
 }
 
 #[cfg(test)]

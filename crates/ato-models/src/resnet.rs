@@ -281,7 +281,14 @@ impl ResNet {
         let x = g.input();
         let mut h = self.stem.to_graph(g, x, Activation::Relu);
         if self.max_pool {
-            h = g.push(Op::MaxPool3x3S2P1, &[h]);
+            h = g.push(
+                Op::MaxPool {
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                },
+                &[h],
+            );
         }
         for b in &self.blocks {
             h = match b {

@@ -4,42 +4,17 @@
 //! within 1e-4 of their scale. Negative controls: a graph with a changed stride or BN ε, a file
 //! with a changed BN ε.
 
+mod common;
+
 use ato_models::graph::{NetworkGraph, Op};
 use ato_models::{Model, ModelConfig, ModelName, ShortcutKind};
 use ato_onnx::{to_onnx, InputSpec};
 use ato_zig::{KeptChannels, Mask};
 use candle_core::{Device, Tensor};
+use common::{model, small};
 use onnx_protobuf::{Message, ModelProto};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn small(name: ModelName, size: usize, base: Option<usize>) -> ModelConfig {
-    let mut c = ModelConfig::new(name, 10, size);
-    c.base_width = base;
-    c
-}
-
-/// A model whose BN statistics and affine parameters are random (BN matters in eval mode).
-fn model(cfg: &ModelConfig, seed: u64) -> Model {
-    let m = Model::new(cfg, &Device::Cpu, seed).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    for (name, var) in m.named_vars() {
-        let n = var.elem_count();
-        let range = if name.ends_with("running_var") {
-            0.5..2.0
-        } else if name.ends_with("running_mean") || name.contains("bn") && name.ends_with("bias") {
-            -0.3..0.3
-        } else if name.contains("bn") && name.ends_with("weight") {
-            0.5..1.5
-        } else {
-            continue;
-        };
-        let v: Vec<f32> = (0..n).map(|_| rng.random_range(range.clone())).collect();
-        var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
-            .unwrap();
-    }
-    m
-}
 
 fn spec() -> InputSpec {
     InputSpec {
@@ -200,4 +175,91 @@ fn a_changed_attribute_in_the_file_is_seen_by_the_runtime() {
         meta.contains(&("normalization_std", "0.25,0.25,0.25")),
         "{meta:?}"
     );
+}
+
+/// The operators the built-in models do not use — a biased conv, a general (padded) max
+/// pool, average pools with and without padding (padded zeros counted), a channel concat,
+/// a flatten — exported and run by tract give the graph's own logits; the file imports back
+/// as the same graph.
+#[test]
+fn imported_operators_run_in_tract() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let mut t = |shape: &[usize]| {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    };
+    let params = vec![
+        ("a.weight".to_string(), t(&[4, 3, 3, 3])),
+        ("a.bias".to_string(), t(&[4])),
+        ("b.weight".to_string(), t(&[2, 4, 1, 1])),
+        ("fc.weight".to_string(), t(&[5, 24])),
+        ("fc.bias".to_string(), t(&[5])),
+    ];
+    let conv = |w: &str, bias: Option<&str>, padding| Op::Conv {
+        weight: w.into(),
+        bias: bias.map(String::from),
+        stride: 1,
+        padding,
+        groups: 1,
+    };
+    let ops = [
+        (conv("a.weight", Some("a.bias"), 1), vec![0]),
+        (
+            Op::MaxPool {
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+            },
+            vec![1],
+        ),
+        (conv("b.weight", None, 0), vec![2]),
+        (Op::Concat, vec![2, 3]),
+        (
+            Op::AvgPool {
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            },
+            vec![4],
+        ),
+        (
+            Op::AvgPool {
+                kernel: 2,
+                stride: 2,
+                padding: 0,
+            },
+            vec![5],
+        ),
+        (Op::Flatten, vec![6]),
+        (
+            Op::Linear {
+                weight: "fc.weight".into(),
+                bias: "fc.bias".into(),
+            },
+            vec![7],
+        ),
+    ];
+    let graph = NetworkGraph {
+        nodes: ops
+            .into_iter()
+            .map(|(op, inputs)| ato_models::graph::Node { op, inputs })
+            .collect(),
+        params,
+        input: (3, 8, 8),
+        num_classes: 5,
+    };
+    let (x, shape) = batch(8, 9);
+    let want = graph_logits(&graph, &x, shape).unwrap();
+    let proto = to_onnx(&graph, &spec()).unwrap();
+    let (d, scale) = gap(&want, &run_tract(&proto, &x, shape));
+    assert!(d < 1e-4 * scale, "tract vs graph {d} (scale {scale})");
+    // control: without count_include_pad the runtime leaves padded zeros out of the mean
+    let mut excluded = proto.clone();
+    for n in &mut excluded.graph.as_mut().unwrap().node {
+        n.attribute.retain(|a| a.name != "count_include_pad");
+    }
+    assert!(gap(&want, &run_tract(&excluded, &x, shape)).0 > 1e-3);
+    let back = ato_onnx::from_proto(&proto).unwrap();
+    assert_eq!(back.nodes, graph.nodes);
 }

@@ -65,7 +65,7 @@ impl<'a> Loop<'a> {
         run_dir: &RunDir,
         opts: &RunOptions,
     ) -> Result<Self, TrainError> {
-        let model = Model::new(&cfg.model_config(), device, cfg.seed)?;
+        let model = cfg.initial_model(device)?;
         let groups = GroupSet::new(model.gates(), &model.named_vars())?;
         Ok(Self {
             cfg,

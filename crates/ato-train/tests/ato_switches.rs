@@ -20,7 +20,7 @@ fn setup(dir: &std::path::Path) -> (RunConfig, Model, Dataset) {
         test: 32,
     });
     let train = Dataset::open(&spec, Split::Train).unwrap();
-    let model = Model::new(&cfg.model_config(), &Device::Cpu, 0).unwrap();
+    let model = Model::new(&cfg.model_config().unwrap(), &Device::Cpu, 0).unwrap();
     (cfg, model, train)
 }
 

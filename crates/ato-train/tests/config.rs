@@ -16,11 +16,11 @@ fn defaults_are_valid_and_round_trip_through_toml() {
     cfg.validate().unwrap();
     let back = RunConfig::from_toml(&cfg.to_toml()).unwrap();
     assert_eq!(back, cfg);
-    let m = cfg.model_config();
+    let m = cfg.model_config().unwrap();
     assert_eq!((m.num_classes, m.input_size), (10, 32));
     let cfg =
         RunConfig::from_toml("dataset.name = \"imagenet\"\nmodel.name = \"resnet50\"").unwrap();
-    let m = cfg.model_config();
+    let m = cfg.model_config().unwrap();
     assert_eq!((m.num_classes, m.input_size), (1000, 224));
 }
 
@@ -288,8 +288,15 @@ fn every_key_is_documented_and_listed_for_help() {
     for d in &keys {
         let (section, field) = d.key.split_once('.').unwrap_or(("", &d.key));
         // a key without a default is a number or a string (e.g. prune.reference_run)
+        // (or an enum whose doc names its default: `[default: inner]`)
+        let named = d
+            .doc
+            .split("[default: ")
+            .nth(1)
+            .and_then(|r| r.split(']').next());
+        let named = format!("\"{}\"", named.unwrap_or("x"));
         let values: Vec<&str> = if d.default.is_empty() {
-            vec!["1", "\"x\""]
+            vec!["1", "\"x\"", &named]
         } else {
             vec![&d.default]
         };

@@ -40,7 +40,13 @@ impl Dim {
 pub struct ConvSpec {
     /// Parameter path prefix (the weight is `{path}.weight`).
     pub path: String,
+    /// The input channels; when `in_parts` is not empty the input is their concatenation
+    /// and `in_dim` is unused (see [`ConvSpec::inputs`]).
     pub in_dim: Dim,
+    /// The parts of a concatenated input, in channel order (empty: the input is `in_dim`).
+    pub in_parts: Vec<Dim>,
+    /// Convolution groups of a dense (not depthwise) conv: 1, or a divisor of fixed widths.
+    pub groups: usize,
     pub out_dim: Dim,
     pub kernel: usize,
     pub stride: usize,
@@ -51,6 +57,22 @@ pub struct ConvSpec {
     pub in_hw: (usize, usize),
     /// Spatial size of the output, (H, W).
     pub out_hw: (usize, usize),
+}
+
+impl ConvSpec {
+    /// The input channel parts in order: `in_parts`, or `[in_dim]`.
+    pub fn inputs(&self) -> Vec<Dim> {
+        if self.in_parts.is_empty() {
+            vec![self.in_dim]
+        } else {
+            self.in_parts.clone()
+        }
+    }
+
+    /// Input channels at the given gate widths.
+    pub fn in_width(&self, gate_widths: &[usize]) -> usize {
+        self.inputs().iter().map(|d| d.resolve(gate_widths)).sum()
+    }
 }
 
 /// Batch normalisation over `dim` channels (affine weight and bias, running mean and var).
@@ -113,8 +135,8 @@ impl Arch {
         for layer in &self.layers {
             match layer {
                 Layer::Conv(c) => {
-                    let (i, o) = (c.in_dim.resolve(&w), c.out_dim.resolve(&w));
-                    let per_group_in = if c.depthwise { 1 } else { i };
+                    let (i, o) = (c.in_width(&w), c.out_dim.resolve(&w));
+                    let per_group_in = if c.depthwise { 1 } else { i / c.groups };
                     out.push((
                         format!("{}.weight", c.path),
                         vec![o, per_group_in, c.kernel, c.kernel],

@@ -108,6 +108,8 @@ impl ArchBuilder {
         let spec = ConvSpec {
             path,
             in_dim,
+            in_parts: Vec::new(),
+            groups: 1,
             out_dim,
             kernel,
             stride,
@@ -117,6 +119,17 @@ impl ArchBuilder {
             in_hw,
             out_hw,
         };
+        self.arch.layers.push(Layer::Conv(spec.clone()));
+        spec
+    }
+
+    /// A convolution as specified (concatenated inputs, groups, bias: what an imported graph
+    /// needs); `out_hw` is recomputed from `in_hw`. Grouped dense convs must have fixed widths.
+    pub fn conv_spec(&mut self, mut spec: ConvSpec) -> ConvSpec {
+        spec.out_hw = (
+            conv_out(spec.in_hw.0, spec.kernel, spec.stride, spec.padding),
+            conv_out(spec.in_hw.1, spec.kernel, spec.stride, spec.padding),
+        );
         self.arch.layers.push(Layer::Conv(spec.clone()));
         spec
     }

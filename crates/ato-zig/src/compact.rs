@@ -7,7 +7,7 @@ use crate::mask::Mask;
 use crate::norms::{all_group_norms, NamedVars};
 use crate::ZigError;
 use candle_core::Tensor;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The channels kept by each gate, ascending.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,17 +94,45 @@ pub fn compact_tensors(
     kept: &KeptChannels,
 ) -> Result<HashMap<String, Tensor>, ZigError> {
     kept.validate(gates)?;
-    let mut out = tensors.clone();
+    // which indices survive along each cut (tensor, axis); a consumer of a concatenation is
+    // cut by several gates along one axis, each at its offset
+    let mut cuts: BTreeMap<(&str, usize), Vec<bool>> = BTreeMap::new();
     for (gate, keep) in gates.iter().zip(&kept.per_gate) {
         for slice in gate.all_slices() {
-            let t = out
+            let t = tensors
                 .get(&slice.tensor)
                 .ok_or_else(|| ZigError::MissingTensor(slice.tensor.clone()))?;
-            let idx: Vec<u32> = keep.iter().map(|&c| c as u32).collect();
-            let idx = Tensor::from_vec(idx, keep.len(), t.device())?;
-            let sliced = t.index_select(&idx, slice.axis)?;
-            out.insert(slice.tensor.clone(), sliced);
+            let len = t.dim(slice.axis)?;
+            if slice.offset + gate.width > len {
+                return Err(ZigError::Candle(candle_core::Error::Msg(format!(
+                    "gate `{}` cuts `{}` axis {} at {}..{}, the axis has {len}",
+                    gate.name,
+                    slice.tensor,
+                    slice.axis,
+                    slice.offset,
+                    slice.offset + gate.width
+                ))));
+            }
+            let survive = cuts
+                .entry((slice.tensor.as_str(), slice.axis))
+                .or_insert_with(|| vec![true; len]);
+            for c in 0..gate.width {
+                survive[slice.offset + c] = false;
+            }
+            for &c in keep {
+                survive[slice.offset + c] = true;
+            }
         }
+    }
+    let mut out = tensors.clone();
+    for ((name, axis), survive) in cuts {
+        let t = &out[name];
+        let idx: Vec<u32> = (0..survive.len() as u32)
+            .filter(|&i| survive[i as usize])
+            .collect();
+        let idx = Tensor::from_vec(idx.clone(), idx.len(), t.device())?;
+        let sliced = t.index_select(&idx, axis)?;
+        out.insert(name.to_string(), sliced);
     }
     Ok(out)
 }

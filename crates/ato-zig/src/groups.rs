@@ -4,16 +4,23 @@
 
 use crate::arch::{Arch, Dim, GateId, Layer};
 
-/// One axis of one named tensor; index c along `axis` belongs to group c of the gate.
+/// One axis of one named tensor; index `offset + c` along `axis` belongs to group c of the
+/// gate. The offset is non-zero only for consumers of a concatenation (the gate's channels
+/// start after the parts before it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorAxis {
     pub tensor: String,
     pub axis: usize,
+    pub offset: usize,
 }
 
 impl TensorAxis {
     fn new(tensor: String, axis: usize) -> Self {
-        Self { tensor, axis }
+        Self {
+            tensor,
+            axis,
+            offset: 0,
+        }
     }
 }
 
@@ -59,6 +66,7 @@ pub fn gates(arch: &Arch) -> Vec<Gate> {
             consumers: vec![],
         })
         .collect();
+    let widths = arch.gate_widths();
     let mut member = |d: Dim, t: String, axis: usize| {
         if let Dim::Gate(g) = d {
             gates[g].members.push(TensorAxis::new(t, axis));
@@ -72,8 +80,16 @@ pub fn gates(arch: &Arch) -> Vec<Gate> {
                 if c.bias {
                     member(c.out_dim, format!("{}.bias", c.path), 0);
                 }
-                if let (false, Dim::Gate(g)) = (c.depthwise, c.in_dim) {
-                    later.push((g, TensorAxis::new(format!("{}.weight", c.path), 1), false));
+                if !c.depthwise {
+                    let mut offset = 0;
+                    for part in c.inputs() {
+                        if let Dim::Gate(g) = part {
+                            let mut slice = TensorAxis::new(format!("{}.weight", c.path), 1);
+                            slice.offset = offset;
+                            later.push((g, slice, false));
+                        }
+                        offset += part.resolve(&widths);
+                    }
                 }
             }
             Layer::Bn(b) => {

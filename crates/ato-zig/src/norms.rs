@@ -32,7 +32,7 @@ fn axis_shape(rank: usize, axis: usize, len: usize) -> Vec<usize> {
 /// ‖W_g‖₂ over all member slices of every group of `gate`: a (C,) f32 tensor.
 pub fn group_norms(gate: &Gate, vars: &NamedVars) -> Result<Tensor, ZigError> {
     let mut sq: Option<Tensor> = None;
-    for TensorAxis { tensor, axis } in &gate.members {
+    for TensorAxis { tensor, axis, .. } in &gate.members {
         let t = lookup(vars, tensor)?
             .as_detached_tensor()
             .to_dtype(DType::F32)?;
@@ -63,7 +63,7 @@ pub fn set_dropped_to_zero(gate: &Gate, vars: &NamedVars, keep: &[bool]) -> Resu
             got: keep.len(),
         });
     }
-    for TensorAxis { tensor, axis } in &gate.members {
+    for TensorAxis { tensor, axis, .. } in &gate.members {
         let var = lookup(vars, tensor)?;
         let t = var.as_tensor();
         let mask: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();

@@ -5,7 +5,7 @@
 //! One representation gives exact integer costs, differentiable costs for soft widths, and the
 //! prunable (any variable) / non-prunable (constant) split.
 
-use crate::arch::{Arch, Dim, GateId, Layer};
+use crate::arch::{Arch, ConvSpec, Dim, GateId, Layer};
 use candle_core::{Result as CandleResult, Tensor};
 use std::collections::BTreeMap;
 
@@ -47,6 +47,21 @@ impl Accumulator {
         *self.0.entry(gates).or_insert(0) += coef;
     }
 
+    /// Adds `coef · in · out / groups` of a conv (`coef · width` when depthwise), summed
+    /// over the parts of a concatenated input.
+    fn conv(&mut self, coef: u64, c: &ConvSpec) {
+        if c.depthwise {
+            return self.add(coef, &[c.out_dim]);
+        }
+        for part in c.inputs() {
+            match (part, c.groups) {
+                (_, 1) => self.add(coef, &[part, c.out_dim]),
+                (Dim::Fixed(n), g) => self.add(coef * (n / g) as u64, &[c.out_dim]),
+                (Dim::Gate(_), _) => panic!("grouped conv `{}` has a gated input", c.path),
+            }
+        }
+    }
+
     fn finish(self) -> WidthPolynomial {
         let mut p = WidthPolynomial::default();
         for (gates, coef) in self.0 {
@@ -71,11 +86,7 @@ impl WidthPolynomial {
             match layer {
                 Layer::Conv(c) => {
                     let k2hw = (c.kernel * c.kernel * c.out_hw.0 * c.out_hw.1) as u64;
-                    if c.depthwise {
-                        acc.add(k2hw, &[c.out_dim]);
-                    } else {
-                        acc.add(k2hw, &[c.in_dim, c.out_dim]);
-                    }
+                    acc.conv(k2hw, c);
                 }
                 Layer::Linear(l) => acc.add(1, &[l.in_dim, l.out_dim]),
                 Layer::Bn(_) => {}
@@ -91,12 +102,7 @@ impl WidthPolynomial {
         for layer in &arch.layers {
             match layer {
                 Layer::Conv(c) => {
-                    let k2 = (c.kernel * c.kernel) as u64;
-                    if c.depthwise {
-                        acc.add(k2, &[c.out_dim]);
-                    } else {
-                        acc.add(k2, &[c.in_dim, c.out_dim]);
-                    }
+                    acc.conv((c.kernel * c.kernel) as u64, c);
                     if c.bias {
                         acc.add(1, &[c.out_dim]);
                     }

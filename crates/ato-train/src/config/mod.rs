@@ -18,6 +18,7 @@ mod hesso;
 mod keys;
 mod knob;
 mod magnitude;
+mod onnx;
 mod oto;
 mod otov2;
 mod sections;
@@ -99,8 +100,40 @@ impl RunConfig {
         toml::to_string(self).expect("config serialises")
     }
 
-    /// The model this run trains, sized for its data set.
-    pub fn model_config(&self) -> ModelConfig {
+    /// The model this run trains, sized for its data set (an imported model's graph is read
+    /// from its file).
+    pub fn model_config(&self) -> Result<ModelConfig, TrainError> {
+        Ok(match self.imported()? {
+            Some((config, _)) => config,
+            None => self.builtin_config(),
+        })
+    }
+
+    /// The registry name of the model (`onnx` for an imported one).
+    pub fn model_name(&self) -> ato_models::ModelName {
+        match self.model.onnx {
+            Some(_) => ato_models::ModelName::Onnx,
+            None => self.model.name,
+        }
+    }
+
+    /// The model at the start of the run: an imported model's own weights
+    /// (`model.onnx_weights = "file"`), else the seeded initialisation.
+    pub fn initial_model(
+        &self,
+        device: &candle_core::Device,
+    ) -> Result<ato_models::Model, TrainError> {
+        Ok(match self.imported()? {
+            Some((config, graph)) if self.model.onnx_weights != Some(OnnxWeights::Fresh) => {
+                let tensors = graph.params.into_iter().collect();
+                ato_models::Model::from_tensors(&config, tensors, device)?
+            }
+            Some((config, _)) => ato_models::Model::new(&config, device, self.seed)?,
+            None => ato_models::Model::new(&self.builtin_config(), device, self.seed)?,
+        })
+    }
+
+    fn builtin_config(&self) -> ModelConfig {
         let (classes, size) = self.dataset.name.shape();
         let mut m = ModelConfig::new(self.model.name, classes, size);
         m.in_channels = self.dataset.name.channels();
@@ -230,11 +263,16 @@ impl RunConfig {
         if synthetic && version > 2 {
             text.push_str(&format!("\n# synthetic images: generator v{version}\n"));
         }
+        if let Some(path) = &self.model.onnx {
+            // the file's content, not only its name, identifies the run
+            let bytes = std::fs::read(path).unwrap_or_default();
+            text.push_str(&format!("\n# onnx file: {:016x}\n", fnv1a(&bytes)));
+        }
         let h = fnv1a(text.as_bytes());
         format!(
             "{}-{}-s{}-{:08x}",
             self.method.as_str(),
-            self.model.name,
+            self.model_name(),
             self.seed,
             h as u32
         )

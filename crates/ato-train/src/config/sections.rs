@@ -84,6 +84,30 @@ pub struct ModelSection {
     pub width_mult: f64,
     /// Stride of the stem [default: the model's own; MobileNetV2 uses 1 for inputs ≤ 64 px].
     pub stem_stride: Option<usize>,
+    /// An ONNX file to train instead of a built-in (then `name` is ignored): a CNN of Conv,
+    /// BatchNormalization, Relu/Clip, Add, Concat, pools, Flatten/Reshape and Gemm/MatMul;
+    /// its channel groups are found from the graph (docs/onnx.md).
+    pub onnx: Option<std::path::PathBuf>,
+    /// Imported models: `inner` prunes the channels inside blocks, as the built-ins do;
+    /// `all` also residual streams, the stem, linear bottlenecks and the classifier's input
+    /// [default: inner].
+    #[schemars(with = "Option<String>")]
+    pub onnx_groups: Option<ato_models::graph_groups::GroupPolicy>,
+    /// Imported models: `file` starts from the weights in the file (prune a pretrained
+    /// model), `fresh` from the seeded initialisation [default: file].
+    #[schemars(with = "Option<String>")]
+    pub onnx_weights: Option<OnnxWeights>,
+}
+
+/// Where an imported model's initial weights come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnnxWeights {
+    /// The tensors stored in the ONNX file.
+    #[default]
+    File,
+    /// The seeded initialisation of every built-in (conv: Kaiming, BN: 1/0, linear: uniform).
+    Fresh,
 }
 
 impl Default for ModelSection {
@@ -94,6 +118,9 @@ impl Default for ModelSection {
             base_width: None,
             width_mult: 1.0,
             stem_stride: None,
+            onnx: None,
+            onnx_groups: None,
+            onnx_weights: None,
         }
     }
 }

@@ -306,7 +306,7 @@ impl RunConfig {
                 format!("`{}` must be a non-empty folder name", self.name),
             ));
         }
-        self.model_config()
+        self.model_config()?
             .validate()
             .map_err(|e| TrainError::Config(e.to_string()))?;
         Ok(())

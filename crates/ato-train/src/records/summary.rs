@@ -121,7 +121,7 @@ pub struct SummaryRow {
 impl SummaryRow {
     /// The row of a run that has not finished: its identity and the full model's counts.
     pub fn planned(cfg: &crate::RunConfig, status: RunStatus) -> Result<Self, TrainError> {
-        let arch = ato_models::describe(&cfg.model_config())?;
+        let arch = ato_models::describe(&cfg.model_config()?)?;
         let widths = arch.gate_widths();
         let schedule = cfg.schedule();
         let ato = cfg.method == Method::Ato;
@@ -129,7 +129,7 @@ impl SummaryRow {
             run_id: cfg.run_id(),
             status,
             dataset: cfg.dataset.name,
-            model: cfg.model.name,
+            model: cfg.model_name(),
             method: cfg.method,
             seed: cfg.seed,
             lambda: match cfg.method {
