@@ -5,7 +5,7 @@
 use ato_models::graph_sketch::vgg_with_concat;
 use ato_onnx::{write_onnx, InputSpec};
 use ato_train::config::{HyperStep, OnnxWeights};
-use ato_train::{run, RunConfig, RunOptions};
+use ato_train::{run, Method, RunConfig, RunOptions};
 use candle_core::{Device, Tensor};
 use std::path::Path;
 
@@ -45,6 +45,13 @@ fn config(root: &Path, onnx: &Path) -> RunConfig {
         t_end = 3
         controller_fraction = 0.25
         settle_steps = 20
+        [oto]
+        lambda = 1.0
+        n_p = 2
+        [otov2]
+        lambda = 1.0
+        start_pruning = 1
+        target_group_sparsity = 0.3
         [convergence]
         every = 0
         [bench]
@@ -98,6 +105,30 @@ fn ato_prunes_an_imported_vgg_with_a_concat_to_half_its_flops() {
     let d = max_abs_diff(&back.evaluate(&x).unwrap(), &ours);
     assert!(d < 1e-4, "{d}");
     assert!(back.nodes.len() == compact.graph().unwrap().nodes.len());
+}
+
+/// Every other method trains the imported model too, and ends with a compact model that
+/// computes the masked model's logits.
+#[test]
+fn every_method_trains_an_imported_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = onnx_file(dir.path(), (3, 32, 32), 10);
+    for method in [
+        Method::Dense,
+        Method::Oto,
+        Method::Otov2,
+        Method::Hesso,
+        Method::Magnitude,
+    ] {
+        let mut cfg = config(dir.path(), &file);
+        cfg.method = method;
+        cfg.train.epochs = 3;
+        cfg.hesso.periods = 4;
+        let out = run(&cfg, &RunOptions::default()).unwrap();
+        assert_eq!(out.summary.model.as_str(), "onnx");
+        assert_eq!(out.metrics.len(), 3, "{method}");
+        assert!(out.compact_max_abs_diff < 1e-4, "{method}: {}", out.compact_max_abs_diff);
+    }
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
