@@ -127,7 +127,11 @@ fn every_method_trains_an_imported_model() {
         let out = run(&cfg, &RunOptions::default()).unwrap();
         assert_eq!(out.summary.model.as_str(), "onnx");
         assert_eq!(out.metrics.len(), 3, "{method}");
-        assert!(out.compact_max_abs_diff < 1e-4, "{method}: {}", out.compact_max_abs_diff);
+        assert!(
+            out.compact_max_abs_diff < 1e-4,
+            "{method}: {}",
+            out.compact_max_abs_diff
+        );
     }
 }
 
