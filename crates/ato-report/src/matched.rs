@@ -93,7 +93,10 @@ impl Report<'_> {
                         "no {} tried lands (the response jumps or scatters)",
                         knob_word(c)
                     )),
-                    _ => fragility(c),
+                    _ => [reused(c, t), fragility(c)]
+                        .into_iter()
+                        .flatten()
+                        .reduce(|a, b| format!("{a}, {b}")),
                 };
                 if let Some(n) = note {
                     notes.push(format!("seed {}: {n}", m.summary.seed));
@@ -136,11 +139,27 @@ impl Report<'_> {
             (None, true) => format!("nothing pruned: {text}"),
             _ => text,
         };
+        let text = match search.and_then(|c| reused(c, reference)) {
+            Some(note) => format!("{text}; {note}"),
+            None => text,
+        };
         match search.and_then(fragility) {
             Some(spread) => format!("{text}; {spread}"),
             None => text,
         }
     }
+}
+
+/// "λ searched at −50.00%, reused" when the cached match that set a run's knob was found for
+/// another reference within the matching band (the sweep reuses it without a pilot).
+fn reused(c: &CalibrationRow, reference: f64) -> Option<String> {
+    ((c.reference - reference).abs() > 1e-9 && c.status == SearchStatus::Matched).then(|| {
+        format!(
+            "{} searched at −{:.2}%, reused",
+            knob_word(c),
+            100.0 * c.reference
+        )
+    })
 }
 
 /// "λ" or "target": what a search moved.

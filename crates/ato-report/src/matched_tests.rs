@@ -161,3 +161,27 @@ fn an_otov2_search_names_its_target_not_a_lambda() {
          0.001 of the group-sparsity target 0.6260 gave 47.0–55.0%"
     );
 }
+
+/// Issue 32: a match the sweep reused at a reference that moved within the band is named.
+#[test]
+fn a_match_reused_at_a_moved_reference_is_named() {
+    let mut runs = ato_and("oto", 0.586);
+    runs[1].summary.calibration_key = Some("oto-resnet20-s0-00000000-p15".into());
+    runs[0].summary.flops_reduction = Some(0.5057);
+    runs[1].summary.target_flops_reduction = Some(0.5057);
+    let mut report = Report::new("t", &runs);
+    let mut row = searched(SearchStatus::Matched);
+    row.reference = 0.5;
+    report.calibration = vec![row.clone()];
+    assert!(
+        report
+            .match_text(&runs[1])
+            .ends_with("; λ searched at −50.00%, reused"),
+        "{}",
+        report.match_text(&runs[1])
+    );
+    // negative control: searched at the run's own reference, nothing is said
+    row.reference = 0.5057;
+    report.calibration = vec![row];
+    assert!(!report.match_text(&runs[1]).contains("reused"));
+}

@@ -60,6 +60,29 @@ impl CalibrationCache {
         })
     }
 
+    /// A match found for the same search at another reference that moved by at most
+    /// `settings.tolerance` (the matching band, ±1 point by default) and still lands within
+    /// the tolerance of `reference`: the knob it found answers again, without a pilot (issue
+    /// 32: a reference that moves by a last-bit difference of another CPU must not restart
+    /// a search). `key_at(r)` is the search's key at reference r. A larger move, or a match
+    /// that no longer lands, is searched again; conclusions other than a match (a jump, an
+    /// unreachable budget, a search that ran out of pilots) answer only at their own reference.
+    pub fn lookup_moved(
+        &self,
+        key_at: impl Fn(f64) -> String,
+        reference: f64,
+        settings: &MatchSettings,
+    ) -> Option<&CalibrationRow> {
+        let band = settings.tolerance + 1e-12;
+        self.rows.iter().find(|c| {
+            c.status == SearchStatus::Matched
+                && (c.reference - reference).abs() <= band
+                && (c.achieved - reference).abs() <= band
+                && c.lambda.is_none_or(|l| l <= OTOV2_MAX_LAMBDA)
+                && c.key == key_at(c.reference)
+        })
+    }
+
     /// Among the rows of `keys` (the same search at other seeds), the one whose reference is
     /// closest to `reference`: where a new search starts.
     pub fn closest(&self, keys: &[String], reference: f64) -> Option<&CalibrationRow> {

@@ -187,7 +187,15 @@ pub fn apply(
         cfg.prune.reference_run = reference_run;
         let pilot_epochs = settings.pilot_epochs.unwrap_or(cfg.train.epochs);
         let k = key(&cfg, pilot_epochs, budget);
-        let cached = cache.lookup(&k, reference, &settings).cloned();
+        let key_at = |r: f64| {
+            let mut c = cfg.clone();
+            c.prune.target_flops_reduction = r;
+            key(&c, pilot_epochs, budget)
+        };
+        let cached = cache
+            .lookup(&k, reference, &settings)
+            .or_else(|| cache.lookup_moved(key_at, reference, &settings))
+            .cloned();
         let from_cache = cached.is_some();
         // the pilots of a search run now, written after its row
         let mut trace = None;
@@ -280,18 +288,26 @@ fn set_matched(run: &mut PlannedRun, matched: &RunConfig, row: &CalibrationRow) 
 
 /// The terminal line of a matched run.
 fn matched_line(run: &PlannedRun, row: &CalibrationRow, from_cache: bool) -> String {
+    let reference = run.config.prune.target_flops_reduction;
+    let cached = match (from_cache, (row.reference - reference).abs() > 1e-9) {
+        (false, _) => String::new(),
+        (true, false) => ", cached".into(),
+        (true, true) => format!(
+            ", cached: searched at reference −{:.2}%, reused within the matching band",
+            100.0 * row.reference
+        ),
+    };
     format!(
-        "{}: {} = {:.4e}{} → FLOPs −{:.1}% vs reference −{:.1}% ({:?}, {} pilot runs{})",
+        "{}: {} = {:.4e}{} → FLOPs −{:.1}% vs reference −{:.1}% ({:?}, {} pilot runs{cached})",
         run.config.run_id(),
         row.knob,
         row.value,
         row.lambda
             .map_or(String::new(), |l| format!(" (λ raised to {l:.4e})")),
         100.0 * row.achieved,
-        100.0 * row.reference,
+        100.0 * reference,
         row.status,
         row.pilots,
-        if from_cache { ", cached" } else { "" }
     )
 }
 

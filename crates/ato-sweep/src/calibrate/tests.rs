@@ -373,3 +373,54 @@ fn a_search_run_again_replaces_its_own_pilots_and_keeps_the_others() {
     let others: Vec<&SearchPilot> = after.iter().filter(|r| r.key != resnet20_key).collect();
     assert_eq!(others, kept);
 }
+
+/// Issue 32: an ATO reference that moves a little (another CPU's last bits) reuses the cached
+/// match without a pilot, and says so; a move beyond the band (negative control) searches again.
+#[test]
+fn a_match_answers_a_reference_moved_within_the_band_and_only_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = budget(8);
+    let calls = std::cell::Cell::new(0);
+    let mut pilot = |c: &RunConfig| -> anyhow::Result<PilotOutcome> {
+        calls.set(calls.get() + 1);
+        Ok(flops(log_response(c.oto.lambda)))
+    };
+    let at = |reference: f64| move |c: &RunConfig| (c.method == Method::Ato).then_some(reference);
+    let with_ato = || {
+        let mut r = one_seed();
+        r.push(planned(Method::Ato, 0));
+        r
+    };
+    // the search at 50%: λ = 0.037 lands on 50.0%
+    let mut first = with_ato();
+    apply(&mut first, dir.path(), settings, &at(0.5), Some(&mut pilot)).unwrap();
+    let searched = calls.get();
+    assert!(searched > 0);
+    // ATO now lands at 50.57%: within the band, and λ's 50.0% is within 1 point of it
+    let mut moved = with_ato();
+    let lines = apply(
+        &mut moved,
+        dir.path(),
+        settings,
+        &at(0.5057),
+        Some(&mut pilot),
+    )
+    .unwrap();
+    assert_eq!(calls.get(), searched, "no pilot for a small move");
+    assert_eq!(moved[0].config.oto.lambda, first[0].config.oto.lambda);
+    assert_eq!(moved[0].config.prune.target_flops_reduction, 0.5057);
+    assert_eq!(moved[0].calibration_key, first[0].calibration_key);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("searched at reference −50.00%, reused")),
+        "{lines:?}"
+    );
+    // negative controls: moves past the band (1.2 and 1.3 points) are searched again
+    for far in [0.512, 0.487] {
+        let before = calls.get();
+        let mut r = with_ato();
+        apply(&mut r, dir.path(), settings, &at(far), Some(&mut pilot)).unwrap();
+        assert!(calls.get() > before, "reference {far}: a new search");
+    }
+}
