@@ -7,65 +7,20 @@
 //! groups, MACs and compaction work unchanged. Gate values multiply the gated channels where
 //! a dense conv or a linear layer reads them: a dropped channel reaches no layer, so the gated
 //! forward equals the compact model's whatever the topology (residual joins, concatenations).
+//! A bias-free conv read only by its BatchNorm (and that only by a ReLU/ReLU6) runs as one
+//! fused conv+BN(+activation) op, as the built-ins' layers do, so an imported model trains as
+//! fast as the same built-in.
 
 use crate::graph::{GraphBuilder, Node, Op, ValueId};
-use crate::graph_groups::{find_groups, ChannelPlan, GroupPolicy, Segment};
-use crate::graph_shapes::{op_name, value_shapes, ValueShape};
+use crate::graph_shapes::op_name;
+pub use crate::graph_spec::GraphSpec;
+use crate::graph_spec::{GraphDecl, LayerSpec};
 use crate::layers::{self, GateValues};
 use crate::params::{Init, ParamStore};
 use crate::pool::{avg_pool, max_pool};
 use crate::ModelError;
 use ato_kernels::{Activation, BatchNorm2d};
-use ato_zig::{ArchBuilder, BnSpec, ConvSpec, Dim, LinearSpec};
 use candle_core::{Module, Result, Tensor};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
-/// A graph network's topology: what `compact.arch.json` stores for an imported model.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GraphSpec {
-    /// Where the graph came from (an ONNX file), for messages.
-    #[serde(default)]
-    pub source: String,
-    /// Which coupled channel sets are pruned.
-    #[serde(default)]
-    pub policy: GroupPolicy,
-    /// The operators; tensors are named `{path}.weight`, `{path}.bias`, … (see ato-onnx).
-    pub nodes: Vec<Node>,
-    /// Full-width shape of every tensor the nodes use.
-    pub tensor_shapes: BTreeMap<String, Vec<usize>>,
-}
-
-impl GraphSpec {
-    /// The spec of `graph` (its tensors' shapes, not their values).
-    pub fn of(graph: &crate::graph::NetworkGraph, policy: GroupPolicy, source: &str) -> Self {
-        Self {
-            source: source.to_string(),
-            policy,
-            nodes: graph.nodes.clone(),
-            tensor_shapes: graph
-                .params
-                .iter()
-                .map(|(n, t)| (n.clone(), t.dims().to_vec()))
-                .collect(),
-        }
-    }
-
-    /// Value shapes at full width and the channel plan, for input images (C, H, W).
-    pub fn plan(
-        &self,
-        input: [usize; 3],
-    ) -> std::result::Result<(Vec<ValueShape>, ChannelPlan), ModelError> {
-        let bad = |m: String| ModelError::InvalidConfig(format!("graph {}: {m}", self.source));
-        let shapes = value_shapes(&self.nodes, &input, |n| self.tensor_shapes.get(n).cloned())
-            .map_err(bad)?;
-        Ok((
-            shapes.clone(),
-            find_groups(&self.nodes, &shapes, self.policy),
-        ))
-    }
-}
 
 /// One node's layer.
 #[derive(Clone, Debug)]
@@ -81,154 +36,54 @@ enum Layer {
     Linear(candle_nn::Linear, String),
 }
 
-/// The declared layers of a graph network (before any tensor exists).
-pub(crate) struct GraphDecl {
-    specs: Vec<Option<LayerSpec>>,
-    segments: Vec<Vec<(Option<usize>, usize)>>,
+/// A bias-free conv whose output only its BatchNorm reads (and the BN's output only an
+/// activation, if `act` is set): run as one fused conv+BN(+activation) op, as the built-ins do.
+#[derive(Clone, Copy, Debug)]
+struct Fused {
+    /// The BN node's index.
+    bn: usize,
+    /// The activation node's index and kind, when fused too.
+    act: Option<(usize, Activation)>,
 }
 
-enum LayerSpec {
-    Conv(ConvSpec),
-    Bn(BnSpec, f64),
-    Linear(LinearSpec),
+/// For every node, the conv+BN(+activation) chain it starts, if it can be fused.
+fn fusions(nodes: &[Node]) -> Vec<Option<Fused>> {
+    let mut readers = vec![Vec::new(); nodes.len() + 1];
+    for (k, n) in nodes.iter().enumerate() {
+        for &v in &n.inputs {
+            readers[v].push(k);
+        }
+    }
+    let last = nodes.len();
+    let only_reader = |v: usize| match readers[v].as_slice() {
+        [k] if v != last => Some(*k),
+        _ => None,
+    };
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(k, n)| {
+            let Op::Conv { bias: None, .. } = n.op else {
+                return None;
+            };
+            let bn = only_reader(k + 1).filter(|&j| matches!(nodes[j].op, Op::BatchNorm { .. }))?;
+            let act = only_reader(bn + 1).and_then(|a| match nodes[a].op {
+                Op::Relu => Some((a, Activation::Relu)),
+                Op::Relu6 => Some((a, Activation::Relu6)),
+                _ => None,
+            });
+            Some(Fused { bn, act })
+        })
+        .collect()
 }
 
 /// A network read from a [`GraphSpec`].
 pub struct GraphNet {
     nodes: Vec<Node>,
     layers: Vec<Layer>,
+    fused: Vec<Option<Fused>>,
     /// Per value: (gate or None, length) of each segment at the built widths.
     segments: Vec<Vec<(Option<usize>, usize)>>,
-}
-
-fn path_of(name: &str, suffix: &str, node: usize) -> std::result::Result<String, ModelError> {
-    name.strip_suffix(suffix)
-        .map(str::to_string)
-        .ok_or_else(|| {
-            ModelError::InvalidConfig(format!(
-                "graph node {node}: tensor `{name}` is not named `<path>{suffix}`"
-            ))
-        })
-}
-
-/// Declares the gates and layers of `spec` on `b` (input images (C, H, W)).
-pub(crate) fn declare(
-    spec: &GraphSpec,
-    input: [usize; 3],
-    b: &mut ArchBuilder,
-) -> std::result::Result<GraphDecl, ModelError> {
-    let (shapes, plan) = spec.plan(input)?;
-    if plan.gates.is_empty() {
-        return Err(ModelError::InvalidConfig(format!(
-            "graph {}: no prunable channel group (policy `{}`); every channel class is fixed",
-            spec.source,
-            serde_json::to_string(&spec.policy)
-                .unwrap_or_default()
-                .trim_matches('"')
-        )));
-    }
-    let mut gate_dims = Vec::new();
-    for &(_, width, producer) in &plan.gates {
-        let name = match &spec.nodes[producer].op {
-            Op::Conv { weight, .. } | Op::Linear { weight, .. } => {
-                weight.trim_end_matches(".weight").to_string()
-            }
-            _ => format!("node{}", producer + 1),
-        };
-        gate_dims.push(b.gate(name, width));
-    }
-    let dim = |s: &Segment| match plan.gate(*s) {
-        Some(g) => gate_dims[g],
-        None => Dim::Fixed(s.len),
-    };
-    let single = |segs: &[Segment]| match segs {
-        [s] => dim(s),
-        many => Dim::Fixed(many.iter().map(|s| s.len).sum()),
-    };
-    let mut specs = Vec::new();
-    for (k, node) in spec.nodes.iter().enumerate() {
-        let n = k + 1;
-        let ins = &plan.segments[node.inputs[0]];
-        let in_shape = &shapes[node.inputs[0]];
-        let layer = match &node.op {
-            Op::Conv {
-                weight,
-                bias,
-                stride,
-                padding,
-                groups,
-            } => {
-                let path = path_of(weight, ".weight", n)?;
-                if let Some(bn) = bias {
-                    if *bn != format!("{path}.bias") {
-                        path_of(bn, &format!("{path}.bias"), n)?;
-                    }
-                }
-                let ws = &spec.tensor_shapes[weight];
-                let depthwise = *groups > 1 && *groups == in_shape[0] && ws[0] == in_shape[0];
-                let (in_dim, in_parts) = match ins.as_slice() {
-                    [s] => (dim(s), Vec::new()),
-                    many => (single(many), many.iter().map(dim).collect()),
-                };
-                let out_dim = if depthwise {
-                    single(ins)
-                } else {
-                    single(&plan.segments[n])
-                };
-                Some(LayerSpec::Conv(b.conv_spec(ConvSpec {
-                    path,
-                    in_dim,
-                    in_parts: if depthwise { Vec::new() } else { in_parts },
-                    groups: if depthwise { 1 } else { *groups },
-                    out_dim,
-                    kernel: ws[3],
-                    stride: *stride,
-                    padding: *padding,
-                    depthwise,
-                    bias: bias.is_some(),
-                    in_hw: (in_shape[1], in_shape[2]),
-                    out_hw: (0, 0),
-                })))
-            }
-            Op::BatchNorm {
-                scale,
-                bias,
-                mean,
-                var,
-                eps,
-            } => {
-                let path = path_of(scale, ".weight", n)?;
-                for (t, s) in [
-                    (bias, ".bias"),
-                    (mean, ".running_mean"),
-                    (var, ".running_var"),
-                ] {
-                    if *t != format!("{path}{s}") {
-                        return Err(ModelError::InvalidConfig(format!(
-                            "graph node {n}: BatchNorm tensor `{t}` is not `{path}{s}`"
-                        )));
-                    }
-                }
-                Some(LayerSpec::Bn(b.bn(path, single(ins)), *eps))
-            }
-            Op::Linear { weight, bias } => {
-                let path = path_of(weight, ".weight", n)?;
-                if *bias != format!("{path}.bias") {
-                    path_of(bias, &format!("{path}.bias"), n)?;
-                }
-                let out = single(&plan.segments[n]);
-                Some(LayerSpec::Linear(b.linear(path, single(ins), out)))
-            }
-            _ => None,
-        };
-        specs.push(layer);
-    }
-    let segments = plan
-        .segments
-        .iter()
-        .map(|v| v.iter().map(|s| (plan.gate(*s), s.len)).collect())
-        .collect();
-    Ok(GraphDecl { specs, segments })
 }
 
 impl GraphNet {
@@ -281,6 +136,7 @@ impl GraphNet {
             })
             .collect();
         Ok(Self {
+            fused: fusions(&spec.nodes),
             nodes: spec.nodes.clone(),
             layers: built,
             segments,
@@ -314,7 +170,13 @@ impl GraphNet {
     /// Logits of `x`, gates applied where dense layers read gated channels.
     pub fn forward_t(&self, x: &Tensor, gates: Option<GateValues>, train: bool) -> Result<Tensor> {
         let mut values = vec![x.clone()];
-        for (node, layer) in self.nodes.iter().zip(&self.layers) {
+        // outputs of BN and activation nodes computed ahead by a fused conv
+        let mut ahead: Vec<Option<Tensor>> = vec![None; self.nodes.len()];
+        for (k, (node, layer)) in self.nodes.iter().zip(&self.layers).enumerate() {
+            if let Some(done) = ahead[k].take() {
+                values.push(done);
+                continue;
+            }
             let a = &values[node.inputs[0]];
             let out = match (&node.op, layer) {
                 (Op::Conv { .. }, Layer::Conv { conv, bias, gated }) => {
@@ -323,6 +185,21 @@ impl GraphNet {
                     } else {
                         a.clone()
                     };
+                    let fused = self.fused[k].map(|f| (f, &self.layers[f.bn]));
+                    if let Some((f, Layer::Bn(bn, _))) = fused {
+                        let act = f.act.map_or(Activation::Identity, |(_, a)| a);
+                        let y = conv.forward_bn_act(&x, bn, train, act)?;
+                        // the conv's own output is read by nothing but its BN
+                        match f.act {
+                            Some((a, _)) => {
+                                ahead[f.bn] = Some(y.clone());
+                                ahead[a] = Some(y.clone());
+                            }
+                            None => ahead[f.bn] = Some(y.clone()),
+                        }
+                        values.push(y);
+                        continue;
+                    }
                     let y = conv.forward(&x)?;
                     match bias {
                         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,

@@ -39,6 +39,17 @@ impl Conv {
         ato_kernels::conv2d(x, &self.weight, self.params)
     }
 
+    /// `act(bn(conv(x)))` in one fused op (`ato-kernels` on CPU).
+    pub fn forward_bn_act(
+        &self,
+        x: &Tensor,
+        bn: &BatchNorm2d,
+        train: bool,
+        act: Activation,
+    ) -> Result<Tensor> {
+        ato_kernels::conv_batch_norm(x, &self.weight, self.params, bn, train, act)
+    }
+
     /// This conv, with an optional bias `{path}.bias`, as a graph node on `x`.
     pub(crate) fn to_graph(
         &self,

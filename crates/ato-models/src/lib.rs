@@ -35,6 +35,7 @@ pub mod graph_groups;
 pub mod graph_net;
 pub mod graph_shapes;
 pub mod graph_sketch;
+pub mod graph_spec;
 pub mod io;
 pub mod latency;
 pub mod layers;

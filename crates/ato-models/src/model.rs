@@ -319,7 +319,7 @@ fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
                 .as_ref()
                 .expect("validated: a graph model has its graph");
             let input = [config.in_channels, config.input_size, config.input_size];
-            Declared::Graph(crate::graph_net::declare(spec, input, &mut b)?)
+            Declared::Graph(crate::graph_spec::declare(spec, input, &mut b)?)
         }
         None => {
             let stride = config
@@ -340,7 +340,7 @@ fn declare(config: &ModelConfig) -> Result<(Arch, Declared), ModelError> {
 enum Declared {
     ResNet(crate::resnet::ResNetSpec),
     MobileNetV2(crate::mobilenetv2::MobileNetV2Spec),
-    Graph(crate::graph_net::GraphDecl),
+    Graph(crate::graph_spec::GraphDecl),
 }
 
 #[cfg(test)]
