@@ -24,9 +24,25 @@ impl SimdPath {
     }
 }
 
-/// The path this CPU takes (std caches the feature checks).
+/// The path this CPU takes: the best it supports, or a lower one forced with `ATO_SIMD`
+/// (`avx512`, `avx2` or `baseline`; read once; a path the CPU lacks is never taken). Forcing
+/// is how `ato-cli/tests/cpu_paths.rs` checks that the kernels compute the same bits on
+/// every path (issue 32).
 #[inline]
 pub fn simd_path() -> SimdPath {
+    static PATH: std::sync::OnceLock<SimdPath> = std::sync::OnceLock::new();
+    *PATH.get_or_init(|| {
+        let best = detected_path();
+        match std::env::var("ATO_SIMD").ok().as_deref() {
+            Some("avx2") if best == SimdPath::Avx512 => SimdPath::Avx2Fma,
+            Some("baseline") => SimdPath::Baseline,
+            _ => best,
+        }
+    })
+}
+
+/// The best path this CPU supports (std caches the feature checks).
+pub fn detected_path() -> SimdPath {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
