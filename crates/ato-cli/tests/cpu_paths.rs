@@ -102,7 +102,9 @@ fn every_forced_cpu_path_trains_the_same_bits() {
         best.as_str()
     };
     let threads = |n| [("CANDLE_NUM_THREADS", n), ("RAYON_NUM_THREADS", n)];
-    let cases: [(&str, Vec<(&str, &str)>, &str, Option<u64>); 4] = [
+    // (tag, environment, SIMD path expected, threads expected)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, Option<u64>);
+    let cases: [Case; 4] = [
         ("avx2", vec![("ATO_SIMD", "avx2")], avx2, None),
         ("baseline", vec![("ATO_SIMD", "baseline")], "baseline", None),
         ("1 thread", threads("1").to_vec(), &best, Some(1)),
