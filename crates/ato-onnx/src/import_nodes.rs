@@ -9,7 +9,8 @@ use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::{NodeProto, TensorProto};
 
 const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip, Add, Concat, MaxPool, \
-    AveragePool, GlobalAveragePool, Flatten, Reshape, Gemm, MatMul, Identity, Dropout, Slice, Pad";
+    AveragePool, GlobalAveragePool, Flatten, Reshape, Gemm, MatMul, Identity, Dropout, Slice, Pad, \
+    Shape, Gather, Unsqueeze";
 
 /// Input `j` of `node` when present (an empty name is an omitted optional input).
 pub(crate) fn opt_input(node: &NodeProto, j: usize) -> Option<&str> {
@@ -44,6 +45,8 @@ impl Importer<'_> {
         let a = Attrs::new(node);
         let v = match op {
             "Constant" => return self.constant_node(node),
+            "Shape" | "Gather" | "Unsqueeze" => return self.fold_shape(node, &a),
+            "Concat" if self.all_constant(node) => return self.fold_shape(node, &a),
             "Identity" if self.is_const(self.input(node, 0)?) => {
                 return self.alias_constant(&node.output[0], self.input(node, 0)?);
             }

@@ -42,6 +42,7 @@ mod export;
 mod import;
 mod import_layout;
 mod import_nodes;
+mod import_shape;
 mod proto;
 
 pub use export::{to_onnx, write_onnx};

@@ -269,3 +269,72 @@ fn a_flattening_reshape_imports_as_flatten() {
         [vec![1, 4, 4], vec![2, 2, 2], vec![8], vec![4]]
     );
 }
+
+fn int64(o: &mut Onnx, name: &str, v: &[i64], dims: &[i64]) -> String {
+    o.g.initializer.push(TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::INT64 as i32,
+        int64_data: v.to_vec(),
+        ..Default::default()
+    });
+    name.into()
+}
+
+/// PyTorch's `x.view(x.size(0), -1)`: Shape → Gather(0) → Unsqueeze → Concat(·, [−1]) →
+/// Reshape folds to a flatten; a Gather on a computed value is refused.
+#[test]
+fn pytorchs_view_flatten_pattern_imports_as_flatten() {
+    let mut o = Onnx::default();
+    let w = o.init("c.weight", random(&[2, 1, 3, 3], 1));
+    let y = conv_node(&mut o, "c", "x", &w, None, 0);
+    let y = o.node("relu", "Relu", &[&y], vec![]);
+    let shape = o.node("shape", "Shape", &[&y], vec![]);
+    let zero = int64(&mut o, "zero", &[0], &[]);
+    let batch = o.node(
+        "gather",
+        "Gather",
+        &[&shape, &zero],
+        vec![attr_int("axis", 0)],
+    );
+    let axes = int64(&mut o, "axes", &[0], &[1]);
+    let batch = o.node("unsqueeze", "Unsqueeze", &[&batch, &axes], vec![]);
+    let minus = int64(&mut o, "minus_one", &[-1], &[1]);
+    let target = o.node(
+        "cat",
+        "Concat",
+        &[&batch, &minus],
+        vec![attr_int("axis", 0)],
+    );
+    let flat = o.node("view", "Reshape", &[&y, &target], vec![]);
+    let fw = o.init("fc.weight", random(&[3, 8], 2));
+    let fb = o.init("fc.bias", random(&[3], 3));
+    let out = o.node(
+        "fc",
+        "Gemm",
+        &[&flat, &fw, &fb],
+        vec![attr_int("transB", 1)],
+    );
+    let g = from_proto(&o.model(1, 4, &out, 3)).unwrap();
+    let ops: Vec<&Op> = g.nodes.iter().map(|n| &n.op).collect();
+    assert!(
+        matches!(
+            ops[..],
+            [Op::Conv { .. }, Op::Relu, Op::Flatten, Op::Linear { .. }]
+        ),
+        "{ops:?}"
+    );
+    // the same file with the Gather reading the activations themselves is refused
+    let mut bad = Onnx::default();
+    let w = bad.init("c.weight", random(&[2, 1, 3, 3], 1));
+    let y = conv_node(&mut bad, "c", "x", &w, None, 0);
+    let zero = int64(&mut bad, "zero", &[0], &[]);
+    let out = bad.node("gather", "Gather", &[&y, &zero], vec![]);
+    let err = from_proto(&bad.model(1, 4, &out, 3))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("gather") && err.contains("constant shapes only"),
+        "{err}"
+    );
+}
