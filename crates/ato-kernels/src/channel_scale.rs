@@ -63,6 +63,7 @@ impl CustomOp2 for ScaleChannelsOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let (_, c, plane) = planes(l1)?;
         let x = contiguous_f32(s1, l1, "scale_channels x")?;
         let g = contiguous_f32(s2, l2, "scale_channels g")?;
@@ -112,6 +113,7 @@ impl CustomOp2 for ChannelDotOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         expect_same_dims(l1, l2, "channel_dot")?;
         let (n, c, plane) = planes(l1)?;
         let dy = contiguous_f32(s1, l1, "channel_dot dy")?;

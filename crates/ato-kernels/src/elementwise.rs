@@ -37,6 +37,7 @@ impl CustomOp2 for AddReluOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         expect_same_dims(l1, l2, "add_relu")?;
         let a = contiguous_f32(s1, l1, "add_relu a")?;
         let b = contiguous_f32(s2, l2, "add_relu b")?;
@@ -73,6 +74,7 @@ impl CustomOp2 for ReluGradOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let dy = contiguous_f32(s1, l1, "relu grad dy")?;
         let y = contiguous_f32(s2, l2, "relu grad y")?;
         let out = fill_chunks(dy.len(), CHUNK, true, |i, o| {

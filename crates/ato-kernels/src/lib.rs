@@ -116,6 +116,7 @@ mod matmul;
 mod output;
 mod parallel;
 mod pool;
+pub mod profile;
 mod simd;
 mod storage;
 

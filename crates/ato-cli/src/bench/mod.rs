@@ -84,6 +84,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also print where a step's time goes: each of ato-kernels' ops (conv, conv+BN, their
+    /// backward passes, BN, add+ReLU, channel scaling) per step, and the rest (candle's ops,
+    /// autograd, the optimiser).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// What `ato bench` reports (the `--json` object).
@@ -112,6 +117,9 @@ pub struct BenchReport {
     pub ratio_to_pytorch: Option<f64>,
     /// The stored reference for these settings (another run, labelled; no ratio is taken).
     pub stored_pytorch: Option<StoredPytorch>,
+    /// `--profile`: (op, ms per step, calls per step), largest first, then `rest`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<(String, f64, f64)>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -187,12 +195,16 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         step()?;
     }
     let mut times = Vec::with_capacity(args.iters);
+    drop(ato_kernels::profile::take());
+    ato_kernels::profile::enable(args.profile);
     for _ in 0..args.iters {
         let t0 = Instant::now();
         step()?;
         times.push(t0.elapsed().as_secs_f64());
     }
+    ato_kernels::profile::enable(false);
     drop(step);
+    let profile = per_step_profile(args.profile, &times);
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let images_per_second = args.batch as f64 / median;
@@ -225,7 +237,42 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         pytorch_images_per_second: same_run,
         ratio_to_pytorch: same_run.map(|r| images_per_second / r),
         stored_pytorch: stored,
+        profile,
     })
+}
+
+/// The kernels' ops per step (ms, calls) and the rest of the mean step, when profiled.
+fn per_step_profile(on: bool, times: &[f64]) -> Vec<(String, f64, f64)> {
+    let rows = ato_kernels::profile::take();
+    if !on {
+        return Vec::new();
+    }
+    let n = times.len() as f64;
+    let mean_ms = 1e3 * times.iter().sum::<f64>() / n;
+    let mut out: Vec<(String, f64, f64)> = rows
+        .into_iter()
+        .map(|(name, s, calls)| (name.to_string(), 1e3 * s / n, calls as f64 / n))
+        .collect();
+    // the parts of an op ("↳ …", summed over threads) are not added again
+    out.sort_by_key(|r| r.0.starts_with('↳'));
+    let ours: f64 = out
+        .iter()
+        .filter(|r| !r.0.starts_with('↳'))
+        .map(|r| r.1)
+        .sum();
+    let at = out
+        .iter()
+        .position(|r| r.0.starts_with('↳'))
+        .unwrap_or(out.len());
+    out.insert(
+        at,
+        (
+            "rest: candle's ops, autograd, optimiser".into(),
+            mean_ms - ours,
+            0.0,
+        ),
+    );
+    out
 }
 
 fn print_text(r: &BenchReport) {
@@ -251,4 +298,27 @@ fn print_text(r: &BenchReport) {
             r.stored_pytorch.as_ref()
         )
     );
+    if !r.profile.is_empty() {
+        let total: f64 = r
+            .profile
+            .iter()
+            .filter(|p| !p.0.starts_with('↳'))
+            .map(|p| p.1)
+            .sum();
+        println!(
+            "where a step's time goes (mean over {} steps, {:.1} ms):",
+            r.iters, total
+        );
+        for (name, ms, calls) in &r.profile {
+            let calls = if *calls > 0.0 {
+                format!("{calls:>6.1} calls")
+            } else {
+                String::new()
+            };
+            println!(
+                "  {name:<56} {ms:>9.2} ms {:>5.1}% {calls}",
+                100.0 * ms / total
+            );
+        }
+    }
 }

@@ -190,6 +190,7 @@ mod tests {
             pytorch: true,
             reference: None,
             json: false,
+            profile: false,
         }
     }
 

@@ -156,6 +156,7 @@ fn bench_rows(args: &CheckGpuArgs) -> Vec<Row> {
                 pytorch: torch.is_some(),
                 reference: None,
                 json: false,
+                profile: false,
             };
             let item =
                 format!("{mode:?} {model} ({}, batch {batch})", dataset.as_str()).to_lowercase();

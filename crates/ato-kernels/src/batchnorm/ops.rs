@@ -78,6 +78,7 @@ impl CustomOp3 for BatchNormOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let d = planes(xl)?;
         let x = contiguous_f32(xs, xl, "batch-norm x")?;
         let gamma = channel_vec(gs, gl, d.channels, "weight")?;
@@ -186,6 +187,7 @@ impl CustomOp2 for BatchNormGradOp {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let d = planes(xl)?;
         expect_same_dims(xl, gl, "batch-norm grad (x, dy)")?;
         let x = contiguous_f32(xs, xl, "batch-norm x")?;

@@ -235,6 +235,7 @@ impl CustomOp2 for Conv2dOp {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let g = ConvGeometry::new(dims4(xl, "conv2d x")?, dims4(wl, "conv2d w")?, self.params)?;
         let x = contiguous_f32(xs, xl, "conv2d x")?;
         let w = contiguous_f32(ws, wl, "conv2d w")?;
@@ -298,6 +299,7 @@ impl CustomOp2 for Conv2dInputGradOp {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let g = ConvGeometry::new(self.input_dims, dims4(wl, "conv2d w")?, self.params)?;
         expect_dims4(gl, g.output_dims(), "conv2d input grad dy")?;
         let dy = contiguous_f32(gs, gl, "conv2d dy")?;
@@ -329,6 +331,7 @@ impl CustomOp2 for Conv2dWeightGradOp {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let g = ConvGeometry::new(dims4(xl, "conv2d x")?, self.weight_dims, self.params)?;
         expect_dims4(gl, g.output_dims(), "conv2d weight grad dy")?;
         let x = contiguous_f32(xs, xl, "conv2d x")?;

@@ -10,6 +10,7 @@ use crate::batchnorm::Activation;
 use crate::conv::{self, ConvWeights, Passes, WEIGHT_GRAD_PARTIALS};
 use crate::output::{fill_chunk_parts_map, Parts};
 use crate::parallel::{par_map, threads, with_scratch};
+use crate::profile::Pass;
 use crate::storage::{contiguous_f32, expect_dims4, to_storage};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,12 @@ struct ChunkGrads {
     sums: Vec<(f64, f64)>,
 }
 
+/// The parts of [`ConvBatchNormGradOp`] in `--profile` (summed over threads: the images of a
+/// batch run in parallel chunks).
+const BN_GRAD: &str = "↳ conv-bn-grad: BN + activation backward (thread-time)";
+const INPUT_GRAD: &str = "↳ conv-bn-grad: conv input grad (thread-time)";
+const WEIGHT_GRAD: &str = "↳ conv-bn-grad: conv weight grad (thread-time)";
+
 impl CustomOp3 for ConvBatchNormGradOp<'_> {
     fn name(&self) -> &'static str {
         "ato-conv-batch-norm-grad"
@@ -50,6 +57,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let fwd = self.forward;
         let g = geometry(xl, wl, fwd.params)?;
         expect_dims4(gl, g.output_dims(), "conv-bn grad dy")?;
@@ -132,6 +140,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                             z_tmp
                         }
                     };
+                    let bn_pass = Pass::start(BN_GRAD);
                     for ch in 0..c {
                         let r = ch * po..(ch + 1) * po;
                         let (zp, gp) = (&z_n[r.clone()], &dy_n[r.clone()]);
@@ -143,7 +152,9 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                         }
                         plane_grad(&mut dz[r], zp, gp, coef[ch], act);
                     }
+                    drop(bn_pass);
                     if let Some(dx_chunk) = dx_chunk.as_mut() {
+                        let _pass = Pass::start(INPUT_GRAD);
                         dx_chunk
                             .fill_next(|dx_n| {
                                 let t = gemm_threads;
@@ -154,6 +165,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                             .expect("one part per image");
                     }
                     if need_dw {
+                        let _pass = Pass::start(WEIGHT_GRAD);
                         conv::weight_grad_image(
                             &g,
                             x_n,

@@ -263,6 +263,7 @@ impl CustomOp3 for ConvBatchNormOp {
         gbs: &CpuStorage,
         gbl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let g = geometry(xl, wl, self.params)?;
         let x = contiguous_f32(xs, xl, "conv-bn x")?;
         let w = contiguous_f32(ws, wl, "conv-bn w")?;

@@ -116,6 +116,7 @@ impl CustomOp3 for ResidualOp {
         rs: &CpuStorage,
         rl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         let g = geometry_of(dims4(xl, "conv-bn x")?, self.w_dims, self.inner.params)?;
         expect_dims4(rl, g.output_dims(), "conv-bn residual")?;
         let x = contiguous_f32(xs, xl, "conv-bn x")?;
@@ -184,6 +185,7 @@ impl CustomOp2 for OutputGateOp {
         ys: &CpuStorage,
         yl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _pass = crate::profile::Pass::start(self.name());
         expect_same_dims(gl, yl, "activation grad (dy, y)")?;
         let dy = contiguous_f32(gs, gl, "activation grad dy")?;
         let y = contiguous_f32(ys, yl, "activation grad y")?;
