@@ -129,9 +129,19 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         println!("prunable MACs   {} ({pct:.1}%)", info.prunable_macs);
         println!("gates           {}", info.gates);
         println!("gated channels  {}", info.gated_channels);
-        if cfg.graph.is_some() {
-            for g in describe(&cfg)?.gates {
-                println!("  gate {:<28} {} channels", g.name, g.width);
+        if let Some(spec) = &cfg.graph {
+            let gates = describe(&cfg)?.gates;
+            let input = [cfg.in_channels, cfg.input_size, cfg.input_size];
+            println!("layers that start channels (`--groups all` prunes more of them):");
+            for l in spec.explain(input)? {
+                let what = match (l.gate, l.fixed_because) {
+                    (Some(g), _) => {
+                        format!("gate `{}` ({} channels)", gates[g].name, gates[g].width)
+                    }
+                    (None, Some(why)) => format!("fixed: {why}"),
+                    (None, None) => "fixed".into(),
+                };
+                println!("  {:<28} {:>5} channels  {what}", l.layer, l.channels);
             }
         }
     }

@@ -43,6 +43,35 @@ impl GraphSpec {
         }
     }
 
+    /// Every layer that starts channels (a dense conv or a linear layer), in graph order:
+    /// its path, its output channels, and the gate they belong to or why they are fixed —
+    /// what `ato info FILE.onnx` prints, so a user sees why a layer is not pruned.
+    pub fn explain(&self, input: [usize; 3]) -> Result<Vec<LayerGroup>, ModelError> {
+        let (shapes, plan) = self.plan(input)?;
+        let mut out = Vec::new();
+        for (k, node) in self.nodes.iter().enumerate() {
+            let weight = match &node.op {
+                Op::Conv { weight, groups, .. }
+                    if *groups == 1 || shapes[node.inputs[0]][0] != *groups =>
+                {
+                    weight
+                }
+                Op::Linear { weight, .. } => weight,
+                _ => continue,
+            };
+            let Some(seg) = plan.segments[k + 1].first().copied() else {
+                continue;
+            };
+            out.push(LayerGroup {
+                layer: weight.trim_end_matches(".weight").to_string(),
+                channels: shapes[k + 1][0],
+                gate: plan.gate(seg),
+                fixed_because: plan.fixed_because[seg.class],
+            });
+        }
+        Ok(out)
+    }
+
     /// Value shapes at full width and the channel plan, for input images (C, H, W).
     pub fn plan(
         &self,
@@ -56,6 +85,17 @@ impl GraphSpec {
             find_groups(&self.nodes, &shapes, self.policy),
         ))
     }
+}
+
+/// A layer that starts channels, and what became of them ([`GraphSpec::explain`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerGroup {
+    pub layer: String,
+    pub channels: usize,
+    /// The gate (index) its channels belong to.
+    pub gate: Option<usize>,
+    /// Why its channels are not pruned.
+    pub fixed_because: Option<&'static str>,
 }
 
 /// The declared layers of a graph network (before any tensor exists).

@@ -341,3 +341,32 @@ fn graph_models_are_zero_invariant() {
         check_zero_invariance(cfg, 10 + i as u64);
     }
 }
+
+/// `GraphSpec::explain` says, layer by layer, which gate a layer's channels are or why they
+/// are fixed (what `ato info FILE.onnx` prints).
+#[test]
+fn every_channel_starting_layer_is_explained() {
+    let vgg = vgg_with_concat((3, 16, 16), 10, 8, 1);
+    let spec = GraphSpec::of(&vgg, GroupPolicy::Inner, "vgg");
+    let rows: Vec<(String, usize, Option<usize>, Option<&str>)> = spec
+        .explain([3, 16, 16])
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.layer, l.channels, l.gate, l.fixed_because))
+        .collect();
+    let fixed = |name: &str, c, why| (name.to_string(), c, None, Some(why));
+    let gate = |name: &str, c, g| (name.to_string(), c, Some(g), None);
+    assert_eq!(
+        rows,
+        [
+            fixed("stem", 8, "the stem's output"),
+            gate("conv1", 8, 0),
+            gate("branch_a", 8, 1),
+            gate("branch_b1", 4, 2),
+            gate("branch_b2", 8, 3),
+            gate("conv2", 16, 4),
+            fixed("conv3", 16, "read by the classifier"),
+            fixed("fc", 10, "the classifier's outputs"),
+        ]
+    );
+}
