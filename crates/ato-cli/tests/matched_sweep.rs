@@ -82,12 +82,20 @@ fn a_matched_sweep_caches_its_search_and_reports_the_gap_over_seeds() {
         "{said}{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    // the ATO runs (both seeds) come before anything else
+    // the references come first, side by side with dense seed by seed: dense s0, ATO s0,
+    // dense s1, ATO s1 (each run prints a start and an end line), then the baselines
     let order: Vec<&str> = said.lines().filter(|l| l.starts_with("[")).collect();
-    assert!(
-        order[0].contains(" ato-") && order[2].contains(" ato-"),
-        "{said}"
-    );
+    for (line, (method, seed)) in
+        order
+            .iter()
+            .step_by(2)
+            .zip([("dense", 0), ("ato", 0), ("dense", 1), ("ato", 1)])
+    {
+        assert!(
+            line.contains(&format!(" {method}-")) && line.contains(&format!("seed={seed}")),
+            "{said}"
+        );
+    }
     let results = dir.path().join("out/matched");
     let cache = std::fs::read_to_string(results.join("calibration.csv")).unwrap();
     assert!(cache.starts_with("method,key,knob,value,achieved,reference,status,pilots"));

@@ -19,7 +19,7 @@ use ato_sweep::{
     TrainingPilots,
 };
 use ato_train::run_dir::SUMMARY_FILE;
-use ato_train::RunDir;
+use ato_train::{Method, RunDir};
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -186,12 +186,23 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
         sweep_dir(&runs).display()
     );
     let mut tally = Tally::default();
-    // with matched FLOPs the reference (main ATO) runs go first, then the search, then the rest
+    // with matched FLOPs the reference (main ATO) runs go first, interleaved seed by seed with
+    // the dense runs (so the ATO/dense wall-time ratio is measured side by side, not across a
+    // machine's drift over the sweep), then the search, then the rest
     let mut order: Vec<usize> = (0..runs.len()).filter(|&i| is_mine(i)).collect();
     if sweep.match_flops {
         let refs = calibrate::references(&runs);
-        order.sort_by_key(|i| !refs.contains(i));
-        for &i in order.iter().filter(|i| refs.contains(i)) {
+        let dense: Vec<bool> = runs
+            .iter()
+            .map(|r| r.config.method == Method::Dense)
+            .collect();
+        let seeds: Vec<u64> = runs.iter().map(|r| r.config.seed).collect();
+        let first = |i: usize| refs.contains(&i) || dense[i];
+        order.sort_by_key(|&i| match first(i) {
+            true => (false, seeds[i], i),
+            false => (true, 0, i),
+        });
+        for &i in order.iter().filter(|&&i| first(i)) {
             run_one(&runs, i, &mut tally, mine, args.quiet);
         }
         let dir = sweep_dir(&runs);
@@ -204,7 +215,7 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
         )? {
             println!("matched FLOPs: {line}");
         }
-        order.retain(|i| !refs.contains(i));
+        order.retain(|&i| !first(i));
     }
     for i in order {
         run_one(&runs, i, &mut tally, mine, args.quiet);
