@@ -1,6 +1,7 @@
 //! [`NetworkGraph::evaluate`]: a graph run node by node with candle's own ops.
 
-use crate::graph::{NetworkGraph, Op};
+use crate::graph::{NetworkGraph, Op, ValueId};
+use crate::graph_shapes::op_name;
 use crate::pool::{avg_pool, max_pool};
 use candle_core::{Result, Tensor, D};
 
@@ -48,30 +49,10 @@ impl NetworkGraph {
                     let y = y.broadcast_div(&c(std)?)?.broadcast_mul(&c(p(scale)?)?)?;
                     y.broadcast_add(&c(p(bias)?)?)?
                 }
-                Op::Relu => a.relu()?,
-                Op::Relu6 => a.clamp(0f32, 6f32)?,
-                Op::Add => (a + &values[node.inputs[1]])?,
-                Op::Subsample2 => crate::layers::subsample2(a)?,
-                Op::PadChannels { before, after } => a.pad_with_zeros(1, *before, *after)?,
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    padding,
-                } => max_pool(a, *kernel, *stride, *padding)?,
-                Op::AvgPool {
-                    kernel,
-                    stride,
-                    padding,
-                } => avg_pool(a, *kernel, *stride, *padding)?,
-                Op::GlobalAvgPool => a.mean((2, 3))?,
-                Op::Flatten => a.flatten_from(1)?,
-                Op::Concat => {
-                    let parts: Vec<&Tensor> = node.inputs.iter().map(|&v| &values[v]).collect();
-                    Tensor::cat(&parts, 1)?
-                }
                 Op::Linear { weight, bias } => a
                     .matmul(&p(weight)?.t()?)?
                     .broadcast_add(&p(bias)?.unsqueeze(0)?)?,
+                op => tensorless(op, &node.inputs, &values)?,
             };
             values.push(out);
         }
@@ -84,5 +65,38 @@ impl NetworkGraph {
             );
         }
         Ok(logits)
+    }
+}
+
+/// An operator without tensors (activations, joins, pools, reshapes) on `values[inputs]`:
+/// what both [`NetworkGraph::evaluate`] and the trainable `GraphNet` compute the same way.
+/// Operators with tensors are an error here.
+pub(crate) fn tensorless(op: &Op, inputs: &[ValueId], values: &[Tensor]) -> Result<Tensor> {
+    let a = &values[inputs[0]];
+    match op {
+        Op::Relu => a.relu(),
+        Op::Relu6 => a.clamp(0f32, 6f32),
+        Op::Add => a + &values[inputs[1]],
+        Op::Subsample2 => crate::layers::subsample2(a),
+        Op::PadChannels { before, after } => a.pad_with_zeros(1, *before, *after),
+        Op::MaxPool {
+            kernel,
+            stride,
+            padding,
+        } => max_pool(a, *kernel, *stride, *padding),
+        Op::AvgPool {
+            kernel,
+            stride,
+            padding,
+        } => avg_pool(a, *kernel, *stride, *padding),
+        Op::GlobalAvgPool => crate::layers::global_avg_pool(a),
+        Op::Flatten => a.flatten_from(1),
+        Op::Concat => {
+            let parts: Vec<&Tensor> = inputs.iter().map(|&v| &values[v]).collect();
+            Tensor::cat(&parts, 1)
+        }
+        Op::Conv { .. } | Op::BatchNorm { .. } | Op::Linear { .. } => {
+            candle_core::bail!("graph: {} needs its tensors", op_name(op))
+        }
     }
 }

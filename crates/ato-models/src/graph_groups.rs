@@ -21,7 +21,7 @@
 //! [`GroupPolicy::All`] prunes those too.
 
 use crate::graph::{Node, Op};
-use crate::graph_shapes::ValueShape;
+use crate::graph_shapes::{is_depthwise, ValueShape};
 use serde::{Deserialize, Serialize};
 
 /// Which coupled channel sets become gates.
@@ -147,9 +147,7 @@ pub fn find_groups(nodes: &[Node], shapes: &[ValueShape], policy: GroupPolicy) -
         let out = match &node.op {
             Op::Conv { groups, .. } => {
                 let in_channels = shapes[node.inputs[0]][0];
-                let depthwise =
-                    *groups > 1 && *groups == in_channels && out_channels == in_channels;
-                if depthwise {
+                if is_depthwise(*groups, in_channels, out_channels) {
                     if a.len() > 1 {
                         cl.fix(&a, "a depthwise conv over a concatenation");
                     }

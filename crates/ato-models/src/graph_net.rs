@@ -12,12 +12,10 @@
 //! fast as the same built-in.
 
 use crate::graph::{GraphBuilder, Node, Op, ValueId};
-use crate::graph_shapes::op_name;
 pub use crate::graph_spec::GraphSpec;
 use crate::graph_spec::{GraphDecl, LayerSpec};
 use crate::layers::{self, GateValues};
 use crate::params::{Init, ParamStore};
-use crate::pool::{avg_pool, max_pool};
 use crate::ModelError;
 use ato_kernels::{Activation, BatchNorm2d};
 use candle_core::{Module, Result, Tensor};
@@ -95,7 +93,7 @@ impl GraphNet {
         store: &mut ParamStore,
     ) -> std::result::Result<Self, ModelError> {
         let mut built = Vec::new();
-        for (node, layer) in spec.nodes.iter().zip(&decl.specs) {
+        for layer in &decl.specs {
             built.push(match layer {
                 None => Layer::None,
                 Some(LayerSpec::Conv(c)) => {
@@ -124,7 +122,6 @@ impl GraphNet {
                     Layer::Linear(layers::linear(s, widths, store)?, s.path.clone())
                 }
             });
-            let _ = node;
         }
         let segments = decl
             .segments
@@ -190,12 +187,9 @@ impl GraphNet {
                         let act = f.act.map_or(Activation::Identity, |(_, a)| a);
                         let y = conv.forward_bn_act(&x, bn, train, act)?;
                         // the conv's own output is read by nothing but its BN
-                        match f.act {
-                            Some((a, _)) => {
-                                ahead[f.bn] = Some(y.clone());
-                                ahead[a] = Some(y.clone());
-                            }
-                            None => ahead[f.bn] = Some(y.clone()),
+                        ahead[f.bn] = Some(y.clone());
+                        if let Some((a, _)) = f.act {
+                            ahead[a] = Some(y.clone());
                         }
                         values.push(y);
                         continue;
@@ -212,34 +206,7 @@ impl GraphNet {
                 (Op::Linear { .. }, Layer::Linear(l, _)) => {
                     l.forward(&self.gate_input(a, node.inputs[0], gates)?)?
                 }
-                (Op::Relu, _) => a.relu()?,
-                (Op::Relu6, _) => a.clamp(0f32, 6f32)?,
-                (Op::Add, _) => (a + &values[node.inputs[1]])?,
-                (Op::Subsample2, _) => layers::subsample2(a)?,
-                (Op::PadChannels { before, after }, _) => a.pad_with_zeros(1, *before, *after)?,
-                (
-                    Op::MaxPool {
-                        kernel,
-                        stride,
-                        padding,
-                    },
-                    _,
-                ) => max_pool(a, *kernel, *stride, *padding)?,
-                (
-                    Op::AvgPool {
-                        kernel,
-                        stride,
-                        padding,
-                    },
-                    _,
-                ) => avg_pool(a, *kernel, *stride, *padding)?,
-                (Op::GlobalAvgPool, _) => layers::global_avg_pool(a)?,
-                (Op::Flatten, _) => a.flatten_from(1)?,
-                (Op::Concat, _) => {
-                    let parts: Vec<&Tensor> = node.inputs.iter().map(|&v| &values[v]).collect();
-                    Tensor::cat(&parts, 1)?
-                }
-                (op, _) => candle_core::bail!("graph: {} has no layer", op_name(op)),
+                (op, _) => crate::graph_eval::tensorless(op, &node.inputs, &values)?,
             };
             values.push(out);
         }

@@ -151,6 +151,12 @@ pub fn value_shapes(
     Ok(shapes)
 }
 
+/// Whether a conv of `groups` groups from `in_channels` to `out_channels` is depthwise (one
+/// filter per channel): the rule the group finder, the declaration and `explain` share.
+pub fn is_depthwise(groups: usize, in_channels: usize, out_channels: usize) -> bool {
+    groups > 1 && groups == in_channels && out_channels == in_channels
+}
+
 /// The operator's name in messages.
 pub fn op_name(op: &Op) -> &'static str {
     match op {

@@ -6,7 +6,7 @@
 use crate::graph::Node;
 use crate::graph::Op;
 use crate::graph_groups::{find_groups, ChannelPlan, GroupPolicy, Segment};
-use crate::graph_shapes::{value_shapes, ValueShape};
+use crate::graph_shapes::{is_depthwise, value_shapes, ValueShape};
 use crate::ModelError;
 use ato_zig::{ArchBuilder, BnSpec, ConvSpec, Dim, LinearSpec};
 use serde::{Deserialize, Serialize};
@@ -52,7 +52,7 @@ impl GraphSpec {
         for (k, node) in self.nodes.iter().enumerate() {
             let weight = match &node.op {
                 Op::Conv { weight, groups, .. }
-                    if *groups == 1 || shapes[node.inputs[0]][0] != *groups =>
+                    if !is_depthwise(*groups, shapes[node.inputs[0]][0], shapes[k + 1][0]) =>
                 {
                     weight
                 }
@@ -80,10 +80,8 @@ impl GraphSpec {
         let bad = |m: String| ModelError::InvalidConfig(format!("graph {}: {m}", self.source));
         let shapes = value_shapes(&self.nodes, &input, |n| self.tensor_shapes.get(n).cloned())
             .map_err(bad)?;
-        Ok((
-            shapes.clone(),
-            find_groups(&self.nodes, &shapes, self.policy),
-        ))
+        let plan = find_groups(&self.nodes, &shapes, self.policy);
+        Ok((shapes, plan))
     }
 }
 
@@ -108,6 +106,17 @@ pub(crate) enum LayerSpec {
     Conv(ConvSpec),
     Bn(BnSpec, f64),
     Linear(LinearSpec),
+}
+
+/// Checks that node `node`'s tensor `name` is `expected` (the importer's canonical naming).
+fn expect_named(name: &str, expected: &str, node: usize) -> std::result::Result<(), ModelError> {
+    if name == expected {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidConfig(format!(
+            "graph node {node}: tensor `{name}` is not `{expected}`"
+        )))
+    }
 }
 
 fn path_of(name: &str, suffix: &str, node: usize) -> std::result::Result<String, ModelError> {
@@ -168,13 +177,11 @@ pub(crate) fn declare(
                 groups,
             } => {
                 let path = path_of(weight, ".weight", n)?;
-                if let Some(bn) = bias {
-                    if *bn != format!("{path}.bias") {
-                        path_of(bn, &format!("{path}.bias"), n)?;
-                    }
+                if let Some(b) = bias {
+                    expect_named(b, &format!("{path}.bias"), n)?;
                 }
                 let ws = &spec.tensor_shapes[weight];
-                let depthwise = *groups > 1 && *groups == in_shape[0] && ws[0] == in_shape[0];
+                let depthwise = is_depthwise(*groups, in_shape[0], ws[0]);
                 let (in_dim, in_parts) = match ins.as_slice() {
                     [s] => (dim(s), Vec::new()),
                     many => (single(many), many.iter().map(dim).collect()),
@@ -212,19 +219,13 @@ pub(crate) fn declare(
                     (mean, ".running_mean"),
                     (var, ".running_var"),
                 ] {
-                    if *t != format!("{path}{s}") {
-                        return Err(ModelError::InvalidConfig(format!(
-                            "graph node {n}: BatchNorm tensor `{t}` is not `{path}{s}`"
-                        )));
-                    }
+                    expect_named(t, &format!("{path}{s}"), n)?;
                 }
                 Some(LayerSpec::Bn(b.bn(path, single(ins)), *eps))
             }
             Op::Linear { weight, bias } => {
                 let path = path_of(weight, ".weight", n)?;
-                if *bias != format!("{path}.bias") {
-                    path_of(bias, &format!("{path}.bias"), n)?;
-                }
+                expect_named(bias, &format!("{path}.bias"), n)?;
                 let out = single(&plan.segments[n]);
                 Some(LayerSpec::Linear(b.linear(path, single(ins), out)))
             }
