@@ -43,10 +43,11 @@ fn weights(
     let cfg = dir.join("run.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ato"));
+    let data = root.join("data");
     cmd.arg("train")
         .arg(&cfg)
         .arg(format!("out_dir={}", dir.join("out").display()))
-        .arg(format!("dataset.root={}", root.join("data").display()))
+        .arg(format!("dataset.root={}", data.display()))
         .args(overrides)
         .env_remove("ATO_SIMD")
         .env_remove("CANDLE_NUM_THREADS")
@@ -91,10 +92,14 @@ fn first_difference(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) ->
     })
 }
 
-#[test]
-fn every_forced_cpu_path_trains_the_same_bits() {
-    let root = tempfile::tempdir().unwrap();
-    let (reference, (best, _)) = weights(root.path(), "default", &[], &[]);
+/// Runs the default case and every forced path (SIMD levels, 1 and 2 threads) with
+/// `overrides`; fails naming the first tensor that differs. Returns the default case's weights.
+fn same_bits_on_every_forced_path(
+    root: &Path,
+    mode: &str,
+    overrides: &[&str],
+) -> HashMap<String, Tensor> {
+    let (reference, (best, _)) = weights(root, &format!("{mode} default"), &[], overrides);
     // an AVX2 path exists below AVX-512 only; the machine's record shows what was taken
     let avx2 = if best == "avx512" {
         "avx2+fma"
@@ -111,7 +116,8 @@ fn every_forced_cpu_path_trains_the_same_bits() {
         ("2 threads", threads("2").to_vec(), &best, Some(2)),
     ];
     for (tag, env, simd, n) in cases {
-        let (w, taken) = weights(root.path(), tag, &env, &[]);
+        let tag = format!("{mode} {tag}");
+        let (w, taken) = weights(root, &tag, &env, overrides);
         assert_eq!(taken.0, simd, "{tag}: the path taken");
         if let Some(n) = n {
             assert_eq!(taken.1, n, "{tag}: the threads");
@@ -119,6 +125,13 @@ fn every_forced_cpu_path_trains_the_same_bits() {
         let differs = first_difference(&reference, &w);
         assert_eq!(differs, None, "{tag}: the first tensor that differs");
     }
+    reference
+}
+
+#[test]
+fn every_forced_cpu_path_trains_the_same_bits() {
+    let root = tempfile::tempdir().unwrap();
+    let reference = same_bits_on_every_forced_path(root.path(), "machine", &[]);
     // negative control: the learning rate one f32 step above 0.1 moves the weights' last bits
     let next = f32::from_bits(0.1f32.to_bits() + 1) as f64;
     let (moved, _) = weights(
@@ -130,5 +143,23 @@ fn every_forced_cpu_path_trains_the_same_bits() {
     assert!(
         first_difference(&reference, &moved).is_some(),
         "a last-bit change is seen"
+    );
+}
+
+/// Portable mode (`train.reproducible = "portable"`) through the same forced paths. Its
+/// products are defined element by element (`ato_kernels::portable`), so what it computes does
+/// not depend on the `gemm` crate, which the forced paths above cannot reach. That the default
+/// mode's products are gemm's own order shows in the control: the two modes end apart. (The
+/// default mode cannot be shown to move between CPUs on one machine: gemm's AVX-512 kernels and
+/// its cache-sized blocking cannot be forced from outside the crate.)
+#[test]
+fn portable_mode_trains_the_same_bits_on_every_forced_path() {
+    let root = tempfile::tempdir().unwrap();
+    let portable = ["train.reproducible=portable"];
+    let reference = same_bits_on_every_forced_path(root.path(), "portable", &portable);
+    let (machine, _) = weights(root.path(), "machine", &[], &[]);
+    assert!(
+        first_difference(&reference, &machine).is_some(),
+        "the default mode's products (gemm's order) end elsewhere than the defined order"
     );
 }

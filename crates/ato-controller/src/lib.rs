@@ -29,6 +29,7 @@
 //! assert_eq!(s.hard.len(), 2);
 //! ```
 
+mod gru;
 pub mod mask;
 pub mod network;
 pub mod regulariser;

@@ -2,10 +2,11 @@
 //! shared by all gates, as the authors' code has it, or one per gate) → ReLU → per-gate Linear
 //! heads (docs/design.md §4).
 
+use crate::gru::Gru;
 use crate::ControllerError;
+use ato_kernels::Linear;
 use candle_core::{DType, Device, IndexOp, Module, Tensor, Var};
-use candle_nn::rnn::{GRUConfig, GRU, RNN};
-use candle_nn::{Init, Linear, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -60,8 +61,8 @@ pub struct Controller {
     widths: Vec<usize>,
     /// (1, L, token_dim), not trained.
     tokens: Tensor,
-    forward_gru: GRU,
-    backward_gru: GRU,
+    forward_gru: Gru,
+    backward_gru: Gru,
     /// LayerNorm γ, β: one pair shared by all gates, or one per gate.
     norms: Vec<(Tensor, Tensor)>,
     /// Per gate: the bias-free linear layer.
@@ -170,14 +171,8 @@ impl Controller {
             }
         }
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let gru_cfg = GRUConfig {
-            w_ih_init: Init::Const(0.0),
-            w_hh_init: Init::Const(0.0),
-            b_ih_init: Some(Init::Const(0.0)),
-            b_hh_init: Some(Init::Const(0.0)),
-        };
-        let forward_gru = GRU::new(d, h, gru_cfg, vb.pp("gru_forward"))?;
-        let backward_gru = GRU::new(d, h, gru_cfg, vb.pp("gru_backward"))?;
+        let forward_gru = Gru::new(d, h, vb.pp("gru_forward"))?;
+        let backward_gru = Gru::new(d, h, vb.pp("gru_backward"))?;
         let norms = norm_prefixes(config.shared_norm, widths.len())
             .into_iter()
             .map(|p| {
@@ -248,10 +243,8 @@ impl Controller {
     /// The logits z_ℓ, one (C_ℓ,) tensor per gate.
     pub fn logits(&self) -> Result<Vec<Tensor>, ControllerError> {
         let l = self.widths.len();
-        // candle's GRU::states_to_tensor concatenates (1, L·h); stack to (1, L, h) instead
-        let run = |gru: &GRU, x: &Tensor| -> candle_core::Result<Tensor> {
-            let states: Vec<Tensor> = gru.seq(x)?.into_iter().map(|s| s.h).collect();
-            Tensor::stack(&states, 1)
+        let run = |gru: &Gru, x: &Tensor| -> candle_core::Result<Tensor> {
+            Tensor::stack(&gru.states(x)?, 1) // (1, L, h)
         };
         let fwd = run(&self.forward_gru, &self.tokens)?;
         let rev: Vec<u32> = (0..l as u32).rev().collect();

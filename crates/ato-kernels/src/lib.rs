@@ -112,10 +112,12 @@ pub mod conv;
 mod conv_bn;
 pub mod cpu;
 mod elementwise;
+mod linear;
 mod matmul;
 mod output;
 mod parallel;
 mod pool;
+pub mod portable;
 pub mod profile;
 mod simd;
 mod storage;
@@ -131,3 +133,5 @@ pub use conv_bn::{
     conv_batch_norm, conv_batch_norm_add, conv_batch_norm_add_with, conv_batch_norm_with,
 };
 pub use elementwise::{add_relu, add_relu_with};
+pub use linear::{matmul, Linear};
+pub use portable::{reproducibility, set_reproducibility, Reproducibility};

@@ -166,7 +166,7 @@ impl GraphBuilder {
         &mut self,
         x: ValueId,
         path: &str,
-        layer: &candle_nn::Linear,
+        layer: &ato_kernels::Linear,
     ) -> candle_core::Result<ValueId> {
         let bias = layer
             .bias()

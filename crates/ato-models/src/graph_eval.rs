@@ -49,8 +49,7 @@ impl NetworkGraph {
                     let y = y.broadcast_div(&c(std)?)?.broadcast_mul(&c(p(scale)?)?)?;
                     y.broadcast_add(&c(p(bias)?)?)?
                 }
-                Op::Linear { weight, bias } => a
-                    .matmul(&p(weight)?.t()?)?
+                Op::Linear { weight, bias } => ato_kernels::matmul(a, &p(weight)?.t()?)?
                     .broadcast_add(&p(bias)?.unsqueeze(0)?)?,
                 op => tensorless(op, &node.inputs, &values)?,
             };

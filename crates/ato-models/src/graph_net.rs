@@ -31,7 +31,7 @@ enum Layer {
         gated: bool,
     },
     Bn(BatchNorm2d, String),
-    Linear(candle_nn::Linear, String),
+    Linear(ato_kernels::Linear, String),
 }
 
 /// A bias-free conv whose output only its BatchNorm reads (and the BN's output only an

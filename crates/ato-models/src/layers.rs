@@ -7,11 +7,11 @@
 use crate::graph::{GraphBuilder, Op, ValueId};
 use crate::params::{Init, ParamStore};
 use crate::ModelError;
+use ato_kernels::Linear;
 use ato_kernels::{Activation, BatchNorm2d, ConvParams};
 use ato_zig::blocks::{ConvBnSpec, Shortcut};
 use ato_zig::{BnSpec, ConvSpec, Dim, GateId, LinearSpec};
 use candle_core::{Result, Tensor};
-use candle_nn::Linear;
 
 /// BN epsilon, as PyTorch.
 pub const BN_EPS: f64 = 1e-5;

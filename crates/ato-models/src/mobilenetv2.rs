@@ -6,10 +6,10 @@ use crate::layers::{apply_gate, global_avg_pool, ConvBn, GateValues};
 use crate::params::ParamStore;
 use crate::ModelError;
 use ato_kernels::Activation;
+use ato_kernels::Linear;
 use ato_zig::blocks::{self, ConvBnSpec, InvertedResidualSpec};
 use ato_zig::{ArchBuilder, Dim, GateId, LinearSpec};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::Linear;
 
 /// (expansion t, output channels c, repeats n, first stride s) of the paper's Table 2.
 const SETTINGS: [(usize, usize, usize, usize); 7] = [

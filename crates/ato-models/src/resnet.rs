@@ -9,10 +9,10 @@ use crate::layers::{
 use crate::params::ParamStore;
 use crate::ModelError;
 use ato_kernels::Activation;
+use ato_kernels::Linear;
 use ato_zig::blocks::{self, BasicBlockSpec, BottleneckSpec, ShortcutKind};
 use ato_zig::{ArchBuilder, Dim, GateId};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::Linear;
 
 /// A basic residual block; its inner channel is gate `gate`.
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 //! compaction and evaluation of the compact model ([`crate::finish`]).
 
 use crate::checkpoint::RunState;
-use crate::config::{Fault, RunConfig};
+use crate::config::{Fault, Reproducible, RunConfig};
 use crate::data::RunData;
 use crate::device::select_device;
 use crate::evaluate::evaluate_loader;
@@ -326,7 +326,15 @@ impl<'a> Loop<'a> {
 /// Runs (or resumes from its checkpoint) the run of `cfg` into `<out_dir>/<name>/<run-id>/`.
 pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError> {
     cfg.validate()?;
+    ato_kernels::set_reproducibility(cfg.train.reproducible.kernels());
     let device = select_device(&cfg.device)?;
+    if cfg.train.reproducible == Reproducible::Portable && !device.is_cpu() {
+        return Err(TrainError::Config(format!(
+            "train.reproducible = \"portable\" needs the CPU (device `{}` takes its own kernels' \
+             products): set device = \"cpu\", or train.reproducible = \"machine\"",
+            cfg.device
+        )));
+    }
     let data = RunData::open(cfg, &device)?;
     let run_dir = RunDir::of(cfg);
     let mut lp = Loop::new(cfg, &data, &device, &run_dir, opts)?;

@@ -106,6 +106,7 @@ fn unknown_keys_and_bad_enums_are_rejected() {
         ("model.name = \"resnet19\"", "resnet19"),
         ("dataset.name = \"mnist\"", "mnist"),
         ("ato.projector = \"sideways\"", "sideways"),
+        ("train.reproducible = \"exact\"", "exact"),
     ] {
         let e = RunConfig::from_toml(toml).unwrap_err().to_string();
         assert!(e.contains(needle), "{toml}: {e}");
@@ -348,7 +349,8 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
     let before = format!("{}{}", &text[..bench], &text[after..])
         .replace("round_to = 1\n", "")
         .replace("inject = \"none\"\n", "")
-        .replace("last_group = \"next\"\n", "");
+        .replace("last_group = \"next\"\n", "")
+        .replace("reproducible = \"machine\"\n", "");
     assert!(!before.contains("bench") && !before.contains("round_to"));
     assert!(!before.contains("inject") && !before.contains("last_group"));
     assert_eq!(key.results_toml(), before);
@@ -357,6 +359,10 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
         a.run_id_for_generator(2),
         format!("ato-resnet20-s0-{:08x}", fnv1a(before.as_bytes()) as u32)
     );
+    // portable products change a run's numbers, so its id
+    let mut p = a.clone();
+    p.train.reproducible = ato_train::config::Reproducible::Portable;
+    assert_ne!(a.run_id(), p.run_id());
     // timing settings do not change a run; rounding does, for every method
     let mut b = a.clone();
     b.bench.after_run = false;

@@ -214,7 +214,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_numbers() {
     assert_eq!(one.len(), 1);
     assert_eq!(two.iter().map(|m| m.from_epoch).collect::<Vec<_>>(), [0, 2]);
     let m = &two[1];
-    assert_eq!((m.device.as_str(), m.mode.as_str()), ("cpu", "default"));
+    assert_eq!((m.device.as_str(), m.mode.as_str()), ("cpu", "machine"));
     assert!(["avx512", "avx2+fma", "baseline"].contains(&m.kernel_simd.as_str()));
     assert!(m.threads >= 1 && !m.cpu_model.is_empty(), "{m:?}");
 }

@@ -44,6 +44,14 @@ pub enum BenchBackend {
     Stock,
 }
 
+/// `--reproducible`: the products' mode (`train.reproducible`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchReproducible {
+    Machine,
+    Portable,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// `train` (forward + loss + backward + SGD step) or `infer` (eval-mode forward).
@@ -66,6 +74,10 @@ pub struct BenchArgs {
     /// Kernels [default: `ATO_BACKEND`, else fast].
     #[arg(long, value_enum)]
     pub backend: Option<BenchBackend>,
+    /// `machine` (the fastest products this CPU has) or `portable` (fixed-order products,
+    /// the same bits on every CPU: what `train.reproducible = "portable"` runs).
+    #[arg(long, value_enum, default_value = "machine")]
+    pub reproducible: BenchReproducible,
     /// Size the model for this data set: cifar10, cifar100, imagenet (synth10/synth100 have
     /// the CIFAR shapes).
     #[arg(long, default_value = "cifar10")]
@@ -99,6 +111,7 @@ pub struct BenchReport {
     pub dataset: DatasetName,
     pub batch: usize,
     pub backend: String,
+    pub reproducible: BenchReproducible,
     pub threads: usize,
     pub iters: usize,
     /// Median over the timed steps.
@@ -129,6 +142,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             BenchBackend::Stock => Backend::Stock,
         });
     }
+    ato_kernels::set_reproducibility(match args.reproducible {
+        BenchReproducible::Machine => ato_kernels::Reproducibility::Machine,
+        BenchReproducible::Portable => ato_kernels::Reproducibility::Portable,
+    });
     if Path::new(&args.model).is_dir() {
         return run_folder::run(args);
     }
@@ -226,6 +243,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         dataset: args.dataset,
         batch: args.batch,
         backend: ato_kernels::backend().to_string(),
+        reproducible: args.reproducible,
         threads,
         iters: args.iters,
         ms_per_step: median * 1e3,
@@ -277,12 +295,13 @@ fn per_step_profile(on: bool, times: &[f64]) -> Vec<(String, f64, f64)> {
 
 fn print_text(r: &BenchReport) {
     println!(
-        "{} {:?} ({}, batch {}, {} backend, {}, {} threads): {:.1} images/s, {:.1} ms/step (best {:.1}), {:.1} GFLOP/s",
+        "{} {:?} ({}, batch {}, {} backend, {:?} products, {}, {} threads): {:.1} images/s, {:.1} ms/step (best {:.1}), {:.1} GFLOP/s",
         r.model,
         r.mode,
         r.dataset.as_str(),
         r.batch,
         r.backend,
+        r.reproducible,
         r.device,
         r.threads,
         r.images_per_second,

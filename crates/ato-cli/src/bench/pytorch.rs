@@ -185,6 +185,7 @@ mod tests {
             iters: 1,
             warmup: 0,
             backend: None,
+            reproducible: super::super::BenchReproducible::Machine,
             dataset: DatasetName::Cifar10,
             device: "cpu".to_string(),
             pytorch: true,

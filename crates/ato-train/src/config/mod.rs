@@ -279,7 +279,7 @@ impl RunConfig {
     }
 
     /// `config.toml`'s text without the `[bench]` table, without `prune.round_to` when it
-    /// is 1, without `convergence.inject` when it is none, without HESSO's `momentum` and
+    /// is 1, without `train.reproducible` when it is `machine`, without `convergence.inject` when it is none, without HESSO's `momentum` and
     /// `last_group` outside HESSO runs and without `ato.controller_lr_sum` outside ATO runs:
     /// exactly the text of the same config before those keys existed.
     #[doc(hidden)]
@@ -303,6 +303,11 @@ impl RunConfig {
             if let Some(h) = doc.get_mut("hesso").and_then(|p| p.as_table_mut()) {
                 h.remove("momentum");
                 h.remove("last_group");
+            }
+        }
+        if self.train.reproducible == Reproducible::Machine {
+            if let Some(t) = doc.get_mut("train").and_then(|p| p.as_table_mut()) {
+                t.remove("reproducible");
             }
         }
         if self.convergence.inject == Fault::None {

@@ -190,6 +190,10 @@ pub struct TrainSection {
     pub label_smoothing: f64,
     /// Mixup α; 0 disables mixup.
     pub mixup: f64,
+    /// `machine` (the default): the same numbers on the same machine, from its fastest
+    /// kernels; `portable`: the same numbers on every x86-64 CPU, every matrix product in one
+    /// fixed order (docs/reproducibility.md; slower, see its measured cost).
+    pub reproducible: Reproducible,
 }
 
 impl Default for TrainSection {
@@ -199,6 +203,35 @@ impl Default for TrainSection {
             batch_size: 128,
             label_smoothing: 0.0,
             mixup: 0.0,
+            reproducible: Reproducible::Machine,
+        }
+    }
+}
+
+/// `train.reproducible`: where a run's numbers can be reproduced bit for bit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Reproducible {
+    /// On the same machine (same CPU paths); the fastest kernels.
+    #[default]
+    Machine,
+    /// On every x86-64 CPU: fixed-order matrix products (`ato_kernels::portable`).
+    Portable,
+}
+
+impl Reproducible {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reproducible::Machine => "machine",
+            Reproducible::Portable => "portable",
+        }
+    }
+
+    /// The kernels' process-wide mode for this setting.
+    pub fn kernels(self) -> ato_kernels::Reproducibility {
+        match self {
+            Reproducible::Machine => ato_kernels::Reproducibility::Machine,
+            Reproducible::Portable => ato_kernels::Reproducibility::Portable,
         }
     }
 }

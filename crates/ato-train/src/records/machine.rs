@@ -38,8 +38,8 @@ pub struct MachineRecord {
     pub threads: usize,
     /// `cpu`, `cuda:N`.
     pub device: String,
-    /// The numerics mode: `default` (each CPU takes its fastest paths; bit-identical results
-    /// need the same paths).
+    /// `train.reproducible`: `machine` (each CPU takes its fastest paths; bit-identical results
+    /// need the same paths) or `portable` (fixed-order products: the same bits on every CPU).
     pub mode: String,
     pub ato_version: String,
 }
@@ -77,7 +77,10 @@ impl MachineRecord {
                 candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
                 candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
             },
-            mode: "default".into(),
+            mode: match ato_kernels::reproducibility() {
+                ato_kernels::Reproducibility::Machine => "machine".into(),
+                ato_kernels::Reproducibility::Portable => "portable".into(),
+            },
             ato_version: env!("CARGO_PKG_VERSION").into(),
         }
     }
