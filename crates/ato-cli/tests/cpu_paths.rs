@@ -158,8 +158,10 @@ fn portable_mode_trains_the_same_bits_on_every_forced_path() {
     let portable = ["train.reproducible=portable"];
     let reference = same_bits_on_every_forced_path(root.path(), "portable", &portable);
     let (machine, _) = weights(root.path(), "machine", &[], &[]);
+    let first = first_difference(&reference, &machine);
+    eprintln!("first tensor that differs between the modes: {first:?}");
     assert!(
-        first_difference(&reference, &machine).is_some(),
+        first.is_some(),
         "the default mode's products (gemm's order) end elsewhere than the defined order"
     );
 }

@@ -114,6 +114,7 @@ pub mod cpu;
 mod elementwise;
 mod linear;
 mod matmul;
+mod matrix;
 mod output;
 mod parallel;
 mod pool;

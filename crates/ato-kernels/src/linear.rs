@@ -2,7 +2,7 @@
 //! candle's own `matmul` by default, the fixed-order [`crate::portable`] product (forward and
 //! backward) in portable mode. Every linear layer and the controller's GRU go through here.
 
-use crate::matmul::{MatMut, MatRef};
+use crate::matrix::{MatMut, MatRef};
 use crate::portable::{portable_matmul, reproducibility, Reproducibility};
 use crate::storage::to_storage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Module, Result, Shape, Tensor};

@@ -18,7 +18,7 @@
 //! gives the same bits. The other kernels of this crate already sum in fixed orders
 //! (`ato-cli/tests/cpu_paths.rs`).
 
-use crate::matmul::{MatMut, MatRef};
+use crate::matrix::{MatMut, MatRef};
 use crate::simd::multiversion;
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -19,11 +19,16 @@ pub fn read_onnx(path: &Path) -> Result<NetworkGraph, OnnxError> {
         path: shown.clone(),
         source,
     })?;
+    parse_onnx(&bytes, &shown)
+}
+
+/// An ONNX file's bytes as a [`NetworkGraph`]; errors name the file as `shown`.
+pub fn parse_onnx(bytes: &[u8], shown: &str) -> Result<NetworkGraph, OnnxError> {
     let not_onnx = |reason: String| OnnxError::NotOnnx {
-        path: shown.clone(),
+        path: shown.to_string(),
         reason,
     };
-    let model = ModelProto::parse_from_bytes(&bytes).map_err(|e| not_onnx(e.to_string()))?;
+    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| not_onnx(e.to_string()))?;
     if model.graph.is_none() {
         return Err(not_onnx(format!(
             "{} bytes without a graph (empty, or not an ONNX ModelProto)",

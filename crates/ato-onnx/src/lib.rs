@@ -46,7 +46,7 @@ mod import_shape;
 mod proto;
 
 pub use export::{to_onnx, write_onnx};
-pub use import::{from_proto, read_onnx};
+pub use import::{from_proto, parse_onnx, read_onnx};
 
 #[cfg(doc)]
 use ato_models::graph::NetworkGraph;

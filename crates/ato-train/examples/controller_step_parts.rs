@@ -4,7 +4,7 @@
 //! digits 8×8, 45 images: the demo's controller batch).
 //!
 //! ```sh
-//! cargo run --release -p ato-train --example controller_step_parts [-- REPS]
+//! cargo run --release -p ato-train --example controller_step_parts [-- REPS [portable]]
 //! ```
 
 use ato_controller::{sample_masks, Controller, ControllerConfig, FlopsRegulariser};
@@ -29,6 +29,9 @@ fn time<T>(label: &str, reps: usize, mut f: impl FnMut() -> T) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reps: usize = std::env::args().nth(1).map_or(Ok(200), |a| a.parse())?;
+    if std::env::args().nth(2).as_deref() == Some("portable") {
+        ato_kernels::set_reproducibility(ato_kernels::Reproducibility::Portable);
+    }
     let dev = Device::Cpu;
     let mut cfg = ModelConfig::new(ModelName::Resnet20, 10, 8);
     cfg.in_channels = 1;

@@ -226,3 +226,23 @@ fn a_bad_onnx_file_is_one_error_line_and_nothing_is_written() {
         &["model.onnx", "no prunable channel group"],
     );
 }
+
+#[test]
+fn a_runs_id_follows_its_files_bytes_when_the_file_is_rewritten_in_place() {
+    // the file is read once per process and remembered by path, length and modification
+    // time: a rewrite with other weights (same length) must still give another run id
+    let dir = tempfile::tempdir().unwrap();
+    let path = onnx_file(dir.path(), (3, 32, 32), 10);
+    let cfg = config(dir.path(), &path);
+    let first = cfg.run_id();
+    assert_eq!(cfg.run_id(), first, "the same file, the same id");
+    let spec = InputSpec {
+        mean: vec![0.5; 3],
+        std: vec![0.25; 3],
+        source: "test".into(),
+    };
+    let len = std::fs::metadata(&path).unwrap().len();
+    write_onnx(&path, &vgg_with_concat((3, 32, 32), 10, 16, 4), &spec).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "same length");
+    assert_ne!(cfg.run_id(), first, "other bytes, another id");
+}

@@ -265,8 +265,8 @@ impl RunConfig {
         }
         if let Some(path) = &self.model.onnx {
             // the file's content, not only its name, identifies the run
-            let bytes = std::fs::read(path).unwrap_or_default();
-            text.push_str(&format!("\n# onnx file: {:016x}\n", fnv1a(&bytes)));
+            let hash = onnx::file_hash(path);
+            text.push_str(&format!("\n# onnx file: {hash:016x}\n"));
         }
         let h = fnv1a(text.as_bytes());
         format!(

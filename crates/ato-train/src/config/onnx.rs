@@ -6,6 +6,46 @@ use crate::TrainError;
 use ato_models::graph::NetworkGraph;
 use ato_models::graph_net::GraphSpec;
 use ato_models::{ModelConfig, ModelName};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// A file as the cache knows it: its path, length and modification time (to the nanosecond).
+type FileStamp = (PathBuf, u64, SystemTime);
+
+/// What one read of an ONNX file gives: the hash of its bytes (for run ids) and its parse.
+struct ReadFile {
+    hash: u64,
+    graph: Result<NetworkGraph, String>,
+}
+
+/// Files read in this process. A sweep asks for the same file's id and graph at every run it
+/// plans and starts; without the cache each ask re-read (and re-parsed) the whole file. A file
+/// rewritten in place gets a new stamp, so it is read again.
+fn read_cached(path: &Path) -> Option<Arc<ReadFile>> {
+    static FILES: Mutex<Option<HashMap<FileStamp, Arc<ReadFile>>>> = Mutex::new(None);
+    let meta = std::fs::metadata(path).ok()?;
+    let stamp = (path.to_path_buf(), meta.len(), meta.modified().ok()?);
+    let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let files = files.get_or_insert_with(HashMap::new);
+    if let Some(read) = files.get(&stamp) {
+        return Some(read.clone());
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let read = Arc::new(ReadFile {
+        hash: super::fnv1a(&bytes),
+        graph: ato_onnx::parse_onnx(&bytes, &path.display().to_string()).map_err(|e| e.to_string()),
+    });
+    files.insert(stamp, read.clone());
+    Some(read)
+}
+
+/// The hash of an ONNX file's bytes, 0 when it cannot be read (its run then fails to start,
+/// naming the file).
+pub(super) fn file_hash(path: &Path) -> u64 {
+    read_cached(path).map_or(0, |r| r.hash)
+}
 
 impl RunConfig {
     /// The imported model's config and graph (with the file's tensors), if `model.onnx` is
@@ -20,7 +60,11 @@ impl RunConfig {
             return Ok(None);
         };
         let bad = |why: String| TrainError::Config(format!("model.onnx: {why}"));
-        let graph = ato_onnx::read_onnx(path).map_err(|e| bad(e.to_string()))?;
+        let graph = match read_cached(path) {
+            Some(read) => read.graph.clone().map_err(bad)?,
+            // not readable: the reader's own error names the cause
+            None => ato_onnx::read_onnx(path).map_err(|e| bad(e.to_string()))?,
+        };
         let (classes, size) = self.dataset.name.shape();
         let channels = self.dataset.name.channels();
         let (c, h, w) = graph.input;
