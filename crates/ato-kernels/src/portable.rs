@@ -14,9 +14,10 @@
 //! (one rounding per step, IEEE fused multiply-add), then `dst[i,j] = s`, or `dst[i,j] + s`
 //! when accumulating. Vector width, register tiling and threads only choose which outputs are
 //! computed together, never how one output's sum is grouped, and a fused multiply-add rounds
-//! the same in hardware and in software (`f32::mul_add` on the baseline path), so every CPU
-//! gives the same bits. The other kernels of this crate already sum in fixed orders
-//! (`ato-cli/tests/cpu_paths.rs`).
+//! the same in hardware and in software (`f32::mul_add` on the baseline path), so the products
+//! are the same bits on every CPU. With the rest of a step (the direct conv kernel, candle's
+//! vectorised sums: both need AVX2 + FMA), a run is the same bits on every x86-64 CPU with AVX2
+//! and FMA (`ato-cli/tests/cpu_paths.rs`, `emulated_cpus.rs`).
 
 use crate::matrix::{MatMut, MatRef};
 use crate::simd::multiversion;
@@ -27,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub enum Reproducibility {
     /// Bit-identical on the same machine (the fastest kernels it has; the default).
     Machine,
-    /// Bit-identical on every x86-64 CPU (fixed-order products; slower).
+    /// Bit-identical on every x86-64 CPU with AVX2 and FMA (fixed-order products; slower).
     Portable,
 }
 

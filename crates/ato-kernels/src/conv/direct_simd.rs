@@ -18,20 +18,15 @@ pub(crate) enum Isa {
 }
 
 impl Isa {
-    /// The best instruction set this CPU has for the direct kernel, if any.
+    /// The instruction set the direct kernel runs with on this CPU, if any: the SIMD path of
+    /// [`crate::cpu::simd_path`] (the one rule, so `ATO_SIMD` forces this kernel too: `avx2`
+    /// runs its AVX2 tiles, `baseline` turns it off as on a CPU without AVX2 and FMA).
     pub fn detect() -> Option<Isa> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Some(Isa::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Some(Isa::Avx2);
-            }
+        match crate::cpu::simd_path() {
+            crate::cpu::SimdPath::Avx512 => Some(Isa::Avx512),
+            crate::cpu::SimdPath::Avx2Fma => Some(Isa::Avx2),
+            crate::cpu::SimdPath::Baseline => None,
         }
-        None
     }
 
     /// f32 lanes of one vector.

@@ -191,8 +191,9 @@ pub struct TrainSection {
     /// Mixup α; 0 disables mixup.
     pub mixup: f64,
     /// `machine` (the default): the same numbers on the same machine, from its fastest
-    /// kernels; `portable`: the same numbers on every x86-64 CPU, every matrix product in one
-    /// fixed order (docs/reproducibility.md; slower, see its measured cost).
+    /// kernels; `portable`: the same numbers on every x86-64 CPU with AVX2 and FMA, every
+    /// matrix product in one fixed order (docs/reproducibility.md; slower, see its measured
+    /// cost).
     pub reproducible: Reproducible,
 }
 
@@ -215,7 +216,8 @@ pub enum Reproducible {
     /// On the same machine (same CPU paths); the fastest kernels.
     #[default]
     Machine,
-    /// On every x86-64 CPU: fixed-order matrix products (`ato_kernels::portable`).
+    /// On every x86-64 CPU with AVX2 and FMA: fixed-order matrix products
+    /// (`ato_kernels::portable`).
     Portable,
 }
 
