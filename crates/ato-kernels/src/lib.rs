@@ -53,6 +53,10 @@
 //! - [`add_relu`]: `relu(a + b)` with a one-pass backward.
 //! - [`scale_channels`]: `x · g` with one factor per channel (the models' gated forward), whose
 //!   factor gradient is a per-plane dot product instead of candle's strided reduction.
+//! - [`matmul`] and [`Linear`]: candle's matrix product by default; under
+//!   [`Reproducibility::Portable`] ([`set_reproducibility`]) every product of this crate —
+//!   these and the convs' GEMM paths — is one defined FMA chain per element ([`portable`]),
+//!   so results do not depend on the CPU's gemm kernels or cache sizes.
 //!
 //! Loops are compiled for AVX-512 and AVX2+FMA as well as the baseline and chosen at run time.
 //! Results are **deterministic**: every sum runs in a fixed order (per-image partial weight
