@@ -241,8 +241,38 @@ fn a_runs_id_follows_its_files_bytes_when_the_file_is_rewritten_in_place() {
         std: vec![0.25; 3],
         source: "test".into(),
     };
-    let len = std::fs::metadata(&path).unwrap().len();
+    let meta = std::fs::metadata(&path).unwrap();
     write_onnx(&path, &vgg_with_concat((3, 32, 32), 10, 16, 4), &spec).unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "same length");
+    // a file system whose clock ticks coarser than two writes: the rewrite keeps the stamp
+    set_modified(&path, meta.modified().unwrap());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        meta.len(),
+        "same length"
+    );
     assert_ne!(cfg.run_id(), first, "other bytes, another id");
+}
+
+#[test]
+fn a_settled_file_is_read_once_and_its_rewrite_read_again() {
+    // a file last modified long ago is remembered by its stamp; a rewrite moves the stamp
+    let dir = tempfile::tempdir().unwrap();
+    let path = onnx_file(dir.path(), (3, 32, 32), 10);
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    set_modified(&path, long_ago);
+    let cfg = config(dir.path(), &path);
+    let first = cfg.run_id();
+    assert_eq!(cfg.run_id(), first, "the same file, the same id");
+    let spec = InputSpec {
+        mean: vec![0.5; 3],
+        std: vec![0.25; 3],
+        source: "test".into(),
+    };
+    write_onnx(&path, &vgg_with_concat((3, 32, 32), 10, 16, 4), &spec).unwrap();
+    assert_ne!(cfg.run_id(), first, "other bytes, another id");
+}
+
+fn set_modified(path: &Path, when: std::time::SystemTime) {
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.set_modified(when).unwrap();
 }

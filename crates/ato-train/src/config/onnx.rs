@@ -9,7 +9,7 @@ use ato_models::{ModelConfig, ModelName};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// A file as the cache knows it: its path, length and modification time (to the nanosecond).
 type FileStamp = (PathBuf, u64, SystemTime);
@@ -20,24 +20,39 @@ struct ReadFile {
     graph: Result<NetworkGraph, String>,
 }
 
+/// How long after its last modification a file's stamp is trusted. File systems keep
+/// modification times at a clock tick (a few milliseconds on Linux, 2 s on FAT): two writes
+/// within one tick leave the same stamp. A file modified less than this before it is read is
+/// read again at every ask and never remembered (git's "racily clean" rule).
+const SETTLED: Duration = Duration::from_secs(3);
+
 /// Files read in this process. A sweep asks for the same file's id and graph at every run it
 /// plans and starts; without the cache each ask re-read (and re-parsed) the whole file. A file
-/// rewritten in place gets a new stamp, so it is read again.
+/// rewritten in place gets a new stamp, so it is read again; a file modified within
+/// [`SETTLED`] of the read is not remembered, since a rewrite in the same clock tick would
+/// keep its stamp.
 fn read_cached(path: &Path) -> Option<Arc<ReadFile>> {
     static FILES: Mutex<Option<HashMap<FileStamp, Arc<ReadFile>>>> = Mutex::new(None);
+    let now = SystemTime::now();
     let meta = std::fs::metadata(path).ok()?;
-    let stamp = (path.to_path_buf(), meta.len(), meta.modified().ok()?);
+    let modified = meta.modified().ok()?;
+    let stamp = (path.to_path_buf(), meta.len(), modified);
+    let settled = now.duration_since(modified).is_ok_and(|age| age >= SETTLED);
     let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
     let files = files.get_or_insert_with(HashMap::new);
-    if let Some(read) = files.get(&stamp) {
-        return Some(read.clone());
+    if settled {
+        if let Some(read) = files.get(&stamp) {
+            return Some(read.clone());
+        }
     }
     let bytes = std::fs::read(path).ok()?;
     let read = Arc::new(ReadFile {
         hash: super::fnv1a(&bytes),
         graph: ato_onnx::parse_onnx(&bytes, &path.display().to_string()).map_err(|e| e.to_string()),
     });
-    files.insert(stamp, read.clone());
+    if settled {
+        files.insert(stamp, read.clone());
+    }
     Some(read)
 }
 
