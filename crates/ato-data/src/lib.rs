@@ -81,6 +81,6 @@ pub use digits::{load_digits, parse_digits, GreyImages, DIGITS_COUNT, DIGITS_SID
 pub use error::{DataError, Result};
 pub use fetch::{fetch_archive, fetch_cifar, ArchiveSource};
 pub use imagenet::{CorruptImagePolicy, ImageFolder, ImageNetOptions};
-pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};
+pub use loader::{Batch, EpochBatches, Loader, LoaderConfig, Shard};
 pub use name::DatasetName;
 pub use synth::{ensure_synth, ensure_synth_sized, write_synth, SynthSize};

@@ -38,6 +38,28 @@ pub struct LoaderConfig {
     pub workers: usize,
     /// Finished batches each worker may hold ahead of the consumer.
     pub prefetch: usize,
+    /// The part of every batch this loader builds (data-parallel ranks); [`Shard::WHOLE`]
+    /// builds whole batches.
+    pub shard: Shard,
+}
+
+/// Rank `rank` of `ranks` takes rows `rank·n/ranks .. (rank+1)·n/ranks` of every batch of n
+/// images. A sample's augmentation is drawn from its position in the epoch, never from the
+/// rank, so the shards of all ranks are, row for row, the whole batch of one loader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub ranks: usize,
+}
+
+impl Shard {
+    /// The whole batch (one rank).
+    pub const WHOLE: Shard = Shard { rank: 0, ranks: 1 };
+
+    /// This shard's rows of a batch of `n`.
+    pub fn rows(self, n: usize) -> std::ops::Range<usize> {
+        self.rank * n / self.ranks..(self.rank + 1) * n / self.ranks
+    }
 }
 
 impl LoaderConfig {
@@ -51,6 +73,7 @@ impl LoaderConfig {
             seed,
             workers: 2,
             prefetch: 2,
+            shard: Shard::WHOLE,
         }
     }
 
@@ -64,6 +87,7 @@ impl LoaderConfig {
             seed: 0,
             workers: 1,
             prefetch: 2,
+            shard: Shard::WHOLE,
         }
     }
 }
@@ -89,6 +113,7 @@ struct LoaderCore {
 }
 
 /// Iterates a [`Dataset`] in batches, epoch by epoch.
+#[derive(Clone)]
 pub struct Loader {
     core: Arc<LoaderCore>,
 }
@@ -98,6 +123,13 @@ impl Loader {
     pub fn new(dataset: &Dataset, config: LoaderConfig, device: &Device) -> Result<Loader> {
         if config.batch_size == 0 {
             return Err(DataError::InvalidArgument("batch size must be > 0".into()));
+        }
+        let Shard { rank, ranks } = config.shard;
+        if rank >= ranks || ranks > config.batch_size {
+            return Err(DataError::InvalidArgument(format!(
+                "shard {rank} of {ranks} of batches of {}",
+                config.batch_size
+            )));
         }
         Ok(Loader {
             core: Arc::new(LoaderCore {
@@ -200,8 +232,9 @@ impl LoaderCore {
 
     fn build_batch(&self, order: &[u32], epoch: u64, batch: usize) -> Result<Batch> {
         let size = self.config.batch_size;
-        let start = batch * size;
-        let end = (start + size).min(order.len());
+        let whole = batch * size..(batch * size + size).min(order.len());
+        let rows = self.config.shard.rows(whole.len());
+        let (start, end) = (whole.start + rows.start, whole.start + rows.end);
         let [c, h, w] = self.dataset.sample_shape();
         let per_sample = c * h * w;
         let count = end - start;

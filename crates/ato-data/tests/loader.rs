@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use ato_data::{
-    CifarImages, Dataset, DatasetName, DatasetSpec, Loader, LoaderConfig, Normalize, Split,
+    CifarImages, Dataset, DatasetName, DatasetSpec, Loader, LoaderConfig, Normalize, Shard, Split,
     CIFAR_IMAGE_BYTES,
 };
 use candle_core::{Device, Tensor};
@@ -164,6 +164,54 @@ fn epochs_are_deterministic_per_seed_and_epoch_and_independent_of_workers() {
     assert_eq!(reference, collect(1, 0, 3));
     assert_ne!(reference, collect(1, 1, 2));
     assert_ne!(reference, collect(2, 0, 2));
+}
+
+#[test]
+fn the_shards_of_the_ranks_are_the_whole_batch_row_for_row() {
+    // augmented and shuffled, with a last batch of 30 % 7 = 2 images; ranks take
+    // rows rank·n/ranks.., and an augmentation is drawn from the position, not the rank
+    let data = dataset(30);
+    let config = |shard| LoaderConfig {
+        drop_last: false,
+        shard,
+        ..LoaderConfig::train(7, 9)
+    };
+    let epoch = |shard| -> Vec<(Tensor, Tensor)> {
+        Loader::new(&data, config(shard), &Device::Cpu)
+            .unwrap()
+            .epoch(3)
+            .map(|b| b.map(|b| (b.images, b.labels)).unwrap())
+            .collect()
+    };
+    let whole = epoch(Shard::WHOLE);
+    let a = epoch(Shard { rank: 0, ranks: 2 });
+    let b = epoch(Shard { rank: 1, ranks: 2 });
+    let sizes = |e: &[(Tensor, Tensor)]| {
+        e.iter()
+            .map(|(_, l)| l.dims1().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(&a), vec![3, 3, 3, 3, 1]);
+    assert_eq!(sizes(&b), vec![4, 4, 4, 4, 1]);
+    for ((w, a), b) in whole.iter().zip(&a).zip(&b) {
+        let joined = Tensor::cat(&[&a.0, &b.0], 0).unwrap();
+        let diff = (joined - &w.0).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        let labels = Tensor::cat(&[&a.1, &b.1], 0).unwrap();
+        assert_eq!(
+            labels.to_vec1::<u32>().unwrap(),
+            w.1.to_vec1::<u32>().unwrap()
+        );
+    }
+    // control: the two shards are not the same rows
+    assert_ne!(
+        a[0].1.to_vec1::<u32>().unwrap(),
+        b[0].1.to_vec1::<u32>().unwrap()[..3]
+    );
+    for (rank, ranks) in [(2, 2), (0, 8)] {
+        let bad = Loader::new(&data, config(Shard { rank, ranks }), &Device::Cpu);
+        assert!(bad.is_err(), "shard {rank} of {ranks}");
+    }
 }
 
 #[test]

@@ -119,6 +119,7 @@ mod elementwise;
 mod linear;
 mod matmul;
 mod matrix;
+mod mode;
 mod output;
 mod parallel;
 mod pool;
@@ -139,4 +140,6 @@ pub use conv_bn::{
 };
 pub use elementwise::{add_relu, add_relu_with};
 pub use linear::{matmul, Linear};
-pub use portable::{reproducibility, set_reproducibility, Reproducibility};
+pub use mode::{
+    lease_reproducibility, reproducibility, set_reproducibility, ModeLease, Reproducibility,
+};

@@ -3,7 +3,8 @@
 //! backward) in portable mode. Every linear layer and the controller's GRU go through here.
 
 use crate::matrix::{MatMut, MatRef};
-use crate::portable::{portable_matmul, reproducibility, Reproducibility};
+use crate::mode::{reproducibility, Reproducibility};
+use crate::portable::portable_matmul;
 use crate::storage::to_storage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Module, Result, Shape, Tensor};
 

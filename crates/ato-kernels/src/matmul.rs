@@ -11,7 +11,7 @@ pub(crate) use crate::matrix::{MatMut, MatRef};
 /// `threads > 1` lets gemm split the output between rayon threads (it never splits the inner
 /// dimension, so the result does not depend on the thread count's scheduling).
 pub(crate) fn matmul(dst: MatMut, lhs: MatRef, rhs: MatRef, accumulate: bool, threads: usize) {
-    let kernel = match crate::portable::reproducibility() {
+    let kernel = match crate::mode::reproducibility() {
         crate::Reproducibility::Portable => crate::portable::portable_matmul,
         crate::Reproducibility::Machine => gemm_matmul,
     };

@@ -1,14 +1,14 @@
 //! Portable mode (issue 32): every matrix product computed in one fixed order, so that results
 //! do not depend on the CPU.
 //!
-//! In the default mode ([`Reproducibility::Machine`]) products go to the `gemm` crate, which
+//! In the default mode ([`crate::Reproducibility::Machine`]) products go to the `gemm` crate, which
 //! picks its micro-kernels from the CPU's features (AVX-512 or AVX2, register tiles of
 //! different shapes) and its blocking of the inner dimension from the cache sizes it reads
 //! from the OS, so two CPUs group the same sum differently and disagree in the last bits. A
 //! mask drawn by a threshold on the controller's logits turns such a bit into another
 //! architecture.
 //!
-//! In [`Reproducibility::Portable`] mode the products of this crate's convolutions and of
+//! In [`crate::Reproducibility::Portable`] mode the products of this crate's convolutions and of
 //! [`crate::matmul`] / [`crate::Linear`] run [`portable_matmul`], whose result is *defined*
 //! element by element: `s ← fma(lhs[i,k], rhs[k,j], s)` for `k = 0, 1, …, K−1` from `s = 0`
 //! (one rounding per step, IEEE fused multiply-add), then `dst[i,j] = s`, or `dst[i,j] + s`
@@ -21,32 +21,6 @@
 
 use crate::matrix::{MatMut, MatRef};
 use crate::simd::multiversion;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// What the results of a run may depend on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reproducibility {
-    /// Bit-identical on the same machine (the fastest kernels it has; the default).
-    Machine,
-    /// Bit-identical on every x86-64 CPU with AVX2 and FMA (fixed-order products; slower).
-    Portable,
-}
-
-static PORTABLE: AtomicBool = AtomicBool::new(false);
-
-/// Sets the process-wide mode (a run sets it from `train.reproducible` before it starts).
-pub fn set_reproducibility(mode: Reproducibility) {
-    PORTABLE.store(mode == Reproducibility::Portable, Ordering::Relaxed);
-}
-
-/// The process-wide mode.
-pub fn reproducibility() -> Reproducibility {
-    if PORTABLE.load(Ordering::Relaxed) {
-        Reproducibility::Portable
-    } else {
-        Reproducibility::Machine
-    }
-}
 
 /// Rows of one register tile.
 const MR: usize = 4;

@@ -5,7 +5,7 @@
 
 use crate::config::{ProbeMode, RunConfig};
 use crate::TrainError;
-use ato_data::{ColorJitter, Dataset, DatasetSpec, Loader, LoaderConfig, Split, SynthSize};
+use ato_data::{ColorJitter, Dataset, DatasetSpec, Loader, LoaderConfig, Shard, Split, SynthSize};
 use candle_core::Device;
 
 /// The data of a run.
@@ -57,6 +57,22 @@ impl RunData {
             train_set,
             train,
             test,
+        })
+    }
+}
+
+impl RunData {
+    /// Rank `rank` of `ranks`: its shard of every training batch (`ato_data::Shard`), the
+    /// same training set (for the controller's and the probes' own draws) and test loader.
+    pub fn shard(&self, rank: usize, ranks: usize, device: &Device) -> Result<Self, TrainError> {
+        let config = LoaderConfig {
+            shard: Shard { rank, ranks },
+            ..*self.train.config()
+        };
+        Ok(Self {
+            train_set: self.train_set.clone(),
+            train: Loader::new(self.train.dataset(), config, device)?,
+            test: self.test.clone(),
         })
     }
 }

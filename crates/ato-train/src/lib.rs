@@ -5,7 +5,8 @@
 //! - [`RunConfig`]: every key of docs/design.md §7, plain TOML, validated with errors that name the
 //!   key; [`AtoSchedule`] resolves ATO's epochs (when the controller learns, when the proximal
 //!   step starts, when the mask freezes) and λ's schedule.
-//! - [`trainer::run`]: the loop, the same for every method — target steps (base optimiser step,
+//! - [`run`] ([`launch`]): a run on one rank or on `dist.world_size` data-parallel ranks;
+//!   [`trainer`]: the loop, the same for every method — target steps (base optimiser step,
 //!   then the method's [`Pruner`]: `pruner::{dense, ato, oto, otov2, hesso, magnitude}`), one `metrics.csv` row
 //!   and one checkpoint per epoch, convergence probes every K steps ([`probe`]), and at the end
 //!   hard zeroing, compaction and evaluation of the compact model ([`finish`]).
@@ -29,6 +30,7 @@ pub mod data;
 pub mod device;
 pub mod evaluate;
 pub mod finish;
+pub mod launch;
 pub mod mixup;
 pub mod objective;
 pub mod parallel;
@@ -54,6 +56,7 @@ pub use data::RunData;
 pub use device::select_device;
 pub use evaluate::{evaluate, evaluate_loader, mask_tensors};
 pub use finish::RunOutcome;
+pub use launch::run;
 pub use objective::{cross_entropy, finite_loss, mixup_cross_entropy, topk_correct, Tally};
 pub use probe_verdict::CheckVerdicts;
 pub use pruner::Pruner;
@@ -64,7 +67,7 @@ pub use records::{
 pub use run_dir::RunDir;
 pub use schedule::{AtoSchedule, EpochPhase};
 pub use stats::{mask_macs_ratio, GroupSparsity};
-pub use trainer::{run, RunOptions};
+pub use trainer::RunOptions;
 
 /// Errors of a run; each is one line naming its cause.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +94,9 @@ pub enum TrainError {
     NonFiniteController { value: f64, epoch: usize, step: u64 },
     #[error("ATO's controller thread: {0}")]
     ControllerThread(String),
+    /// A collective between data-parallel ranks failed (another rank stopped first).
+    #[error("dist: {0}")]
+    Ranks(String),
     #[error(transparent)]
     Zig(#[from] ato_zig::ZigError),
     #[error(transparent)]

@@ -93,6 +93,11 @@ fn each_bad_value_is_one_line_naming_the_key() {
         ("[prune]\nround_to = 0\n", "prune.round_to"),
         ("[bench]\nbatch = 0\n", "bench.batch"),
         ("[bench]\nrepeats = 0\n", "bench.repeats"),
+        ("[dist]\nworld_size = 0\n", "dist.world_size"),
+        (
+            "[train]\nbatch_size = 10\n[dist]\nworld_size = 4\n",
+            "dist.world_size",
+        ),
     ] {
         let e = err(toml);
         assert!(e.contains(key), "{toml}: {e}");
@@ -114,6 +119,19 @@ fn unknown_keys_and_bad_enums_are_rejected() {
         let e = RunConfig::from_toml(toml).unwrap_err().to_string();
         assert!(e.contains(needle), "{toml}: {e}");
     }
+}
+
+#[test]
+fn train_reproducible_takes_the_kernels_names() {
+    // the config's spelling of each mode is the one ato_kernels writes into machine.json and
+    // `ato bench --reproducible` parses
+    for (name, mode) in ato_kernels::Reproducibility::ALL {
+        let cfg = RunConfig::from_toml(&format!("train.reproducible = \"{name}\"")).unwrap();
+        assert_eq!(cfg.train.reproducible.kernels(), mode, "{name}");
+        assert_eq!(mode.as_str(), name);
+        assert_eq!(name.parse::<ato_kernels::Reproducibility>(), Ok(mode));
+    }
+    assert!("Portable".parse::<ato_kernels::Reproducibility>().is_err());
 }
 
 #[test]

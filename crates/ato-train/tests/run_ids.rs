@@ -92,7 +92,8 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
         .replace("round_to = 1\n", "")
         .replace("inject = \"none\"\n", "")
         .replace("last_group = \"next\"\n", "")
-        .replace("reproducible = \"machine\"\n", "");
+        .replace("reproducible = \"machine\"\n", "")
+        .replace("\n[dist]\nworld_size = 1\n", "");
     assert!(!before.contains("bench") && !before.contains("round_to"));
     assert!(!before.contains("inject") && !before.contains("last_group"));
     assert_eq!(key.results_toml(), before);
@@ -105,6 +106,10 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
     let mut p = a.clone();
     p.train.reproducible = ato_train::config::Reproducible::Portable;
     assert_ne!(a.run_id(), p.run_id());
+    // so do data-parallel ranks (each shard's own BatchNorm statistics)
+    let mut d = a.clone();
+    d.dist.world_size = 2;
+    assert_ne!(a.run_id(), d.run_id());
     // timing settings do not change a run; rounding does, for every method
     let mut b = a.clone();
     b.bench.after_run = false;

@@ -3,10 +3,11 @@
 
 use ato_models::Model;
 use ato_train::config::HyperStep;
-use ato_train::{
-    run, EpochMetrics, MachineRecord, Method, RunConfig, RunOptions, RunOutcome, TrainError,
-};
+use ato_train::{run, MachineRecord, Method, RunConfig, RunOptions, TrainError};
 use std::path::Path;
+
+mod same_numbers;
+use same_numbers::assert_same_numbers;
 
 /// A run of a few seconds: ResNet-20 at base width 4 on 512 synthetic images, 4 epochs.
 fn tiny(method: Method, root: &Path) -> RunConfig {
@@ -176,16 +177,6 @@ fn oto_otov2_and_half_space_ato_end_with_exact_zero_groups_and_a_compact_model()
     }
 }
 
-fn without_time(m: &[EpochMetrics]) -> Vec<EpochMetrics> {
-    m.iter()
-        .map(|r| EpochMetrics {
-            seconds: 0.0,
-            train_seconds: 0.0,
-            ..r.clone()
-        })
-        .collect()
-}
-
 #[test]
 fn a_run_killed_mid_epoch_resumes_to_the_same_numbers() {
     let dir = tempfile::tempdir().unwrap();
@@ -217,21 +208,6 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_numbers() {
     assert_eq!((m.device.as_str(), m.mode.as_str()), ("cpu", "machine"));
     assert!(["avx512", "avx2+fma", "baseline"].contains(&m.kernel_simd.as_str()));
     assert!(m.threads >= 1 && !m.cpu_model.is_empty(), "{m:?}");
-}
-
-/// Every epoch's metrics but the times, the final accuracies, the compact model's size and
-/// the controller's step counts are equal.
-fn assert_same_numbers(a: &RunOutcome, b: &RunOutcome) {
-    assert_eq!(without_time(&a.metrics), without_time(&b.metrics));
-    let (a, b) = (&a.summary, &b.summary);
-    assert_eq!(
-        (a.top1, a.compact_top1, a.pruned_macs, a.pruned_params),
-        (b.top1, b.compact_top1, b.pruned_macs, b.pruned_params)
-    );
-    assert_eq!(
-        (a.controller_steps, a.settle_steps),
-        (b.controller_steps, b.settle_steps)
-    );
 }
 
 #[test]

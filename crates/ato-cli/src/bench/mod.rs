@@ -12,7 +12,7 @@ mod run_folder;
 
 use anyhow::{bail, Result};
 use ato_data::DatasetName;
-use ato_kernels::Backend;
+use ato_kernels::{Backend, Reproducibility};
 use ato_models::{Model, ModelConfig, ModelName};
 use candle_core::{DType, Tensor};
 use candle_nn::{Optimizer, SGD};
@@ -44,14 +44,6 @@ pub enum BenchBackend {
     Stock,
 }
 
-/// `--reproducible`: the products' mode (`train.reproducible`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BenchReproducible {
-    Machine,
-    Portable,
-}
-
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// `train` (forward + loss + backward + SGD step) or `infer` (eval-mode forward).
@@ -76,8 +68,8 @@ pub struct BenchArgs {
     pub backend: Option<BenchBackend>,
     /// `machine` (the fastest products this CPU has) or `portable` (fixed-order products,
     /// the same bits on every CPU: what `train.reproducible = "portable"` runs).
-    #[arg(long, value_enum, default_value = "machine")]
-    pub reproducible: BenchReproducible,
+    #[arg(long, default_value = "machine")]
+    pub reproducible: Reproducibility,
     /// Size the model for this data set: cifar10, cifar100, imagenet (synth10/synth100 have
     /// the CIFAR shapes).
     #[arg(long, default_value = "cifar10")]
@@ -111,7 +103,7 @@ pub struct BenchReport {
     pub dataset: DatasetName,
     pub batch: usize,
     pub backend: String,
-    pub reproducible: BenchReproducible,
+    pub reproducible: &'static str,
     pub threads: usize,
     pub iters: usize,
     /// Median over the timed steps.
@@ -142,10 +134,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             BenchBackend::Stock => Backend::Stock,
         });
     }
-    ato_kernels::set_reproducibility(match args.reproducible {
-        BenchReproducible::Machine => ato_kernels::Reproducibility::Machine,
-        BenchReproducible::Portable => ato_kernels::Reproducibility::Portable,
-    });
+    ato_kernels::set_reproducibility(args.reproducible);
     if Path::new(&args.model).is_dir() {
         return run_folder::run(args);
     }
@@ -243,7 +232,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         dataset: args.dataset,
         batch: args.batch,
         backend: ato_kernels::backend().to_string(),
-        reproducible: args.reproducible,
+        reproducible: args.reproducible.as_str(),
         threads,
         iters: args.iters,
         ms_per_step: median * 1e3,

@@ -185,7 +185,7 @@ mod tests {
             iters: 1,
             warmup: 0,
             backend: None,
-            reproducible: super::super::BenchReproducible::Machine,
+            reproducible: ato_kernels::Reproducibility::Machine,
             dataset: DatasetName::Cifar10,
             device: "cpu".to_string(),
             pytorch: true,

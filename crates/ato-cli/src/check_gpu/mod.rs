@@ -151,7 +151,7 @@ fn bench_rows(args: &CheckGpuArgs) -> Vec<Row> {
                 iters: args.bench_iters,
                 warmup: 3,
                 backend: None,
-                reproducible: bench::BenchReproducible::Machine,
+                reproducible: ato_kernels::Reproducibility::Machine,
                 dataset,
                 device: args.device.clone(),
                 pytorch: torch.is_some(),

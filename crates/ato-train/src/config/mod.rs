@@ -57,6 +57,7 @@ pub struct RunConfig {
     pub magnitude: MagnitudeSection,
     pub convergence: ConvergenceSection,
     pub bench: BenchSection,
+    pub dist: DistSection,
     /// Seed of every random draw (init, data order, augmentation, controller).
     pub seed: u64,
     /// auto | cpu | cuda | cuda:N
@@ -82,6 +83,7 @@ impl Default for RunConfig {
             magnitude: MagnitudeSection::default(),
             convergence: ConvergenceSection::default(),
             bench: BenchSection::default(),
+            dist: DistSection::default(),
             seed: 0,
             device: "auto".into(),
             out_dir: "results".into(),
@@ -279,9 +281,10 @@ impl RunConfig {
     }
 
     /// `config.toml`'s text without the `[bench]` table, without `prune.round_to` when it
-    /// is 1, without `train.reproducible` when it is `machine`, without `convergence.inject` when it is none, without HESSO's `momentum` and
-    /// `last_group` outside HESSO runs and without `ato.controller_lr_sum` outside ATO runs:
-    /// exactly the text of the same config before those keys existed.
+    /// is 1, without `train.reproducible` when it is `machine`, without `[dist]` when
+    /// `world_size` is 1, without `convergence.inject` when it is none, without HESSO's
+    /// `momentum` and `last_group` outside HESSO runs and without `ato.controller_lr_sum`
+    /// outside ATO runs: exactly the text of the same config before those keys existed.
     #[doc(hidden)]
     pub fn results_toml(&self) -> String {
         let text = self.to_toml();
@@ -304,6 +307,9 @@ impl RunConfig {
                 h.remove("momentum");
                 h.remove("last_group");
             }
+        }
+        if self.dist.world_size == 1 {
+            doc.remove("dist");
         }
         if self.train.reproducible == Reproducible::Machine {
             if let Some(t) = doc.get_mut("train").and_then(|p| p.as_table_mut()) {

@@ -222,14 +222,7 @@ pub enum Reproducible {
 }
 
 impl Reproducible {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reproducible::Machine => "machine",
-            Reproducible::Portable => "portable",
-        }
-    }
-
-    /// The kernels' process-wide mode for this setting.
+    /// The kernels' process-wide mode for this setting (same name: `config::tests`).
     pub fn kernels(self) -> ato_kernels::Reproducibility {
         match self {
             Reproducible::Machine => ato_kernels::Reproducibility::Machine,
@@ -341,5 +334,24 @@ impl Default for BenchSection {
             batch: 64,
             repeats: 5,
         }
+    }
+}
+
+/// `[dist]`: data parallelism. `world_size` ranks train one model, each on its shard of every
+/// batch (`train.batch_size / world_size` images); gradients are averaged over the ranks once
+/// per step and every rank takes the same step. BatchNorm normalises each shard with its own
+/// statistics (no SyncBatchNorm: what the authors' DataParallel runs did) and rank 0's running
+/// statistics are kept, as PyTorch's DDP does. Ranks run as threads of one process on the CPU
+/// (docs/scaling.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistSection {
+    /// Ranks of the run; 1 trains without data parallelism. Must divide `train.batch_size`.
+    pub world_size: usize,
+}
+
+impl Default for DistSection {
+    fn default() -> Self {
+        Self { world_size: 1 }
     }
 }

@@ -44,6 +44,17 @@ impl RunConfig {
             t.mixup,
             "[0, ∞)",
         )?;
+        let ranks = self.dist.world_size;
+        check(ranks >= 1, "dist.world_size", ranks, "[1, ∞)")?;
+        if !t.batch_size.is_multiple_of(ranks) {
+            return Err(invalid(
+                "dist.world_size",
+                format!(
+                    "{ranks} ranks do not divide train.batch_size = {} into equal shards",
+                    t.batch_size
+                ),
+            ));
+        }
         let o = &self.optim;
         check(o.lr > 0.0 && o.lr.is_finite(), "optim.lr", o.lr, "(0, ∞)")?;
         check(

@@ -7,17 +7,20 @@
 //! and a mean loss this is the one-rank step on the whole batch, up to float summation order.
 //!
 //! BatchNorm: in train mode each rank normalises with its own shard's statistics (as PyTorch's
-//! DataParallel/DDP without SyncBatchNorm, which the authors used); the running statistics are
-//! averaged across ranks after a step with [`all_reduce_mean`] so evaluation sees one model.
-//! Train-mode BN is therefore NOT equal to the one-rank full batch; the tests check equality with
-//! BN in eval mode and document the difference. The controller's mask and state are broadcast
-//! from rank 0 ([`broadcast_tensors`]) so every rank prunes the same groups.
+//! DataParallel/DDP without SyncBatchNorm, which the authors used), and rank 0's running
+//! statistics are kept (DDP's buffer broadcast). Train-mode BN is therefore NOT equal to the
+//! one-rank full batch; the tests check equality with BN in eval mode and show the difference.
+//! Every rank's parameters and buffers are the same bits after each step, so every rank's
+//! pruner draws the same masks without sending them.
 //!
-//! [`ThreadCommunicator`] runs ranks as threads of one process (used by the tests; the CPU path).
-//! An NCCL communicator (one process per GPU) is not implemented yet.
+//! [`ThreadCommunicator`] runs ranks as threads of one process (`dist.world_size` on the CPU);
+//! [`DataParallel`] is what the train-once loop does with it. Communicators over processes
+//! (MPI on CPU clusters, NCCL across GPUs) are not implemented yet.
 
+mod data_parallel;
 mod threads;
 
+pub use data_parallel::DataParallel;
 pub use threads::ThreadCommunicator;
 
 use candle_core::{Result, Tensor, Var};

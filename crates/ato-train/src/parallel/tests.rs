@@ -138,3 +138,38 @@ fn mismatched_lengths_are_an_error_on_every_rank_not_a_hang() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_departed_rank_breaks_the_group_instead_of_a_hang() {
+    // rank 0 waits in an all-reduce; rank 1 leaves without joining it
+    let mut group = ThreadCommunicator::group(2);
+    let gone = group.pop().unwrap();
+    let rank0 = group.pop().unwrap();
+    let waiting = thread::spawn(move || {
+        let mut data = vec![1.0];
+        let e = rank0.all_reduce_sum(&mut data).unwrap_err().to_string();
+        // and every later collective fails at once
+        let again = rank0.broadcast(&mut data, 0).unwrap_err().to_string();
+        (e, again)
+    });
+    thread::sleep(std::time::Duration::from_millis(50));
+    drop(gone);
+    let (e, again) = waiting.join().unwrap();
+    assert!(e.contains("rank 1 of 2 stopped"), "{e}");
+    assert!(again.contains("rank 1 of 2 stopped"), "{again}");
+    // control: a whole group completes the same call
+    let out: Vec<Vec<f32>> = ThreadCommunicator::group(2)
+        .into_iter()
+        .map(|c| {
+            thread::spawn(move || {
+                let mut data = vec![1.0];
+                c.all_reduce_sum(&mut data).unwrap();
+                data
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(out, vec![vec![2.0], vec![2.0]]);
+}

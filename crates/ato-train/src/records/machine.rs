@@ -77,10 +77,7 @@ impl MachineRecord {
                 candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
                 candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
             },
-            mode: match ato_kernels::reproducibility() {
-                ato_kernels::Reproducibility::Machine => "machine".into(),
-                ato_kernels::Reproducibility::Portable => "portable".into(),
-            },
+            mode: ato_kernels::reproducibility().as_str().into(),
             ato_version: env!("CARGO_PKG_VERSION").into(),
         }
     }

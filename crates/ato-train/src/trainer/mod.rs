@@ -4,24 +4,28 @@
 //! compaction and evaluation of the compact model ([`crate::finish`]).
 
 use crate::checkpoint::RunState;
-use crate::config::{Fault, Reproducible, RunConfig};
+
+mod resume;
+mod run_rank;
+
+use crate::config::{Fault, RunConfig};
 use crate::data::RunData;
-use crate::device::select_device;
 use crate::evaluate::evaluate_loader;
-use crate::finish::{finish, RunOutcome, TrainingCost};
 use crate::mixup::mix;
 use crate::objective::{cross_entropy, finite_loss, mixup_cross_entropy, Tally};
+use crate::parallel::DataParallel;
 use crate::probe::RunProbe;
 use crate::pruner::{GradContext, Pruner, StepContext};
-use crate::records::{read_csv, write_csv_atomically, write_text_atomically, EpochMetrics};
+use crate::records::EpochMetrics;
 use crate::run_dir::RunDir;
 use crate::stats::{mask_macs_ratio, GroupSparsity};
 use crate::{recipe, TrainError};
 use ato_data::Batch;
 use ato_models::Model;
-use ato_optim::{GroupSet, Optimizer, StateDict};
+use ato_optim::{GroupSet, Optimizer};
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
+pub(crate) use run_rank::run_rank;
 use std::time::Instant;
 
 /// How a run reports and where it may stop early.
@@ -33,6 +37,9 @@ pub struct RunOptions {
     pub stop_after_epochs: Option<usize>,
     /// Stop (as if killed mid-epoch, nothing saved) when this many steps are done.
     pub stop_at_step: Option<u64>,
+    /// With `stop_at_step` on `dist.world_size` ranks: only this rank stops (a rank that
+    /// dies); the others must stop at their next collective.
+    pub stop_rank: Option<usize>,
     /// Negative control of the convergence checks (tests only): the sign of the group prox's
     /// shrinkage is flipped after every step ([`crate::probe_regime::flip_prox_sign`]), so the
     /// step is not the one the theorems analyse and the checks must report it.
@@ -40,6 +47,9 @@ pub struct RunOptions {
     /// Run ATO's controller steps on the training thread, never beside it (the numbers are
     /// the same; tests compare the two).
     pub controller_inline: bool,
+    /// Tests only: train with BatchNorm in eval mode (running statistics), so that a step
+    /// does not depend on how its batch is split over `dist.world_size` ranks.
+    pub batchnorm_eval: bool,
 }
 
 /// Everything a running loop holds.
@@ -54,6 +64,11 @@ struct Loop<'a> {
     state: RunState,
     /// [`RunOptions::broken_prox`].
     broken_prox: bool,
+    /// [`RunOptions::batchnorm_eval`].
+    batchnorm_eval: bool,
+    /// This rank's link to the others, with the variables it reduces (trainable, then
+    /// BatchNorm buffers, both by name); `None` on one rank.
+    ranks: Option<(DataParallel, Vec<Var>, Vec<Var>)>,
 }
 
 impl<'a> Loop<'a> {
@@ -64,9 +79,20 @@ impl<'a> Loop<'a> {
         device: &Device,
         run_dir: &RunDir,
         opts: &RunOptions,
+        ranks: Option<DataParallel>,
     ) -> Result<Self, TrainError> {
         let model = cfg.initial_model(device)?;
         let groups = GroupSet::new(model.gates(), &model.named_vars())?;
+        let ranks = ranks.map(|dp| {
+            let vars = model.trainable_vars().into_iter().map(|(_, v)| v).collect();
+            let mut buffers: Vec<(String, Var)> = model
+                .named_vars()
+                .into_iter()
+                .filter(|(n, _)| ato_models::is_buffer(n))
+                .collect();
+            buffers.sort_by(|a, b| a.0.cmp(&b.0));
+            (dp, vars, buffers.into_iter().map(|(_, v)| v).collect())
+        });
         Ok(Self {
             cfg,
             optimizer: recipe::target_optimizer(cfg, &model)?,
@@ -93,6 +119,8 @@ impl<'a> Loop<'a> {
                 seconds: 0.0,
             },
             broken_prox: opts.broken_prox,
+            batchnorm_eval: opts.batchnorm_eval,
+            ranks,
         })
     }
 
@@ -115,6 +143,9 @@ impl<'a> Loop<'a> {
         let value = finite_loss(&loss, epoch, i)?;
         let mut grads = loss.backward()?;
         drop(loss);
+        if let Some((dp, vars, buffers)) = &self.ranks {
+            dp.reduce_step(&mut grads, vars, buffers)?;
+        }
         self.pruner.before_step(GradContext {
             groups: &self.groups,
             grads: &mut grads,
@@ -185,12 +216,16 @@ impl<'a> Loop<'a> {
                 self.cfg.seed,
                 t,
             )?;
-            let logits = self.model.forward_t(&m.images, None, true)?;
+            let logits = self
+                .model
+                .forward_t(&m.images, None, !self.batchnorm_eval)?;
             let loss =
                 mixup_cross_entropy(&logits, &batch.labels, &m.labels_b, m.weight_a, smoothing)?;
             Ok((logits, loss))
         } else {
-            let logits = self.model.forward_t(&batch.images, None, true)?;
+            let logits = self
+                .model
+                .forward_t(&batch.images, None, !self.batchnorm_eval)?;
             let loss = cross_entropy(&logits, &batch.labels, smoothing)?;
             Ok((logits, loss))
         }
@@ -212,13 +247,13 @@ impl<'a> Loop<'a> {
         Ok(())
     }
 
-    /// One epoch of steps, then its evaluation as a `metrics.csv` row.
+    /// One epoch of steps, then its evaluation as a `metrics.csv` row (on rank 0 only).
     fn epoch(
         &mut self,
         data: &RunData,
         epoch: usize,
         opts: &RunOptions,
-    ) -> Result<EpochMetrics, TrainError> {
+    ) -> Result<Option<EpochMetrics>, TrainError> {
         let started = Instant::now();
         let epochs = self.cfg.train.epochs;
         self.pruner.begin_epoch(epoch)?;
@@ -239,7 +274,10 @@ impl<'a> Loop<'a> {
         let mut tally = Tally::default();
         let mut lr = self.lr.lr(self.state.global_step);
         for (i, batch) in data.train.epoch(epoch as u64).enumerate() {
-            if opts.stop_at_step == Some(self.state.global_step) {
+            let rank = self.ranks.as_ref().map_or(0, |(dp, _, _)| dp.rank());
+            if opts.stop_at_step == Some(self.state.global_step)
+                && opts.stop_rank.is_none_or(|r| r == rank)
+            {
                 return Err(TrainError::Stopped(self.state.epochs_done));
             }
             lr = self.step(batch?, epoch, i, &mut tally)?;
@@ -252,6 +290,15 @@ impl<'a> Loop<'a> {
             b.finish_and_clear();
         }
         let train_seconds = started.elapsed().as_secs_f64();
+        if let Some((dp, _, _)) = &self.ranks {
+            tally = dp.reduce_tally(&tally)?;
+            if dp.rank() != 0 {
+                // only rank 0 evaluates and writes; the others keep step with the pruner
+                self.pruner.end_epoch()?;
+                self.state.seconds += started.elapsed().as_secs_f64();
+                return Ok(None);
+            }
+        }
         let eval = evaluate_loader(&self.model, &data.test, None)?;
         // the masked model is evaluated only while it differs from the model: once every
         // group the mask drops is exactly zero, the two forwards are the same; before, it is
@@ -270,7 +317,7 @@ impl<'a> Loop<'a> {
         let stats = self.pruner.stats();
         let seconds = started.elapsed().as_secs_f64();
         self.state.seconds += seconds;
-        Ok(EpochMetrics {
+        Ok(Some(EpochMetrics {
             epoch,
             lr,
             train_loss: tally.mean_loss(),
@@ -287,106 +334,8 @@ impl<'a> Loop<'a> {
             controller_steps: stats.controller_steps,
             train_seconds,
             seconds,
-        })
+        }))
     }
-
-    fn save_checkpoint(&self, run_dir: &RunDir) -> Result<(), TrainError> {
-        run_dir.checkpoint().save(&self.state, |dir| {
-            crate::checkpoint::save_tensors(&self.model, &dir.join("model.safetensors"))?;
-            self.optimizer
-                .state()
-                .and_then(|s| s.save(&dir.join("optimizer.safetensors")))?;
-            self.pruner.save(dir)?;
-            if let Some(p) = &self.probe {
-                p.save(dir, &self.model)?;
-            }
-            Ok(())
-        })
-    }
-
-    /// Continues from the run's newest checkpoint, if any; returns the metrics rows so far.
-    fn resume(&mut self, run_dir: &RunDir) -> Result<Vec<EpochMetrics>, TrainError> {
-        let Some((dir, saved)) = run_dir.checkpoint().latest()? else {
-            return Ok(Vec::new());
-        };
-        let mut metrics: Vec<EpochMetrics> = read_csv(&run_dir.metrics_file())?;
-        metrics.truncate(saved.epochs_done);
-        crate::checkpoint::restore_tensors(&self.model, &dir.join("model.safetensors"))?;
-        let s = StateDict::load(&dir.join("optimizer.safetensors"), self.model.device())?;
-        self.optimizer.load_state(&s)?;
-        self.pruner.load(&dir)?;
-        if let Some(p) = &mut self.probe {
-            p.load(&dir, &self.model, saved.global_step)?;
-        }
-        self.state = saved;
-        Ok(metrics)
-    }
-}
-
-/// Runs (or resumes from its checkpoint) the run of `cfg` into `<out_dir>/<name>/<run-id>/`.
-pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError> {
-    cfg.validate()?;
-    ato_kernels::set_reproducibility(cfg.train.reproducible.kernels());
-    let device = select_device(&cfg.device)?;
-    if cfg.train.reproducible == Reproducible::Portable && !device.is_cpu() {
-        return Err(TrainError::Config(format!(
-            "train.reproducible = \"portable\" needs the CPU (device `{}` takes its own kernels' \
-             products): set device = \"cpu\", or train.reproducible = \"machine\"",
-            cfg.device
-        )));
-    }
-    let data = RunData::open(cfg, &device)?;
-    let run_dir = RunDir::of(cfg);
-    let mut lp = Loop::new(cfg, &data, &device, &run_dir, opts)?;
-    std::fs::create_dir_all(run_dir.path())
-        .map_err(|e| TrainError::Io(format!("{}: {e}", run_dir.path().display())))?;
-    write_text_atomically(&run_dir.config_file(), &cfg.to_toml())?;
-    let mut metrics = lp.resume(&run_dir)?;
-    crate::records::append_machine(
-        &run_dir.machine_file(),
-        crate::records::MachineRecord::here(&device, lp.state.epochs_done),
-    )?;
-    let epochs = cfg.train.epochs;
-    for epoch in lp.state.epochs_done..epochs {
-        let row = lp.epoch(&data, epoch, opts)?;
-        if opts.progress {
-            println!("{}", row.summary_line(epochs));
-        }
-        metrics.push(row);
-        write_csv_atomically(&run_dir.metrics_file(), &metrics)?;
-        lp.state.epochs_done = epoch + 1;
-        lp.save_checkpoint(&run_dir)?;
-        if opts.stop_after_epochs == Some(lp.state.epochs_done) && lp.state.epochs_done < epochs {
-            return Err(TrainError::Stopped(lp.state.epochs_done));
-        }
-    }
-    let kept = lp.pruner.kept(&lp.groups)?;
-    let outcome = finish(
-        cfg,
-        &lp.model,
-        &lp.groups,
-        &kept,
-        &data.test,
-        &run_dir,
-        TrainingCost {
-            seconds: lp.state.seconds,
-            controller: lp.pruner.controller_record(),
-        },
-    )?;
-    if let (true, Some(t)) = (opts.progress, &outcome.latency) {
-        println!(
-            "latency (batch {}, median of {} interleaved forwards): dense {:.2} ms, compact {:.2} ms, speedup {:.2}x (MACs ratio {:.2}x)",
-            t.batch, t.repeats, t.dense_ms, t.compact_ms, t.speedup, t.macs_ratio
-        );
-    }
-    let convergence = lp.probe.as_ref().map(|p| {
-        crate::CheckVerdicts::of(p.rows()).line(cfg.convergence.mode, cfg.convergence.inject)
-    });
-    Ok(RunOutcome {
-        metrics,
-        convergence,
-        ..outcome
-    })
 }
 
 /// `g ← −g` for every parameter (the `flip_grad` fault).
