@@ -79,6 +79,7 @@ fn main() -> ExitCode {
         Command::Data(c) => data_cmd::run(c),
         Command::Info(a) => info::run(&a),
     };
+    ato_train::parallel::finish_mpi();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

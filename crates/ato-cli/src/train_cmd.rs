@@ -81,6 +81,10 @@ pub fn run_cmd(args: &TrainArgs) -> Result<()> {
             ..RunOptions::default()
         },
     )?;
+    if out.rank != 0 {
+        // another rank of an MPI job: rank 0 reports the run
+        return Ok(());
+    }
     println!("{} → {}", out.summary.headline(), out.run_dir.display());
     if let Some(line) = &out.convergence {
         println!("{line}");

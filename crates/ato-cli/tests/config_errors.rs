@@ -58,6 +58,9 @@ fn every_bad_value_is_one_line_and_nothing_is_written() {
     rejected(&["model.name=resnet19"], "resnet19");
     rejected(&["train.epochs=ten"], "train.epochs");
     rejected(&["epochs"], "key=value");
+    rejected(&["dist.world_size=3"], "dist.world_size");
+    // this test's binary is built without the `mpi` feature
+    rejected(&["dist.backend=mpi"], "--features mpi");
 }
 
 #[test]
@@ -164,6 +167,7 @@ fn sweeps_are_validated_before_anything_runs() {
             "match_flops = true\nmatch_tolerance = -0.01\n",
             "match_tolerance",
         ),
+        ("[[grid]]\ndist.backend = \"mpi\"\n", "cannot be MPI jobs"),
     ] {
         let s = write_sweep(dir.path(), body);
         let out = ato(&["sweep", &s, &out_dir], &[]);

@@ -32,6 +32,9 @@ pub struct RunOutcome {
     /// What the convergence checks found ([`crate::CheckVerdicts::line`]); `None` without
     /// probes.
     pub convergence: Option<String>,
+    /// The rank that returns it: 0 trained and wrote the run; another rank of an MPI job
+    /// returns what rank 0 wrote (its `summary.csv` and `metrics.csv`; no latency, no checks).
+    pub rank: usize,
 }
 
 /// Whether an achieved FLOPs reduction is within ±`tolerance` of the target: the one test
@@ -155,5 +158,28 @@ pub fn finish(
         compact_max_abs_diff: diff,
         latency,
         convergence: None,
+        rank: 0,
     })
+}
+
+impl RunOutcome {
+    /// What rank `rank` of an MPI job reports once rank 0 has finished the run: the run's
+    /// files as rank 0 wrote them.
+    pub fn written(run_dir: &crate::RunDir, rank: usize) -> Result<Self, TrainError> {
+        let summary = run_dir.summary().ok_or_else(|| {
+            TrainError::Ranks(format!(
+                "rank {rank}: rank 0 finished without {}",
+                run_dir.summary_file().display()
+            ))
+        })?;
+        Ok(RunOutcome {
+            run_dir: run_dir.path().to_path_buf(),
+            summary,
+            metrics: crate::records::read_csv(&run_dir.metrics_file())?,
+            compact_max_abs_diff: f32::NAN,
+            latency: None,
+            convergence: None,
+            rank,
+        })
+    }
 }

@@ -1,9 +1,11 @@
-//! [`run`]: the run of a config, on one rank or on `dist.world_size` ranks. Ranks are threads
-//! of this process, each with its shard of every batch ([`crate::parallel`]); rank 0 writes the
-//! run's files and finishes it. A rank that fails stops the others at their next collective,
-//! and the run reports the failure that came first (not the others' "rank k stopped").
+//! [`run`]: the run of a config, on one rank or on `dist.world_size` ranks, each with its shard
+//! of every batch ([`crate::parallel`]); rank 0 writes the run's files and finishes it. Ranks
+//! are threads of this process (`dist.backend = "threads"`): a rank that fails stops the others
+//! at their next collective, and the run reports the failure that came first (not the others'
+//! "rank k stopped"). Or this process is one rank of an MPI job (`"mpi"`, [`mpi_rank`]): a
+//! rank that fails prints its error and ends the job.
 
-use crate::config::{Reproducible, RunConfig};
+use crate::config::{DistBackend, Reproducible, RunConfig};
 use crate::data::RunData;
 use crate::device::select_device;
 use crate::finish::RunOutcome;
@@ -30,9 +32,21 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
             cfg.device
         )));
     }
+    #[cfg(not(feature = "mpi"))]
+    if cfg.dist.backend == DistBackend::Mpi {
+        return Err(TrainError::Config(
+            "dist.backend: `mpi` needs a build with `--features mpi` (an MPI library and \
+             libclang; docs/scaling.md)"
+                .into(),
+        ));
+    }
     let _mode = ato_kernels::lease_reproducibility(cfg.train.reproducible.kernels())
         .map_err(|e| TrainError::Config(format!("train.reproducible: {e}")))?;
     let data = RunData::open(cfg, &device)?;
+    #[cfg(feature = "mpi")]
+    if cfg.dist.backend == DistBackend::Mpi {
+        return mpi_rank(cfg, opts, &data, &device);
+    }
     if world == 1 {
         return run_rank(cfg, opts, &data, &device, None)?.ok_or_else(no_outcome);
     }
@@ -93,4 +107,60 @@ fn first_failure(
 
 fn no_outcome() -> TrainError {
     TrainError::Ranks("rank 0 ended without finishing the run".into())
+}
+
+/// This process's rank of an MPI job of `dist.world_size` processes: the ranks agree on the
+/// config (its run id) before the first step; a rank's error is printed and ends the job
+/// (`MPI_Abort`); at the end every rank waits for rank 0 to finish and returns what it wrote.
+#[cfg(feature = "mpi")]
+fn mpi_rank(
+    cfg: &RunConfig,
+    opts: &RunOptions,
+    data: &RunData,
+    device: &candle_core::Device,
+) -> Result<RunOutcome, TrainError> {
+    use crate::parallel::MpiCommunicator;
+    let comm = MpiCommunicator::world().map_err(TrainError::Ranks)?;
+    let (rank, size, world) = (comm.rank(), comm.world_size(), cfg.dist.world_size);
+    let fail = |e: TrainError| -> ! {
+        eprintln!("error: rank {rank} of {size}: {e}");
+        comm.abort_job()
+    };
+    if size != world {
+        fail(TrainError::Config(format!(
+            "dist.world_size: {world}, but MPI started {size} processes (mpirun -np {world})"
+        )));
+    }
+    // every rank must train the same run: compare run ids (their 32-bit hash, in two exact
+    // 16-bit halves) with rank 0's
+    let id = cfg.run_id();
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    let mine = [(hash >> 16) as f32, (hash & 0xffff) as f32];
+    let mut root = mine;
+    comm.broadcast(&mut root, 0)
+        .unwrap_or_else(|e| fail(e.into()));
+    if root != mine {
+        fail(TrainError::Config(format!(
+            "dist: this rank's config (run id {id}) is not rank 0's; every rank must run the same config"
+        )));
+    }
+    let shard = data.shard(rank, world, device).unwrap_or_else(|e| fail(e));
+    let opts = RunOptions {
+        progress: opts.progress && rank == 0,
+        ..opts.clone()
+    };
+    let ranks = Some(DataParallel::new(Box::new(
+        MpiCommunicator::world().map_err(TrainError::Ranks)?,
+    )));
+    let outcome = run_rank(cfg, &opts, &shard, device, ranks).unwrap_or_else(|e| fail(e));
+    // rank 0 has written every file once it reaches this broadcast
+    let mut done = [0f32];
+    comm.broadcast(&mut done, 0)
+        .unwrap_or_else(|e| fail(e.into()));
+    match outcome {
+        Some(o) => Ok(o),
+        None => RunOutcome::written(&crate::RunDir::of(cfg), rank),
+    }
 }

@@ -16,49 +16,10 @@ use candle_core::Tensor;
 use std::collections::HashMap;
 use std::path::Path;
 
+mod ranks_run;
 mod same_numbers;
+use ranks_run::{last_weights, tiny};
 use same_numbers::assert_same_numbers;
-
-/// ResNet-20 at base width 4 on 320 synthetic images, batches of 32: 10 steps an epoch.
-fn tiny(method: Method, root: &Path, ranks: usize, out: &str) -> RunConfig {
-    let mut cfg = RunConfig::from_toml(
-        r#"
-        name = "dp"
-        device = "cpu"
-        [dataset]
-        name = "synth10"
-        synth_train = 320
-        synth_test = 64
-        [model]
-        name = "resnet20"
-        base_width = 4
-        [train]
-        epochs = 2
-        batch_size = 32
-        [optim]
-        lr = 0.1
-        [ato]
-        t_start = 1
-        t_prox = 1
-        t_end = 2
-        hyper_step = 2
-        controller_fraction = 0.25
-        lambda = 20.0
-        gamma = 4.0
-        controller_lr = 0.05
-        [convergence]
-        every = 0
-        [bench]
-        after_run = false
-        "#,
-    )
-    .unwrap();
-    cfg.method = method;
-    cfg.dist.world_size = ranks;
-    cfg.dataset.root = root.join("data").display().to_string();
-    cfg.out_dir = root.join(out).display().to_string();
-    cfg
-}
 
 /// The equality runs: lr 0.002, portable products.
 fn stable(method: Method, root: &Path, ranks: usize, out: &str) -> RunConfig {
@@ -77,10 +38,7 @@ fn bn_eval() -> RunOptions {
 
 /// The weights of a run's last checkpoint.
 fn weights(out: &RunOutcome) -> HashMap<String, Tensor> {
-    let ckpt = ato_train::RunDir::new(&out.run_dir).checkpoint();
-    let (dir, _) = ckpt.latest().unwrap().expect("a checkpoint");
-    candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu)
-        .unwrap()
+    last_weights(&out.run_dir)
 }
 
 /// ‖a − b‖ / ‖b‖ over every tensor together.

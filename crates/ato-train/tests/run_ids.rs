@@ -93,7 +93,7 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
         .replace("inject = \"none\"\n", "")
         .replace("last_group = \"next\"\n", "")
         .replace("reproducible = \"machine\"\n", "")
-        .replace("\n[dist]\nworld_size = 1\n", "");
+        .replace("\n[dist]\nworld_size = 1\nbackend = \"threads\"\n", "");
     assert!(!before.contains("bench") && !before.contains("round_to"));
     assert!(!before.contains("inject") && !before.contains("last_group"));
     assert_eq!(key.results_toml(), before);
@@ -110,6 +110,10 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
     let mut d = a.clone();
     d.dist.world_size = 2;
     assert_ne!(a.run_id(), d.run_id());
+    // which backend carries the sums does not change them
+    let mut m = d.clone();
+    m.dist.backend = ato_train::config::DistBackend::Mpi;
+    assert_eq!(d.run_id(), m.run_id());
     // timing settings do not change a run; rounding does, for every method
     let mut b = a.clone();
     b.bench.after_run = false;

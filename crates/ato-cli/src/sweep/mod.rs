@@ -104,6 +104,17 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     let path = spec::locate(&args.sweep)?;
     let sweep = spec::load(&path)?;
     let mut runs = plan(&sweep, &args.overrides)?;
+    if runs
+        .iter()
+        .any(|r| r.config.dist.backend == ato_train::config::DistBackend::Mpi)
+    {
+        // every process of the job would run the sweep's own bookkeeping and write its files
+        anyhow::bail!(
+            "dist.backend: a sweep's runs cannot be MPI jobs (every process would write the \
+             sweep's files); run `ato train … dist.backend=mpi` per run, or use \
+             dist.backend = \"threads\""
+        );
+    }
     let shard = args.shard.unwrap_or((0, 1));
     let is_mine = |i: usize| i % shard.1 == shard.0;
     if sweep.match_flops && shard.1 > 1 && !(args.dry_run || args.print_config || args.slurm) {

@@ -308,8 +308,11 @@ impl RunConfig {
                 h.remove("last_group");
             }
         }
+        // the backend carries the same sums in the same order: not part of a run
         if self.dist.world_size == 1 {
             doc.remove("dist");
+        } else if let Some(d) = doc.get_mut("dist").and_then(|p| p.as_table_mut()) {
+            d.remove("backend");
         }
         if self.train.reproducible == Reproducible::Machine {
             if let Some(t) = doc.get_mut("train").and_then(|p| p.as_table_mut()) {

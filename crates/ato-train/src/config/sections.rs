@@ -341,17 +341,33 @@ impl Default for BenchSection {
 /// batch (`train.batch_size / world_size` images); gradients are averaged over the ranks once
 /// per step and every rank takes the same step. BatchNorm normalises each shard with its own
 /// statistics (no SyncBatchNorm: what the authors' DataParallel runs did) and rank 0's running
-/// statistics are kept, as PyTorch's DDP does. Ranks run as threads of one process on the CPU
-/// (docs/scaling.md).
+/// statistics are kept, as PyTorch's DDP does. Ranks run as threads of one process or as MPI
+/// processes, on the CPU (docs/scaling.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DistSection {
     /// Ranks of the run; 1 trains without data parallelism. Must divide `train.batch_size`.
     pub world_size: usize,
+    /// threads (ranks as threads of this process) | mpi (one rank per process, started by
+    /// `mpirun -np <world_size>` or `srun`; a build with `--features mpi`). The same numbers
+    /// either way.
+    pub backend: DistBackend,
 }
 
 impl Default for DistSection {
     fn default() -> Self {
-        Self { world_size: 1 }
+        Self {
+            world_size: 1,
+            backend: DistBackend::Threads,
+        }
     }
+}
+
+/// `dist.backend`: what carries the ranks' collectives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DistBackend {
+    #[default]
+    Threads,
+    Mpi,
 }

@@ -13,21 +13,30 @@
 //! Every rank's parameters and buffers are the same bits after each step, so every rank's
 //! pruner draws the same masks without sending them.
 //!
-//! [`ThreadCommunicator`] runs ranks as threads of one process (`dist.world_size` on the CPU);
-//! [`DataParallel`] is what the train-once loop does with it. Communicators over processes
-//! (MPI on CPU clusters, NCCL across GPUs) are not implemented yet.
+//! [`ThreadCommunicator`] runs ranks as threads of one process (`dist.backend = "threads"`),
+//! `MpiCommunicator` as MPI processes (`dist.backend = "mpi"`, feature `mpi`); [`DataParallel`]
+//! is what the train-once loop does with either. NCCL across GPUs is not implemented yet.
 
 mod data_parallel;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod threads;
 
 pub use data_parallel::DataParallel;
+#[cfg(feature = "mpi")]
+pub use mpi::{finish_mpi, MpiCommunicator};
 pub use threads::ThreadCommunicator;
+
+/// Ends MPI if a run started it (a no-op in a build without the `mpi` feature); the `ato`
+/// binary calls it before it exits.
+#[cfg(not(feature = "mpi"))]
+pub fn finish_mpi() {}
 
 use candle_core::{Result, Tensor, Var};
 
 /// Collective operations over the ranks of one job; every rank calls each operation in the
 /// same order with buffers of the same length.
-pub trait Communicator: Send {
+pub trait Communicator {
     /// This rank, in `0..world_size()`.
     fn rank(&self) -> usize;
     fn world_size(&self) -> usize;
