@@ -2,7 +2,7 @@
 //! of every batch ([`crate::parallel`]); rank 0 writes the run's files and finishes it. Ranks
 //! are threads of this process (`dist.backend = "threads"`): a rank that fails stops the others
 //! at their next collective, and the run reports the failure that came first (not the others'
-//! "rank k stopped"). Or this process is one rank of an MPI job (`"mpi"`, [`mpi_rank`]): a
+//! "rank k stopped"). Or this process is one rank of an MPI job (`"mpi"`, feature `mpi`): a
 //! rank that fails prints its error and ends the job.
 
 use crate::config::{DistBackend, Reproducible, RunConfig};
@@ -27,8 +27,9 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
     let world = cfg.dist.world_size;
     if world > 1 && !device.is_cpu() {
         return Err(TrainError::Config(format!(
-            "dist.world_size: {world} ranks run as threads on the CPU (device `{}`: no \
-             communicator between GPUs yet); set device = \"cpu\" or dist.world_size = 1",
+            "dist.world_size: {world} ranks run on the CPU, as threads or MPI processes \
+             (device `{}`: no communicator between GPUs yet); set device = \"cpu\" or \
+             dist.world_size = 1",
             cfg.device
         )));
     }
