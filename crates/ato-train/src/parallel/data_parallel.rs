@@ -39,14 +39,18 @@ impl DataParallel {
     }
 
     /// Replaces each trainable variable's gradient by its mean over ranks and sets `buffers`
-    /// (BatchNorm running statistics, in the same order on every rank) to rank 0's.
+    /// (BatchNorm running statistics, in the same order on every rank) to rank 0's. A variable
+    /// without a gradient keeps none, as on one rank (the optimiser then leaves it alone); every
+    /// rank runs the same graph, so the same ones have gradients (the communicator checks the
+    /// lengths).
     pub fn reduce_step(&self, grads: &mut GradStore, vars: &[Var], buffers: &[Var]) -> Result<()> {
+        let vars: Vec<&Var> = vars
+            .iter()
+            .filter(|v| grads.get(v.as_tensor()).is_some())
+            .collect();
         let mut tensors = Vec::with_capacity(vars.len() + buffers.len());
-        for v in vars {
-            tensors.push(match grads.get(v.as_tensor()) {
-                Some(g) => g.clone(),
-                None => v.as_tensor().zeros_like()?,
-            });
+        for v in &vars {
+            tensors.extend(grads.get(v.as_tensor()).cloned());
         }
         let root = self.rank() == 0;
         for b in buffers {
