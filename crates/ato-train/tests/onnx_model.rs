@@ -236,13 +236,8 @@ fn a_runs_id_follows_its_files_bytes_when_the_file_is_rewritten_in_place() {
     let cfg = config(dir.path(), &path);
     let first = cfg.run_id();
     assert_eq!(cfg.run_id(), first, "the same file, the same id");
-    let spec = InputSpec {
-        mean: vec![0.5; 3],
-        std: vec![0.25; 3],
-        source: "test".into(),
-    };
     let meta = std::fs::metadata(&path).unwrap();
-    write_onnx(&path, &vgg_with_concat((3, 32, 32), 10, 16, 4), &spec).unwrap();
+    rewrite_with_other_weights(&path);
     // a file system whose clock ticks coarser than two writes: the rewrite keeps the stamp
     set_modified(&path, meta.modified().unwrap());
     assert_eq!(
@@ -263,13 +258,18 @@ fn a_settled_file_is_read_once_and_its_rewrite_read_again() {
     let cfg = config(dir.path(), &path);
     let first = cfg.run_id();
     assert_eq!(cfg.run_id(), first, "the same file, the same id");
+    rewrite_with_other_weights(&path);
+    assert_ne!(cfg.run_id(), first, "other bytes, another id");
+}
+
+/// The file of [`onnx_file`] written again in place: the same graph and length, other weights.
+fn rewrite_with_other_weights(path: &Path) {
     let spec = InputSpec {
         mean: vec![0.5; 3],
         std: vec![0.25; 3],
         source: "test".into(),
     };
-    write_onnx(&path, &vgg_with_concat((3, 32, 32), 10, 16, 4), &spec).unwrap();
-    assert_ne!(cfg.run_id(), first, "other bytes, another id");
+    write_onnx(path, &vgg_with_concat((3, 32, 32), 10, 16, 4), &spec).unwrap();
 }
 
 fn set_modified(path: &Path, when: std::time::SystemTime) {
