@@ -1,4 +1,4 @@
-//! `ato check-gpu --device cpu`: the whole check (numerics, bench, demo epochs) CPU against CPU,
+//! `ato check-gpu --device cpu`: the whole check (numerics, bench, demo epochs, 2 ranks vs 1) CPU against CPU,
 //! tiny, with its table and exit code; and its argument errors.
 
 use std::process::Command;
@@ -75,7 +75,11 @@ fn check_gpu_on_cpu_prints_one_passing_table_with_every_part() {
     for method in ["dense", "ato", "oto", "otov2"] {
         assert!(has("demo", &format!("{method}, 1 epoch"), "ok"), "{stdout}");
     }
-    assert_eq!(lines.last(), Some(&"all 8 checks passed"), "{stdout}");
+    assert!(
+        has("ranks", "dense, 1 epoch, BN eval: 2 ranks vs 1", "ok"),
+        "{stdout}"
+    );
+    assert_eq!(lines.last(), Some(&"all 9 checks passed"), "{stdout}");
 }
 
 #[test]

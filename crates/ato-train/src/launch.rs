@@ -25,14 +25,6 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
         )));
     }
     let world = cfg.dist.world_size;
-    if world > 1 && !device.is_cpu() {
-        return Err(TrainError::Config(format!(
-            "dist.world_size: {world} ranks run on the CPU, as threads or MPI processes \
-             (device `{}`: no communicator between GPUs yet); set device = \"cpu\" or \
-             dist.world_size = 1",
-            cfg.device
-        )));
-    }
     #[cfg(not(feature = "mpi"))]
     if cfg.dist.backend == DistBackend::Mpi {
         return Err(TrainError::Config(
@@ -51,28 +43,24 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
     if world == 1 {
         return run_rank(cfg, opts, &data, &device, None)?.ok_or_else(no_outcome);
     }
-    let shards = (0..world)
-        .map(|rank| data.shard(rank, world, &device))
+    let devices = rank_devices(cfg, &device, world)?;
+    let comms = communicators(&devices)?;
+    let shards = devices
+        .iter()
+        .enumerate()
+        .map(|(rank, device)| data.shard(rank, world, device))
         .collect::<Result<Vec<_>, _>>()?;
     let results: Vec<Result<Option<RunOutcome>, TrainError>> = std::thread::scope(|s| {
-        let ranks: Vec<_> = ThreadCommunicator::group(world)
+        let ranks: Vec<_> = comms
             .into_iter()
             .zip(&shards)
-            .map(|(comm, shard)| {
+            .zip(&devices)
+            .map(|((comm, shard), device)| {
                 let opts = RunOptions {
                     progress: opts.progress && comm.rank() == 0,
                     ..opts.clone()
                 };
-                let device = &device;
-                s.spawn(move || {
-                    run_rank(
-                        cfg,
-                        &opts,
-                        shard,
-                        device,
-                        Some(DataParallel::new(Box::new(comm))),
-                    )
-                })
+                s.spawn(move || run_rank(cfg, &opts, shard, device, Some(DataParallel::new(comm))))
             })
             .collect();
         ranks
@@ -81,6 +69,61 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
             .collect()
     });
     first_failure(results)
+}
+
+/// The device of each thread rank: the CPU for all, or consecutive GPUs from the configured
+/// one (`cuda` = `cuda:0`; ranks on `cuda:0` and `cuda:1` for two).
+fn rank_devices(
+    cfg: &RunConfig,
+    device: &candle_core::Device,
+    world: usize,
+) -> Result<Vec<candle_core::Device>, TrainError> {
+    if device.is_cpu() {
+        return Ok(vec![device.clone(); world]);
+    }
+    let first = match device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => gpu_id,
+        other => {
+            return Err(TrainError::Config(format!(
+                "dist.world_size: ranks run on the CPU or on CUDA GPUs, not on {other:?}"
+            )))
+        }
+    };
+    (first..first + world)
+        .map(|gpu| {
+            select_device(&format!("cuda:{gpu}")).map_err(|e| {
+                TrainError::Config(format!(
+                    "dist.world_size: {world} ranks from device `{}` need GPUs {first}..{}: {e}",
+                    cfg.device,
+                    first + world - 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// One communicator per thread rank: NCCL between GPUs, a shared barrier between CPU ranks.
+fn communicators(
+    devices: &[candle_core::Device],
+) -> Result<Vec<Box<dyn Communicator + Send>>, TrainError> {
+    if devices.iter().all(|d| d.is_cpu()) {
+        return Ok(ThreadCommunicator::group(devices.len())
+            .into_iter()
+            .map(|c| Box::new(c) as Box<dyn Communicator + Send>)
+            .collect());
+    }
+    #[cfg(feature = "cuda")]
+    {
+        Ok(crate::parallel::NcclCommunicator::group(devices)
+            .map_err(|e| TrainError::Ranks(e.to_string()))?
+            .into_iter()
+            .map(|c| Box::new(c) as Box<dyn Communicator + Send>)
+            .collect())
+    }
+    #[cfg(not(feature = "cuda"))]
+    Err(TrainError::Config(
+        "dist.world_size: ranks on GPUs need a build with `--features cuda`".into(),
+    ))
 }
 
 /// Rank 0's outcome when every rank succeeded; otherwise the first rank's own error, before
@@ -147,14 +190,25 @@ fn mpi_rank(
             "dist: this rank's config (run id {id}) is not rank 0's; every rank must run the same config"
         )));
     }
+    // on GPUs: this process's GPU on its node, and NCCL between the ranks' GPUs
+    let gpu;
+    let device = if device.is_cpu() {
+        device
+    } else {
+        gpu = node_gpu(device).unwrap_or_else(|e| fail(e));
+        &gpu
+    };
     let shard = data.shard(rank, world, device).unwrap_or_else(|e| fail(e));
     let opts = RunOptions {
         progress: opts.progress && rank == 0,
         ..opts.clone()
     };
-    let ranks = Some(DataParallel::new(Box::new(
-        MpiCommunicator::world().map_err(TrainError::Ranks)?,
-    )));
+    let link: Box<dyn Communicator> = if device.is_cpu() {
+        Box::new(MpiCommunicator::world().map_err(TrainError::Ranks)?)
+    } else {
+        nccl_link(&comm, device).unwrap_or_else(|e| fail(e))
+    };
+    let ranks = Some(DataParallel::new(link));
     let outcome = run_rank(cfg, &opts, &shard, device, ranks).unwrap_or_else(|e| fail(e));
     // rank 0 has written every file once it reaches this broadcast
     let mut done = [0f32];
@@ -163,5 +217,53 @@ fn mpi_rank(
     match outcome {
         Some(o) => Ok(o),
         None => RunOutcome::written(&crate::RunDir::of(cfg), rank),
+    }
+}
+
+/// An MPI rank's GPU: the configured ordinal plus the rank's place on its node (Open MPI's
+/// `OMPI_COMM_WORLD_LOCAL_RANK`, Slurm's `SLURM_LOCALID`, MPICH's `MPI_LOCALRANKID`).
+#[cfg(feature = "mpi")]
+fn node_gpu(device: &candle_core::Device) -> Result<candle_core::Device, TrainError> {
+    let local = [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "SLURM_LOCALID",
+        "MPI_LOCALRANKID",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok()?.parse::<usize>().ok())
+    .ok_or_else(|| {
+        TrainError::Config(
+            "dist.backend = \"mpi\" on GPUs: no local rank in the environment \
+                 (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID or MPI_LOCALRANKID) to pick this \
+                 process's GPU"
+                .into(),
+        )
+    })?;
+    let first = match device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => gpu_id,
+        _ => 0,
+    };
+    select_device(&format!("cuda:{}", first + local))
+}
+
+/// NCCL between the GPUs of an MPI job (its id sent over MPI).
+#[cfg(feature = "mpi")]
+fn nccl_link(
+    mpi: &crate::parallel::MpiCommunicator,
+    device: &candle_core::Device,
+) -> Result<Box<dyn Communicator>, TrainError> {
+    #[cfg(feature = "cuda")]
+    {
+        Ok(Box::new(
+            crate::parallel::NcclCommunicator::from_mpi(mpi, device)
+                .map_err(|e| TrainError::Ranks(e.to_string()))?,
+        ))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (mpi, device);
+        Err(TrainError::Config(
+            "dist.backend = \"mpi\" on GPUs needs a build with `--features cuda`".into(),
+        ))
     }
 }

@@ -126,7 +126,7 @@ fn a_killed_two_rank_run_resumes_to_the_same_numbers() {
 }
 
 #[test]
-fn ranks_must_split_the_batch_and_run_on_the_cpu() {
+fn a_world_size_must_split_the_batch() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny(Method::Dense, dir.path(), 3, "bad");
     let e = run(&cfg, &RunOptions::default()).unwrap_err().to_string();

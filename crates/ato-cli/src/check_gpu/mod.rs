@@ -4,12 +4,14 @@
 //!    from the same weights and batch, max relative differences against stated tolerances;
 //! 2. bench: `ato bench train|infer` of resnet56 and mobilenetv2 (CIFAR shapes) and resnet50
 //!    (ImageNet shapes) on the device, with PyTorch measured in the same run when `torch` imports;
-//! 3. demo: one epoch of each method (dense, ato, oto, otov2) of the demo recipe on the device.
+//! 3. demo: one epoch of each method (dense, ato, oto, otov2) of the demo recipe on the device;
+//! 4. ranks: the demo's dense epoch on `--ranks` GPUs (NCCL) against one, weights compared.
 //!
 //! Exits non-zero when a difference is out of tolerance or a run fails. `--device cpu` runs the
 //! whole thing CPU against CPU (what the tests do, and a dry run of the script anywhere).
 
 pub mod numerics;
+pub mod ranks;
 pub mod table;
 
 use crate::bench::{self, BenchArgs, BenchMode};
@@ -48,9 +50,14 @@ pub struct CheckGpuArgs {
     /// Images per benchmark step [default: 128 at CIFAR shapes, 64 at ImageNet shapes].
     #[arg(long)]
     pub bench_batch: Option<usize>,
-    /// Skip the one-epoch demo runs.
+    /// Skip the one-epoch demo runs (and the ranks' comparison).
     #[arg(long)]
     pub no_demo: bool,
+    /// Ranks of the data-parallel comparison: the demo's dense epoch on this many GPUs from
+    /// `--device` on (NCCL) against one GPU, BatchNorm in eval mode; 0 or 1 skips it, as does a
+    /// host with fewer GPUs.
+    #[arg(long, default_value_t = 2)]
+    pub ranks: usize,
     /// Skip PyTorch even when it imports.
     #[arg(long)]
     pub no_pytorch: bool,
@@ -104,7 +111,19 @@ pub fn collect(args: &CheckGpuArgs) -> Result<Vec<Row>> {
         rows.extend(bench_rows(args));
     }
     if !args.no_demo {
-        rows.extend(demo_rows(args)?);
+        let temp;
+        let out_dir = match &args.out_dir {
+            Some(d) => d.as_path(),
+            None => {
+                temp = std::env::temp_dir().join(format!("ato-check-gpu-{}", std::process::id()));
+                temp.as_path()
+            }
+        };
+        rows.extend(demo_rows(args, out_dir)?);
+        rows.push(ranks::ranks_row(args, out_dir));
+        if args.out_dir.is_none() {
+            let _ = std::fs::remove_dir_all(out_dir);
+        }
     }
     Ok(rows)
 }
@@ -184,15 +203,7 @@ fn bench_rows(args: &CheckGpuArgs) -> Vec<Row> {
     rows
 }
 
-fn demo_rows(args: &CheckGpuArgs) -> Result<Vec<Row>> {
-    let temp;
-    let out_dir = match &args.out_dir {
-        Some(d) => d.clone(),
-        None => {
-            temp = std::env::temp_dir().join(format!("ato-check-gpu-{}", std::process::id()));
-            temp.clone()
-        }
-    };
+fn demo_rows(args: &CheckGpuArgs, out_dir: &std::path::Path) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for method in METHODS {
         eprintln!("check-gpu: demo {method}, 1 epoch");
@@ -227,9 +238,6 @@ fn demo_rows(args: &CheckGpuArgs) -> Result<Vec<Row>> {
             },
             Err(e) => Row::failed("demo", item, one_line(&e)),
         });
-    }
-    if args.out_dir.is_none() {
-        let _ = std::fs::remove_dir_all(&out_dir);
     }
     Ok(rows)
 }

@@ -342,7 +342,7 @@ impl Default for BenchSection {
 /// per step and every rank takes the same step. BatchNorm normalises each shard with its own
 /// statistics (no SyncBatchNorm: what the authors' DataParallel runs did) and rank 0's running
 /// statistics are kept, as PyTorch's DDP does. Ranks run as threads of one process or as MPI
-/// processes, on the CPU (docs/scaling.md).
+/// processes, on the CPU or one GPU each with NCCL between them (docs/scaling.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DistSection {
@@ -350,7 +350,8 @@ pub struct DistSection {
     pub world_size: usize,
     /// threads (ranks as threads of this process) | mpi (one rank per process, started by
     /// `mpirun -np <world_size>` or `srun`; a build with `--features mpi`). The same numbers
-    /// either way.
+    /// either way on the CPU. With `device = "cuda[:K]"` rank r runs on GPU K + r (threads) or
+    /// on GPU K + its local rank (mpi), NCCL summing the gradients.
     pub backend: DistBackend,
 }
 

@@ -12,7 +12,7 @@ use super::Communicator;
 use crate::objective::Tally;
 use crate::TrainError;
 use candle_core::backprop::GradStore;
-use candle_core::Var;
+use candle_core::{DType, Tensor, Var};
 
 type Result<T> = std::result::Result<T, TrainError>;
 
@@ -57,13 +57,31 @@ impl DataParallel {
             let t = b.as_tensor();
             tensors.push(if root { t.clone() } else { t.zeros_like()? });
         }
-        let mut buf = super::pack(&tensors)?;
-        self.comm.all_reduce_sum(&mut buf).map_err(ranks)?;
-        let grad_len: usize = vars.iter().map(|v| v.elem_count()).sum();
-        let scale = 1.0 / self.world_size() as f32;
-        buf[..grad_len].iter_mut().for_each(|g| *g *= scale);
-        let summed = super::unpack(&buf, &tensors)?;
-        let (mean_grads, root_buffers) = summed.split_at(vars.len());
+        // one flat f32 tensor on the training device: NCCL reduces it where it lies, the CPU
+        // communicators through one host buffer
+        let flat = tensors
+            .iter()
+            .map(|t| t.flatten_all()?.to_dtype(DType::F32))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let summed = self
+            .comm
+            .all_reduce_sum_tensor(&Tensor::cat(&flat, 0)?)
+            .map_err(ranks)?;
+        let scale = Tensor::new(1.0 / self.world_size() as f32, summed.device())?;
+        let mut at = 0;
+        let mut parts = Vec::with_capacity(tensors.len());
+        for (i, t) in tensors.iter().enumerate() {
+            let part = summed.narrow(0, at, t.elem_count())?;
+            at += t.elem_count();
+            // gradients: the sum over ranks divided by their number; buffers: rank 0's
+            let part = if i < vars.len() {
+                part.broadcast_mul(&scale)?
+            } else {
+                part
+            };
+            parts.push(part.reshape(t.dims())?.to_dtype(t.dtype())?);
+        }
+        let (mean_grads, root_buffers) = parts.split_at(vars.len());
         for (v, g) in vars.iter().zip(mean_grads) {
             grads.insert(v.as_tensor(), g.clone());
         }

@@ -15,16 +15,22 @@
 //!
 //! [`ThreadCommunicator`] runs ranks as threads of one process (`dist.backend = "threads"`),
 //! `MpiCommunicator` as MPI processes (`dist.backend = "mpi"`, feature `mpi`); [`DataParallel`]
-//! is what the train-once loop does with either. NCCL across GPUs is not implemented yet.
+//! is what the train-once loop does with either. On GPUs (feature `cuda`),
+//! `NcclCommunicator` sums on the devices: one per GPU of this process (thread ranks), or one
+//! per MPI process with NCCL's id sent over MPI.
 
 mod data_parallel;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "cuda")]
+mod nccl;
 mod threads;
 
 pub use data_parallel::DataParallel;
 #[cfg(feature = "mpi")]
 pub use mpi::{finish_mpi, MpiCommunicator};
+#[cfg(feature = "cuda")]
+pub use nccl::NcclCommunicator;
 pub use threads::ThreadCommunicator;
 
 /// Ends MPI if a run started it (a no-op in a build without the `mpi` feature); the `ato`
@@ -45,6 +51,13 @@ pub trait Communicator {
     fn all_reduce_sum(&self, data: &mut [f32]) -> Result<()>;
     /// Replaces `data` on every rank by rank `root`'s `data`.
     fn broadcast(&self, data: &mut [f32], root: usize) -> Result<()>;
+    /// The element-wise sum over ranks of an f32 tensor, on the tensor's device. By default
+    /// through a host buffer and [`Communicator::all_reduce_sum`]; NCCL sums device memory.
+    fn all_reduce_sum_tensor(&self, t: &Tensor) -> Result<Tensor> {
+        let mut buf = t.flatten_all()?.to_vec1::<f32>()?;
+        self.all_reduce_sum(&mut buf)?;
+        Tensor::from_vec(buf, t.dims(), t.device())
+    }
 }
 
 /// Flattens `tensors` into one f32 buffer (one collective call for all of them).
