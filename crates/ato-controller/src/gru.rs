@@ -1,7 +1,12 @@
-//! A one-layer GRU with PyTorch's gate layout, computing what `candle_nn::rnn::GRU` computes
-//! (the same operations in the same order, so the same bits by default) with its products
-//! taken by [`ato_kernels::matmul`], which follows the process-wide reproducibility mode (the
-//! controller's logits are then the same on every CPU in portable mode).
+//! A one-layer GRU with PyTorch's gate layout.
+//!
+//! [`Gru::sequence`], what the controller runs: on the CPU (ato-kernels' fast backend, one
+//! sequence) the whole sequence is one op with its backward written out
+//! ([`ato_kernels::gru_sequence`]: two ops per step of θ instead of a few hundred tiny ones,
+//! the same bits on every CPU); elsewhere [`Gru::states`], which computes what
+//! `candle_nn::rnn::GRU` computes (the same operations in the same order, so the same bits by
+//! default) with its products taken by [`ato_kernels::matmul`], which follows the process-wide
+//! reproducibility mode.
 
 use candle_core::{IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -43,6 +48,20 @@ impl Gru {
         Ok(out)
     }
 
+    /// The hidden states (batch, steps, hidden) after each step of `input` (batch, steps, d).
+    pub(crate) fn sequence(&self, input: &Tensor) -> Result<Tensor> {
+        let fused = input.device().is_cpu()
+            && input.dtype() == candle_core::DType::F32
+            && ato_kernels::backend() == ato_kernels::Backend::Fast
+            && input.dim(0)? == 1;
+        if !fused {
+            return Tensor::stack(&self.states(input)?, 1);
+        }
+        let w = Tensor::cat(&[&self.w_ih, &self.w_hh], 1)?;
+        let b = Tensor::cat(&[&self.b_ih, &self.b_hh], 0)?;
+        ato_kernels::gru_sequence(&input.squeeze(0)?, &w, &b)?.unsqueeze(0)
+    }
+
     /// h' = z ⊙ h + (1 − z) ⊙ n, written as candle's GRU writes it.
     fn step(&self, x: &Tensor, h: &Tensor) -> Result<Tensor> {
         let gi = ato_kernels::matmul(x, &self.w_ih.t()?)?.broadcast_add(&self.b_ih)?;
@@ -62,6 +81,43 @@ mod tests {
     use candle_core::{DType, Device};
     use candle_nn::rnn::{GRUConfig, RNN};
     use candle_nn::{Init, VarMap};
+
+    #[test]
+    fn the_fused_sequence_matches_the_composed_states_and_their_gradients() {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let init = Init::Uniform { lo: -0.3, up: 0.3 };
+        for name in ["weight_ih_l0", "weight_hh_l0"] {
+            let dims = if name == "weight_ih_l0" {
+                (21, 5)
+            } else {
+                (21, 7)
+            };
+            vb.pp("g").get_with_hints(dims, name, init).unwrap();
+        }
+        for name in ["bias_ih_l0", "bias_hh_l0"] {
+            vb.pp("g").get_with_hints(21, name, init).unwrap();
+        }
+        let gru = Gru::new(5, 7, vb.pp("g")).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (1, 6, 5), &Device::Cpu).unwrap();
+        let mix = Tensor::randn(0f32, 1.0, (1, 6, 7), &Device::Cpu).unwrap();
+        let fused = gru.sequence(&x).unwrap();
+        let composed = Tensor::stack(&gru.states(&x).unwrap(), 1).unwrap();
+        let gap = |a: &Tensor, b: &Tensor| -> f32 {
+            let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+            let s = b.abs().unwrap().max_all().unwrap();
+            (d / s).unwrap().to_scalar::<f32>().unwrap()
+        };
+        assert!(gap(&fused, &composed) < 1e-6);
+        let grads = |t: &Tensor| (t * &mix).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gf, gc) = (grads(&fused), grads(&composed));
+        let vars = varmap.all_vars();
+        assert_eq!(vars.len(), 4);
+        for v in vars {
+            let (a, b) = (gf.get(&v).unwrap(), gc.get(&v).unwrap());
+            assert!(gap(a, b) < 1e-5, "{:?}", v.dims());
+        }
+    }
 
     #[test]
     fn same_bits_as_candles_gru() {

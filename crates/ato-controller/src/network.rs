@@ -243,9 +243,7 @@ impl Controller {
     /// The logits z_ℓ, one (C_ℓ,) tensor per gate.
     pub fn logits(&self) -> Result<Vec<Tensor>, ControllerError> {
         let l = self.widths.len();
-        let run = |gru: &Gru, x: &Tensor| -> candle_core::Result<Tensor> {
-            Tensor::stack(&gru.states(x)?, 1) // (1, L, h)
-        };
+        let run = |gru: &Gru, x: &Tensor| gru.sequence(x); // (1, L, h)
         let fwd = run(&self.forward_gru, &self.tokens)?;
         let rev: Vec<u32> = (0..l as u32).rev().collect();
         let rev = Tensor::from_vec(rev, l, self.tokens.device())?;

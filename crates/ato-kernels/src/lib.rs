@@ -116,6 +116,7 @@ pub mod conv;
 mod conv_bn;
 pub mod cpu;
 mod elementwise;
+mod gru;
 mod linear;
 mod matmul;
 mod matrix;
@@ -139,6 +140,7 @@ pub use conv_bn::{
     conv_batch_norm, conv_batch_norm_add, conv_batch_norm_add_with, conv_batch_norm_with,
 };
 pub use elementwise::{add_relu, add_relu_with};
+pub use gru::gru_sequence;
 pub use linear::{matmul, Linear};
 pub use mode::{
     lease_reproducibility, reproducibility, set_reproducibility, ModeLease, Reproducibility,
