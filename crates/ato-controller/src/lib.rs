@@ -2,8 +2,9 @@
 //!
 //! ATO (docs/design.md §4) trains a small controller θ beside the target network. Each gate ℓ of the
 //! target (a prunable channel dimension of width C_ℓ, from `ato-zig`) gets a fixed 64-d token;
-//! a bidirectional GRU (128 per direction) reads the tokens in depth order, and a per-gate
-//! LayerNorm → ReLU → Linear head turns its 256-d state into logits z_ℓ ∈ ℝ^{C_ℓ}.
+//! a bidirectional GRU (128 per direction; one op per direction on the CPU) reads the tokens in
+//! depth order, and a per-gate LayerNorm → ReLU → Linear head turns its 256-d state into logits
+//! z_ℓ ∈ ℝ^{C_ℓ}.
 //!
 //! - [`sample_masks`]: y = σ((z + noise + b)/τ), b = 3, τ = 0.4, one Gumbel sample as noise
 //!   by default (`ato.noise`; logistic noise as the alternative), and the hard mask
