@@ -50,11 +50,7 @@ impl Gru {
 
     /// The hidden states (batch, steps, hidden) after each step of `input` (batch, steps, d).
     pub(crate) fn sequence(&self, input: &Tensor) -> Result<Tensor> {
-        let fused = input.device().is_cpu()
-            && input.dtype() == candle_core::DType::F32
-            && ato_kernels::backend() == ato_kernels::Backend::Fast
-            && input.dim(0)? == 1;
-        if !fused {
+        if !(crate::network::fast_cpu(input) && input.dim(0)? == 1) {
             return Tensor::stack(&self.states(input)?, 1);
         }
         let w = Tensor::cat(&[&self.w_ih, &self.w_hh], 1)?;

@@ -1,6 +1,7 @@
 //! The controller network: fixed orthogonal gate tokens → bidirectional GRU → LayerNorm (one
 //! shared by all gates, as the authors' code has it, or one per gate) → ReLU → per-gate Linear
-//! heads (docs/design.md §4).
+//! heads (docs/design.md §4). On the CPU each GRU direction is one op and so are the heads with
+//! a shared LayerNorm (`ato_kernels::gru_sequence`, `gate_heads`: their backward written out).
 
 use crate::gru::Gru;
 use crate::ControllerError;
@@ -242,6 +243,13 @@ impl Controller {
 
     /// The logits z_ℓ, one (C_ℓ,) tensor per gate.
     pub fn logits(&self) -> Result<Vec<Tensor>, ControllerError> {
+        self.logits_by(fast_cpu(&self.tokens))
+    }
+
+    /// The logits, with the heads as one op (`fused`, f32 on the CPU) or as candle's ops per
+    /// gate (the two agree within rounding: tests/controller.rs).
+    #[doc(hidden)]
+    pub fn logits_by(&self, fused: bool) -> Result<Vec<Tensor>, ControllerError> {
         let l = self.widths.len();
         let run = |gru: &Gru, x: &Tensor| gru.sequence(x); // (1, L, h)
         let fwd = run(&self.forward_gru, &self.tokens)?;
@@ -251,6 +259,26 @@ impl Controller {
         let bwd = run(&self.backward_gru, &bwd_in)?;
         let bwd = bwd.index_select(&rev, 1)?;
         let hidden = Tensor::cat(&[fwd, bwd], 2)?; // (1, L, 2h)
+        if self.config.shared_norm && fused {
+            // the heads as one op (LayerNorm, ReLU and each gate's linear map, written out)
+            let (gamma, beta) = &self.norms[0];
+            let weights: Vec<&Tensor> = self.heads.iter().map(Linear::weight).collect();
+            let all = ato_kernels::gate_heads(
+                &hidden.squeeze(0)?,
+                &Tensor::cat(&[gamma, beta], 0)?,
+                &Tensor::cat(&weights, 0)?,
+                &self.widths,
+            )?;
+            let mut at = 0;
+            return self
+                .widths
+                .iter()
+                .map(|&c| {
+                    at += c;
+                    Ok(all.narrow(0, at - c, c)?)
+                })
+                .collect();
+        }
         self.heads
             .iter()
             .enumerate()
@@ -265,4 +293,11 @@ impl Controller {
             })
             .collect()
     }
+}
+
+/// Whether `t` takes ato-kernels' fused CPU ops (f32 on the CPU, the fast backend).
+pub(crate) fn fast_cpu(t: &Tensor) -> bool {
+    t.device().is_cpu()
+        && t.dtype() == DType::F32
+        && ato_kernels::backend() == ato_kernels::Backend::Fast
 }

@@ -304,10 +304,40 @@ fn one_layer_norm_is_shared_or_one_per_gate() {
         3
     );
     // the heads are drawn from the same stream either way: equal logits at initialisation
-    // (LayerNorm starts as γ = 1, β = 0 in both)
-    let (a, b) = (shared.logits().unwrap(), own.logits().unwrap());
+    // (LayerNorm starts as γ = 1, β = 0 in both), compared through candle's ops per gate (a
+    // shared LayerNorm on the CPU otherwise takes the fused heads, equal within rounding)
+    let (a, b) = (shared.logits_by(false).unwrap(), own.logits().unwrap());
     assert_eq!(
         a[2].to_vec1::<f32>().unwrap(),
         b[2].to_vec1::<f32>().unwrap()
     );
+}
+
+#[test]
+fn the_fused_heads_give_the_composed_logits_and_gradients() {
+    let (_, widths) = widths_of(ModelName::Resnet20, 32);
+    let ctrl = Controller::new(&widths, ControllerConfig::default(), &Device::Cpu, 5).unwrap();
+    let total: usize = widths.iter().sum();
+    let mix: Vec<f32> = (0..total)
+        .map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0)
+        .collect();
+    let run = |fused: bool| {
+        let z = Tensor::cat(&ctrl.logits_by(fused).unwrap(), 0).unwrap();
+        let mix = Tensor::from_vec(mix.clone(), total, &Device::Cpu).unwrap();
+        let grads = (&z * &mix).unwrap().sum_all().unwrap().backward().unwrap();
+        (z, grads)
+    };
+    let ((zf, gf), (zc, gc)) = (run(true), run(false));
+    let gap = |a: &Tensor, b: &Tensor| -> f32 {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        let s = b.abs().unwrap().max_all().unwrap();
+        (d / s).unwrap().to_scalar::<f32>().unwrap()
+    };
+    assert!(gap(&zf, &zc) < 1e-5, "logits {:e}", gap(&zf, &zc));
+    for (name, v) in ctrl.trainable_vars() {
+        let (a, b) = (gf.get(v.as_tensor()), gc.get(v.as_tensor()));
+        let (a, b) = (a.expect(&name), b.expect(&name));
+        let rel = gap(a, b);
+        assert!(rel < 1e-4, "d{name}: {rel:e}");
+    }
 }

@@ -12,6 +12,7 @@
 //! the results are the same bits on every CPU (in both reproducibility modes), and differ from
 //! candle's composed ops by rounding only (tested against them).
 
+use crate::chains::{columns_dot, rows_dot};
 use crate::simd::multiversion;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -60,36 +61,15 @@ struct Trace {
     h: Vec<f32>,
 }
 
-fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
-}
-
-/// `W[:, offset..offset + cols]` of the packed rows, transposed: (cols, rows) row-major.
-fn transposed(w: &[f32], d: Dims, offset: usize, cols: usize) -> Vec<f32> {
-    let rows = 3 * d.hidden;
-    let mut t = vec![0f32; cols * rows];
-    for j in 0..rows {
-        for k in 0..cols {
-            t[k * rows + j] = w[j * d.cols() + offset + k];
-        }
-    }
-    t
-}
-
-multiversion! {
-/// `out[j] = (Σ_k wt[k, j] · v[k]) + bias[j]`, the sum a fused multiply-add chain in k.
-fn matvec(out: &mut [f32], wt: &[f32], v: &[f32], bias: &[f32]) {
-    let n = out.len();
-    out.fill(0.0);
-    for (k, &vk) in v.iter().enumerate() {
-        for (o, &w) in out.iter_mut().zip(&wt[k * n..][..n]) {
-            *o = w.mul_add(vk, *o);
-        }
-    }
-    for (o, &b) in out.iter_mut().zip(bias) {
+/// `v += bias`, element by element.
+fn add(v: &mut [f32], bias: &[f32]) {
+    for (o, b) in v.iter_mut().zip(bias) {
         *o += b;
     }
 }
+
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
 }
 
 multiversion! {
@@ -103,25 +83,11 @@ fn add_outer(dst: &mut [f32], stride: usize, offset: usize, a: &[f32], v: &[f32]
 }
 }
 
-multiversion! {
-/// `out[k] = Σ_j w[j, offset + k] · a[j]` (a fused multiply-add chain in j) over packed rows.
-fn matvec_t(out: &mut [f32], w: &[f32], stride: usize, offset: usize, a: &[f32]) {
-    out.fill(0.0);
-    let n = out.len();
-    for (j, &aj) in a.iter().enumerate() {
-        for (o, &wv) in out.iter_mut().zip(&w[j * stride + offset..][..n]) {
-            *o = wv.mul_add(aj, *o);
-        }
-    }
-}
-}
-
 /// The forward, keeping what the backward needs.
 fn forward(x: &[f32], w: &[f32], b: &[f32], d: Dims) -> Trace {
     let (h, g) = (d.hidden, 3 * d.hidden);
-    let wt_ih = transposed(w, d, 0, d.input);
-    let wt_hh = transposed(w, d, d.input, h);
     let (b_ih, b_hh) = b.split_at(g);
+    let stride = d.cols();
     let mut t = Trace {
         r: vec![0.0; d.steps * h],
         z: vec![0.0; d.steps * h],
@@ -131,10 +97,12 @@ fn forward(x: &[f32], w: &[f32], b: &[f32], d: Dims) -> Trace {
     };
     let (mut gi, mut gh) = (vec![0f32; g], vec![0f32; g]);
     for s in 0..d.steps {
-        matvec(&mut gi, &wt_ih, &x[s * d.input..][..d.input], b_ih);
+        rows_dot(&mut gi, w, stride, 0, &x[s * d.input..][..d.input]);
+        add(&mut gi, b_ih);
         let (before, after) = t.h.split_at_mut((s + 1) * h);
         let prev = &before[s * h..];
-        matvec(&mut gh, &wt_hh, prev, b_hh);
+        rows_dot(&mut gh, w, stride, d.input, prev);
+        add(&mut gh, b_hh);
         for j in 0..h {
             let r = sigmoid(gi[j] + gh[j]);
             let z = sigmoid(gi[h + j] + gh[h + j]);
@@ -185,12 +153,12 @@ fn backward(
         }
         add_outer(&mut dw, stride, 0, &dgi, &x[s * d.input..][..d.input]);
         add_outer(&mut dw, stride, d.input, &dgh, prev);
-        matvec_t(&mut through, w, stride, d.input, &dgh);
+        columns_dot(&mut through, w, stride, d.input, &dgh);
         for (c, v) in carry.iter_mut().zip(&through) {
             *c += v;
         }
         if let Some(dx) = dx.as_mut() {
-            matvec_t(&mut dx[s * d.input..][..d.input], w, stride, 0, &dgi);
+            columns_dot(&mut dx[s * d.input..][..d.input], w, stride, 0, &dgi);
         }
     }
     (dx, dw, db)

@@ -57,6 +57,10 @@
 //!   [`Reproducibility::Portable`] ([`set_reproducibility`]) every product of this crate —
 //!   these and the convs' GEMM paths — is one defined FMA chain per element ([`portable`]),
 //!   so results do not depend on the CPU's gemm kernels or cache sizes.
+//! - [`gru_sequence`] and [`gate_heads`]: ATO's controller (a bi-GRU over ~10 gate tokens,
+//!   LayerNorm → ReLU → linear heads) as two ops per step of θ instead of hundreds of tiny
+//!   candle ops and their autograd; backward through time written out, every sum a fixed
+//!   fused multiply-add chain (`chains`), the same bits on every CPU.
 //!
 //! Loops are compiled for AVX-512 and AVX2+FMA as well as the baseline and chosen at run time.
 //! Results are **deterministic**: every sum runs in a fixed order (per-image partial weight
@@ -111,11 +115,13 @@
 mod allocator;
 mod backend;
 pub mod batchnorm;
+mod chains;
 mod channel_scale;
 pub mod conv;
 mod conv_bn;
 pub mod cpu;
 mod elementwise;
+mod gate_heads;
 mod gru;
 mod linear;
 mod matmul;
@@ -140,6 +146,7 @@ pub use conv_bn::{
     conv_batch_norm, conv_batch_norm_add, conv_batch_norm_add_with, conv_batch_norm_with,
 };
 pub use elementwise::{add_relu, add_relu_with};
+pub use gate_heads::gate_heads;
 pub use gru::gru_sequence;
 pub use linear::{matmul, Linear};
 pub use mode::{

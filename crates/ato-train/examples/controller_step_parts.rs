@@ -1,10 +1,11 @@
 //! Where one ATO controller step spends its time (issue 27): the controller's logits (the
 //! bi-GRU), the mask sample, the frozen network's forward with the gates, the backward to θ,
 //! and AdamW, each timed alone over many repetitions on the demo's model (ResNet-20, width 8,
-//! digits 8×8, 45 images: the demo's controller batch).
+//! digits 8×8, a batch of IMAGES, 9 by default: the demo's controller batch under
+//! `hyper_step = "auto"`).
 //!
 //! ```sh
-//! cargo run --release -p ato-train --example controller_step_parts [-- REPS [portable]]
+//! cargo run --release -p ato-train --example controller_step_parts [-- REPS [portable|machine [IMAGES]]]
 //! ```
 
 use ato_controller::{sample_masks, Controller, ControllerConfig, FlopsRegulariser};
@@ -45,8 +46,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ParamSet::new(controller.trainable_vars(), DecayRule::ExcludeBnAndBias),
         AdamWConfig::default(),
     )?;
-    let x = Tensor::randn(0f32, 1.0, (45, 1, 8, 8), &dev)?;
-    let y = Tensor::from_vec((0..45u32).map(|i| i % 10).collect::<Vec<_>>(), 45, &dev)?;
+    let images: usize = std::env::args().nth(3).map_or(Ok(9), |a| a.parse())?;
+    let x = Tensor::randn(0f32, 1.0, (images, 1, 8, 8), &dev)?;
+    let y = Tensor::from_vec(
+        (0..images as u32).map(|i| i % 10).collect::<Vec<_>>(),
+        images,
+        &dev,
+    )?;
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let frozen = model.frozen_copy()?;
 
@@ -61,9 +67,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     time("frozen copy of the weights", reps, || {
         model.frozen_copy().unwrap()
     });
-    time("network forward, gated (45 images)", reps, || {
-        frozen.forward(&x, Some(&sample.relaxed)).unwrap()
-    });
+    time(
+        &format!("network forward, gated ({images} images)"),
+        reps,
+        || frozen.forward(&x, Some(&sample.relaxed)).unwrap(),
+    );
     time("network forward, ungated", reps, || {
         frozen.forward(&x, None).unwrap()
     });
