@@ -16,8 +16,8 @@ input normalisation) or a model file saved by ato (NAME.safetensors beside NAME.
 --onnx then needs --dataset). The ONNX file is opset 17 with a dynamic batch dimension: one \
 input `input` (N, C, H, W), normalised as its metadata says (normalization_mean, \
 normalization_std), one output `logits`.\n\n\
-Examples:\n  ato export results/demo/ato-resnet20-s0-ddb39ced --onnx resnet20.onnx\n  \
-ato export results/demo/ato-resnet20-s0-ddb39ced --out compact.safetensors")]
+Examples:\n  ato export results/demo/ato-resnet20-s0-8121a973 --onnx resnet20.onnx\n  \
+ato export results/demo/ato-resnet20-s0-8121a973 --out compact.safetensors")]
 pub struct ExportArgs {
     /// A finished run folder, or a `.safetensors` model file saved by ato.
     pub path: PathBuf,
