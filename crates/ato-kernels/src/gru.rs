@@ -14,6 +14,7 @@
 
 use crate::chains::{columns_dot, rows_dot};
 use crate::simd::multiversion;
+use crate::storage::contiguous_f32;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// The hidden states (steps, hidden) of a GRU over `x` (steps, input) from a zero state.
@@ -166,16 +167,6 @@ fn backward(
 
 struct GruSequence;
 
-fn f32_data<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("ato-gru: {what} is not f32")
-    };
-    match l.contiguous_offsets() {
-        Some((from, to)) => Ok(&v[from..to]),
-        None => bail!("ato-gru: {what} is not contiguous"),
-    }
-}
-
 impl CustomOp3 for GruSequence {
     fn name(&self) -> &'static str {
         "ato-gru"
@@ -193,9 +184,9 @@ impl CustomOp3 for GruSequence {
         let _pass = crate::profile::Pass::start(self.name());
         let d = Dims::of(xl.dims(), wl.dims(), bl.dims())?;
         let (x, w, b) = (
-            f32_data(xs, xl, "x")?,
-            f32_data(ws, wl, "w")?,
-            f32_data(bs, bl, "b")?,
+            contiguous_f32(xs, xl, "ato-gru x")?,
+            contiguous_f32(ws, wl, "ato-gru w")?,
+            contiguous_f32(bs, bl, "ato-gru b")?,
         );
         let t = forward(x, w, b, d);
         let states = t.h[d.hidden..].to_vec();
