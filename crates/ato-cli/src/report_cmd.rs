@@ -28,5 +28,8 @@ pub fn run_cmd(args: &ReportArgs) -> Result<()> {
         w.figures,
         w.figures_dir.display()
     );
+    for line in &w.cost_lines {
+        println!("{line}");
+    }
     Ok(())
 }

@@ -21,6 +21,11 @@ pub struct TrainArgs {
     /// No progress bar and no per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
+    /// ATO on a CPU: run the controller's steps on a worker thread beside the training instead
+    /// of on the training thread. The same numbers either way; faster only where the training
+    /// leaves cores idle (on 2 cores it is slower).
+    #[arg(long)]
+    pub controller_thread: bool,
 }
 
 /// The text after `ato train --help`: the layering rules, then every key with its default and
@@ -78,6 +83,7 @@ pub fn run_cmd(args: &TrainArgs) -> Result<()> {
         &cfg,
         &RunOptions {
             progress: !args.quiet,
+            controller_thread: args.controller_thread,
             ..RunOptions::default()
         },
     )?;

@@ -204,6 +204,18 @@ fn a_sweep_writes_its_summary_resumes_after_a_kill_and_reports() {
         .map(|e| e.unwrap().path())
         .collect();
     assert!(md.contains("| 2.00 (8.0→4.0 ms) |"), "speedup column: {md}");
+    // ATO's cost against dense: a table row, and one line of output (one seed: no interval)
+    assert!(
+        md.contains("## ATO's cost") && md.contains("| synth10 | resnet20 | 50% |"),
+        "{md}"
+    );
+    let stdout = String::from_utf8_lossy(&report.stdout);
+    let cost: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("ATO/dense wall time, synth10 resnet20, 50%: "))
+        .collect();
+    assert_eq!(cost.len(), 1, "{stdout}");
+    assert!(cost[0].contains("(one seed, no interval)"), "{stdout}");
     assert!(
         figures
             .iter()

@@ -50,7 +50,7 @@ impl Gru {
 
     /// The hidden states (batch, steps, hidden) after each step of `input` (batch, steps, d).
     pub(crate) fn sequence(&self, input: &Tensor) -> Result<Tensor> {
-        if !(crate::network::fast_cpu(input) && input.dim(0)? == 1) {
+        if !(fast_cpu(input) && input.dim(0)? == 1) {
             return Tensor::stack(&self.states(input)?, 1);
         }
         let w = Tensor::cat(&[&self.w_ih, &self.w_hh], 1)?;
@@ -69,6 +69,14 @@ impl Gru {
         let n = (&gi[2] + (r * &gh[2])?)?.tanh()?;
         (&z * h)? - ((&z - 1.)? * n)?
     }
+}
+
+/// Whether `t` takes ato-kernels' fused CPU ops (f32 on the CPU, the fast backend): the GRU
+/// here and the gates' heads in `network`.
+pub(crate) fn fast_cpu(t: &Tensor) -> bool {
+    t.device().is_cpu()
+        && t.dtype() == candle_core::DType::F32
+        && ato_kernels::backend() == ato_kernels::Backend::Fast
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! heads (docs/design.md §4). On the CPU each GRU direction is one op and so are the heads with
 //! a shared LayerNorm (`ato_kernels::gru_sequence`, `gate_heads`: their backward written out).
 
-use crate::gru::Gru;
+use crate::gru::{fast_cpu, Gru};
 use crate::ControllerError;
 use ato_kernels::Linear;
 use candle_core::{DType, Device, IndexOp, Module, Tensor, Var};
@@ -293,11 +293,4 @@ impl Controller {
             })
             .collect()
     }
-}
-
-/// Whether `t` takes ato-kernels' fused CPU ops (f32 on the CPU, the fast backend).
-pub(crate) fn fast_cpu(t: &Tensor) -> bool {
-    t.device().is_cpu()
-        && t.dtype() == DType::F32
-        && ato_kernels::backend() == ato_kernels::Backend::Fast
 }

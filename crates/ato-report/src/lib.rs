@@ -11,6 +11,8 @@
 //! - each baseline's paired difference to ATO with a 95% t-interval and a verdict; degenerate
 //!   rows (far below dense, near chance) and rows off their matched FLOPs are marked, never
 //!   ranked silently;
+//! - ATO's cost: its training wall time against dense's, per budget, with the per-seed ratio's
+//!   95% interval judged against ≤ 1.15× ([`cost`]; also one line each on `ato report`'s output);
 //! - one ablation table (and plot) per ATO axis that the sweep varies (λ, γ, T_start, T_end,
 //!   hyper_step, settle_steps), the other axes held at their central values;
 //! - accuracy vs FLOPs reduction per method, test accuracy over epochs, the pilots of the
@@ -21,6 +23,7 @@
 //! again; the row types are `ato_train::SummaryRow` and `ato_sweep::calibrate`'s.
 
 mod convergence;
+pub mod cost;
 mod figures;
 mod markdown;
 mod matched;
@@ -127,6 +130,8 @@ pub struct Written {
     /// PNG figures written into `figures_dir`.
     pub figures: usize,
     pub figures_dir: PathBuf,
+    /// One line per row of the "ATO's cost" section (its wall-time ratio and verdict).
+    pub cost_lines: Vec<String>,
 }
 
 /// Writes the report of the results folder `dir` into `out`: `<out>/<name>.md` and
@@ -157,6 +162,11 @@ pub fn write_report(dir: &Path, out: &Path, name: Option<&str>) -> Result<Writte
     }
     let figures = report.draw_figures(&figures_dir)?;
     let md = report.markdown(&shown, &figures);
+    let cost_lines = report
+        .wall_costs()
+        .iter()
+        .map(cost::WallCost::line)
+        .collect();
     let path = out.join(format!("{name}.md"));
     ato_train::write_text_atomically(&path, &md)?;
     Ok(Written {
@@ -164,5 +174,6 @@ pub fn write_report(dir: &Path, out: &Path, name: Option<&str>) -> Result<Writte
         runs: records.len(),
         figures: figures.len(),
         figures_dir,
+        cost_lines,
     })
 }

@@ -64,7 +64,7 @@ impl Report<'_> {
                 _ => "–".into(),
             };
             let seconds = Spread::over(&mates, |s| s.wall_seconds)
-                .map_or("–".into(), |w| format!("{:.0}", w.mean));
+                .map_or("–".into(), |w| format!("{:.1}", w.mean));
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -127,6 +127,7 @@ impl Report<'_> {
         if !cited.is_empty() {
             let _ = writeln!(md, "\nPublished numbers:\n\n{}", cited.join("\n"));
         }
+        self.cost_section(&mut md);
         let ablations = self.ablations();
         if !ablations.is_empty() {
             let _ = writeln!(md, "\n## Ablations\n");

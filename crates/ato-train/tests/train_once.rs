@@ -60,6 +60,14 @@ fn quiet() -> RunOptions {
     RunOptions::default()
 }
 
+/// ATO's controller steps on a worker thread beside the training.
+fn threaded() -> RunOptions {
+    RunOptions {
+        controller_thread: true,
+        ..quiet()
+    }
+}
+
 #[test]
 fn ato_prunes_compacts_and_writes_every_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -294,21 +302,14 @@ fn settling(root: &Path, out: &str) -> RunConfig {
     cfg
 }
 
-/// ATO's controller steps on a worker thread beside the training (the default on a CPU) give
-/// the numbers they give on the training thread, bit for bit, settling included. (Negative
-/// control, seen failing: queueing views of the weights instead of copies.)
+/// ATO's controller steps on a worker thread beside the training (`controller_thread`, opt-in)
+/// give the numbers they give on the training thread (the default), bit for bit, settling
+/// included. (Negative control, seen failing: queueing views of the weights instead of copies.)
 #[test]
 fn the_controller_thread_changes_no_number() {
     let dir = tempfile::tempdir().unwrap();
-    let threaded = run(&settling(dir.path(), "threaded"), &quiet()).unwrap();
-    let inline = run(
-        &settling(dir.path(), "inline"),
-        &RunOptions {
-            controller_inline: true,
-            ..quiet()
-        },
-    )
-    .unwrap();
+    let threaded = run(&settling(dir.path(), "threaded"), &threaded()).unwrap();
+    let inline = run(&settling(dir.path(), "inline"), &quiet()).unwrap();
     assert_same_numbers(&threaded, &inline);
     let a = &threaded.summary;
     // the run exercised what it compares: window steps with a loss, and settling
@@ -328,7 +329,7 @@ fn a_controller_diverging_on_its_thread_stops_the_run_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = settling(dir.path(), "diverging");
     cfg.ato.gamma = 1e300;
-    let e = run(&cfg, &quiet()).unwrap_err();
+    let e = run(&cfg, &threaded()).unwrap_err();
     let text = e.to_string();
     assert!(
         matches!(e, TrainError::NonFiniteController { .. }),

@@ -44,9 +44,11 @@ pub struct RunOptions {
     /// shrinkage is flipped after every step ([`crate::probe_regime::flip_prox_sign`]), so the
     /// step is not the one the theorems analyse and the checks must report it.
     pub broken_prox: bool,
-    /// Run ATO's controller steps on the training thread, never beside it (the numbers are
-    /// the same; tests compare the two).
-    pub controller_inline: bool,
+    /// Run ATO's controller steps on a worker thread beside the training (CPU devices), not
+    /// on the training thread. The numbers are the same (tests compare the two); the thread
+    /// pays off only where the training leaves cores idle: on 2 cores it competes with the
+    /// training's own threads and the demo's ATO runs take longer (docs/performance.md).
+    pub controller_thread: bool,
     /// Tests only: train with BatchNorm in eval mode (running statistics), so that a step
     /// does not depend on how its batch is split over `dist.world_size` ranks.
     pub batchnorm_eval: bool,
@@ -102,7 +104,7 @@ impl<'a> Loop<'a> {
                 &model,
                 &data.train_set,
                 data.train.batches_per_epoch(),
-                !opts.controller_inline,
+                opts.controller_thread,
             )?,
             probe: RunProbe::new(
                 cfg,

@@ -6,14 +6,18 @@
 //! optimiser state, c and the network's weights after the target step that scheduled it: its
 //! batch and noise are drawn from counters, not stream state.
 //!
-//! On a CPU device the [`Lane`] runs the steps on a worker thread: each step is queued with a
-//! copy of the weights it must see ([`Model::frozen_copy`]), the steps run in order, and the
-//! lane is joined (the stepper comes home) before anything reads θ — the epoch's mask, the
-//! settling at the window's end, a checkpoint. The worker computes the same numbers as the
-//! training thread would: candle's and `ato-kernels`' CPU loops split their work by its size,
-//! not by the threads that happen to be free (a second caller of the kernels' pool runs its
-//! loop inline), which `tests/controller_thread.rs` checks bit for bit on a whole run. On a
-//! GPU the steps stay inline: its kernels already run asynchronously.
+//! By default the steps run inline, on the training thread, with all its cores. With
+//! `RunOptions::controller_thread` on a CPU device the [`Lane`] runs them on a worker thread:
+//! each step is queued with a copy of the weights it must see ([`Model::frozen_copy`]), the
+//! steps run in order, and the lane is joined (the stepper comes home) before anything reads
+//! θ — the epoch's mask, the settling at the window's end, a checkpoint. The worker computes
+//! the same numbers as the training thread would: candle's and `ato-kernels`' CPU loops split
+//! their work by its size, not by the threads that happen to be free (a second caller of the
+//! kernels' pool runs its loop inline), which `the_controller_thread_changes_no_number` in
+//! `tests/train_once.rs` checks bit for bit on a whole run. The thread pays off only where the
+//! training leaves cores idle; on 2 cores it competes with the training's threads and ATO's
+//! runs on the demo take longer than inline (docs/performance.md). On a GPU the steps stay
+//! inline: its kernels already run asynchronously.
 
 use crate::config::CeMask;
 use crate::objective::cross_entropy;
