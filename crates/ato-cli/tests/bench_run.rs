@@ -71,6 +71,20 @@ fn a_run_folder_is_timed_against_its_dense_twin() {
     );
     assert!(d > 0.0 && c > 0.0);
     assert!((s - d / c).abs() < 1e-9 * s);
+    names_the_cpu(&r);
+}
+
+/// Every bench names the CPU: /proc/cpuinfo's model name, then the flags and kernel path.
+fn names_the_cpu(r: &serde_json::Value) {
+    let cpu = r["cpu"].as_str().expect("a `cpu` field");
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, v)| v.trim());
+    assert!(cpu.starts_with(&format!("{model} [")), "{cpu}");
+    assert!(cpu.contains("], kernels "), "{cpu}");
 }
 
 #[test]
@@ -97,4 +111,5 @@ fn a_model_name_still_benches_the_model() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(r["model"], "resnet20");
     assert_eq!(r["macs_per_image"].as_u64(), Some(40_813_184));
+    names_the_cpu(&r);
 }

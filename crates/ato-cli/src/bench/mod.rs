@@ -116,6 +116,9 @@ pub struct BenchReport {
     /// 2 · MACs · (3 for a training step, 1 for inference) · images/s.
     pub gflops_per_second: f64,
     pub device: String,
+    /// The CPU: `/proc/cpuinfo`'s model name, the flags that pick a code path, the kernels'
+    /// SIMD path (`AMD EPYC [sse4_2 avx avx2 fma], kernels avx2+fma`).
+    pub cpu: String,
     /// PyTorch's images/s measured in this run (`--pytorch`).
     pub pytorch_images_per_second: Option<f64>,
     /// `images_per_second / pytorch_images_per_second`, only for a same-run measurement.
@@ -241,6 +244,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         macs_per_image: macs,
         gflops_per_second: 2.0 * macs as f64 * passes * images_per_second / 1e9,
         device: args.device.clone(),
+        cpu: cpu_text(),
         pytorch_images_per_second: same_run,
         ratio_to_pytorch: same_run.map(|r| images_per_second / r),
         stored_pytorch: stored,
@@ -282,7 +286,23 @@ fn per_step_profile(on: bool, times: &[f64]) -> Vec<(String, f64, f64)> {
     out
 }
 
+/// This CPU as [`BenchReport::cpu`] names it.
+pub fn cpu_text() -> String {
+    let m = ato_train::MachineRecord::here(&candle_core::Device::Cpu, 0);
+    let model = if m.cpu_model.is_empty() {
+        "unknown CPU"
+    } else {
+        m.cpu_model.as_str()
+    };
+    format!(
+        "{model} [{}], kernels {}",
+        m.cpu_flags.join(" "),
+        m.kernel_simd
+    )
+}
+
 fn print_text(r: &BenchReport) {
+    println!("CPU: {}", r.cpu);
     println!(
         "{} {:?} ({}, batch {}, {} backend, {:?} products, {}, {} threads): {:.1} images/s, {:.1} ms/step (best {:.1}), {:.1} GFLOP/s",
         r.model,

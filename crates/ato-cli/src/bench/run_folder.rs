@@ -20,6 +20,8 @@ struct RunBenchReport {
     run_dir: String,
     model: String,
     backend: String,
+    /// The CPU ([`super::cpu_text`]).
+    cpu: String,
     dense_widths: Vec<usize>,
     compact_widths: Vec<usize>,
     #[serde(flatten)]
@@ -55,6 +57,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         run_dir: dir.path().display().to_string(),
         model: compact.config().name.as_str().to_string(),
         backend: ato_kernels::backend().to_string(),
+        cpu: super::cpu_text(),
         dense_widths: dense.arch().gate_widths(),
         compact_widths: compact.arch().gate_widths(),
         timing,
@@ -63,6 +66,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let t = &report.timing;
+        println!("CPU: {}", report.cpu);
         println!(
             "{} {:?} of {} (batch {}, {} backend, {} threads, median of {} interleaved rounds):",
             report.model, args.mode, report.run_dir, t.batch, report.backend, t.threads, t.repeats
