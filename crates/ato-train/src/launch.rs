@@ -5,13 +5,43 @@
 //! "rank k stopped"). Or this process is one rank of an MPI job (`"mpi"`, feature `mpi`): a
 //! rank that fails prints its error and ends the job.
 
-use crate::config::{DistBackend, Reproducible, RunConfig};
+use crate::config::{DistBackend, Precision, Reproducible, RunConfig};
 use crate::data::RunData;
 use crate::device::select_device;
 use crate::finish::RunOutcome;
 use crate::parallel::{Communicator, DataParallel, ThreadCommunicator};
 use crate::trainer::{run_rank, RunOptions};
 use crate::TrainError;
+
+/// Why `train.precision = "bf16"` does not run here, in one line naming what the machine has:
+/// no bf16 kernel is built yet, and training in fp32 under a bf16 label would make the run's
+/// record wrong.
+pub fn bf16_refusal(device: &candle_core::Device) -> String {
+    let fix = "set train.precision = \"fp32\"";
+    if !device.is_cpu() {
+        return format!(
+            "train.precision = \"bf16\": not built for device `{:?}` yet; {fix}",
+            device.location()
+        );
+    }
+    let cpu = crate::MachineRecord::here(device, 0).cpu_model;
+    let cpu = if cpu.is_empty() {
+        "unknown".into()
+    } else {
+        cpu
+    };
+    match ato_kernels::cpu::bf16_units() {
+        ato_kernels::cpu::Bf16Units::None => format!(
+            "train.precision = \"bf16\": this CPU ({cpu}) has neither AMX nor AVX512-BF16, so \
+             bf16 would run as fp32; refused rather than recorded as bf16: {fix}"
+        ),
+        units => format!(
+            "train.precision = \"bf16\": this CPU ({cpu}) has {} bf16 units, but ato-rs has no \
+             bf16 kernels yet (issue 31); {fix}",
+            units.as_str()
+        ),
+    }
+}
 
 /// Runs (or resumes from its checkpoint) the run of `cfg` into `<out_dir>/<name>/<run-id>/`.
 pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError> {
@@ -23,6 +53,9 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<RunOutcome, TrainError>
              products): set device = \"cpu\", or train.reproducible = \"machine\"",
             cfg.device
         )));
+    }
+    if cfg.train.precision == Precision::Bf16 {
+        return Err(TrainError::Config(bf16_refusal(&device)));
     }
     let world = cfg.dist.world_size;
     #[cfg(not(feature = "mpi"))]

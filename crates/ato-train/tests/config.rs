@@ -115,10 +115,47 @@ fn unknown_keys_and_bad_enums_are_rejected() {
         ("dataset.name = \"mnist\"", "mnist"),
         ("ato.projector = \"sideways\"", "sideways"),
         ("train.reproducible = \"exact\"", "exact"),
+        ("train.precision = \"fp16\"", "fp16"),
     ] {
         let e = RunConfig::from_toml(toml).unwrap_err().to_string();
         assert!(e.contains(needle), "{toml}: {e}");
     }
+}
+
+/// `train.precision = "bf16"` is refused before anything is read or written, in one line that
+/// names what this CPU has (no bf16 kernel is built yet); `fp32`, the default, keeps every run
+/// id as it was before the key existed.
+#[test]
+fn bf16_is_refused_in_one_line_naming_the_cpu_s_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = RunConfig::from_toml("device = \"cpu\"\ntrain.precision = \"bf16\"").unwrap();
+    cfg.out_dir = dir.path().join("results").display().to_string();
+    cfg.dataset.root = dir.path().join("data").display().to_string();
+    let e = run(&cfg, &RunOptions::default()).unwrap_err().to_string();
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("train.precision = \"bf16\": this CPU ("), "{e}");
+    assert!(e.ends_with("set train.precision = \"fp32\""), "{e}");
+    match ato_kernels::cpu::bf16_units() {
+        ato_kernels::cpu::Bf16Units::None => {
+            assert!(e.contains("neither AMX nor AVX512-BF16"), "{e}")
+        }
+        units => assert!(
+            e.contains(&format!("has {} bf16 units", units.as_str())),
+            "{e}"
+        ),
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+    let fp32 = RunConfig::from_toml("train.precision = \"fp32\"").unwrap();
+    assert_eq!(fp32.run_id(), RunConfig::default().run_id());
+    assert!(!fp32.results_toml().contains("precision"));
+    assert_ne!(cfg.run_id(), {
+        let mut c = cfg.clone();
+        c.train.precision = ato_train::config::Precision::Fp32;
+        c.run_id()
+    });
 }
 
 #[test]

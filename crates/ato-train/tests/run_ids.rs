@@ -93,6 +93,7 @@ fn bench_keys_and_round_to_one_leave_run_ids_as_they_were() {
         .replace("inject = \"none\"\n", "")
         .replace("last_group = \"next\"\n", "")
         .replace("reproducible = \"machine\"\n", "")
+        .replace("precision = \"fp32\"\n", "")
         .replace("\n[dist]\nworld_size = 1\nbackend = \"threads\"\n", "");
     assert!(!before.contains("bench") && !before.contains("round_to"));
     assert!(!before.contains("inject") && !before.contains("last_group"));

@@ -117,7 +117,8 @@ pub struct BenchReport {
     pub gflops_per_second: f64,
     pub device: String,
     /// The CPU: `/proc/cpuinfo`'s model name, the flags that pick a code path, the kernels'
-    /// SIMD path (`AMD EPYC [sse4_2 avx avx2 fma], kernels avx2+fma`).
+    /// SIMD path, its bf16 units (`AMD EPYC [sse4_2 avx avx2 fma], kernels avx2+fma, bf16 units
+    /// none`).
     pub cpu: String,
     /// PyTorch's images/s measured in this run (`--pytorch`).
     pub pytorch_images_per_second: Option<f64>,
@@ -295,9 +296,10 @@ pub fn cpu_text() -> String {
         m.cpu_model.as_str()
     };
     format!(
-        "{model} [{}], kernels {}",
+        "{model} [{}], kernels {}, bf16 units {}",
         m.cpu_flags.join(" "),
-        m.kernel_simd
+        m.kernel_simd,
+        ato_kernels::cpu::bf16_units().as_str()
     )
 }
 

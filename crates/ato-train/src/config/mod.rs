@@ -281,7 +281,8 @@ impl RunConfig {
     }
 
     /// `config.toml`'s text without the `[bench]` table, without `prune.round_to` when it
-    /// is 1, without `train.reproducible` when it is `machine`, without `[dist]` when
+    /// is 1, without `train.reproducible` when it is `machine` or `train.precision` when it is
+    /// `fp32`, without `[dist]` when
     /// `world_size` is 1, without `convergence.inject` when it is none, without HESSO's
     /// `momentum` and `last_group` outside HESSO runs and without `ato.controller_lr_sum`
     /// outside ATO runs: exactly the text of the same config before those keys existed.
@@ -314,9 +315,12 @@ impl RunConfig {
         } else if let Some(d) = doc.get_mut("dist").and_then(|p| p.as_table_mut()) {
             d.remove("backend");
         }
-        if self.train.reproducible == Reproducible::Machine {
-            if let Some(t) = doc.get_mut("train").and_then(|p| p.as_table_mut()) {
+        if let Some(t) = doc.get_mut("train").and_then(|p| p.as_table_mut()) {
+            if self.train.reproducible == Reproducible::Machine {
                 t.remove("reproducible");
+            }
+            if self.train.precision == Precision::Fp32 {
+                t.remove("precision");
             }
         }
         if self.convergence.inject == Fault::None {

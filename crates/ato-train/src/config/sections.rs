@@ -195,6 +195,10 @@ pub struct TrainSection {
     /// matrix product in one fixed order (docs/reproducibility.md; slower, see its measured
     /// cost).
     pub reproducible: Reproducible,
+    /// `fp32` (the default). `bf16` is refused with one line that names this CPU's bf16 units
+    /// (AMX, AVX512-BF16 or neither): the bf16 kernels are not built yet, and a run labelled
+    /// bf16 that trained in fp32 would be a wrong label (docs/performance.md).
+    pub precision: Precision,
 }
 
 impl Default for TrainSection {
@@ -205,8 +209,20 @@ impl Default for TrainSection {
             label_smoothing: 0.0,
             mixup: 0.0,
             reproducible: Reproducible::Machine,
+            precision: Precision::Fp32,
         }
     }
+}
+
+/// `train.precision`: the numbers convs and matmuls take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 everywhere.
+    #[default]
+    Fp32,
+    /// Mixed precision in the manner of PyTorch's CPU autocast (not built yet: refused).
+    Bf16,
 }
 
 /// `train.reproducible`: where a run's numbers can be reproduced bit for bit.
