@@ -85,6 +85,8 @@ fn names_the_cpu(r: &serde_json::Value) {
         .map_or("unknown CPU", |(_, v)| v.trim());
     assert!(cpu.starts_with(&format!("{model} [")), "{cpu}");
     assert!(cpu.contains("], kernels "), "{cpu}");
+    let units = ato_kernels::cpu::bf16_units().as_str();
+    assert!(cpu.ends_with(&format!(", bf16 units {units}")), "{cpu}");
 }
 
 #[test]

@@ -188,8 +188,9 @@ mod tests {
     }
 
     #[test]
-    fn this_cpu_agrees_with_the_kernel_s_flags() {
-        // /proc/cpuinfo lists amx_bf16 / avx512_bf16 only where the kernel enables them
+    fn this_cpu_claims_no_unit_the_kernel_s_flags_lack() {
+        // /proc/cpuinfo lists what the CPU and the kernel support; the detection may offer less
+        // (a kernel that lists AMX without enabling its state), never more
         let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
             return;
         };
@@ -198,13 +199,12 @@ mod tests {
             .find(|l| l.starts_with("flags"))
             .map(|l| l.split_whitespace().collect())
             .unwrap_or_default();
-        let expected = if flags.contains(&"amx_bf16") && flags.contains(&"amx_tile") {
-            Bf16Units::Amx
-        } else if flags.contains(&"avx512_bf16") {
-            Bf16Units::Avx512Bf16
-        } else {
-            Bf16Units::None
-        };
-        assert_eq!(super::bf16_units(), expected, "flags: {flags:?}");
+        let has = |f: &str| flags.contains(&f);
+        match super::bf16_units() {
+            Bf16Units::Amx => assert!(has("amx_bf16") && has("amx_tile"), "{flags:?}"),
+            Bf16Units::Avx512Bf16 => assert!(has("avx512_bf16"), "{flags:?}"),
+            // offering less than the flags list is allowed (see above)
+            Bf16Units::None => {}
+        }
     }
 }

@@ -204,7 +204,7 @@ impl Report<'_> {
                 pct(s.flops_reduction),
                 target_cell(s),
                 pct(s.params_reduction),
-                s.wall_seconds.map_or("–".into(), |w| format!("{w:.0}"))
+                s.wall_seconds.map_or("–".into(), |w| format!("{w:.1}"))
             );
         }
         md

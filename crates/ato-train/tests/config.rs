@@ -148,8 +148,8 @@ fn bf16_is_refused_in_one_line_naming_the_cpu_s_units() {
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "nothing written"
     );
+    // (run_ids.rs pins the default's id; fp32 stays out of the text the id hashes)
     let fp32 = RunConfig::from_toml("train.precision = \"fp32\"").unwrap();
-    assert_eq!(fp32.run_id(), RunConfig::default().run_id());
     assert!(!fp32.results_toml().contains("precision"));
     assert_ne!(cfg.run_id(), {
         let mut c = cfg.clone();

@@ -325,16 +325,18 @@ fn the_controller_thread_changes_no_number() {
 }
 
 #[test]
-fn a_controller_diverging_on_its_thread_stops_the_run_with_one_line() {
+fn a_controller_diverging_inline_or_on_its_thread_stops_the_run_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = settling(dir.path(), "diverging");
-    cfg.ato.gamma = 1e300;
-    let e = run(&cfg, &threaded()).unwrap_err();
-    let text = e.to_string();
-    assert!(
-        matches!(e, TrainError::NonFiniteController { .. }),
-        "{text}"
-    );
-    assert!(text.contains("controller step"), "{text}");
-    assert_eq!(text.lines().count(), 1);
+    for (name, opts) in [("inline", quiet()), ("threaded", threaded())] {
+        let mut cfg = settling(dir.path(), name);
+        cfg.ato.gamma = 1e300;
+        let e = run(&cfg, &opts).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(e, TrainError::NonFiniteController { .. }),
+            "{name}: {text}"
+        );
+        assert!(text.contains("controller step"), "{name}: {text}");
+        assert_eq!(text.lines().count(), 1, "{name}: {text}");
+    }
 }
