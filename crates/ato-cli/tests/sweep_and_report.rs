@@ -96,6 +96,13 @@ fn a_sweep_writes_its_summary_resumes_after_a_kill_and_reports() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // the sweep's last lines: what ATO cost against dense (one seed: no interval)
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("ATO/dense wall time, synth10 resnet20, 50%: ")),
+        "{said}"
+    );
     let summary = dir.path().join("whole/tiny/summary.csv");
     let text = std::fs::read_to_string(&summary).unwrap();
     let lines: Vec<&str> = text.lines().collect();

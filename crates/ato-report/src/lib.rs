@@ -134,6 +134,21 @@ pub struct Written {
     pub cost_lines: Vec<String>,
 }
 
+/// The "ATO's cost" rows of the results folder `dir` as lines of output (none without dense
+/// and ATO runs): what `ato sweep` prints at its end and `ato report` after writing.
+pub fn cost_lines(dir: &Path) -> Result<Vec<String>> {
+    let records = collect(dir)?;
+    Ok(lines_of(&selection::Report::new("", &records)))
+}
+
+fn lines_of(report: &selection::Report) -> Vec<String> {
+    report
+        .wall_costs()
+        .iter()
+        .map(cost::WallCost::line)
+        .collect()
+}
+
 /// Writes the report of the results folder `dir` into `out`: `<out>/<name>.md` and
 /// `<out>/figures/<name>/*.png`, `name` defaulting to the folder's name.
 pub fn write_report(dir: &Path, out: &Path, name: Option<&str>) -> Result<Written> {
@@ -162,11 +177,7 @@ pub fn write_report(dir: &Path, out: &Path, name: Option<&str>) -> Result<Writte
     }
     let figures = report.draw_figures(&figures_dir)?;
     let md = report.markdown(&shown, &figures);
-    let cost_lines = report
-        .wall_costs()
-        .iter()
-        .map(cost::WallCost::line)
-        .collect();
+    let cost_lines = lines_of(&report);
     let path = out.join(format!("{name}.md"));
     ato_train::write_text_atomically(&path, &md)?;
     Ok(Written {

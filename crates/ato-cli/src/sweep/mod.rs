@@ -265,6 +265,12 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
         tally.failed,
         sweep_dir(&runs).join(SUMMARY_FILE).display()
     );
+    if shard.1 == 1 && tally.failed == 0 {
+        // the sweep's own word on what ATO cost against dense (the report has the table)
+        for line in ato_report::cost_lines(&sweep_dir(&runs))? {
+            println!("{line}");
+        }
+    }
     if tally.failed > 0 {
         bail!("{} run(s) failed; their folders hold error.txt, and running the sweep again retries them", tally.failed);
     }
