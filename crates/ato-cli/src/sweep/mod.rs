@@ -267,8 +267,10 @@ pub fn run_cmd(args: &SweepArgs) -> Result<()> {
     );
     if shard.1 == 1 && tally.failed == 0 {
         // the sweep's own word on what ATO cost against dense (the report has the table)
-        for line in ato_report::cost_lines(&sweep_dir(&runs))? {
-            println!("{line}");
+        // (the runs are done and recorded: a folder the report cannot read fails nothing)
+        match ato_report::cost_lines(&sweep_dir(&runs)) {
+            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Err(e) => eprintln!("ATO's cost not computed: {e}"),
         }
     }
     if tally.failed > 0 {
