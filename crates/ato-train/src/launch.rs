@@ -24,12 +24,8 @@ pub fn bf16_refusal(device: &candle_core::Device) -> String {
             device.location()
         );
     }
-    let cpu = crate::MachineRecord::here(device, 0).cpu_model;
-    let cpu = if cpu.is_empty() {
-        "unknown".into()
-    } else {
-        cpu
-    };
+    let machine = crate::MachineRecord::here(device, 0);
+    let cpu = machine.cpu_name();
     match ato_kernels::cpu::bf16_units() {
         ato_kernels::cpu::Bf16Units::None => format!(
             "train.precision = \"bf16\": this CPU ({cpu}) has neither AMX nor AVX512-BF16, so \

@@ -290,13 +290,9 @@ fn per_step_profile(on: bool, times: &[f64]) -> Vec<(String, f64, f64)> {
 /// This CPU as [`BenchReport::cpu`] names it.
 pub fn cpu_text() -> String {
     let m = ato_train::MachineRecord::here(&candle_core::Device::Cpu, 0);
-    let model = if m.cpu_model.is_empty() {
-        "unknown CPU"
-    } else {
-        m.cpu_model.as_str()
-    };
     format!(
-        "{model} [{}], kernels {}, bf16 units {}",
+        "{} [{}], kernels {}, bf16 units {}",
+        m.cpu_name(),
         m.cpu_flags.join(" "),
         m.kernel_simd,
         ato_kernels::cpu::bf16_units().as_str()

@@ -45,6 +45,15 @@ pub struct MachineRecord {
 }
 
 impl MachineRecord {
+    /// The CPU's model name, or `unknown CPU` where /proc/cpuinfo gives none.
+    pub fn cpu_name(&self) -> &str {
+        if self.cpu_model.is_empty() {
+            "unknown CPU"
+        } else {
+            &self.cpu_model
+        }
+    }
+
     /// This machine, for a start at `from_epoch` on `device`.
     pub fn here(device: &candle_core::Device, from_epoch: usize) -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
