@@ -196,7 +196,11 @@ fn mpi_rank(
     let comm = MpiCommunicator::world().map_err(TrainError::Ranks)?;
     let (rank, size, world) = (comm.rank(), comm.world_size(), cfg.dist.world_size);
     let fail = |e: TrainError| -> ! {
-        eprintln!("error: rank {rank} of {size}: {e}");
+        // one write of the whole line: `eprintln!` writes a formatted line in pieces, and
+        // mpirun's own messages on the shared stderr could land between them
+        use std::io::Write;
+        let line = format!("error: rank {rank} of {size}: {e}\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
         comm.abort_job()
     };
     if size != world {
