@@ -133,7 +133,7 @@ fn the_ablation_sweep_switches_off_each_of_atos_additions() {
         3
     );
     assert_eq!(
-        ato(&|c| c.ato.hyper_step == HyperStep::Every(20) && c.ato.settle_steps == 100),
+        ato(&|c| c.ato.hyper_step == HyperStep::Every(20) && c.ato.settle_steps == 40),
         3
     );
 }

@@ -29,6 +29,9 @@ fn each_bad_value_is_one_line_naming_the_key() {
     for (toml, key) in [
         ("ato.lambda = -1.0", "ato.lambda"),
         ("ato.gamma = -0.5", "ato.gamma"),
+        ("ato.settle_lr_mult = 0.0", "ato.settle_lr_mult"),
+        ("ato.settle_lr_mult = -2.0", "ato.settle_lr_mult"),
+        ("ato.settle_lr_mult = inf", "ato.settle_lr_mult"),
         (
             "ato.t_start = 30\nato.t_end = 20",
             "T_start = 30 is after T_end = 20",

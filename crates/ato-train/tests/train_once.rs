@@ -324,6 +324,33 @@ fn the_controller_thread_changes_no_number() {
         .all(|m| m.controller_steps > 0 && m.controller_loss.is_finite()));
 }
 
+/// Settling steps run at `ato.settle_lr_mult` × the window's lr: the same run with the factor
+/// at 1 (the window's lr) agrees up to the window's last epoch, then its settling moves the
+/// controller less per step. (Negative control, seen failing: settling at the window's lr
+/// whatever the factor — the two runs are then the same.)
+#[test]
+fn settling_steps_take_the_settle_lr_factor() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = run(&settling(dir.path(), "fast"), &quiet()).unwrap();
+    let mut cfg = settling(dir.path(), "slow");
+    cfg.ato.settle_lr_mult = 1.0;
+    let slow = run(&cfg, &quiet()).unwrap();
+    let (f, s) = (&fast.summary, &slow.summary);
+    // the same window: its first epoch and the training of its last one are equal
+    assert_eq!(fast.metrics[0].masked_top1, slow.metrics[0].masked_top1);
+    assert_eq!(fast.metrics[1].train_loss, slow.metrics[1].train_loss);
+    assert_eq!(f.controller_steps, s.controller_steps, "{f:?}\n{s:?}");
+    // both settled every allowed step (the tolerance is out of reach); the faster lr got closer
+    assert_eq!((f.settle_steps, s.settle_steps), (Some(20), Some(20)));
+    let gap = |r: Option<f64>| (r.unwrap() - 0.6).abs();
+    assert!(
+        gap(f.flops_reduction) < gap(s.flops_reduction),
+        "×10: {:?}, ×1: {:?}",
+        f.flops_reduction,
+        s.flops_reduction
+    );
+}
+
 #[test]
 fn a_controller_diverging_inline_or_on_its_thread_stops_the_run_with_one_line() {
     let dir = tempfile::tempdir().unwrap();

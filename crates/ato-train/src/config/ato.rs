@@ -108,8 +108,13 @@ pub struct AtoSection {
     pub controller_lr_sum: f64,
     /// With `hyper_step = "auto"`: when the mask that would freeze misses the FLOPs target by
     /// more than `prune.tolerance` at the end of the window, up to this many extra controller
-    /// steps, the mask redrawn every 10, until it is within the tolerance (0 = off).
+    /// steps at `settle_lr_mult` × the window's lr, the mask redrawn every 10, until it is
+    /// within the tolerance (0 = off).
     pub settle_steps: usize,
+    /// The factor on the controller's lr in its settling steps (1 = the window's lr): the
+    /// controller reaches the balance of its cross-entropy and FLOPs terms in a few steps
+    /// instead of creeping toward it.
+    pub settle_lr_mult: f64,
     /// Share of the training set the controller learns on.
     pub controller_fraction: f64,
     /// prox (the group proximal step) | half_space (HSPG's half-space test).
@@ -153,7 +158,8 @@ impl Default for AtoSection {
             hyper_step: HyperStep::Auto,
             min_controller_steps: 40,
             controller_lr_sum: 0.4,
-            settle_steps: 100,
+            settle_steps: 40,
+            settle_lr_mult: 10.0,
             controller_fraction: 0.05,
             projector: Projector::Prox,
             epsilon: 0.0,

@@ -284,8 +284,8 @@ impl RunConfig {
     /// is 1, without `train.reproducible` when it is `machine` or `train.precision` when it is
     /// `fp32`, without `[dist]` when
     /// `world_size` is 1, without `convergence.inject` when it is none, without HESSO's
-    /// `momentum` and `last_group` outside HESSO runs and without `ato.controller_lr_sum`
-    /// outside ATO runs: exactly the text of the same config before those keys existed.
+    /// `momentum` and `last_group` outside HESSO runs and without `ato.controller_lr_sum` and
+    /// `ato.settle_lr_mult` outside ATO runs: exactly the text of the same config before those keys existed.
     #[doc(hidden)]
     pub fn results_toml(&self) -> String {
         let text = self.to_toml();
@@ -299,6 +299,7 @@ impl RunConfig {
         if self.method != Method::Ato {
             if let Some(a) = doc.get_mut("ato").and_then(|p| p.as_table_mut()) {
                 a.remove("controller_lr_sum");
+                a.remove("settle_lr_mult");
             }
         }
         // HESSO's own momentum and last-group rule say nothing about another method's run

@@ -138,6 +138,12 @@ impl RunConfig {
             "[0, ∞)",
         )?;
         check(
+            a.settle_lr_mult > 0.0 && a.settle_lr_mult.is_finite(),
+            "ato.settle_lr_mult",
+            a.settle_lr_mult,
+            "(0, ∞)",
+        )?;
+        check(
             (0.0..0.1).contains(&a.dead_band),
             "ato.dead_band",
             a.dead_band,

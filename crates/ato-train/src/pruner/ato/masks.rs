@@ -71,7 +71,7 @@ impl Ato {
         while misses(self, &candidate) && self.settled < self.settle_cap {
             let chunk = SETTLE_CHUNK.min(self.settle_cap - self.settled);
             for _ in 0..chunk {
-                self.controller_step(model)?;
+                self.controller_step(model, self.settle_lr_mult)?;
             }
             self.lane.join()?;
             self.settled += chunk;

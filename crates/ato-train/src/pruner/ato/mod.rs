@@ -14,7 +14,8 @@
 //!   noise (`ato.epoch_mask = "sampled"`, the authors) or 1[z + b ≥ 0] ("deterministic").
 //! - The last target step of the window, with `hyper_step = "auto"`: if the mask that would
 //!   freeze misses the target by more than `prune.tolerance`, the controller settles — up to
-//!   `ato.settle_steps` extra steps, the candidate mask redrawn (a fresh sample of stream
+//!   `ato.settle_steps` extra steps at `ato.settle_lr_mult` × the window's lr, the candidate
+//!   mask redrawn (a fresh sample of stream
 //!   `(seed, T_end − 1, attempt)`, or the deterministic mask) every [`SETTLE_CHUNK`] steps,
 //!   until it is within the tolerance. The frozen mask is still one the controller drew.
 //! - e ≥ T_end: m_e is the frozen mask — the mask of epoch T_end − 1 when sampled, the
@@ -83,6 +84,8 @@ pub struct Ato {
     lr_scale: f64,
     /// The cap on settling steps at the end of the window (0 = no settling).
     settle_cap: u64,
+    /// `ato.settle_lr_mult`: the factor on the lr of the settling steps.
+    settle_lr_mult: f64,
     /// Settling steps taken.
     settled: u64,
     /// m_e, the mask of the current epoch.
@@ -176,6 +179,7 @@ impl Ato {
             } else {
                 0
             },
+            settle_lr_mult: a.settle_lr_mult,
             settled: 0,
             mask,
             frozen: None,
@@ -200,11 +204,12 @@ impl Ato {
         self
     }
 
-    /// One controller step on the next batch of D_c, on the weights `model` has now.
-    fn controller_step(&mut self, model: &Model) -> Result<(), TrainError> {
+    /// One controller step on the next batch of D_c, on the weights `model` has now, at
+    /// `lr_mult` × the window's lr.
+    fn controller_step(&mut self, model: &Model, lr_mult: f64) -> Result<(), TrainError> {
         let job = StepJob {
             c: self.controller_steps,
-            lr: self.lr_scale * self.schedule.phase(self.epoch).controller_lr,
+            lr: lr_mult * self.lr_scale * self.schedule.phase(self.epoch).controller_lr,
             epoch: self.epoch,
         };
         self.controller_steps += 1;
@@ -264,7 +269,7 @@ impl Pruner for Ato {
         }
         if phase.controller {
             for _ in 0..self.plan.steps_after(ctx.step) {
-                self.controller_step(ctx.model)?;
+                self.controller_step(ctx.model, 1.0)?;
             }
             if self.settle_cap > 0 && self.plan.is_window_end(ctx.step) {
                 self.settle(ctx.model, ctx.epoch)?;
