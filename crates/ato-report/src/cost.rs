@@ -12,7 +12,10 @@
 //! when it lies at or below the goal, `missed` when it lies above; when it holds the goal the
 //! seeds cannot tell, and the verdict says which side the estimate is on and that the interval
 //! does not support it. One paired seed has no interval; no paired seed leaves the ratio of
-//! means alone; both say so.
+//! means alone; both say so. A seed is paired only when its ATO and dense runs ran on the same
+//! machine (CPU, flags, threads, device from `machine.json`: a sharded sweep may spread them
+//! over several); the row counts the seeds left out, and with runs on several machines and no
+//! seed paired on one it judges nothing.
 
 use super::paired::PairedDifference;
 use super::selection::Report;
@@ -59,8 +62,13 @@ pub struct WallCost {
     pub dense_runs: usize,
     /// Mean ATO wall time over mean dense wall time.
     pub ratio_of_means: f64,
-    /// The per-seed ratios (seeds with both an ATO and a dense run); `None` without such a seed.
+    /// The per-seed ratios (seeds with both an ATO and a dense run on one machine); `None`
+    /// without such a seed.
     pub per_seed: Option<SeedRatios>,
+    /// Distinct machines of the runs (runs without `machine.json` not counted).
+    pub machines: usize,
+    /// Seeds with both runs, but on different machines: left out of the per-seed ratios.
+    pub cross_machine_seeds: usize,
 }
 
 /// What the ratios say about the goal.
@@ -80,6 +88,8 @@ pub enum Goal {
     /// No seed has both an ATO and a dense run: the ratio of means alone.
     MetUnpaired,
     MissedUnpaired,
+    /// No seed paired on one machine, and the runs ran on several: nothing to judge.
+    NotJudged,
 }
 
 impl Goal {
@@ -93,6 +103,7 @@ impl Goal {
             Goal::MissedOneSeed => "missed (one seed, no interval)",
             Goal::MetUnpaired => "met by the ratio of means (no seed paired, no interval)",
             Goal::MissedUnpaired => "missed by the ratio of means (no seed paired, no interval)",
+            Goal::NotJudged => "not judged (runs on several machines, no seed paired on one)",
         }
     }
 }
@@ -109,20 +120,41 @@ impl WallCost {
         }
         // per seed: the mean of the seed's ATO runs (one per budget in the all-budgets row)
         // over its dense run's
+        // a run without machine.json is taken to share any machine
+        let same = |a: &RunRecord, b: &RunRecord| match (&a.machine, &b.machine) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        };
         let mut ratios: Vec<(u64, f64)> = Vec::new();
+        let mut cross_machine: Vec<u64> = Vec::new();
         for r in dense {
             let (Some(dw), seed) = (r.summary.wall_seconds, r.summary.seed) else {
                 continue;
             };
-            let mine: Vec<f64> = ato
+            let seed_runs: Vec<&&RunRecord> = ato
                 .iter()
-                .filter(|o| o.summary.seed == seed)
-                .filter_map(wall)
+                .filter(|o| o.summary.seed == seed && o.summary.wall_seconds.is_some())
                 .collect();
-            if !mine.is_empty() && dw > 0.0 && !ratios.iter().any(|(s, _)| *s == seed) {
-                ratios.push((seed, mean(&mine) / dw));
+            let done = |s: &u64| *s == seed;
+            if seed_runs.is_empty() || dw <= 0.0 || ratios.iter().any(|(s, _)| done(s)) {
+                continue;
             }
+            if !seed_runs.iter().all(|o| same(o, r)) {
+                if !cross_machine.iter().any(done) {
+                    cross_machine.push(seed);
+                }
+                continue;
+            }
+            let mine: Vec<f64> = seed_runs.iter().copied().filter_map(wall).collect();
+            ratios.push((seed, mean(&mine) / dw));
         }
+        let mut machines: Vec<&String> = ato
+            .iter()
+            .chain(dense)
+            .filter_map(|r| r.machine.as_ref())
+            .collect();
+        machines.sort();
+        machines.dedup();
         let first = ato.first().or(dense.first())?;
         Some(Self {
             dataset: first.summary.dataset.to_string(),
@@ -134,6 +166,8 @@ impl WallCost {
             dense_runs: d.len(),
             ratio_of_means: mean(&a) / mean(&d),
             per_seed: SeedRatios::of(&ratios.iter().map(|(_, r)| *r).collect::<Vec<_>>()),
+            machines: machines.len(),
+            cross_machine_seeds: cross_machine.len(),
         })
     }
 
@@ -142,6 +176,9 @@ impl WallCost {
     pub fn goal(&self) -> Goal {
         let under = |r: f64| r <= WALL_RATIO_GOAL;
         let Some(p) = self.per_seed else {
+            if self.machines > 1 {
+                return Goal::NotJudged;
+            }
             return match under(self.ratio_of_means) {
                 true => Goal::MetUnpaired,
                 false => Goal::MissedUnpaired,
@@ -172,8 +209,17 @@ impl WallCost {
         )
     }
 
-    /// `1.081× [1.021, 1.144] (n = 5)`, the one seed's ratio, or `–`.
+    /// `1.081× [1.021, 1.144] (n = 5)`, the one seed's ratio, or `–`; then how many seeds
+    /// were left out for their runs' machines, if any.
     pub fn per_seed_text(&self) -> String {
+        let text = self.paired_text();
+        match self.cross_machine_seeds {
+            0 => text,
+            k => format!("{text}, {k} seed(s) left out: ATO and dense on different machines"),
+        }
+    }
+
+    fn paired_text(&self) -> String {
         match self.per_seed {
             Some(p) => match p.interval {
                 Some((lo, hi)) => {
@@ -239,8 +285,8 @@ impl Report<'_> {
             "Training wall time of the ATO runs at the central settings against the dense runs \
              of the same data set, model and length, measured in this sweep (a sweep that \
              matches FLOPs runs them seed by seed, back to back). Per-seed ratio: ATO(s) / \
-             dense(s) over the seeds with both (over all budgets, a seed's ATO runs are averaged \
-             first), summarised by its geometric mean with the 95% t-interval of the mean log \
+             dense(s) over the seeds with both on one machine (`machine.json`; over all budgets, \
+             a seed's ATO runs are averaged first), summarised by its geometric mean with the 95% t-interval of the mean log \
              ratio. Goal: ATO ≤ {WALL_RATIO_GOAL}× dense, judged on the interval.\n"
         );
         let _ = writeln!(
@@ -270,109 +316,5 @@ impl Report<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::markdown::tests::run;
-    use super::*;
-
-    fn timed(method: Method, seed: u64, wall: f64, budget: f64) -> RunRecord {
-        let mut r = run(&format!("{method}-{budget}-s{seed}"), Some(true));
-        r.summary.method = method;
-        r.summary.seed = seed;
-        r.summary.wall_seconds = Some(wall);
-        r.summary.target_flops_reduction = (method == Method::Ato).then_some(budget);
-        r
-    }
-
-    fn refs(v: &[RunRecord]) -> Vec<&RunRecord> {
-        v.iter().collect()
-    }
-
-    #[test]
-    fn ratios_by_hand_and_the_goal_judged_on_the_interval() {
-        // per-seed ratios 1.0, 1.1, 1.2: logs 0, 0.09531, 0.18232, mean 0.09254, sd 0.09119,
-        // t(0.975, 2) = 4.303: exp(0.09254) = 1.09696, exp(0.09254 ∓ 0.22656) = 0.87458, 1.37588
-        let dense: Vec<_> = (0..3).map(|s| timed(Method::Dense, s, 10.0, 0.0)).collect();
-        let ato: Vec<_> = (0..3)
-            .map(|s| timed(Method::Ato, s, 10.0 + s as f64, 0.5))
-            .collect();
-        let c = WallCost::of(&refs(&ato), &refs(&dense), Some(0.5)).unwrap();
-        assert!((c.ratio_of_means - 1.1).abs() < 1e-12);
-        let p = c.per_seed.unwrap();
-        let (lo, hi) = p.interval.unwrap();
-        assert_eq!(p.n, 3);
-        // the geometric mean, below the arithmetic 1.1 (a slow dense run does not pull it up)
-        assert!((p.geometric_mean - 1.096_961).abs() < 1e-6, "{p:?}");
-        assert!(
-            (lo - 0.874_583).abs() < 1e-6 && (hi - 1.375_884).abs() < 1e-6,
-            "{p:?}"
-        );
-        assert_eq!(c.per_seed_text(), "1.097× [0.875, 1.376] (n = 3)");
-        // the interval holds 1.15: met by the estimate only; with ratios 1.06, 1.16, 1.26
-        // (geometric mean 1.157) missed by it
-        assert_eq!(c.goal(), Goal::MetByEstimate);
-        let dearer: Vec<_> = (0..3)
-            .map(|s| timed(Method::Ato, s, 10.6 + s as f64, 0.5))
-            .collect();
-        let c = WallCost::of(&refs(&dearer), &refs(&dense), Some(0.5)).unwrap();
-        assert_eq!(c.goal(), Goal::MissedByEstimate);
-    }
-
-    #[test]
-    fn a_tight_interval_meets_or_misses_and_one_seed_says_it_has_none() {
-        let dense: Vec<_> = (0..4).map(|s| timed(Method::Dense, s, 10.0, 0.0)).collect();
-        let at = |base: f64| -> Vec<RunRecord> {
-            (0..4)
-                .map(|s| timed(Method::Ato, s, base + 0.01 * s as f64, 0.5))
-                .collect()
-        };
-        let (cheap, dear) = (at(10.5), at(12.5));
-        let cost = |a: &[RunRecord], d: &[RunRecord]| WallCost::of(&refs(a), &refs(d), None);
-        assert_eq!(cost(&cheap, &dense).unwrap().goal(), Goal::Met);
-        // negative control: the same runs 2 s dearer miss
-        assert_eq!(cost(&dear, &dense).unwrap().goal(), Goal::Missed);
-        let one = cost(&dear[..1], &dense[..1]).unwrap();
-        assert_eq!(one.goal(), Goal::MissedOneSeed);
-        assert_eq!(one.per_seed_text(), "1.250× (n = 1)");
-        assert_eq!(
-            one.line(),
-            "ATO/dense wall time, synth10 resnet20, all budgets: 1.250× (n = 1), ratio of \
-             means 1.250×; ≤ 1.15×: missed (one seed, no interval)"
-        );
-        // a seed without a dense partner is not paired: the ratio of means alone, and it says
-        // so; no wall time on a side gives no row
-        let other = [timed(Method::Ato, 9, 11.0, 0.5)];
-        let unpaired = cost(&other, &dense).unwrap();
-        assert!(unpaired.per_seed.is_none());
-        assert_eq!(unpaired.goal(), Goal::MetUnpaired);
-        let far = [timed(Method::Ato, 9, 12.0, 0.5)];
-        assert_eq!(cost(&far, &dense).unwrap().goal(), Goal::MissedUnpaired);
-        let mut blank = timed(Method::Dense, 0, 1.0, 0.0);
-        blank.summary.wall_seconds = None;
-        assert!(cost(&cheap, &[blank]).is_none());
-    }
-
-    #[test]
-    fn the_report_gives_a_row_per_budget_and_one_over_all() {
-        let mut runs = Vec::new();
-        for s in 0..3 {
-            runs.push(timed(Method::Dense, s, 10.0, 0.0));
-            runs.push(timed(Method::Ato, s, 10.0 + 0.1 * s as f64, 0.5));
-            runs.push(timed(Method::Ato, s, 12.0 + 0.1 * s as f64, 0.7));
-            // a shorter ATO run is not compared with the dense runs' length
-            let mut short = timed(Method::Ato, s, 3.0, 0.9);
-            short.summary.epochs = 3;
-            runs.push(short);
-        }
-        let report = Report::new("t", &runs);
-        let rows = report.wall_costs();
-        let budgets: Vec<_> = rows.iter().map(|r| r.budget).collect();
-        assert_eq!(budgets, [Some(0.5), Some(0.7), None]);
-        assert!((rows[0].ratio_of_means - 1.01).abs() < 1e-12);
-        assert!((rows[1].ratio_of_means - 1.21).abs() < 1e-12);
-        // over all: per seed (10 + 0.1s + 12 + 0.1s) / 2 / 10 = 1.10, 1.11, 1.12, geometric
-        // mean 1.10997
-        let all = rows[2].per_seed.unwrap();
-        assert_eq!((all.n, rows[2].ato_runs, rows[2].dense_runs), (3, 6, 3));
-        assert!((all.geometric_mean - 1.109_970).abs() < 1e-6, "{all:?}");
-    }
-}
+#[path = "cost_tests.rs"]
+mod tests;

@@ -54,6 +54,34 @@ pub struct RunRecord {
     /// An ATO run's controller schedule as configured (the ablation axes `hyper_step` and
     /// `settle_steps`); `None` for other methods and for folders without a config.
     pub controller: Option<ControllerSettings>,
+    /// The machine its wall time was measured on ([`timing_machine`]); `None` for a folder
+    /// without `machine.json`.
+    pub machine: Option<String>,
+}
+
+/// The machine of a run's starts, as far as it sets the wall time: CPU model and flags,
+/// threads and device; a run resumed on another machine gets a label naming each, which no
+/// other run shares. `None` for no record.
+pub fn timing_machine(records: &[ato_train::MachineRecord]) -> Option<String> {
+    let label = |m: &ato_train::MachineRecord| {
+        format!(
+            "{} [{}], {} threads, {}",
+            m.cpu_name(),
+            m.cpu_flags.join(" "),
+            m.threads,
+            m.device
+        )
+    };
+    let mut labels: Vec<String> = records.iter().map(label).collect();
+    labels.dedup();
+    match labels.len() {
+        0 => None,
+        1 => labels.pop(),
+        _ => Some(format!(
+            "resumed on several machines: {}",
+            labels.join("; ")
+        )),
+    }
 }
 
 /// The configured controller schedule of an ATO run.
@@ -109,6 +137,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
                         settle_steps: c.ato.settle_steps,
                     });
             Ok(RunRecord {
+                machine: timing_machine(&ato_train::read_machines(&run.machine_file())?),
                 metrics: read_csv(&run.metrics_file())?,
                 convergence: read_csv(&run.convergence_file())?,
                 summary,

@@ -319,6 +319,7 @@ pub(super) mod tests {
             theorem_regime: false,
             probing: Default::default(),
             controller: None,
+            machine: None,
         }
     }
 

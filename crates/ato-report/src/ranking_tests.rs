@@ -153,6 +153,7 @@ fn a_seed_is_paired_once_and_an_unpaired_seed_is_counted_not_dropped() {
         theorem_regime: false,
         probing: Default::default(),
         controller: None,
+        machine: None,
     };
     runs.push(twin);
     // seed 3's ATO run pruned nothing, so its OTO run names none: same budget, unpaired

@@ -61,8 +61,8 @@ pub use objective::{cross_entropy, finite_loss, mixup_cross_entropy, topk_correc
 pub use probe_verdict::CheckVerdicts;
 pub use pruner::Pruner;
 pub use records::{
-    read_csv, write_csv_atomically, write_text_atomically, EpochMetrics, MachineRecord, RunStatus,
-    SummaryRow,
+    read_csv, read_machines, write_csv_atomically, write_text_atomically, EpochMetrics,
+    MachineRecord, RunStatus, SummaryRow,
 };
 pub use run_dir::RunDir;
 pub use schedule::{AtoSchedule, EpochPhase};

@@ -92,16 +92,19 @@ impl MachineRecord {
     }
 }
 
+/// The records of `path`, oldest first; a missing file has none.
+pub fn read_machines(path: &Path) -> Result<Vec<MachineRecord>, TrainError> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))
+}
+
 /// Appends `record` to the JSON list in `path` (write-then-rename); a missing file is empty.
 pub fn append_machine(path: &Path, record: MachineRecord) -> Result<(), TrainError> {
-    let mut all: Vec<MachineRecord> = if path.is_file() {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?
-    } else {
-        Vec::new()
-    };
+    let mut all = read_machines(path)?;
     all.push(record);
     let text = serde_json::to_string_pretty(&all).expect("plain fields serialise");
     super::write_text_atomically(path, &format!("{text}\n"))

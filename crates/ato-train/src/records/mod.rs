@@ -11,7 +11,7 @@ mod machine;
 mod metrics;
 mod summary;
 
-pub use machine::{append_machine, MachineRecord};
+pub use machine::{append_machine, read_machines, MachineRecord};
 pub use metrics::EpochMetrics;
 pub use summary::{RunStatus, SummaryRow};
 
