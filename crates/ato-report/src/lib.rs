@@ -14,7 +14,7 @@
 //! - ATO's cost: its training wall time against dense's, per budget, with the per-seed ratio's
 //!   95% interval judged against ≤ 1.15× ([`cost`]; also one line each on `ato report`'s output);
 //! - one ablation table (and plot) per ATO axis that the sweep varies (λ, γ, T_start, T_end,
-//!   hyper_step, settle_steps), the other axes held at their central values;
+//!   hyper_step, settle_steps, settle_lr_mult), the other axes held at their central values;
 //! - accuracy vs FLOPs reduction per method, test accuracy over epochs, the pilots of the
 //!   matched-FLOPs searches in search order, and the convergence ratio LHS/RHS over training;
 //! - every run, for completeness.
@@ -91,6 +91,8 @@ pub struct ControllerSettings {
     pub hyper_step: Option<usize>,
     /// `ato.settle_steps`, the cap on settling steps ("auto" only).
     pub settle_steps: usize,
+    /// `ato.settle_lr_mult`, the factor on the settling steps' lr.
+    pub settle_lr_mult: f64,
 }
 
 /// How a run was probed.
@@ -135,6 +137,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRecord>> {
                             ato_train::config::HyperStep::Every(n) => Some(n),
                         },
                         settle_steps: c.ato.settle_steps,
+                        settle_lr_mult: c.ato.settle_lr_mult,
                     });
             Ok(RunRecord {
                 machine: timing_machine(&ato_train::read_machines(&run.machine_file())?),

@@ -16,16 +16,19 @@ pub enum Axis {
     HyperStep,
     /// `ato.settle_steps`.
     SettleSteps,
+    /// `ato.settle_lr_mult`.
+    SettleLrMult,
 }
 
 impl Axis {
-    pub const ALL: [Axis; 6] = [
+    pub const ALL: [Axis; 7] = [
         Axis::Lambda,
         Axis::Gamma,
         Axis::TStart,
         Axis::TEnd,
         Axis::HyperStep,
         Axis::SettleSteps,
+        Axis::SettleLrMult,
     ];
 
     pub fn label(self) -> &'static str {
@@ -36,6 +39,7 @@ impl Axis {
             Axis::TEnd => "T_end (epoch)",
             Axis::HyperStep => "hyper_step (0 = auto)",
             Axis::SettleSteps => "settle_steps (cap)",
+            Axis::SettleLrMult => "settle_lr_mult (× the window's lr)",
         }
     }
 
@@ -47,6 +51,7 @@ impl Axis {
             Axis::TEnd => "t_end",
             Axis::HyperStep => "hyper_step",
             Axis::SettleSteps => "settle_steps",
+            Axis::SettleLrMult => "settle_lr_mult",
         }
     }
 
@@ -59,6 +64,7 @@ impl Axis {
             Axis::TEnd => s.t_end.map(|v| v as f64),
             Axis::HyperStep => r.controller.map(|c| c.hyper_step.unwrap_or(0) as f64),
             Axis::SettleSteps => r.controller.map(|c| c.settle_steps as f64),
+            Axis::SettleLrMult => r.controller.map(|c| c.settle_lr_mult),
         }
     }
 }
@@ -237,10 +243,15 @@ mod tests {
     use super::{Axis, Report};
 
     fn ato(id: &str, hyper_step: Option<usize>, settle_steps: usize) -> RunRecord {
+        settling(id, hyper_step, settle_steps, 10.0)
+    }
+
+    fn settling(id: &str, hyper_step: Option<usize>, steps: usize, lr_mult: f64) -> RunRecord {
         let mut r = run(id, Some(true));
         r.controller = Some(ControllerSettings {
             hyper_step,
-            settle_steps,
+            settle_steps: steps,
+            settle_lr_mult: lr_mult,
         });
         r
     }
@@ -252,6 +263,7 @@ mod tests {
             ato("centre-b", None, 100),
             ato("authors-rate", Some(20), 100),
             ato("no-settling", None, 0),
+            settling("window-lr", None, 100, 1.0),
         ];
         let report = Report::new("t", &runs);
         let ablations = report.ablations();
@@ -265,6 +277,7 @@ mod tests {
         // each line holds the centre and the one run that moves only that axis
         assert_eq!(ids(Axis::HyperStep), ["centre-a", "authors-rate"]);
         assert_eq!(ids(Axis::SettleSteps), ["no-settling", "centre-a"]);
+        assert_eq!(ids(Axis::SettleLrMult), ["window-lr", "centre-a"]);
         // and a point's seed mates share its schedule: the centre has two, the others one
         let mates = |id: &str| {
             let r = runs.iter().find(|r| r.summary.run_id == id).unwrap();
@@ -274,9 +287,10 @@ mod tests {
             (
                 mates("centre-a"),
                 mates("authors-rate"),
-                mates("no-settling")
+                mates("no-settling"),
+                mates("window-lr")
             ),
-            (2, 1, 1)
+            (2, 1, 1, 1)
         );
         // negative control: a run that moves both axes is on neither line
         let runs = [

@@ -136,4 +136,8 @@ fn the_ablation_sweep_switches_off_each_of_atos_additions() {
         ato(&|c| c.ato.hyper_step == HyperStep::Every(20) && c.ato.settle_steps == 40),
         3
     );
+    assert_eq!(
+        ato(&|c| c.ato.settle_lr_mult == 1.0 && c.ato.settle_steps == 40),
+        3
+    );
 }
