@@ -134,6 +134,8 @@ pub mod portable;
 pub mod profile;
 mod simd;
 mod storage;
+#[cfg(test)]
+mod test_inputs;
 
 pub use allocator::tune_allocator;
 pub use backend::{backend, set_backend, Backend};

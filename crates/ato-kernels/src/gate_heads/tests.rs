@@ -3,17 +3,9 @@
 use super::*;
 use candle_core::{Device, Var};
 
-/// Values in [-1, 1) from a fixed linear congruential sequence.
+/// Values in [-1, 1), the same every run.
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
+    crate::test_inputs::lcg_values(n, seed, 1.0)
 }
 
 fn var(shape: &[usize], seed: u64) -> Var {

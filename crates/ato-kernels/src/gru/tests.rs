@@ -61,19 +61,9 @@ struct Case {
     mix: Tensor,
 }
 
-/// Values in [-0.5, 0.5) from a fixed linear congruential sequence (the same inputs every run).
+/// Values in [-0.5, 0.5), the same every run.
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect()
+    crate::test_inputs::lcg_values(n, seed, 0.5)
 }
 
 fn case(steps: usize, input: usize, hidden: usize) -> Case {
