@@ -285,9 +285,10 @@ impl Report<'_> {
             "Training wall time of the ATO runs at the central settings against the dense runs \
              of the same data set, model and length, measured in this sweep (a sweep that \
              matches FLOPs runs them seed by seed, back to back). Per-seed ratio: ATO(s) / \
-             dense(s) over the seeds with both on one machine (`machine.json`; over all budgets, \
-             a seed's ATO runs are averaged first), summarised by its geometric mean with the 95% t-interval of the mean log \
-             ratio. Goal: ATO ≤ {WALL_RATIO_GOAL}× dense, judged on the interval.\n"
+             dense(s) over the seeds with both on one machine (`machine.json`; over all \
+             budgets, a seed's ATO runs are averaged first), summarised by its geometric mean \
+             with the 95% t-interval of the mean log ratio. Goal: ATO ≤ {WALL_RATIO_GOAL}× \
+             dense, judged on the interval.\n"
         );
         let _ = writeln!(
             md,

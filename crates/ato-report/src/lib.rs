@@ -51,8 +51,9 @@ pub struct RunRecord {
     /// How the run was probed (mode, optimiser, injected fault), for the convergence figures'
     /// labels and lines.
     pub probing: Probing,
-    /// An ATO run's controller schedule as configured (the ablation axes `hyper_step` and
-    /// `settle_steps`); `None` for other methods and for folders without a config.
+    /// An ATO run's controller schedule as configured (the ablation axes `hyper_step`,
+    /// `settle_steps` and `settle_lr_mult`); `None` for other methods and for folders without
+    /// a config.
     pub controller: Option<ControllerSettings>,
     /// The machine its wall time was measured on ([`timing_machine`]); `None` for a folder
     /// without `machine.json`.
