@@ -148,6 +148,8 @@ impl WallCost {
             let mine: Vec<f64> = seed_runs.iter().copied().filter_map(wall).collect();
             ratios.push((seed, mean(&mine) / dw));
         }
+        // a seed paired through another of its dense runs is not also counted as left out
+        cross_machine.retain(|s| !ratios.iter().any(|(r, _)| r == s));
         let mut machines: Vec<&String> = ato
             .iter()
             .chain(dense)

@@ -206,8 +206,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_numbers() {
     assert_same_numbers(&resumed, &whole);
     // machine.json: one record per start, the resumed one from the checkpoint's epoch
     let starts = |cfg: &RunConfig| -> Vec<MachineRecord> {
-        let text = std::fs::read_to_string(ato_train::RunDir::of(cfg).machine_file()).unwrap();
-        serde_json::from_str(&text).unwrap()
+        ato_train::read_machines(&ato_train::RunDir::of(cfg).machine_file()).unwrap()
     };
     let (one, two) = (starts(&cfg), starts(&other));
     assert_eq!(one.len(), 1);
