@@ -326,8 +326,8 @@ fn grad_sums_plane<A: ActFn>(z: &[f32], dy: &[f32], a: f32, b: f32, mean: f32) -
 }
 
 multiversion! {
-/// Per plane: (Σ g, Σ g · (z − mean)) with g the gradient at `v = z · a + b` through `act`.
-pub(crate) fn plane_grad_sums(
+/// [`plane_grad_sums`] as plain Rust, for any CPU (the reference of the AVX2 loop).
+pub(super) fn plane_grad_sums_generic(
     z: &[f32],
     dy: &[f32],
     a: f32,
@@ -339,7 +339,38 @@ pub(crate) fn plane_grad_sums(
 }
 }
 
+/// Per plane: (Σ g, Σ g · (z − mean)) with g the gradient at `v = z · a + b` through `act`;
+/// the AVX2 loop of [`super::grad_sums_avx2`] where the CPU has it (the same bits).
+pub(crate) fn plane_grad_sums(
+    z: &[f32],
+    dy: &[f32],
+    a: f32,
+    b: f32,
+    mean: f32,
+    act: Activation,
+) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::simd_path() != crate::cpu::SimdPath::Baseline
+        && std::arch::is_x86_feature_detected!("avx2")
+    {
+        use super::grad_sums_avx2::plane_grad_sums as avx2;
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe {
+            match act {
+                Activation::Identity => avx2::<IdentityFn>(z, dy, a, b, mean, act),
+                Activation::Relu => avx2::<ReluFn>(z, dy, a, b, mean, act),
+                Activation::Relu6 => avx2::<Relu6Fn>(z, dy, a, b, mean, act),
+            }
+        };
+    }
+    plane_grad_sums_generic(z, dy, a, b, mean, act)
+}
+
 /// Per channel, (Σ g, Σ g · (z − mean)) with g the gradient at `z · scale + shift`.
+///
+/// Each plane's two f32 sums are computed image by image (each image's planes are one
+/// contiguous block, read in memory order by one thread), then added in f64 channel by
+/// channel in image order: the same bits as walking each channel's planes in turn.
 pub(crate) fn grad_sums(
     d: Planes,
     z: &[f32],
@@ -349,22 +380,27 @@ pub(crate) fn grad_sums(
     mean: &[f32],
     act: Activation,
 ) -> Vec<(f64, f64)> {
-    par_map(d.channels, |c| {
-        let (mut sg, mut sgz) = (0f64, 0f64);
-        for n in 0..d.batch {
-            let (s, q) = plane_grad_sums(
-                d.of(z, n, c),
-                d.of(dy, n, c),
-                scale[c],
-                shift[c],
-                mean[c],
-                act,
-            );
-            sg += s as f64;
-            sgz += q as f64;
-        }
-        (sg, sgz)
-    })
+    let per_image: Vec<Vec<(f32, f32)>> = par_map(d.batch, |n| {
+        (0..d.channels)
+            .map(|c| {
+                plane_grad_sums(
+                    d.of(z, n, c),
+                    d.of(dy, n, c),
+                    scale[c],
+                    shift[c],
+                    mean[c],
+                    act,
+                )
+            })
+            .collect()
+    });
+    (0..d.channels)
+        .map(|c| {
+            per_image.iter().fold((0f64, 0f64), |(sg, sgz), image| {
+                (sg + image[c].0 as f64, sgz + image[c].1 as f64)
+            })
+        })
+        .collect()
 }
 
 /// Coefficients of one channel's input gradient `dz = a · g + b · z + k`.

@@ -4,6 +4,8 @@
 //! statistics with momentum 0.1 and the unbiased variance, as PyTorch and
 //! `candle_nn::BatchNorm::forward_t`; eval mode uses the running statistics.
 
+#[cfg(target_arch = "x86_64")]
+mod grad_sums_avx2;
 pub(crate) mod into;
 pub(crate) mod kernels;
 pub(crate) mod ops;

@@ -42,6 +42,8 @@ struct ChunkGrads {
 const BN_GRAD: &str = "↳ conv-bn-grad: BN + activation backward (thread-time)";
 const INPUT_GRAD: &str = "↳ conv-bn-grad: conv input grad (thread-time)";
 const WEIGHT_GRAD: &str = "↳ conv-bn-grad: conv weight grad (thread-time)";
+const BATCH_SUMS: &str = "↳ conv-bn-grad: train-mode BN batch sums (wall)";
+const REDUCE: &str = "↳ conv-bn-grad: weight grad partials summed (wall)";
 
 impl CustomOp3 for ConvBatchNormGradOp<'_> {
     fn name(&self) -> &'static str {
@@ -86,6 +88,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
         // Train: the sums over the batch come first, then dz = a·g + b·z + k. Eval: dz =
         // scale·g, with z recomputed per image and the sums (for dγ, dβ) accumulated on the way.
         let train = z.map(|z| {
+            let _pass = Pass::start(BATCH_SUMS);
             let sums = grad_sums(d, z, dy, &scale, &shift, &stats.mean, act);
             grad_coefficients(
                 &sums,
@@ -215,6 +218,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
             }
         };
         let dw = if need_dw {
+            let _pass = Pass::start(REDUCE);
             conv::finish_weight_grad(&g, results.into_iter().map(|r| r.dw).collect())
         } else {
             Vec::new()
