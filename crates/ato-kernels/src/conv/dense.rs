@@ -7,15 +7,11 @@ use super::geometry::ConvGeometry;
 use super::im2col::{col2im_add, crop_image, im2col, pad_image, padded_len};
 use super::implicit;
 use crate::matmul::{matmul, MatMut, MatRef};
-use crate::parallel::{fixed_chunks, par_map, threads, with_scratch};
 use crate::simd::multiversion;
 use std::ops::Range;
 
 /// Elements of im2col matrix per band: 96 Ki f32 = 384 KiB, half of a Zen core's L2 share.
 const COL_BAND_ELEMS: usize = 96 * 1024;
-
-/// Weight-gradient partial sums: the batch is cut into at most this many fixed chunks.
-pub(crate) const WEIGHT_GRAD_PARTIALS: usize = 8;
 
 /// Output-row bands sized so one band's im2col matrix fits [`COL_BAND_ELEMS`].
 fn bands(g: &ConvGeometry) -> impl Iterator<Item = Range<usize>> {
@@ -276,30 +272,4 @@ fn reduce_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
         }
     }
     total
-}
-
-/// `dw = ∂(conv)/∂w · dout`, summed over the batch in a fixed order.
-pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<f32> {
-    let len = g.out_channels * g.patch_len();
-    let chunks = fixed_chunks(g.batch, WEIGHT_GRAD_PARTIALS);
-    let t = threads();
-    let gemm_threads = if chunks.len() >= t { 1 } else { t };
-    let partial = |images: Range<usize>| -> Vec<f32> {
-        let mut acc = vec![0f32; len];
-        let mut first = true;
-        with_scratch(col_capacity(g), |col| {
-            for n in images {
-                let x_n = &x[n * g.in_image()..][..g.in_image()];
-                let dout_n = &dout[n * g.out_image()..][..g.out_image()];
-                weight_grad_image(g, x_n, dout_n, &mut acc, &mut first, col, gemm_threads);
-            }
-        });
-        acc
-    };
-    let partials: Vec<Vec<f32>> = if gemm_threads == 1 {
-        par_map(chunks.len(), |i| partial(chunks[i].clone()))
-    } else {
-        chunks.into_iter().map(partial).collect()
-    };
-    finish_weight_grad(g, partials)
 }

@@ -167,6 +167,22 @@ pub(crate) fn narrow_into(s: &DirectShape, wide: &[f32], out: &mut [MaybeUninit<
 }
 }
 
+multiversion! {
+/// `wide[o·pitch + oh·Wq + ow] = compact[o, oh, ow]`, every other column of the first
+/// C_out rows of `pitch` zeroed (the inverse of [`narrow_into`], at any row pitch ≥ the wide
+/// width).
+pub(crate) fn widen_into(s: &DirectShape, compact: &[f32], wide: &mut [f32], pitch: usize) {
+    let (wq, ow) = (s.wq(), s.out_w());
+    let plane = s.out_h() * ow;
+    for (o, dst) in wide.chunks_exact_mut(pitch).take(s.out_channels).enumerate() {
+        dst.fill(0.0);
+        for (oh, row) in compact[o * plane..][..plane].chunks_exact(ow).enumerate() {
+            copy(&mut dst[oh * wq..][..ow], row);
+        }
+    }
+}
+}
+
 /// [`narrow_into`] with the eval-mode BatchNorm epilogue fused into the copy:
 /// `out[o, oh, ow] = act(wide[o, oh·Wq + ow] · scale[o] + shift[o] (+ residual[o, oh, ow]))`,
 /// one pass over the output instead of two; writes every element of `out[..C_out·H_out·W_out]`.

@@ -12,10 +12,15 @@ mod direct_simd;
 pub(crate) mod geometry;
 mod im2col;
 mod implicit;
+mod weight_grad;
 mod weights;
+mod wgrad_direct;
+#[cfg(target_arch = "x86_64")]
+mod wgrad_simd;
 
 pub(crate) use batch::{conv_images, conv_images_affine};
 pub use geometry::ConvParams;
+pub(crate) use weight_grad::{WeightGrad, WEIGHT_GRAD_PARTIALS};
 pub(crate) use weights::{col_capacity, ConvWeights, Passes};
 
 /// Turns the direct conv kernel off (`false`: every dense conv takes the im2col/gemm paths) or
@@ -172,44 +177,6 @@ pub(crate) fn input_grad_image(
     }
 }
 
-/// `acc (+)= ∂conv/∂w · dout_n` for one image of a dense or depthwise conv, in the layout
-/// [`finish_weight_grad`] expects.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_grad_image(
-    g: &ConvGeometry,
-    x_n: &[f32],
-    dout_n: &[f32],
-    acc: &mut [f32],
-    first: &mut bool,
-    col: &mut [f32],
-    t: usize,
-) {
-    match g.kind() {
-        ConvKind::Dense => dense::weight_grad_image(g, x_n, dout_n, acc, first, col, t),
-        _ => depthwise::weight_grad_image(g, x_n, dout_n, acc, first),
-    }
-}
-
-pub(crate) use dense::WEIGHT_GRAD_PARTIALS;
-
-/// The weight gradient from per-chunk partials of [`weight_grad_image`], summed in chunk
-/// order, in the weight's layout.
-pub(crate) fn finish_weight_grad(g: &ConvGeometry, partials: Vec<Vec<f32>>) -> Vec<f32> {
-    match g.kind() {
-        ConvKind::Dense => dense::finish_weight_grad(g, partials),
-        _ => {
-            let mut iter = partials.into_iter();
-            let mut total = iter
-                .next()
-                .unwrap_or_else(|| vec![0.0; g.out_channels * g.patch_len()]);
-            for part in iter {
-                total.iter_mut().zip(&part).for_each(|(t, v)| *t += v);
-            }
-            total
-        }
-    }
-}
-
 pub(crate) fn fast_conv_supported(x: &Tensor, w: &Tensor, p: ConvParams) -> Result<bool> {
     if x.rank() != 4 || w.rank() != 4 {
         return Ok(false);
@@ -337,7 +304,7 @@ impl CustomOp2 for Conv2dWeightGradOp {
         let x = contiguous_f32(xs, xl, "conv2d x")?;
         let dy = contiguous_f32(gs, gl, "conv2d dy")?;
         let dw = match g.kind() {
-            ConvKind::Dense => dense::backward_weight(&g, x, dy),
+            ConvKind::Dense => weight_grad::dense_backward_weight(&g, x, dy),
             ConvKind::Depthwise => depthwise::backward_weight(&g, x, dy),
             ConvKind::Unsupported => bail!("conv2d: unsupported groups {}", g.groups),
         };

@@ -29,7 +29,7 @@ pub(crate) enum Passes {
 
 /// The direct kernel's view of a dense conv, if it can run it (1×1 stride-1 convs are a
 /// plain matrix product: they stay with gemm).
-fn direct_forward_shape(g: &ConvGeometry) -> Option<DirectShape> {
+pub(super) fn direct_forward_shape(g: &ConvGeometry) -> Option<DirectShape> {
     if g.kind() != ConvKind::Dense || g.is_pointwise() {
         return None;
     }

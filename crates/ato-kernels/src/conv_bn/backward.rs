@@ -7,7 +7,7 @@ use crate::batchnorm::kernels::{
 };
 use crate::batchnorm::ops::ChannelStats;
 use crate::batchnorm::Activation;
-use crate::conv::{self, ConvWeights, Passes, WEIGHT_GRAD_PARTIALS};
+use crate::conv::{self, ConvWeights, Passes, WeightGrad, WEIGHT_GRAD_PARTIALS};
 use crate::output::{fill_chunk_parts_map, Parts};
 use crate::parallel::{par_map, threads, with_scratch};
 use crate::profile::Pass;
@@ -124,10 +124,15 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
         let chunks = g.batch.div_ceil(per_chunk);
         let t = threads();
         let gemm_threads = if chunks >= t { 1 } else { t };
-        let scratch = 2 * g.out_image() + conv::col_capacity(&g);
+        let wgrad = WeightGrad::new(&g);
+        let scratch = 2 * g.out_image() + wgrad.scratch_len(&g);
         let need_dw = self.need_dw;
         let chunk = |ci: usize, mut dx_chunk: Option<Parts>| -> ChunkGrads {
-            let mut dw = vec![0f32; if need_dw { w.len() } else { 0 }];
+            let mut dw = if need_dw {
+                wgrad.new_sums(&g)
+            } else {
+                Vec::new()
+            };
             let mut first = true;
             let mut sums = vec![(0f64, 0f64); if z.is_none() { c } else { 0 }];
             with_scratch(scratch, |buf| {
@@ -169,15 +174,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
                     }
                     if need_dw {
                         let _pass = Pass::start(WEIGHT_GRAD);
-                        conv::weight_grad_image(
-                            &g,
-                            x_n,
-                            dz,
-                            &mut dw,
-                            &mut first,
-                            col,
-                            gemm_threads,
-                        );
+                        wgrad.accumulate_image(&g, x_n, dz, &mut dw, &mut first, col, gemm_threads);
                     }
                 }
             });
@@ -219,7 +216,7 @@ impl CustomOp3 for ConvBatchNormGradOp<'_> {
         };
         let dw = if need_dw {
             let _pass = Pass::start(REDUCE);
-            conv::finish_weight_grad(&g, results.into_iter().map(|r| r.dw).collect())
+            wgrad.finish(&g, results.into_iter().map(|r| r.dw).collect())
         } else {
             Vec::new()
         };

@@ -1,0 +1,119 @@
+//! The AVX2 tiles of the direct weight gradient ([`super::wgrad_direct`]).
+//!
+//! `acc[t·C_out + o] += Σ_q dz[o·pitch + q] · xp[taps[t] + q]` for every output channel o and
+//! tap t (a (c, kh, kw) of the weight, in weight order), q over `pitch` wide columns. A tile
+//! is 4 output channels × 3 taps: per step of 8 columns it loads the 3 taps' inputs (one
+//! unaligned load each, held in registers) and the 4 channels' gradients (folded into the
+//! FMAs), and keeps 12 accumulators of 8 lane sums. At the tile's end each tap's 4
+//! accumulators are reduced to 4 sums in one fixed tree (`hadd`, `hadd`, then the two
+//! halves) and added to `acc`. Every sum thus has one fixed grouping on a given CPU path,
+//! whatever the threads: 8 lanes over q in order, the lanes' tree, the images in order.
+
+use std::arch::x86_64::*;
+
+/// Output channels of a tile.
+const TILE_CO: usize = 4;
+/// Taps of a tile.
+const TILE_TAPS: usize = 3;
+
+/// Adds one image's weight-gradient sums into `acc` (taps.len() × `co`, tap-major).
+///
+/// # Safety
+///
+/// - The CPU supports AVX2 and FMA.
+/// - `pitch` is a multiple of 8; `dz` is valid for reads of `co · pitch` f32 and `xp` for
+///   reads of `max(taps) + pitch` f32.
+/// - `acc` holds at least `taps.len() · co` elements.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn accumulate(
+    taps: &[usize],
+    co: usize,
+    pitch: usize,
+    xp: *const f32,
+    dz: *const f32,
+    acc: &mut [f32],
+) {
+    assert!(acc.len() >= taps.len() * co && pitch.is_multiple_of(8));
+    for o0 in (0..co).step_by(TILE_CO) {
+        for t0 in (0..taps.len()).step_by(TILE_TAPS) {
+            let shape = ((co - o0).min(TILE_CO), (taps.len() - t0).min(TILE_TAPS));
+            // SAFETY: forwarded from this function's contract; the tile's channels
+            // o0..o0 + nco < co and taps t0..t0 + nt ≤ taps.len() index `dz`, `xp` and
+            // `acc` within the bounds stated there.
+            unsafe {
+                let (dz, acc) = (dz.add(o0 * pitch), acc.as_mut_ptr().add(t0 * co + o0));
+                let offs = &taps[t0..];
+                match shape {
+                    (4, 3) => tile::<4, 3>(offs, co, pitch, xp, dz, acc),
+                    (4, 2) => tile::<4, 2>(offs, co, pitch, xp, dz, acc),
+                    (4, 1) => tile::<4, 1>(offs, co, pitch, xp, dz, acc),
+                    (3, 3) => tile::<3, 3>(offs, co, pitch, xp, dz, acc),
+                    (3, 2) => tile::<3, 2>(offs, co, pitch, xp, dz, acc),
+                    (3, 1) => tile::<3, 1>(offs, co, pitch, xp, dz, acc),
+                    (2, 3) => tile::<2, 3>(offs, co, pitch, xp, dz, acc),
+                    (2, 2) => tile::<2, 2>(offs, co, pitch, xp, dz, acc),
+                    (2, 1) => tile::<2, 1>(offs, co, pitch, xp, dz, acc),
+                    (1, 3) => tile::<1, 3>(offs, co, pitch, xp, dz, acc),
+                    (1, 2) => tile::<1, 2>(offs, co, pitch, xp, dz, acc),
+                    _ => tile::<1, 1>(offs, co, pitch, xp, dz, acc),
+                }
+            }
+        }
+    }
+}
+
+/// One tile: `NCO` channels (rows of `dz`, `pitch` apart) × `NT` taps (`offs[..NT]`); `acc`
+/// points at the tile's first (tap, channel) in the tap-major sums, rows `co` apart.
+#[inline(always)]
+unsafe fn tile<const NCO: usize, const NT: usize>(
+    offs: &[usize],
+    co: usize,
+    pitch: usize,
+    xp: *const f32,
+    dz: *const f32,
+    acc: *mut f32,
+) {
+    // SAFETY (whole body): as `accumulate`'s contract, for this tile's rows and taps.
+    unsafe {
+        let mut sums = [[_mm256_setzero_ps(); NT]; NCO];
+        let inputs: [*const f32; NT] = std::array::from_fn(|j| xp.add(offs[j]));
+        for q in (0..pitch).step_by(8) {
+            let x: [__m256; NT] = std::array::from_fn(|j| _mm256_loadu_ps(inputs[j].add(q)));
+            for (o, row) in sums.iter_mut().enumerate() {
+                let d = _mm256_loadu_ps(dz.add(o * pitch + q));
+                for (s, xj) in row.iter_mut().zip(&x) {
+                    *s = _mm256_fmadd_ps(d, *xj, *s);
+                }
+            }
+        }
+        let zero = _mm256_setzero_ps();
+        for (j, dst) in (0..NT).map(|j| (j, acc.add(j * co))) {
+            let lane = |o: usize| if o < NCO { sums[o][j] } else { zero };
+            let four = reduce4(lane(0), lane(1), lane(2), lane(3));
+            if NCO == 4 {
+                _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), four));
+            } else {
+                let mut v = [0f32; 4];
+                _mm_storeu_ps(v.as_mut_ptr(), four);
+                for (o, s) in v.iter().enumerate().take(NCO) {
+                    *dst.add(o) += s;
+                }
+            }
+        }
+    }
+}
+
+/// [Σ a, Σ b, Σ c, Σ d] over the 8 lanes of each, in one fixed tree.
+#[inline(always)]
+unsafe fn reduce4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+    // SAFETY: AVX instructions, run with AVX2 enabled by the caller.
+    unsafe {
+        let ab = _mm256_hadd_ps(a, b);
+        let cd = _mm256_hadd_ps(c, d);
+        let abcd = _mm256_hadd_ps(ab, cd);
+        _mm_add_ps(
+            _mm256_castps256_ps128(abcd),
+            _mm256_extractf128_ps::<1>(abcd),
+        )
+    }
+}
