@@ -1,11 +1,13 @@
 //! A conv's weight gradient, summed over images: [`WeightGrad`] picks the kernel once per call
-//! (the direct tiles of [`super::wgrad_direct`] in machine mode where they run, else the
-//! dense gemm paths or the depthwise loops), accumulates images into per-chunk sums and
+//! (the direct tiles of [`super::wgrad_direct`] where they run — any direct-kernel shape in
+//! machine mode, the implicit gemm's shapes in portable mode — else the dense gemm paths or
+//! the depthwise loops), accumulates images into per-chunk sums and
 //! finishes them in chunk order into the weight's layout.
 
 use super::dense;
 use super::depthwise;
 use super::geometry::{ConvGeometry, ConvKind};
+use super::implicit;
 use super::weights::{col_capacity, direct_forward_shape};
 use super::wgrad_direct::DirectWeightGrad;
 use crate::parallel::{fixed_chunks, par_map, threads, with_scratch};
@@ -22,7 +24,8 @@ pub(crate) struct WeightGrad {
 impl WeightGrad {
     pub fn new(g: &ConvGeometry) -> Self {
         Self {
-            direct: direct_forward_shape(g).and_then(DirectWeightGrad::new),
+            direct: direct_forward_shape(g)
+                .and_then(|s| DirectWeightGrad::new(s, implicit::applies_weight_grad(g))),
         }
     }
 
@@ -58,7 +61,7 @@ impl WeightGrad {
     ) {
         match (&self.direct, g.kind()) {
             (Some(d), _) => {
-                d.accumulate_image(x_n, dout_n, sums, scratch);
+                d.accumulate_image(x_n, dout_n, sums, *first, scratch);
                 *first = false;
             }
             (None, ConvKind::Dense) => {

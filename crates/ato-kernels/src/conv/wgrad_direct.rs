@@ -4,50 +4,87 @@
 //! the forward pass pads it, and the output gradient copied into the wide layout with zeros
 //! in its junk columns. The tiles are in [`super::wgrad_simd`].
 //!
-//! Each sum runs over q in 8 lanes, then a fixed tree over the lanes: a fixed order on a
-//! given CPU path, but not the sequential order the portable mode defines for every product,
-//! so portable runs keep the implicit gemm ([`super::implicit`]) and its fixed-order product.
+//! Two orders of summation ([`Order`]). In machine mode each sum runs over q in 8 lanes, then
+//! a fixed tree over the lanes (a fixed order on a given CPU path). In portable mode each sum
+//! runs over q one column at a time with fused multiply-adds — the order portable mode defines
+//! for every product ([`crate::portable`]) — with the vectors across output channels, so it
+//! gives the bits of the implicit gemm ([`super::implicit`]) it replaces, on every CPU; it runs
+//! only where that gemm would (stride 1, at least 8 input channels), the other shapes keep
+//! their im2col products, whose sums are split in bands of rows.
 
 use super::direct_layout::{pad_into, widen_into};
 use super::direct_shape::DirectShape;
 use crate::mode::{reproducibility, Reproducibility};
 
+/// How a [`DirectWeightGrad`] sums over the wide columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// 8 lanes over the columns, then a tree over the lanes (machine mode).
+    Lanes,
+    /// Column by column, as the portable product (portable mode).
+    Sequential,
+}
+
 /// The direct weight gradient of one conv shape (the forward's [`DirectShape`]).
 pub(crate) struct DirectWeightGrad {
     shape: DirectShape,
+    order: Order,
     /// The buffer offset of every (c, kh, kw), in weight order.
     taps: Vec<usize>,
 }
 
 impl DirectWeightGrad {
-    /// For the forward shape `s` (one the direct kernel supports), when this process runs
-    /// machine-mode products on a CPU with AVX2 and FMA (and the SIMD path is not forced to
-    /// the baseline); `None` otherwise.
-    pub fn new(s: DirectShape) -> Option<Self> {
-        takes(reproducibility(), crate::cpu::simd_path(), avx2_fma()).then(|| Self::of(s))
+    /// For the forward shape `s` (one the direct kernel supports) on a CPU with AVX2 and FMA
+    /// (the SIMD path not forced to the baseline): in machine mode, and in portable mode where
+    /// `replaces_implicit` (the portable product would run the implicit gemm); `None`
+    /// otherwise.
+    pub fn new(s: DirectShape, replaces_implicit: bool) -> Option<Self> {
+        let order = order(reproducibility(), replaces_implicit)?;
+        takes(crate::cpu::simd_path(), avx2_fma()).then(|| Self::of(s, order))
     }
 
-    fn of(s: DirectShape) -> Self {
+    fn of(s: DirectShape, order: Order) -> Self {
         Self {
             taps: s.tap_offsets(),
             shape: s,
+            order,
         }
     }
 
-    /// Wide columns summed per row of the output gradient (a multiple of 8).
+    /// Lanes: wide columns summed per row of the output gradient (a multiple of 8).
+    /// Sequential: output channels per column of the transposed gradient (a multiple of 8).
     fn pitch(&self) -> usize {
-        self.shape.wide().div_ceil(8) * 8
+        match self.order {
+            Order::Lanes => self.shape.wide().div_ceil(8) * 8,
+            Order::Sequential => self.shape.out_channels.div_ceil(8) * 8,
+        }
+    }
+
+    /// Elements of the output gradient's copy.
+    fn gradient_len(&self) -> usize {
+        match self.order {
+            Order::Lanes => self.shape.out_channels * self.pitch(),
+            Order::Sequential => self.shape.wide() * self.pitch(),
+        }
+    }
+
+    /// Columns read past each tap's offset.
+    fn columns(&self) -> usize {
+        match self.order {
+            Order::Lanes => self.pitch(),
+            Order::Sequential => self.shape.wide(),
+        }
     }
 
     fn padded_len(&self) -> usize {
         self.shape
             .padded_len()
-            .max(self.shape.last_tap() + self.pitch())
+            .max(self.shape.last_tap() + self.columns())
     }
 
     /// Scratch elements [`Self::accumulate_image`] needs.
     pub fn scratch_len(&self) -> usize {
-        self.padded_len() + self.shape.out_channels * self.pitch()
+        self.padded_len() + self.gradient_len()
     }
 
     /// Elements of the sums (C_in·KH·KW taps × C_out, tap-major).
@@ -55,23 +92,48 @@ impl DirectWeightGrad {
         self.taps.len() * self.shape.out_channels
     }
 
-    /// Adds one image's sums into `acc` ([`Self::sums_len`], tap-major): x is the input
-    /// image (C_in × H × W), dz the output's gradient (C_out × H_out × W_out).
-    pub fn accumulate_image(&self, x: &[f32], dz: &[f32], acc: &mut [f32], scratch: &mut [f32]) {
+    /// Adds one image's sums into `acc` ([`Self::sums_len`], tap-major; overwrites it when
+    /// `first` in the sequential order, whose first image is not added to zeros): x is the
+    /// input image (C_in × H × W), dz the output's gradient (C_out × H_out × W_out).
+    pub fn accumulate_image(
+        &self,
+        x: &[f32],
+        dz: &[f32],
+        acc: &mut [f32],
+        first: bool,
+        scratch: &mut [f32],
+    ) {
         let s = &self.shape;
         let (co, pitch) = (s.out_channels, self.pitch());
         assert!(x.len() >= s.in_channels * s.in_h * s.in_w);
         assert!(dz.len() >= co * s.out_h() * s.out_w() && acc.len() >= self.sums_len());
-        let (xp, dzw) = scratch.split_at_mut(self.padded_len());
-        let dzw = &mut dzw[..co * pitch];
+        let (xp, grad) = scratch.split_at_mut(self.padded_len());
+        let grad = &mut grad[..self.gradient_len()];
         pad_into(s, x, xp);
-        widen_into(s, dz, dzw, pitch);
-        assert!(s.last_tap() + pitch <= xp.len());
+        assert!(s.last_tap() + self.columns() <= xp.len());
+        match self.order {
+            Order::Lanes => widen_into(s, dz, grad, pitch),
+            Order::Sequential => transpose_wide_into(s, dz, grad, pitch),
+        }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `new` checked AVX2 and FMA; pitch is a multiple of 8; `dzw` holds co rows
-        // of `pitch`, `xp` every tap's `pitch` columns (asserted), `acc` the sums (asserted).
+        // SAFETY: `new` checked AVX2 and FMA; `grad` holds the gradient's copy in the layout
+        // of `order` (co rows of `pitch`, a multiple of 8, or `wide` columns of `pitch` ≥ co
+        // channels), `xp` every tap's columns (asserted), `acc` the sums (asserted).
         unsafe {
-            super::wgrad_simd::accumulate(&self.taps, co, pitch, xp.as_ptr(), dzw.as_ptr(), acc)
+            let (xp, grad) = (xp.as_ptr(), grad.as_ptr());
+            match self.order {
+                Order::Lanes => super::wgrad_simd::accumulate(&self.taps, co, pitch, xp, grad, acc),
+                Order::Sequential => super::wgrad_simd::accumulate_sequential(
+                    &self.taps,
+                    co,
+                    pitch,
+                    s.wide(),
+                    xp,
+                    grad,
+                    acc,
+                    first,
+                ),
+            }
         };
     }
 
@@ -95,10 +157,34 @@ impl DirectWeightGrad {
     }
 }
 
-/// Whether the direct tiles run: machine mode, on a SIMD path above the baseline (not forced
-/// down with `ATO_SIMD=baseline`), on a CPU with AVX2 and FMA.
-fn takes(mode: Reproducibility, path: crate::cpu::SimdPath, avx2_fma: bool) -> bool {
-    mode == Reproducibility::Machine && path != crate::cpu::SimdPath::Baseline && avx2_fma
+/// The order the direct tiles sum in for `mode`, if they run: always in machine mode, in
+/// portable mode only in place of the implicit gemm.
+fn order(mode: Reproducibility, replaces_implicit: bool) -> Option<Order> {
+    match mode {
+        Reproducibility::Machine => Some(Order::Lanes),
+        Reproducibility::Portable => replaces_implicit.then_some(Order::Sequential),
+    }
+}
+
+/// Whether the direct tiles can run: on a SIMD path above the baseline (not forced down with
+/// `ATO_SIMD=baseline`), on a CPU with AVX2 and FMA.
+fn takes(path: crate::cpu::SimdPath, avx2_fma: bool) -> bool {
+    path != crate::cpu::SimdPath::Baseline && avx2_fma
+}
+
+/// `dzt[(oh·Wq + ow)·pitch + o] = dz[o, oh, ow]` for the `wide` columns, zero in the junk
+/// columns and in the channels from C_out to `pitch`.
+fn transpose_wide_into(s: &DirectShape, dz: &[f32], dzt: &mut [f32], pitch: usize) {
+    let (wq, ow) = (s.wq(), s.out_w());
+    let plane = s.out_h() * ow;
+    dzt.fill(0.0);
+    for (o, src) in dz.chunks_exact(plane).take(s.out_channels).enumerate() {
+        for (oh, row) in src.chunks_exact(ow).enumerate() {
+            for (w, v) in row.iter().enumerate() {
+                dzt[(oh * wq + w) * pitch + o] = *v;
+            }
+        }
+    }
 }
 
 fn avx2_fma() -> bool {
@@ -117,21 +203,24 @@ mod tests {
     use crate::test_inputs::lcg_values;
 
     #[test]
-    fn only_machine_mode_on_avx2_and_fma_takes_the_direct_tiles() {
-        let m = Reproducibility::Machine;
-        assert!(takes(m, SimdPath::Avx2Fma, true));
-        assert!(takes(m, SimdPath::Avx512, true));
-        assert!(!takes(Reproducibility::Portable, SimdPath::Avx2Fma, true));
-        assert!(!takes(m, SimdPath::Baseline, true));
-        assert!(!takes(m, SimdPath::Avx2Fma, false));
+    fn the_tiles_run_on_avx2_and_fma_in_the_order_of_the_mode() {
+        assert!(takes(SimdPath::Avx2Fma, true));
+        assert!(takes(SimdPath::Avx512, true));
+        assert!(!takes(SimdPath::Baseline, true));
+        assert!(!takes(SimdPath::Avx2Fma, false));
+        let (m, p) = (Reproducibility::Machine, Reproducibility::Portable);
+        assert_eq!(order(m, false), Some(Order::Lanes));
+        assert_eq!(order(m, true), Some(Order::Lanes));
+        assert_eq!(order(p, true), Some(Order::Sequential));
+        assert_eq!(order(p, false), None);
     }
 
     /// dw[o, c, kh, kw] = Σ_n Σ_(oh, ow) dz[n, o, oh, ow] · x[n, c, s·oh + kh − p, s·ow + kw − p]
-    /// in f64, zero outside the image.
-    fn reference(s: &DirectShape, batch: usize, x: &[f32], dz: &[f32]) -> Vec<f64> {
+    /// in f64, zero outside the image, with the sum of the terms' magnitudes.
+    fn reference(s: &DirectShape, batch: usize, x: &[f32], dz: &[f32]) -> Vec<(f64, f64)> {
         let (ci, co, kh, kw) = (s.in_channels, s.out_channels, s.kernel_h, s.kernel_w);
         let (oh, ow) = (s.out_h(), s.out_w());
-        let mut dw = vec![0f64; co * ci * kh * kw];
+        let mut dw = vec![(0f64, 0f64); co * ci * kh * kw];
         for n in 0..batch {
             for (i, d) in dw.iter_mut().enumerate() {
                 let (o, c, a, b) = (i / (ci * kh * kw), i / (kh * kw) % ci, i / kw % kh, i % kw);
@@ -146,7 +235,9 @@ mod tests {
                             continue;
                         }
                         let xv = x[((n * ci + c) * s.in_h + y) * s.in_w + xx] as f64;
-                        *d += dz[((n * co + o) * oh + r) * ow + q] as f64 * xv;
+                        let term = dz[((n * co + o) * oh + r) * ow + q] as f64 * xv;
+                        d.0 += term;
+                        d.1 += term.abs();
                     }
                 }
             }
@@ -192,26 +283,30 @@ mod tests {
                 2 * k as u64 + 1,
                 1.0,
             );
-            let kernel = DirectWeightGrad::of(*s);
-            let mut sums = vec![0f32; kernel.sums_len()];
-            let mut scratch = vec![f32::NAN; kernel.scratch_len()];
-            let (xi, zi) = (x.len() / batch, dz.len() / batch);
-            for n in 0..batch {
-                kernel.accumulate_image(
-                    &x[n * xi..][..xi],
-                    &dz[n * zi..][..zi],
-                    &mut sums,
-                    &mut scratch,
-                );
-            }
-            let ours = kernel.finish(vec![sums]);
-            let want = reference(s, batch, &x, &dz);
-            assert_eq!(ours.len(), want.len());
-            for (i, (a, b)) in ours.iter().zip(&want).enumerate() {
-                assert!(
-                    (*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                    "case {k} ({s:?}) weight {i}: {a} against {b}"
-                );
+            for order in [Order::Lanes, Order::Sequential] {
+                let kernel = DirectWeightGrad::of(*s, order);
+                let mut sums = vec![0f32; kernel.sums_len()];
+                let mut scratch = vec![f32::NAN; kernel.scratch_len()];
+                let (xi, zi) = (x.len() / batch, dz.len() / batch);
+                for n in 0..batch {
+                    kernel.accumulate_image(
+                        &x[n * xi..][..xi],
+                        &dz[n * zi..][..zi],
+                        &mut sums,
+                        n == 0,
+                        &mut scratch,
+                    );
+                }
+                let ours = kernel.finish(vec![sums]);
+                let want = reference(s, batch, &x, &dz);
+                assert_eq!(ours.len(), want.len());
+                // f32 sums of up to ~2,000 terms (the sequential order rounds the most)
+                for (i, (a, (b, size))) in ours.iter().zip(&want).enumerate() {
+                    assert!(
+                        (*a as f64 - b).abs() <= 1e-5 + 1e-6 * size,
+                        "{order:?}, case {k} ({s:?}) weight {i}: {a} against {b}"
+                    );
+                }
             }
         }
     }

@@ -117,3 +117,108 @@ unsafe fn reduce4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
         )
     }
 }
+
+/// Output channels of one vector of the sequential tiles.
+const LANES: usize = 8;
+
+/// The portable-mode sums: for every tap t and output channel o, `s = 0`, then
+/// `s ← fma(dzt[q·co8 + o], xp[taps[t] + q], s)` for q = 0, 1, …, `cols` − 1 in order, then
+/// `acc[t·co + o] = s` (`first`) or `acc[t·co + o] + s` — the fixed order of
+/// [`crate::portable`]'s product, element by element, so the same bits on every CPU and the
+/// same as that product over the same columns. The vectors run across output channels (8
+/// per vector, `dzt` holding the gradient column-major: `co8` ≥ co channels per column, zero
+/// past co); a tile is 16 channels × 6 taps, 12 accumulators.
+///
+/// # Safety
+///
+/// - The CPU supports AVX2 and FMA.
+/// - `co8` is a multiple of 8 and ≥ `co`; `dzt` is valid for reads of `cols · co8` f32 and
+///   `xp` for reads of `max(taps) + cols` f32.
+/// - `acc` holds at least `taps.len() · co` elements.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn accumulate_sequential(
+    taps: &[usize],
+    co: usize,
+    co8: usize,
+    cols: usize,
+    xp: *const f32,
+    dzt: *const f32,
+    acc: &mut [f32],
+    first: bool,
+) {
+    assert!(acc.len() >= taps.len() * co && co8.is_multiple_of(LANES) && co8 >= co);
+    for o0 in (0..co8).step_by(2 * LANES) {
+        for t0 in (0..taps.len()).step_by(6) {
+            let shape = ((co8 - o0) / LANES).min(2) * 8 + (taps.len() - t0).min(6);
+            let offs = &taps[t0..];
+            let at = |t: usize| (t0 + t) * co + o0;
+            let valid = co.saturating_sub(o0);
+            // SAFETY: forwarded from this function's contract; `sequential_tile` writes only
+            // channels below co of taps t0.. below taps.len().
+            unsafe {
+                let (dzt, acc) = (dzt.add(o0), &mut *acc);
+                match shape {
+                    22 => sequential_tile::<2, 6>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    21 => sequential_tile::<2, 5>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    20 => sequential_tile::<2, 4>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    19 => sequential_tile::<2, 3>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    18 => sequential_tile::<2, 2>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    17 => sequential_tile::<2, 1>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    14 => sequential_tile::<1, 6>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    13 => sequential_tile::<1, 5>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    12 => sequential_tile::<1, 4>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    11 => sequential_tile::<1, 3>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    10 => sequential_tile::<1, 2>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                    _ => sequential_tile::<1, 1>(offs, co8, cols, xp, dzt, acc, at, valid, first),
+                }
+            }
+        }
+    }
+}
+
+/// One tile of [`accumulate_sequential`]: `NV` vectors of channels (from `dzt`'s first) × `NT`
+/// taps (`offs[..NT]`); tap j's sums go to `acc[at(j)..]`, channels past `valid` dropped.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sequential_tile<const NV: usize, const NT: usize>(
+    offs: &[usize],
+    co8: usize,
+    cols: usize,
+    xp: *const f32,
+    dzt: *const f32,
+    acc: &mut [f32],
+    at: impl Fn(usize) -> usize,
+    valid: usize,
+    first: bool,
+) {
+    // SAFETY (whole body): reads as `accumulate_sequential`'s contract states; writes below.
+    unsafe {
+        let mut sums = [[_mm256_setzero_ps(); NT]; NV];
+        let inputs: [*const f32; NT] = std::array::from_fn(|j| xp.add(offs[j]));
+        for q in 0..cols {
+            let d: [__m256; NV] =
+                std::array::from_fn(|v| _mm256_loadu_ps(dzt.add(q * co8 + LANES * v)));
+            for (j, input) in inputs.iter().enumerate() {
+                let x = _mm256_broadcast_ss(&*input.add(q));
+                for (row, dv) in sums.iter_mut().zip(&d) {
+                    row[j] = _mm256_fmadd_ps(*dv, x, row[j]);
+                }
+            }
+        }
+        for (v, row) in sums.iter().enumerate() {
+            let mut lanes = [0f32; LANES];
+            for (j, s) in row.iter().enumerate() {
+                _mm256_storeu_ps(lanes.as_mut_ptr(), *s);
+                let n = valid.saturating_sub(LANES * v).min(LANES);
+                if n == 0 {
+                    continue;
+                }
+                let dst = &mut acc[at(j) + LANES * v..][..n];
+                for (o, s) in dst.iter_mut().zip(&lanes) {
+                    *o = if first { *s } else { *o + s };
+                }
+            }
+        }
+    }
+}
