@@ -19,9 +19,11 @@ Usage (torch installed; the CPU wheel is enough):
     python benches/pytorch_reference.py                     # resnet20 + resnet56, train + infer
     python benches/pytorch_reference.py --models resnet56 mobilenetv2 --modes train \
         --batch 128 --iters 20 --warmup 3 --threads 2 --out results.json
+    python benches/pytorch_reference.py --models resnet56 --modes train --serve   # see serve()
 """
 
 import argparse
+import sys
 import json
 import platform
 import time
@@ -166,7 +168,8 @@ def build(name, dataset):
     raise SystemExit(f"unknown model {name}")
 
 
-def bench(model, mode, batch, size, classes, iters, warmup, device="cpu"):
+def make_step(model, mode, batch, size, classes, device="cpu"):
+    """One step of `mode` on random input, and it returns only when the device is done."""
     model = model.to(device)
     x = torch.randn(batch, 3, size, size, device=device)
     y = torch.randint(0, classes, (batch,), device=device)
@@ -183,27 +186,48 @@ def bench(model, mode, batch, size, classes, iters, warmup, device="cpu"):
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             opt.step()
+            sync()
     else:
         model.eval()
 
         def step():
             with torch.no_grad():
                 model(x)
+            sync()
+    return step
 
+
+def bench(model, mode, batch, size, classes, iters, warmup, device="cpu"):
+    step = make_step(model, mode, batch, size, classes, device)
     for _ in range(warmup):
         step()
-    sync()
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
         step()
-        sync()
         times.append(time.perf_counter() - t0)
     # Median step: robust to the noise of a shared 2-core machine.
     times.sort()
     median = times[len(times) // 2]
     return {"ms_per_step": median * 1e3, "images_per_second": batch / median,
             "best_ms_per_step": times[0] * 1e3}
+
+
+def serve(model, mode, batch, size, classes, warmup, device="cpu"):
+    """`--serve`: after the warm-up prints `ready`, then times one step per `step` line read
+    from stdin and prints its seconds, until stdin closes. `ato bench --pytorch` drives it so
+    that its own steps and PyTorch's alternate, one each per round: both see the same moments
+    of a shared machine."""
+    step = make_step(model, mode, batch, size, classes, device)
+    for _ in range(warmup):
+        step()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            raise SystemExit(f"--serve: expected `step`, got {line.strip()!r}")
+        t0 = time.perf_counter()
+        step()
+        print(time.perf_counter() - t0, flush=True)
 
 
 def main():
@@ -217,9 +241,15 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", default="benches/pytorch_reference_results.json")
+    p.add_argument("--serve", action="store_true",
+                   help="time one step per `step` line on stdin (the first model and mode)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.serve:
+        model, size, classes = build(a.models[0], a.dataset)
+        serve(model, a.modes[0], a.batch, size, classes, a.warmup, a.device)
+        return
     results = []
     for name in a.models:
         model, size, classes = build(name, a.dataset)

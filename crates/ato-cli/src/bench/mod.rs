@@ -78,7 +78,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Run benches/pytorch_reference.py now with the same model, mode, data set, batch, threads
-    /// and device (python from `ATO_PYTHON`, else python3, with torch) and print the ratio.
+    /// and device (python from `ATO_PYTHON`, else python3, with torch), its steps alternating
+    /// with ours one by one, and print the ratio of the median steps.
     #[arg(long)]
     pub pytorch: bool,
     /// Stored PyTorch results shown (labelled, no ratio) without --pytorch [default:
@@ -151,6 +152,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Steps per block when ours and PyTorch's alternate (`--pytorch`).
+const PYTORCH_BLOCK: usize = 5;
+
 /// Runs the benchmark with the current backend.
 pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     if args.batch == 0 || args.iters == 0 {
@@ -201,18 +205,40 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
             })
         }
     };
+    let threads = candle_core::utils::get_num_threads();
+    // PyTorch warms up first, alone; then the timed steps alternate in blocks, ours and
+    // PyTorch's, each block led by one untimed step, so no timed step starts right behind the
+    // other process's (at a one-step rhythm ours ran ~5% slower than alone).
+    let mut pytorch_steps = if args.pytorch {
+        Some(pytorch::PytorchSteps::start(args, threads)?)
+    } else {
+        None
+    };
     for _ in 0..args.warmup {
         step()?;
     }
     let mut times = Vec::with_capacity(args.iters);
+    let mut pytorch_times = Vec::with_capacity(args.iters);
     drop(ato_kernels::profile::take());
-    ato_kernels::profile::enable(args.profile);
-    for _ in 0..args.iters {
-        let t0 = Instant::now();
-        step()?;
-        times.push(t0.elapsed().as_secs_f64());
+    for block in (0..args.iters).collect::<Vec<_>>().chunks(PYTORCH_BLOCK) {
+        if pytorch_steps.is_some() {
+            step()?;
+        }
+        ato_kernels::profile::enable(args.profile);
+        for _ in block {
+            let t0 = Instant::now();
+            step()?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        ato_kernels::profile::enable(false);
+        if let Some(p) = pytorch_steps.as_mut() {
+            p.step()?;
+            for _ in block {
+                pytorch_times.push(p.step()?);
+            }
+        }
     }
-    ato_kernels::profile::enable(false);
+    drop(pytorch_steps);
     drop(step);
     let profile = per_step_profile(args.profile, &times);
     times.sort_by(f64::total_cmp);
@@ -223,12 +249,10 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         BenchMode::Train => 3.0,
         BenchMode::Infer => 1.0,
     };
-    let threads = candle_core::utils::get_num_threads();
-    let same_run = if args.pytorch {
-        Some(pytorch::measure_now(args, threads)?)
-    } else {
-        None
-    };
+    let same_run = (!pytorch_times.is_empty()).then(|| {
+        pytorch_times.sort_by(f64::total_cmp);
+        args.batch as f64 / pytorch_times[pytorch_times.len() / 2]
+    });
     let stored = pytorch::find_stored(args, threads)?;
     Ok(BenchReport {
         model: name.as_str().to_string(),

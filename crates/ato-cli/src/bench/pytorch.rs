@@ -1,12 +1,14 @@
 //! PyTorch beside `ato bench`: `--pytorch` runs `benches/pytorch_reference.py` for the same
-//! model, mode, data set, batch, threads and device right then and gives a same-run ratio; the
+//! model, mode, data set, batch, threads and device, its steps alternating with ours one by
+//! one ([`PytorchSteps`]), and gives a same-run ratio of the two medians; the
 //! stored results file is only ever shown as "stored, <date>, <machine>", never as a ratio.
 
 use super::{BenchArgs, BenchMode};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// A PyTorch figure read from the stored results file (another day, maybe another machine).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -67,34 +69,76 @@ pub fn require_torch() -> Result<String> {
     Ok(python)
 }
 
-/// Runs the reference script now; PyTorch's images/s for exactly these settings.
-pub fn measure_now(args: &BenchArgs, threads: usize) -> Result<f64> {
-    let python = require_torch()?;
-    let script = benches_file("pytorch_reference.py");
-    let out = std::env::temp_dir().join(format!("ato-pytorch-{}.json", std::process::id()));
-    let status = Command::new(&python)
-        .arg(&script)
-        .args(["--models", &args.model, "--modes", mode_name(args.mode)])
-        .args(["--dataset", args.dataset.as_str()])
-        .args(["--batch", &args.batch.to_string()])
-        .args(["--iters", &args.iters.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .args(["--device", torch_device(&args.device)])
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .with_context(|| format!("running {} {}", python, script.display()))?;
-    if !status.success() {
-        bail!("--pytorch: {} failed ({status})", script.display());
+/// The reference script in `--serve` mode for exactly these settings: after its warm-up it
+/// times one PyTorch step whenever asked, so `ato bench --pytorch` alternates its own steps
+/// with PyTorch's, one each per round, and both see the same moments of a shared machine.
+pub struct PytorchSteps {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PytorchSteps {
+    /// Starts the script and waits for its warm-up to end.
+    pub fn start(args: &BenchArgs, threads: usize) -> Result<Self> {
+        let python = require_torch()?;
+        let script = benches_file("pytorch_reference.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .args(["--models", &args.model, "--modes", mode_name(args.mode)])
+            .args(["--dataset", args.dataset.as_str()])
+            .args(["--batch", &args.batch.to_string()])
+            .args(["--warmup", &args.warmup.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .args(["--device", torch_device(&args.device)])
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {} {}", python, script.display()))?;
+        let stdin = child.stdin.take().context("--pytorch: no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("--pytorch: no stdout")?);
+        let mut steps = Self {
+            child,
+            stdin,
+            stdout,
+        };
+        let first = steps.line()?;
+        if first != "ready" {
+            bail!(
+                "--pytorch: {} said {first:?} instead of ready",
+                script.display()
+            );
+        }
+        Ok(steps)
     }
-    let text = std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()));
-    let _ = std::fs::remove_file(&out);
-    let doc: serde_json::Value = serde_json::from_str(&text?)?;
-    doc["results"][0]["images_per_second"]
-        .as_f64()
-        .context("--pytorch: the reference script wrote no images_per_second")
+
+    fn line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        let n = self.stdout.read_line(&mut line)?;
+        if n == 0 {
+            let status = self.child.wait()?;
+            bail!("--pytorch: the reference script stopped ({status})");
+        }
+        Ok(line.trim().to_string())
+    }
+
+    /// Times one PyTorch step: its seconds.
+    pub fn step(&mut self) -> Result<f64> {
+        writeln!(self.stdin, "step")?;
+        self.stdin.flush()?;
+        let line = self.line()?;
+        line.parse()
+            .with_context(|| format!("--pytorch: {line:?} is not a step time"))
+    }
+}
+
+impl Drop for PytorchSteps {
+    fn drop(&mut self) {
+        // Closing stdin ends the script's loop; a script that hangs is killed.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The torch device string for an `ato` device name (`cuda:1` stays `cuda:1`).
@@ -196,7 +240,7 @@ mod tests {
     }
 
     /// A stand-in python: `-c ...` answers like python does with or without torch; a script
-    /// run writes a results file with 100 images/s to the path after `--out`.
+    /// run (`--serve`) says `ready`, then 1.28 s per `step` line (100 images/s at batch 128).
     fn fake_python(dir: &Path, has_torch: bool) -> PathBuf {
         let path = dir.join(if has_torch {
             "python-torch"
@@ -209,7 +253,7 @@ mod tests {
             "echo \"ModuleNotFoundError: No module named 'torch'\" >&2; exit 1"
         };
         let script = format!(
-            "#!/bin/sh\nif [ \"$1\" = -c ]; then {import}; fi\nwhile [ $# -gt 0 ]; do [ \"$1\" = --out ] && out=$2; shift; done\necho '{{\"results\":[{{\"images_per_second\":100.0}}]}}' > \"$out\"\n"
+            "#!/bin/sh\nif [ \"$1\" = -c ]; then {import}; fi\necho ready\nwhile read line; do echo 1.28; done\n"
         );
         std::fs::write(&path, script).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -260,14 +304,20 @@ mod tests {
         );
         let with = fake_python(dir.path(), true);
         assert_eq!(torch_available(with.to_str().unwrap()).unwrap(), "2.0-fake");
-        // measure_now reads ATO_PYTHON; this is the only test in the binary that sets it.
+        // PytorchSteps reads ATO_PYTHON; this is the only test in the binary that sets it.
         std::env::set_var("ATO_PYTHON", &without);
-        let err = measure_now(&args("resnet20"), 2).unwrap_err().to_string();
+        let err = PytorchSteps::start(&args("resnet20"), 2)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.starts_with("--pytorch: `"), "{err}");
         assert!(err.contains("install PyTorch"), "{err}");
         assert!(!err.contains('\n'), "{err}");
         std::env::set_var("ATO_PYTHON", &with);
-        assert_eq!(measure_now(&args("resnet20"), 2).unwrap(), 100.0);
+        let mut steps = PytorchSteps::start(&args("resnet20"), 2).unwrap();
+        assert_eq!(steps.step().unwrap(), 1.28);
+        assert_eq!(steps.step().unwrap(), 1.28);
+        drop(steps);
         std::env::remove_var("ATO_PYTHON");
     }
 }
