@@ -216,8 +216,8 @@ def bench(model, mode, batch, size, classes, iters, warmup, device="cpu"):
 def serve(model, mode, batch, size, classes, warmup, device="cpu"):
     """`--serve`: after the warm-up prints `ready`, then times one step per `step` line read
     from stdin and prints its seconds, until stdin closes. `ato bench --pytorch` drives it so
-    that its own steps and PyTorch's alternate, one each per round: both see the same moments
-    of a shared machine."""
+    that blocks of its own steps and of PyTorch's alternate: both see the same stretch of a
+    shared machine."""
     step = make_step(model, mode, batch, size, classes, device)
     for _ in range(warmup):
         step()

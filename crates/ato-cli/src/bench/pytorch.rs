@@ -1,6 +1,6 @@
 //! PyTorch beside `ato bench`: `--pytorch` runs `benches/pytorch_reference.py` for the same
-//! model, mode, data set, batch, threads and device, its steps alternating with ours one by
-//! one ([`PytorchSteps`]), and gives a same-run ratio of the two medians; the
+//! model, mode, data set, batch, threads and device, its steps alternating with ours in blocks
+//! ([`PytorchSteps`]), and gives a same-run ratio of the two medians; the
 //! stored results file is only ever shown as "stored, <date>, <machine>", never as a ratio.
 
 use super::{BenchArgs, BenchMode};
@@ -70,12 +70,14 @@ pub fn require_torch() -> Result<String> {
 }
 
 /// The reference script in `--serve` mode for exactly these settings: after its warm-up it
-/// times one PyTorch step whenever asked, so `ato bench --pytorch` alternates its own steps
-/// with PyTorch's, one each per round, and both see the same moments of a shared machine.
+/// times one PyTorch step whenever asked, so `ato bench --pytorch` alternates blocks of its
+/// own steps with blocks of PyTorch's, and both see the same stretch of a shared machine.
 pub struct PytorchSteps {
     child: std::process::Child,
     stdin: std::process::ChildStdin,
     stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// The script's stderr, read back for the one-line error when it stops.
+    stderr: PathBuf,
 }
 
 impl PytorchSteps {
@@ -83,6 +85,9 @@ impl PytorchSteps {
     pub fn start(args: &BenchArgs, threads: usize) -> Result<Self> {
         let python = require_torch()?;
         let script = benches_file("pytorch_reference.py");
+        let stderr = std::env::temp_dir().join(format!("ato-pytorch-{}.err", std::process::id()));
+        let err_file = std::fs::File::create(&stderr)
+            .with_context(|| format!("--pytorch: creating {}", stderr.display()))?;
         let mut child = Command::new(&python)
             .arg(&script)
             .args(["--models", &args.model, "--modes", mode_name(args.mode)])
@@ -94,6 +99,7 @@ impl PytorchSteps {
             .arg("--serve")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(err_file)
             .spawn()
             .with_context(|| format!("running {} {}", python, script.display()))?;
         let stdin = child.stdin.take().context("--pytorch: no stdin")?;
@@ -102,6 +108,7 @@ impl PytorchSteps {
             child,
             stdin,
             stdout,
+            stderr,
         };
         let first = steps.line()?;
         if first != "ready" {
@@ -115,18 +122,38 @@ impl PytorchSteps {
 
     fn line(&mut self) -> Result<String> {
         let mut line = String::new();
-        let n = self.stdout.read_line(&mut line)?;
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .context("--pytorch: reading the reference script's output")?;
         if n == 0 {
-            let status = self.child.wait()?;
-            bail!("--pytorch: the reference script stopped ({status})");
+            return Err(self.stopped());
         }
         Ok(line.trim().to_string())
     }
 
+    /// One line: the script's exit status and the last line it wrote to stderr.
+    fn stopped(&mut self) -> anyhow::Error {
+        let status = self
+            .child
+            .wait()
+            .map_or_else(|e| e.to_string(), |s| s.to_string());
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let last = text.lines().rev().find(|l| !l.trim().is_empty());
+        anyhow::anyhow!(
+            "--pytorch: the reference script stopped ({status}: {})",
+            last.unwrap_or("no error text").trim()
+        )
+    }
+
     /// Times one PyTorch step: its seconds.
     pub fn step(&mut self) -> Result<f64> {
-        writeln!(self.stdin, "step")?;
-        self.stdin.flush()?;
+        if writeln!(self.stdin, "step")
+            .and_then(|()| self.stdin.flush())
+            .is_err()
+        {
+            return Err(self.stopped());
+        }
         let line = self.line()?;
         line.parse()
             .with_context(|| format!("--pytorch: {line:?} is not a step time"))
@@ -135,9 +162,10 @@ impl PytorchSteps {
 
 impl Drop for PytorchSteps {
     fn drop(&mut self) {
-        // Closing stdin ends the script's loop; a script that hangs is killed.
+        // Its measurements are read: the script is stopped, and reaped.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr);
     }
 }
 
@@ -318,6 +346,25 @@ mod tests {
         assert_eq!(steps.step().unwrap(), 1.28);
         assert_eq!(steps.step().unwrap(), 1.28);
         drop(steps);
+        // a script that fails in its warm-up: one line with its status and last error line
+        let dies = dir.path().join("python-dies");
+        std::fs::write(
+            &dies,
+            "#!/bin/sh\nif [ \"$1\" = -c ]; then echo 2.0-fake; exit 0; fi\n\
+             echo 'Traceback (most recent call last):' >&2\necho 'RuntimeError: boom' >&2\nexit 3\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dies, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::env::set_var("ATO_PYTHON", &dies);
+        let err = PytorchSteps::start(&args("resnet20"), 2)
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "--pytorch: the reference script stopped (exit status: 3: RuntimeError: boom)"
+        );
         std::env::remove_var("ATO_PYTHON");
     }
 }
