@@ -144,6 +144,19 @@ fn with_buffer<R>(
     })
 }
 
+/// The element-wise sum of per-chunk partial sums, added in chunk order (`len` zeros when there
+/// is none): the reduction that makes chunked sums independent of the threads.
+pub(crate) fn sum_in_chunk_order(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut iter = partials.into_iter();
+    let mut total = iter.next().unwrap_or_else(|| vec![0.0; len]);
+    for part in iter {
+        for (d, v) in total.iter_mut().zip(&part) {
+            *d += v;
+        }
+    }
+    total
+}
+
 /// Splits `0..n` into at most `max_chunks` near-equal consecutive ranges (a fixed function of
 /// `n` and `max_chunks`, so partial sums over them reduce identically on every run).
 pub(crate) fn fixed_chunks(n: usize, max_chunks: usize) -> Vec<std::ops::Range<usize>> {

@@ -7,6 +7,7 @@ use super::geometry::ConvGeometry;
 use super::im2col::{col2im_add, crop_image, im2col, pad_image, padded_len};
 use super::implicit;
 use crate::matmul::{matmul, MatMut, MatRef};
+use crate::parallel::sum_in_chunk_order;
 use crate::simd::multiversion;
 use std::ops::Range;
 
@@ -254,22 +255,10 @@ pub(crate) fn weight_grad_image(
 /// The weight gradient from per-chunk partials of [`weight_grad_image`]: their sum in chunk
 /// order, in the weight's layout.
 pub(crate) fn finish_weight_grad(g: &ConvGeometry, partials: Vec<Vec<f32>>) -> Vec<f32> {
-    let total = reduce_partials(partials, g.out_channels * g.patch_len());
+    let total = sum_in_chunk_order(partials, g.out_channels * g.patch_len());
     if implicit::applies_weight_grad(g) {
         implicit::tap_major_to_weight(g, &total)
     } else {
         total
     }
-}
-
-/// Sums of per-chunk partials, in chunk order.
-fn reduce_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
-    let mut iter = partials.into_iter();
-    let mut total = iter.next().unwrap_or_else(|| vec![0.0; len]);
-    for part in iter {
-        for (d, v) in total.iter_mut().zip(&part) {
-            *d += v;
-        }
-    }
-    total
 }

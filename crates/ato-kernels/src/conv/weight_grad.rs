@@ -10,7 +10,7 @@ use super::geometry::{ConvGeometry, ConvKind};
 use super::implicit;
 use super::weights::{col_capacity, direct_forward_shape};
 use super::wgrad_direct::DirectWeightGrad;
-use crate::parallel::{fixed_chunks, par_map, threads, with_scratch};
+use crate::parallel::{fixed_chunks, par_map, sum_in_chunk_order, threads, with_scratch};
 use std::ops::Range;
 
 /// Weight-gradient partial sums: the batch is cut into at most this many fixed chunks.
@@ -76,16 +76,7 @@ impl WeightGrad {
         match (&self.direct, g.kind()) {
             (Some(d), _) => d.finish(partials),
             (None, ConvKind::Dense) => dense::finish_weight_grad(g, partials),
-            (None, _) => {
-                let mut iter = partials.into_iter();
-                let mut total = iter
-                    .next()
-                    .unwrap_or_else(|| vec![0.0; g.out_channels * g.patch_len()]);
-                for part in iter {
-                    total.iter_mut().zip(&part).for_each(|(t, v)| *t += v);
-                }
-                total
-            }
+            (None, _) => sum_in_chunk_order(partials, g.out_channels * g.patch_len()),
         }
     }
 }

@@ -1,8 +1,9 @@
-//! The weight gradient of a dense conv in the direct kernel's layout ([`super::direct`]), for
-//! the machine mode: `dw[o, c, kh, kw] = Σ_q dz[o, q] · xp[c, q + offset(kh, kw)]` over the
+//! The weight gradient of a dense conv in the direct kernel's layout ([`super::direct`]):
+//! `dw[o, c, kh, kw] = Σ_q dz[o, q] · xp[c, q + offset(kh, kw)]` over the
 //! wide output columns q, with the input padded (and phase-split at stride > 1) exactly as
-//! the forward pass pads it, and the output gradient copied into the wide layout with zeros
-//! in its junk columns. The tiles are in [`super::wgrad_simd`].
+//! the forward pass pads it, and the output gradient copied into the wide layout (transposed
+//! for the portable order) with zeros in its junk columns. The tiles are in
+//! [`super::wgrad_simd`].
 //!
 //! Two orders of summation ([`Order`]). In machine mode each sum runs over q in 8 lanes, then
 //! a fixed tree over the lanes (a fixed order on a given CPU path). In portable mode each sum
@@ -15,6 +16,7 @@
 use super::direct_layout::{pad_into, widen_into};
 use super::direct_shape::DirectShape;
 use crate::mode::{reproducibility, Reproducibility};
+use crate::parallel::sum_in_chunk_order;
 
 /// How a [`DirectWeightGrad`] sums over the wide columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,13 +144,7 @@ impl DirectWeightGrad {
     /// The weight gradient (C_out × C_in × KH × KW) from per-chunk sums, added in chunk order.
     pub fn finish(&self, partials: Vec<Vec<f32>>) -> Vec<f32> {
         let (co, taps) = (self.shape.out_channels, self.taps.len());
-        let mut iter = partials.into_iter();
-        let mut total = iter.next().unwrap_or_else(|| vec![0.0; taps * co]);
-        for part in iter {
-            for (t, p) in total.iter_mut().zip(&part) {
-                *t += p;
-            }
-        }
+        let total = sum_in_chunk_order(partials, taps * co);
         let mut w = vec![0f32; co * taps];
         for (t, row) in total.chunks_exact(co).enumerate() {
             for (o, v) in row.iter().enumerate() {
