@@ -45,6 +45,14 @@ fn cases() -> Vec<(&'static str, Case)> {
             "3x3 direct 3 channels in",
             ([2, 3, 8, 8], [16, 3, 3, 3], p(1, 1, 1)),
         ),
+        // Output widths a whole number of vectors: the tiles compute the output rows and
+        // store into the image layout (4 × 3 tiles in assembly for 8 channels, 6 × 2 for 6;
+        // 16 rows' vectors in 18 slots of 3).
+        (
+            "3x3 rows 4x3 tiles",
+            ([2, 8, 8, 16], [8, 8, 3, 3], p(1, 1, 1)),
+        ),
+        ("3x3 s2 rows", ([2, 4, 16, 16], [6, 4, 3, 3], p(2, 1, 1))),
         ("3x3 batch 1", ([1, 5, 6, 5], [4, 5, 3, 3], p(1, 1, 1))),
         ("3x3 s1 p0", ([2, 3, 6, 7], [2, 3, 3, 3], p(1, 0, 1))),
         ("1x1 s1", ([2, 8, 5, 5], [6, 8, 1, 1], p(1, 0, 1))),

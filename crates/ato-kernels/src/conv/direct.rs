@@ -17,6 +17,7 @@
 
 use super::direct_layout::{narrow_affine_into, narrow_into, pad_into};
 pub(crate) use super::direct_shape::DirectShape;
+use super::direct_shape::VectorPlan;
 use super::direct_simd::{run_block, Isa};
 use crate::batchnorm::kernels::ChannelAffine;
 use std::borrow::Cow;
@@ -50,11 +51,12 @@ pub(crate) fn supports(s: &DirectShape) -> bool {
 }
 
 /// A conv prepared for the direct kernel: its shape, weights (C_out × C_in × KH × KW, read
-/// in place) and tap offsets.
+/// in place), tap offsets and where its tiles read and write.
 pub(crate) struct DirectConv<'a> {
     pub shape: DirectShape,
     weights: Cow<'a, [f32]>,
     taps: Vec<usize>,
+    plan: VectorPlan,
 }
 
 impl<'a> DirectConv<'a> {
@@ -72,6 +74,7 @@ impl<'a> DirectConv<'a> {
             shape,
             weights: w,
             taps: shape.tap_offsets(),
+            plan: shape.vector_plan(),
         }
     }
 
@@ -109,17 +112,31 @@ impl<'a> DirectConv<'a> {
         let plane = s.out_h() * s.out_w();
         let out = &mut out[..s.out_channels * plane];
         let (xp, wide) = scratch.split_at_mut(s.padded_len());
-        let wide = &mut wide[..s.out_channels * s.wide_rounded()];
         pad_into(s, x, xp);
-        self.run_blocks(xp, wide);
+        let plan = &self.plan;
+        if plan.rows {
+            // The tiles store straight into the image layout.
+            self.run_blocks(xp, out.as_mut_ptr().cast(), out.len());
+            // SAFETY: the plan's vectors cover every output row (`vector_plan`), so the
+            // blocks wrote every element of `out` (C_out planes of H_out × W_out, its whole
+            // length); `MaybeUninit<f32>` has the layout of `f32`.
+            let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            if let Some(epi) = epi {
+                epi.apply_in_place(out, plane);
+            }
+            return out;
+        }
+        let wide = &mut wide[..s.out_channels * plan.pitch];
+        self.run_blocks(xp, wide.as_mut_ptr(), wide.len());
+        let rows = (plan.pitch, plan.row_pitch);
         match epi {
-            None => narrow_into(s, wide, out),
+            None => narrow_into(s, wide, out, rows),
             Some(epi) => {
                 assert!(epi.scale.len() >= s.out_channels && epi.shift.len() >= s.out_channels);
                 assert!(epi
                     .residual
                     .is_none_or(|r| r.len() >= s.out_channels * plane));
-                narrow_affine_into(s, wide, out, epi)
+                narrow_affine_into(s, wide, out, epi, rows)
             }
         }
         // SAFETY: `narrow_into` and `narrow_affine_into` write every element of `out` (C_out
@@ -127,40 +144,40 @@ impl<'a> DirectConv<'a> {
         unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 
-    /// `wide[o, q] = Σ_t w[o, t] · xp[q + taps[t]]` for every block of channels.
-    fn run_blocks(&self, xp: &[f32], wide: &mut [f32]) {
+    /// `out[o·P + stores[k] + l] = Σ_t w[o, t] · xp[loads[k] + l + taps[t]]` for every block
+    /// of channels and every vector k of the plan (P its pitch); `out` holds `out_len`
+    /// elements.
+    fn run_blocks(&self, xp: &[f32], out: *mut f32, out_len: usize) {
         let s = &self.shape;
         let b = s.blocking();
-        let stride = s.wide_rounded();
+        let plan = &self.plan;
+        let lanes = b.isa.lanes();
         let per_channel = self.taps.len();
         let last_tap = self.taps.iter().copied().max().unwrap_or(0);
         debug_assert_eq!(last_tap, s.last_tap());
+        let (loads, stores) = (plan.loads.iter().max(), plan.stores.iter().max());
+        let (Some(&last_load), Some(&last_store)) = (loads, stores) else {
+            unreachable!("a conv output has at least one vector")
+        };
         assert!(
-            last_tap + stride <= xp.len(),
+            last_tap + last_load + lanes <= xp.len(),
             "direct conv: padded input too short"
         );
-        assert!(wide.len() >= s.out_channels * stride);
+        assert!((s.out_channels - 1) * plan.pitch + last_store + lanes <= out_len);
+        assert!(plan.loads.len() == plan.stores.len());
+        assert!(plan.loads.len().is_multiple_of(b.vectors));
         assert!(self.weights.len() >= s.out_channels * per_channel);
         for (first, len) in s.blocks() {
             assert!(b.isa.has_tile(len, b.vectors));
             let w = self.weights[first * per_channel..].as_ptr();
-            let out = wide[first * stride..].as_mut_ptr();
             // SAFETY: `supports` (asserted in `new`) checked the CPU's instruction set
-            // (`blocking` picked it) and the tile exists (asserted); `wide_rounded` is a
-            // whole number of tiles; the asserts above bound every read of `xp` and `weights`
-            // and every write of this block's `len` rows of `wide`, a buffer distinct from
-            // both inputs.
+            // (`blocking` picked it) and the tile exists (asserted); the plan is a whole
+            // number of tiles (asserted); the asserts above bound every read of `xp` and
+            // `weights` and every write of this block's `len` rows of `out` (a buffer of
+            // `out_len` elements, distinct from both inputs).
             unsafe {
-                run_block(
-                    b.isa,
-                    &self.taps,
-                    len,
-                    b.vectors,
-                    xp.as_ptr(),
-                    w,
-                    out,
-                    stride,
-                )
+                let out = out.add(first * plan.pitch);
+                run_block(b.isa, &self.taps, len, b.vectors, xp.as_ptr(), w, out, plan)
             };
         }
     }

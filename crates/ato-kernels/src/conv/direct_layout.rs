@@ -153,10 +153,16 @@ fn pad_phases(s: &DirectShape, x: &[f32], xp: &mut [f32]) {
 }
 
 multiversion! {
-/// `out[o, oh, ow] = wide[o, oh·Wq + ow]` (rows of `wide` are `wide_rounded` apart): writes
-/// every element of `out[..C_out·H_out·W_out]`, whatever it held before.
-pub(crate) fn narrow_into(s: &DirectShape, wide: &[f32], out: &mut [MaybeUninit<f32>]) {
-    let (wq, ow, stride) = (s.wq(), s.out_w(), s.wide_rounded());
+/// `out[o, oh, ow] = wide[o·P + oh·R + ow]` for `rows` = (P, R) (the wide layout: P =
+/// `wide_rounded`, R = Wq): writes every element of `out[..C_out·H_out·W_out]`, whatever it
+/// held before.
+pub(crate) fn narrow_into(
+    s: &DirectShape,
+    wide: &[f32],
+    out: &mut [MaybeUninit<f32>],
+    rows: (usize, usize),
+) {
+    let (ow, (stride, wq)) = (s.out_w(), rows);
     let plane = s.out_h() * ow;
     for o in 0..s.out_channels {
         let src = &wide[o * stride..];
@@ -184,15 +190,16 @@ pub(crate) fn widen_into(s: &DirectShape, compact: &[f32], wide: &mut [f32], pit
 }
 
 /// [`narrow_into`] with the eval-mode BatchNorm epilogue fused into the copy:
-/// `out[o, oh, ow] = act(wide[o, oh·Wq + ow] · scale[o] + shift[o] (+ residual[o, oh, ow]))`,
+/// `out[o, oh, ow] = act(wide[o·P + oh·R + ow] · scale[o] + shift[o] (+ residual[o, oh, ow]))`,
 /// one pass over the output instead of two; writes every element of `out[..C_out·H_out·W_out]`.
 pub(crate) fn narrow_affine_into(
     s: &DirectShape,
     wide: &[f32],
     out: &mut [MaybeUninit<f32>],
     epi: &ChannelAffine,
+    rows: (usize, usize),
 ) {
-    let (wq, ow, stride) = (s.wq(), s.out_w(), s.wide_rounded());
+    let (ow, (stride, wq)) = (s.out_w(), rows);
     let plane = s.out_h() * ow;
     for o in 0..s.out_channels {
         let r = epi.residual.map(|r| &r[o * plane..][..plane]);

@@ -17,6 +17,21 @@ pub(crate) struct DirectShape {
     pub padding: usize,
 }
 
+/// Where the direct kernel's tiles read and write: output vector k (of `lanes` pixels) reads
+/// its inputs at `loads[k]` past each tap's offset into the padded input and is stored at
+/// `stores[k]` of its channel's output row, the channels' rows `pitch` apart and the output
+/// rows `row_pitch` apart within them. `loads.len()` is a whole number of tiles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct VectorPlan {
+    pub loads: Vec<usize>,
+    pub stores: Vec<usize>,
+    pub pitch: usize,
+    pub row_pitch: usize,
+    /// Whether the vectors are the output rows' (stored in the image layout, `pitch` =
+    /// H_out·W_out) rather than the wide range (stored in the wide layout).
+    pub rows: bool,
+}
+
 /// Register blocking: output channels per block (at most; see [`DirectShape::blocks`]) ×
 /// vectors of pixels per tile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +122,41 @@ impl DirectShape {
     pub(super) fn wide_rounded(&self) -> usize {
         let px = self.blocking().pixels();
         self.wide().div_ceil(px) * px
+    }
+    /// Where the tiles of every block read and write ([`VectorPlan`]). Where the output's
+    /// width is a whole number of vectors, the vectors are the output rows' (no junk
+    /// columns: 8 × 8 outputs at 8 lanes compute 64 columns, not the 80 of the wide range)
+    /// and store into the image layout; else they cover the wide range
+    /// [`Self::wide_rounded`] and store into the wide layout.
+    pub(super) fn vector_plan(&self) -> VectorPlan {
+        let b = self.blocking();
+        let lanes = b.isa.lanes();
+        let (oh, ow, wq) = (self.out_h(), self.out_w(), self.wq());
+        if !ow.is_multiple_of(lanes) {
+            let starts: Vec<usize> = (0..self.wide_rounded()).step_by(lanes).collect();
+            return VectorPlan {
+                loads: starts.clone(),
+                stores: starts,
+                pitch: self.wide_rounded(),
+                row_pitch: wq,
+                rows: false,
+            };
+        }
+        let per_row = ow / lanes;
+        let count = oh * per_row;
+        // Whole tiles: the last one repeats the last vector (the same value stored twice).
+        let slots = count.div_ceil(b.vectors) * b.vectors;
+        let at = |k: usize, pitch: usize| {
+            let k = k.min(count - 1);
+            (k / per_row) * pitch + (k % per_row) * lanes
+        };
+        VectorPlan {
+            loads: (0..slots).map(|k| at(k, wq)).collect(),
+            stores: (0..slots).map(|k| at(k, ow)).collect(),
+            pitch: oh * ow,
+            row_pitch: ow,
+            rows: true,
+        }
     }
     /// The buffer offset of every (c, kh, kw), in weight order.
     pub(super) fn tap_offsets(&self) -> Vec<usize> {

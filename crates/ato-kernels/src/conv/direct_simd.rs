@@ -3,12 +3,15 @@
 //! 16 registers). Both compute every output as the same chain of FMAs over (c, kh, kw), so
 //! the two instruction sets give bit-identical results.
 //!
-//! A tile is `NCO` output channels × `NPIX` vectors of consecutive pixels (in the wide
-//! coordinates of [`super::direct`]). Per (c, kh, kw) step, whose input starts at one offset
-//! into the padded image, it makes `NPIX` unaligned input loads, `NCO` weight broadcasts and
+//! A tile is `NCO` output channels × `NPIX` vectors of consecutive pixels, each vector at its
+//! own place in the wide coordinates of [`super::direct`] (a [`VectorPlan`]: consecutive
+//! vectors of the wide range, or the output rows' vectors). Per (c, kh, kw) step, whose input
+//! starts at one offset into the padded image, it makes `NPIX` unaligned input loads, `NCO` weight broadcasts and
 //! `NCO·NPIX` FMAs into accumulators that stay in registers. The weights are read in place
 //! (C_out × C_in·KH·KW): a broadcast costs the same from any address, so they need no
 //! packing.
+
+use super::direct_shape::VectorPlan;
 
 /// The instruction set the direct kernel runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,17 +49,19 @@ impl Isa {
     }
 }
 
-/// Computes `out[o·stride + q] = Σ_t w[o·T + t] · xp[taps[t] + q]` for `o < nco` and
-/// `q < stride` (T = `taps.len()`), summing over t in order, in tiles of `nco` channels ×
-/// `npix` vectors.
+/// Computes `out[o·P + stores[k] + l] = Σ_t w[o·T + t] · xp[taps[t] + loads[k] + l]` for
+/// `o < nco`, every vector k of `plan` and lane l (P = `plan.pitch`, T = `taps.len()`),
+/// summing over t in order, in tiles of `nco` channels × `npix` consecutive vectors of the
+/// plan.
 ///
 /// # Safety
 ///
 /// - The CPU supports `isa` ([`Isa::detect`]) and `isa.has_tile(nco, npix)`.
-/// - `stride` is a multiple of `npix · isa.lanes()`.
+/// - `plan.loads` and `plan.stores` have one length, a multiple of `npix`.
 /// - `w` is valid for reads of `nco · taps.len()` f32 (`nco` rows of the weight matrix).
-/// - `xp` is valid for reads of `max(taps) + stride` f32.
-/// - `out` is valid for writes of `nco · stride` f32 and overlaps neither input.
+/// - `xp` is valid for reads of `max(taps) + max(loads) + lanes` f32.
+/// - `out` is valid for writes of `(nco − 1) · P + max(stores) + lanes` f32 and overlaps
+///   neither input.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn run_block(
     isa: Isa,
@@ -66,22 +71,22 @@ pub(crate) unsafe fn run_block(
     xp: *const f32,
     w: *const f32,
     out: *mut f32,
-    stride: usize,
+    plan: &VectorPlan,
 ) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded from this function's contract.
     unsafe {
         match isa {
-            Isa::Avx512 => avx512::run(taps, nco, npix, xp, w, out, stride),
+            Isa::Avx512 => avx512::run(taps, nco, npix, xp, w, out, plan),
             // LLVM spills one of the 4 × 3 tile's 12 accumulators (16 registers in use);
             // that tile has its loop written out in assembly.
-            Isa::Avx2 if (nco, npix) == (4, 3) => avx2_4x3::tiles(taps, xp, w, out, stride),
-            Isa::Avx2 => avx2::run(taps, nco, npix, xp, w, out, stride),
+            Isa::Avx2 if (nco, npix) == (4, 3) => avx2_4x3::tiles(taps, xp, w, out, plan),
+            Isa::Avx2 => avx2::run(taps, nco, npix, xp, w, out, plan),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, taps, nco, npix, xp, w, out, stride);
+        let _ = (isa, taps, nco, npix, xp, w, out, plan);
         unreachable!("the direct conv runs on x86-64 only");
     }
 }
@@ -96,6 +101,7 @@ macro_rules! isa_kernels {
     ) => {
         #[cfg(target_arch = "x86_64")]
         mod $module {
+            use super::VectorPlan;
             use std::arch::x86_64::*;
 
             /// Dispatches to the `nco × npix` tile loop.
@@ -111,12 +117,12 @@ macro_rules! isa_kernels {
                 xp: *const f32,
                 w: *const f32,
                 out: *mut f32,
-                stride: usize,
+                plan: &VectorPlan,
             ) {
                 // SAFETY: forwarded from this function's contract.
                 unsafe {
                     match (npix, nco) {
-                        $($(($npix, $nco) => tiles::<$nco, $npix>(taps, xp, w, out, stride),)*)*
+                        $($(($npix, $nco) => tiles::<$nco, $npix>(taps, xp, w, out, plan),)*)*
                         _ => unreachable!("no {nco}×{npix} direct-conv tile"),
                     }
                 }
@@ -134,20 +140,23 @@ macro_rules! isa_kernels {
                 xp: *const f32,
                 w: *const f32,
                 out: *mut f32,
-                stride: usize,
+                plan: &VectorPlan,
             ) {
-                for q in (0..stride).step_by($lanes * NPIX) {
+                let pitch = plan.pitch;
+                let tiles = plan.loads.chunks_exact(NPIX).zip(plan.stores.chunks_exact(NPIX));
+                for (loads, stores) in tiles {
                     let mut acc: [[$vec; NPIX]; NCO] = [[$zero(); NPIX]; NCO];
-                    // SAFETY (loop body): every input read lies below max(taps) + stride
-                    // and every weight read below NCO·taps.len(), as the contract requires.
-                    let xq = unsafe { xp.add(q) };
+                    // SAFETY (loop body): every input read lies below max(taps) +
+                    // max(loads) + lanes and every weight read below NCO·taps.len(), as the
+                    // contract requires.
+                    let xs: [*const f32; NPIX] =
+                        std::array::from_fn(|v| unsafe { xp.add(loads[v]) });
                     let ws = taps.len();
                     for (t, &offset) in taps.iter().enumerate() {
-                        let base = unsafe { xq.add(offset) };
                         let wk = unsafe { w.add(t) };
                         let mut inputs: [$vec; NPIX] = [$zero(); NPIX];
-                        for (v, input) in inputs.iter_mut().enumerate() {
-                            *input = unsafe { $load(base.add($lanes * v)) };
+                        for (input, x) in inputs.iter_mut().zip(&xs) {
+                            *input = unsafe { $load(x.add(offset)) };
                         }
                         for (o, acc_o) in acc.iter_mut().enumerate() {
                             let weight = $splat(unsafe { *wk.add(o * ws) });
@@ -157,9 +166,9 @@ macro_rules! isa_kernels {
                         }
                     }
                     for (o, acc_o) in acc.iter().enumerate() {
-                        for (v, a) in acc_o.iter().enumerate() {
-                            // SAFETY: o < NCO and q + lanes·(v + 1) ≤ stride.
-                            unsafe { $store(out.add(o * stride + q + $lanes * v), *a) };
+                        for (a, &at) in acc_o.iter().zip(stores) {
+                            // SAFETY: o < NCO: below (NCO − 1)·pitch + max(stores) + lanes.
+                            unsafe { $store(out.add(o * pitch + at), *a) };
                         }
                     }
                 }
@@ -181,11 +190,13 @@ isa_kernels!(
 );
 
 /// The AVX2 4-channel × 3-vector tile with its tap loop in assembly: accumulators in
-/// ymm0–ymm11 (channel o, vector v in ymm(3·o + v)), the three input vectors in ymm12–ymm14,
+/// ymm0–ymm11 (channel o, vector v in ymm(3·o + v)), the three input vectors in ymm12–ymm14
+/// (read through one pointer per vector of the plan),
 /// the broadcast weight in ymm15. Each accumulator takes `vfmadd231ps acc, weight, input`
 /// per tap in order, the same rounding as `_mm256_fmadd_ps(weight, input, acc)` elsewhere.
 #[cfg(target_arch = "x86_64")]
 mod avx2_4x3 {
+    use super::VectorPlan;
     use std::arch::asm;
     use std::arch::x86_64::*;
 
@@ -198,22 +209,23 @@ mod avx2_4x3 {
         xp: *const f32,
         w: *const f32,
         out: *mut f32,
-        stride: usize,
+        plan: &VectorPlan,
     ) {
         assert!(!taps.is_empty(), "a conv has at least one tap");
         let ws = taps.len();
-        for q in (0..stride).step_by(24) {
+        let tiles = plan.loads.chunks_exact(3).zip(plan.stores.chunks_exact(3));
+        for (loads, stores) in tiles {
             let mut a = [_mm256_setzero_ps(); 12];
-            // SAFETY: the loop reads taps[0..T], 24 floats at xp + q + taps[t] (below
-            // max(taps) + stride) and the weights w[o·T + t] for o < 4 (below 4·T), as the
-            // contract requires; it writes registers only.
+            // SAFETY: the loop reads taps[0..T], 8 floats at xp + loads[v] + taps[t] for
+            // v < 3 (below max(taps) + max(loads) + 8) and the weights w[o·T + t] for o < 4
+            // (below 4·T), as the contract requires; it writes registers only.
             unsafe {
                 asm!(
                     "2:",
                     "mov {off}, qword ptr [{taps} + 8*{t}]",
-                    "vmovups ymm12, ymmword ptr [{x} + 4*{off}]",
-                    "vmovups ymm13, ymmword ptr [{x} + 4*{off} + 32]",
-                    "vmovups ymm14, ymmword ptr [{x} + 4*{off} + 64]",
+                    "vmovups ymm12, ymmword ptr [{x0} + 4*{off}]",
+                    "vmovups ymm13, ymmword ptr [{x1} + 4*{off}]",
+                    "vmovups ymm14, ymmword ptr [{x2} + 4*{off}]",
                     "vbroadcastss ymm15, dword ptr [{w0} + 4*{t}]",
                     "vfmadd231ps ymm0, ymm15, ymm12",
                     "vfmadd231ps ymm1, ymm15, ymm13",
@@ -234,7 +246,9 @@ mod avx2_4x3 {
                     "cmp {t}, {n}",
                     "jne 2b",
                     taps = in(reg) taps.as_ptr(),
-                    x = in(reg) xp.add(q),
+                    x0 = in(reg) xp.add(loads[0]),
+                    x1 = in(reg) xp.add(loads[1]),
+                    x2 = in(reg) xp.add(loads[2]),
                     w0 = in(reg) w,
                     w1 = in(reg) w.add(ws),
                     w2 = in(reg) w.add(2 * ws),
@@ -263,8 +277,8 @@ mod avx2_4x3 {
             }
             for (i, acc) in a.iter().enumerate() {
                 let (o, v) = (i / 3, i % 3);
-                // SAFETY: o < 4 and q + 8·(v + 1) ≤ stride.
-                unsafe { _mm256_storeu_ps(out.add(o * stride + q + 8 * v), *acc) };
+                // SAFETY: o < 4: below 3·pitch + max(stores) + 8.
+                unsafe { _mm256_storeu_ps(out.add(o * plan.pitch + stores[v]), *acc) };
             }
         }
     }
