@@ -1,9 +1,11 @@
 //! The weight gradient of a dense conv in the direct kernel's layout ([`super::direct`]):
-//! `dw[o, c, kh, kw] = Σ_q dz[o, q] · xp[c, q + offset(kh, kw)]` over the
-//! wide output columns q, with the input padded (and phase-split at stride > 1) exactly as
-//! the forward pass pads it, and the output gradient copied into the wide layout (transposed
-//! for the portable order) with zeros in its junk columns. The tiles are in
-//! [`super::wgrad_simd`].
+//! `dw[o, c, kh, kw] = Σ_q dz[o, q] · xp[c, q + offset(kh, kw)]` over the output columns q
+//! (wide coordinates `oh·Wq + ow`), with the input padded (and phase-split at stride > 1)
+//! exactly as the forward pass pads it. The tiles ([`super::wgrad_simd`]) read the columns
+//! through a [`Columns`] list: in machine mode, vectors of 8 columns — the output rows' where
+//! W_out is a multiple of 8 (the gradient read in place), else the wide range (the gradient
+//! copied into the wide layout, zeros in its junk columns); in portable mode, every output
+//! column once (the gradient transposed).
 //!
 //! Two orders of summation ([`Order`]). In machine mode each sum runs over q in 8 lanes, then
 //! a fixed tree over the lanes (a fixed order on a given CPU path). In portable mode each sum
@@ -27,12 +29,25 @@ pub(crate) enum Order {
     Sequential,
 }
 
+/// The columns a weight gradient sums over, as offsets: column (or vector of 8 columns) k
+/// reads the input at `inputs[k]` past each tap's offset and the output gradient at
+/// `gradient[k]` of its channel's row, the rows `gradient_pitch` apart (the lanes order; the
+/// sequential order reads column k of its transposed gradient and leaves these empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Columns {
+    pub inputs: Vec<usize>,
+    pub gradient: Vec<usize>,
+    pub gradient_pitch: usize,
+}
+
 /// The direct weight gradient of one conv shape (the forward's [`DirectShape`]).
 pub(crate) struct DirectWeightGrad {
     shape: DirectShape,
     order: Order,
     /// The buffer offset of every (c, kh, kw), in weight order.
     taps: Vec<usize>,
+    /// The columns the tiles sum over.
+    columns: Columns,
 }
 
 impl DirectWeightGrad {
@@ -48,12 +63,22 @@ impl DirectWeightGrad {
     fn of(s: DirectShape, order: Order) -> Self {
         Self {
             taps: s.tap_offsets(),
+            columns: columns(&s, order),
             shape: s,
             order,
         }
     }
 
-    /// Lanes: wide columns summed per row of the output gradient (a multiple of 8).
+    /// Whether the tiles read the output gradient in place (the rows' vectors).
+    fn in_place(&self) -> bool {
+        self.order == Order::Lanes && self.columns.gradient_pitch == self.plane()
+    }
+
+    fn plane(&self) -> usize {
+        self.shape.out_h() * self.shape.out_w()
+    }
+
+    /// Lanes: the wide columns of the gradient's copy per channel (a multiple of 8).
     /// Sequential: output channels per column of the transposed gradient (a multiple of 8).
     fn pitch(&self) -> usize {
         match self.order {
@@ -65,23 +90,25 @@ impl DirectWeightGrad {
     /// Elements of the output gradient's copy.
     fn gradient_len(&self) -> usize {
         match self.order {
+            Order::Lanes if self.in_place() => 0,
             Order::Lanes => self.shape.out_channels * self.pitch(),
-            Order::Sequential => self.shape.wide() * self.pitch(),
+            Order::Sequential => self.plane() * self.pitch(),
         }
     }
 
     /// Columns read past each tap's offset.
-    fn columns(&self) -> usize {
-        match self.order {
-            Order::Lanes => self.pitch(),
-            Order::Sequential => self.shape.wide(),
-        }
+    fn reach(&self) -> usize {
+        let width = match self.order {
+            Order::Lanes => 8,
+            Order::Sequential => 1,
+        };
+        self.columns.inputs.iter().max().map_or(0, |m| m + width)
     }
 
     fn padded_len(&self) -> usize {
         self.shape
             .padded_len()
-            .max(self.shape.last_tap() + self.columns())
+            .max(self.shape.last_tap() + self.reach())
     }
 
     /// Scratch elements [`Self::accumulate_image`] needs.
@@ -108,34 +135,43 @@ impl DirectWeightGrad {
         let s = &self.shape;
         let (co, pitch) = (s.out_channels, self.pitch());
         assert!(x.len() >= s.in_channels * s.in_h * s.in_w);
-        assert!(dz.len() >= co * s.out_h() * s.out_w() && acc.len() >= self.sums_len());
+        assert!(dz.len() >= co * self.plane() && acc.len() >= self.sums_len());
         let (xp, grad) = scratch.split_at_mut(self.padded_len());
         let grad = &mut grad[..self.gradient_len()];
         pad_into(s, x, xp);
-        assert!(s.last_tap() + self.columns() <= xp.len());
+        assert!(s.last_tap() + self.reach() <= xp.len());
+        let grad: &[f32] = match self.order {
+            Order::Lanes if self.in_place() => dz,
+            Order::Lanes => {
+                widen_into(s, dz, grad, pitch);
+                grad
+            }
+            Order::Sequential => {
+                transpose_into(s, dz, grad, pitch);
+                grad
+            }
+        };
+        let cols = &self.columns;
         match self.order {
-            Order::Lanes => widen_into(s, dz, grad, pitch),
-            Order::Sequential => transpose_wide_into(s, dz, grad, pitch),
+            Order::Lanes => {
+                let last = cols.gradient.iter().max().map_or(0, |m| m + 8);
+                assert!((co - 1) * cols.gradient_pitch + last <= grad.len());
+            }
+            Order::Sequential => assert!(cols.inputs.len() * pitch <= grad.len()),
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`new` gives direct tiles on x86-64 only");
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `new` checked AVX2 and FMA; `grad` holds the gradient's copy in the layout
-        // of `order` (co rows of `pitch`, a multiple of 8, or `wide` columns of `pitch` ≥ co
-        // channels), `xp` every tap's columns (asserted), `acc` the sums (asserted).
+        // SAFETY: `new` checked AVX2 and FMA; `grad` holds the gradient in the layout of
+        // `order` (co rows of `gradient_pitch` read at the columns' offsets, or one column of
+        // `pitch` ≥ co channels per output column), `xp` every tap's columns and `grad` every
+        // column's (asserted), `acc` the sums (asserted).
         unsafe {
             let (xp, grad) = (xp.as_ptr(), grad.as_ptr());
             match self.order {
-                Order::Lanes => super::wgrad_simd::accumulate(&self.taps, co, pitch, xp, grad, acc),
+                Order::Lanes => super::wgrad_simd::accumulate(&self.taps, co, cols, xp, grad, acc),
                 Order::Sequential => super::wgrad_simd::accumulate_sequential(
-                    &self.taps,
-                    co,
-                    pitch,
-                    s.wide(),
-                    xp,
-                    grad,
-                    acc,
-                    first,
+                    &self.taps, co, pitch, cols, xp, grad, acc, first,
                 ),
             }
         };
@@ -170,17 +206,54 @@ fn takes(path: crate::cpu::SimdPath, avx2_fma: bool) -> bool {
     path != crate::cpu::SimdPath::Baseline && avx2_fma
 }
 
-/// `dzt[(oh·Wq + ow)·pitch + o] = dz[o, oh, ow]` for the `wide` columns, zero in the junk
-/// columns and in the channels from C_out to `pitch`.
-fn transpose_wide_into(s: &DirectShape, dz: &[f32], dzt: &mut [f32], pitch: usize) {
-    let (wq, ow) = (s.wq(), s.out_w());
-    let plane = s.out_h() * ow;
+/// The columns the tiles of `order` sum over (see [`Columns`]): in the lanes order, vectors
+/// of 8 — the output rows' where W_out is a multiple of 8 (the gradient read in place, its
+/// rows H_out·W_out apart), else the wide range (the gradient's wide copy); in the sequential
+/// order, every output column once, in order (the junk columns of the wide range, whose
+/// gradient is zero, skipped: adding a product with a zero factor to a sum that started at
+/// +0 changes no bit).
+fn columns(s: &DirectShape, order: Order) -> Columns {
+    let (oh, ow, wq) = (s.out_h(), s.out_w(), s.wq());
+    match order {
+        Order::Lanes if ow.is_multiple_of(8) => {
+            let at = |pitch: usize| -> Vec<usize> {
+                (0..oh)
+                    .flat_map(|r| (0..ow).step_by(8).map(move |c| r * pitch + c))
+                    .collect()
+            };
+            Columns {
+                inputs: at(wq),
+                gradient: at(ow),
+                gradient_pitch: oh * ow,
+            }
+        }
+        Order::Lanes => {
+            let pitch = s.wide().div_ceil(8) * 8;
+            let starts: Vec<usize> = (0..pitch).step_by(8).collect();
+            Columns {
+                inputs: starts.clone(),
+                gradient: starts,
+                gradient_pitch: pitch,
+            }
+        }
+        Order::Sequential => Columns {
+            inputs: (0..oh)
+                .flat_map(|r| (0..ow).map(move |c| r * wq + c))
+                .collect(),
+            gradient: Vec::new(),
+            gradient_pitch: 0,
+        },
+    }
+}
+
+/// `dzt[(oh·W_out + ow)·pitch + o] = dz[o, oh, ow]`, zero in the channels from C_out to
+/// `pitch`.
+fn transpose_into(s: &DirectShape, dz: &[f32], dzt: &mut [f32], pitch: usize) {
+    let plane = s.out_h() * s.out_w();
     dzt.fill(0.0);
     for (o, src) in dz.chunks_exact(plane).take(s.out_channels).enumerate() {
-        for (oh, row) in src.chunks_exact(ow).enumerate() {
-            for (w, v) in row.iter().enumerate() {
-                dzt[(oh * wq + w) * pitch + o] = *v;
-            }
+        for (q, v) in src.iter().enumerate() {
+            dzt[q * pitch + o] = *v;
         }
     }
 }
