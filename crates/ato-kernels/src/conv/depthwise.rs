@@ -6,6 +6,8 @@
 //! taps. The stride-1 input gradient is the same kernel on the output gradient with the taps
 //! flipped ("full" convolution); the weight gradient keeps one 16-lane accumulator per tap.
 
+#[cfg(target_arch = "x86_64")]
+use super::depthwise_wide::WidePlane;
 use super::geometry::ConvGeometry;
 use super::im2col::copy;
 use crate::output::fill_item_groups;
@@ -19,15 +21,15 @@ const LANES: usize = 16;
 
 /// One plane's convolution: input `in_h × in_w` padded by `pad`, kernel `kh × kw`, `stride`.
 #[derive(Clone, Copy, Debug)]
-struct PlaneConv {
-    in_h: usize,
-    in_w: usize,
-    pad: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    out_h: usize,
-    out_w: usize,
+pub(super) struct PlaneConv {
+    pub in_h: usize,
+    pub in_w: usize,
+    pub pad: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub out_h: usize,
+    pub out_w: usize,
 }
 
 impl PlaneConv {
@@ -62,19 +64,19 @@ impl PlaneConv {
             })
     }
 
-    fn wp(&self) -> usize {
+    pub(super) fn wp(&self) -> usize {
         self.in_w + 2 * self.pad
     }
 
     /// Padded plane plus slack for the last vector's reads.
-    fn padded_len(&self) -> usize {
+    pub(super) fn padded_len(&self) -> usize {
         (self.in_h + 2 * self.pad) * self.wp() + LANES * self.stride + self.kw + LANES
     }
 }
 
 multiversion! {
 /// `xp` = the plane `x` zero-padded, then zero slack.
-fn pad_plane(s: &PlaneConv, x: &[f32], xp: &mut [f32]) {
+pub(super) fn pad_plane(s: &PlaneConv, x: &[f32], xp: &mut [f32]) {
     let (wp, p) = (s.wp(), s.pad);
     xp.fill(0.0);
     for (r, row) in x.chunks(s.in_w).take(s.in_h).enumerate() {
@@ -85,7 +87,7 @@ fn pad_plane(s: &PlaneConv, x: &[f32], xp: &mut [f32]) {
 
 multiversion! {
 /// `out = conv(xp, taps)` on a padded plane.
-fn conv_padded_plane(s: &PlaneConv, xp: &[f32], taps: &[f32], out: &mut [f32]) {
+pub(super) fn conv_padded_plane(s: &PlaneConv, xp: &[f32], taps: &[f32], out: &mut [f32]) {
     let wp = s.wp();
     for (oh, row) in out.chunks_mut(s.out_w).take(s.out_h).enumerate() {
         for ow0 in (0..s.out_w).step_by(LANES) {
@@ -156,6 +158,10 @@ fn weight_grad_padded_plane(s: &PlaneConv, xp: &[f32], dout: &[f32], sums: &mut 
 /// `out_plane = depthwise_conv(x_plane, w_c)`.
 fn forward_plane(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     let s = PlaneConv::forward(g);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = WidePlane::of(&s) {
+        return wide_conv(&s, &k, x, w, out);
+    }
     with_plane_scratch(s.padded_len(), |xp| {
         pad_plane(&s, x, xp);
         conv_padded_plane(&s, xp, w, out);
@@ -171,6 +177,10 @@ fn input_grad_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
             for (f, v) in flipped.iter_mut().zip(w.iter().rev()) {
                 *f = *v;
             }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(k) = WidePlane::of(&s) {
+                return wide_conv(&s, &k, dout, flipped, dx);
+            }
             with_plane_scratch(s.padded_len(), |dp| {
                 pad_plane(&s, dout, dp);
                 conv_padded_plane(&s, dp, flipped, dx);
@@ -180,9 +190,27 @@ fn input_grad_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// `out = conv(x, taps)` for one stride-1 plane with the wide kernel.
+#[cfg(target_arch = "x86_64")]
+fn wide_conv(s: &PlaneConv, k: &WidePlane, x: &[f32], taps: &[f32], out: &mut [f32]) {
+    with_plane_scratch(k.padded_len() + k.wide_len(), |buf| {
+        let (xp, wide) = buf.split_at_mut(k.padded_len());
+        pad_plane(s, x, xp);
+        k.conv(xp, taps, out, wide);
+    });
+}
+
 /// Per-tap weight-gradient sums of one plane.
 fn weight_grad_plane(g: &ConvGeometry, x: &[f32], dout: &[f32], sums: &mut [f32]) {
     let s = PlaneConv::forward(g);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = WidePlane::of(&s) {
+        return with_plane_scratch(k.padded_len() + k.wide_len(), |buf| {
+            let (xp, wide) = buf.split_at_mut(k.padded_len());
+            pad_plane(&s, x, xp);
+            k.weight_grad(xp, dout, sums, wide);
+        });
+    }
     with_plane_scratch(s.padded_len(), |xp| {
         pad_plane(&s, x, xp);
         weight_grad_padded_plane(&s, xp, dout, sums);

@@ -5,6 +5,8 @@
 mod batch;
 mod dense;
 mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_wide;
 mod direct;
 mod direct_layout;
 mod direct_shape;
