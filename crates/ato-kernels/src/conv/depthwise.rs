@@ -155,12 +155,41 @@ fn weight_grad_padded_plane(s: &PlaneConv, xp: &[f32], dout: &[f32], sums: &mut 
 }
 }
 
-/// `out_plane = depthwise_conv(x_plane, w_c)`.
-fn forward_plane(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
-    let s = PlaneConv::forward(g);
+/// The plane convolutions of one depthwise conv and the kernels that run them, chosen once
+/// per call: the wide kernel ([`WidePlane`]) where the CPU has AVX2 and FMA, else the row
+/// kernel.
+#[derive(Clone, Copy, Debug)]
+struct Planes {
+    forward: PlaneConv,
+    /// The stride-1 input gradient as a forward conv (`None`: scattered).
+    input_grad: Option<PlaneConv>,
     #[cfg(target_arch = "x86_64")]
-    if let Some(k) = WidePlane::of(&s) {
-        return wide_conv(&s, &k, x, w, out);
+    wide_forward: Option<WidePlane>,
+    #[cfg(target_arch = "x86_64")]
+    wide_input_grad: Option<WidePlane>,
+}
+
+impl Planes {
+    fn new(g: &ConvGeometry) -> Self {
+        let forward = PlaneConv::forward(g);
+        let input_grad = PlaneConv::input_grad(g);
+        Self {
+            forward,
+            input_grad,
+            #[cfg(target_arch = "x86_64")]
+            wide_forward: WidePlane::of(&forward),
+            #[cfg(target_arch = "x86_64")]
+            wide_input_grad: input_grad.as_ref().and_then(WidePlane::of),
+        }
+    }
+}
+
+/// `out_plane = depthwise_conv(x_plane, w_c)`.
+fn forward_plane(p: &Planes, x: &[f32], w: &[f32], out: &mut [f32]) {
+    let s = p.forward;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = &p.wide_forward {
+        return wide_conv(k, x, w, out);
     }
     with_plane_scratch(s.padded_len(), |xp| {
         pad_plane(&s, x, xp);
@@ -169,8 +198,8 @@ fn forward_plane(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32]) {
 }
 
 /// `dx_plane = ∂(depthwise_conv)/∂x · dout_plane`.
-fn input_grad_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
-    match PlaneConv::input_grad(g) {
+fn input_grad_plane(g: &ConvGeometry, p: &Planes, dout: &[f32], w: &[f32], dx: &mut [f32]) {
+    match p.input_grad {
         Some(s) => {
             let mut flipped = [0f32; 49];
             let flipped = &mut flipped[..g.taps()];
@@ -178,8 +207,8 @@ fn input_grad_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
                 *f = *v;
             }
             #[cfg(target_arch = "x86_64")]
-            if let Some(k) = WidePlane::of(&s) {
-                return wide_conv(&s, &k, dout, flipped, dx);
+            if let Some(k) = &p.wide_input_grad {
+                return wide_conv(k, dout, flipped, dx);
             }
             with_plane_scratch(s.padded_len(), |dp| {
                 pad_plane(&s, dout, dp);
@@ -190,24 +219,24 @@ fn input_grad_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// `out = conv(x, taps)` for one stride-1 plane with the wide kernel.
+/// `out = conv(x, taps)` for one plane with the wide kernel.
 #[cfg(target_arch = "x86_64")]
-fn wide_conv(s: &PlaneConv, k: &WidePlane, x: &[f32], taps: &[f32], out: &mut [f32]) {
+fn wide_conv(k: &WidePlane, x: &[f32], taps: &[f32], out: &mut [f32]) {
     with_plane_scratch(k.padded_len() + k.wide_len(), |buf| {
         let (xp, wide) = buf.split_at_mut(k.padded_len());
-        pad_plane(s, x, xp);
+        k.pad(x, xp);
         k.conv(xp, taps, out, wide);
     });
 }
 
 /// Per-tap weight-gradient sums of one plane.
-fn weight_grad_plane(g: &ConvGeometry, x: &[f32], dout: &[f32], sums: &mut [f32]) {
-    let s = PlaneConv::forward(g);
+fn weight_grad_plane(p: &Planes, x: &[f32], dout: &[f32], sums: &mut [f32]) {
+    let s = p.forward;
     #[cfg(target_arch = "x86_64")]
-    if let Some(k) = WidePlane::of(&s) {
+    if let Some(k) = &p.wide_forward {
         return with_plane_scratch(k.padded_len() + k.wide_len(), |buf| {
             let (xp, wide) = buf.split_at_mut(k.padded_len());
-            pad_plane(&s, x, xp);
+            k.pad(x, xp);
             k.weight_grad(xp, dout, sums, wide);
         });
     }
@@ -244,16 +273,24 @@ fn scatter_input_grad_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut 
 /// `out_n = depthwise_conv(x_n, w)` for one image.
 pub(crate) fn forward_image(g: &ConvGeometry, x_n: &[f32], w: &[f32], out_n: &mut [f32]) {
     let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
+    let p = Planes::new(g);
     for (c, out_plane) in out_n.chunks_mut(po).enumerate() {
-        forward_plane(g, &x_n[c * pi..][..pi], &w[c * taps..][..taps], out_plane);
+        forward_plane(&p, &x_n[c * pi..][..pi], &w[c * taps..][..taps], out_plane);
     }
 }
 
 /// `dx_n = ∂(depthwise_conv)/∂x · dout_n` for one image.
 pub(crate) fn input_grad_image(g: &ConvGeometry, dout_n: &[f32], w: &[f32], dx_n: &mut [f32]) {
     let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
+    let p = Planes::new(g);
     for (c, dx_plane) in dx_n.chunks_mut(pi).enumerate() {
-        input_grad_plane(g, &dout_n[c * po..][..po], &w[c * taps..][..taps], dx_plane);
+        input_grad_plane(
+            g,
+            &p,
+            &dout_n[c * po..][..po],
+            &w[c * taps..][..taps],
+            dx_plane,
+        );
     }
 }
 
@@ -269,8 +306,9 @@ pub(crate) fn weight_grad_image(
     let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
     let mut sums = [0f32; 49];
     let sums = &mut sums[..taps];
+    let p = Planes::new(g);
     for (c, acc_c) in acc.chunks_mut(taps).enumerate() {
-        weight_grad_plane(g, &x_n[c * pi..][..pi], &dout_n[c * po..][..po], sums);
+        weight_grad_plane(&p, &x_n[c * pi..][..pi], &dout_n[c * po..][..po], sums);
         if *first {
             acc_c.copy_from_slice(sums);
         } else {
@@ -283,6 +321,7 @@ pub(crate) fn weight_grad_image(
 /// `out = depthwise_conv(x, w)` over the batch, planes in parallel.
 pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (pi, po, c, taps) = (g.in_plane(), g.out_plane(), g.in_channels, g.taps());
+    let p = Planes::new(g);
     fill_item_groups(
         g.batch * g.out_image(),
         po,
@@ -292,7 +331,7 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
                 let plane = first + i;
                 let ch = plane % c;
                 forward_plane(
-                    g,
+                    &p,
                     &x[plane * pi..][..pi],
                     &w[ch * taps..][..taps],
                     out_plane,
@@ -305,6 +344,7 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// `dx = ∂(depthwise_conv)/∂x · dout` over the batch, planes in parallel.
 pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32]) -> Vec<f32> {
     let (pi, po, c, taps) = (g.in_plane(), g.out_plane(), g.in_channels, g.taps());
+    let p = Planes::new(g);
     fill_item_groups(
         g.batch * g.in_image(),
         pi,
@@ -315,6 +355,7 @@ pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32]) -> Vec<f
                 let ch = plane % c;
                 input_grad_plane(
                     g,
+                    &p,
                     &dout[plane * po..][..po],
                     &w[ch * taps..][..taps],
                     dx_plane,
@@ -329,13 +370,14 @@ pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32]) -> Vec<f
 pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<f32> {
     let (pi, po, c, taps) = (g.in_plane(), g.out_plane(), g.in_channels, g.taps());
     let mut dw = vec![0f32; c * taps];
+    let p = Planes::new(g);
     par_chunks_mut(&mut dw, taps, |ch, dw_c| {
         let mut total = [0f64; 49];
         let mut image_sum = [0f32; 49];
         for n in 0..g.batch {
             let plane = n * c + ch;
             weight_grad_plane(
-                g,
+                &p,
                 &x[plane * pi..][..pi],
                 &dout[plane * po..][..po],
                 &mut image_sum[..taps],

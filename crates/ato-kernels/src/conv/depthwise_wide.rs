@@ -1,12 +1,13 @@
-//! Stride-1 depthwise convolution on AVX2 + FMA in the padded plane's wide coordinates: the
-//! forward pass (and with it the stride-1 input gradient, the forward of the "full" conv) and
-//! the weight gradient of one (image, channel) plane.
+//! Depthwise convolution on AVX2 + FMA in the padded plane's wide coordinates: the forward
+//! pass at any stride (and with it the stride-1 input gradient, the forward of the "full"
+//! conv) and the weight gradient of one (image, channel) plane.
 //!
-//! As in the dense direct kernel ([`super::direct`]), output pixel (oh, ow) is column
-//! `q = oh·Wp + ow` of the zero-padded plane (Hp × Wp), so tap (kh, kw) reads
-//! `xp[q + kh·Wp + kw]` and consecutive outputs are one unaligned 8-lane load. Where W_out is
-//! a multiple of 8 the vectors are the output rows' (no junk columns, stored in place);
-//! otherwise they run over the wide range `0 … (H_out − 1)·Wp + W_out`, whose junk columns
+//! The plane is laid out as the dense direct kernel lays out one channel ([`super::direct`],
+//! a one-channel [`DirectShape`]): zero-padded, and at stride s split into its s × s phases,
+//! so output pixel (oh, ow) is column `q = oh·Wq + ow` and tap (kh, kw) reads one offset past
+//! it — consecutive outputs are one unaligned 8-lane load at any stride. Where W_out is a
+//! multiple of 8 the vectors are the output rows' (no junk columns, stored in place);
+//! otherwise they run over the wide range `0 … (H_out − 1)·Wq + W_out`, whose junk columns
 //! (ow ≥ W_out) are dropped when the rows are copied out. A 4 × 4 plane (Wp = 6) takes 3
 //! vectors of 8 lanes instead of the 4 rows × 16 lanes of the row kernel
 //! ([`super::depthwise`]), a 2 × 2 plane 1 instead of 2 × 16.
@@ -18,74 +19,101 @@
 //! kernel's 16 lanes).
 
 use super::depthwise::PlaneConv;
+use super::direct_layout::pad_into;
+use super::direct_shape::DirectShape;
 use std::arch::x86_64::*;
 
 /// f32 lanes of one vector.
 const LANES: usize = 8;
 
-/// How a stride-1 plane's vectors lie in the padded plane.
+/// How a plane's vectors lie in its padded (phase-split) buffer.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct WidePlane {
-    s: PlaneConv,
+    /// The plane as a one-channel conv of the direct kernel's layout.
+    s: DirectShape,
+    /// The buffer offset of every tap (kh, kw), in weight order.
+    taps: [usize; 49],
     /// Whether the vectors are the output rows' (W_out a multiple of 8).
     rows: bool,
     /// Vectors of 8 outputs (with junk columns when not `rows`).
     vectors: usize,
+    /// Elements of the padded buffer ([`Self::padded_len`]).
+    padded: usize,
 }
 
 impl WidePlane {
-    /// For a stride-1 plane on a CPU with AVX2 and FMA (the SIMD path not forced to the
-    /// baseline); `None` otherwise.
-    pub fn of(s: &PlaneConv) -> Option<Self> {
+    /// For a plane whose padding is smaller than its kernel, on a CPU with AVX2 and FMA (the
+    /// SIMD path not forced to the baseline); `None` otherwise.
+    pub fn of(p: &PlaneConv) -> Option<Self> {
         let simd = crate::cpu::simd_path() != crate::cpu::SimdPath::Baseline;
         let cpu = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        (s.stride == 1 && simd && cpu && s.out_h > 0 && s.out_w > 0).then(|| Self::new(*s))
+        let shape = p.pad < p.kh.min(p.kw) && p.stride > 0 && p.kh * p.kw <= 49;
+        (shape && simd && cpu && p.out_h > 0 && p.out_w > 0).then(|| Self::new(p))
     }
 
-    fn new(s: PlaneConv) -> Self {
-        let rows = s.out_w.is_multiple_of(LANES);
-        let wide = (s.out_h - 1) * s.wp() + s.out_w;
-        let vectors = if rows {
-            s.out_h * s.out_w / LANES
-        } else {
-            wide.div_ceil(LANES)
+    fn new(p: &PlaneConv) -> Self {
+        let s = DirectShape {
+            in_channels: 1,
+            out_channels: 1,
+            in_h: p.in_h,
+            in_w: p.in_w,
+            kernel_h: p.kh,
+            kernel_w: p.kw,
+            stride: p.stride,
+            padding: p.pad,
         };
-        Self { s, rows, vectors }
+        debug_assert_eq!((s.out_h(), s.out_w()), (p.out_h, p.out_w));
+        let mut taps = [0; 49];
+        for (t, o) in taps.iter_mut().zip(s.tap_offsets()) {
+            *t = o;
+        }
+        let rows = p.out_w.is_multiple_of(LANES);
+        let vectors = if rows {
+            p.out_h * p.out_w / LANES
+        } else {
+            s.wide().div_ceil(LANES)
+        };
+        let mut plane = Self {
+            s,
+            taps,
+            rows,
+            vectors,
+            padded: 0,
+        };
+        let reach = s.last_tap() + plane.load_at(vectors - 1) + LANES;
+        plane.padded = (s.planes() * s.plane()).max(reach);
+        plane
     }
 
-    /// The vectors as (groups, vectors per group, the padded-plane step between groups):
-    /// vector k = g·per + j starts at padded column g·step + 8·j (the rows' vectors, or one
-    /// group of the wide range).
+    /// The vectors as (groups, vectors per group, the buffer step between groups): vector
+    /// k = g·per + j starts at column g·step + 8·j (the rows' vectors, or one group of the
+    /// wide range).
     fn groups(&self) -> (usize, usize, usize) {
         if self.rows {
-            (self.s.out_h, self.s.out_w / LANES, self.s.wp())
+            (self.s.out_h(), self.s.out_w() / LANES, self.s.wq())
         } else {
             (1, self.vectors, 0)
         }
     }
 
-    /// The padded-plane column of vector k's first output.
+    /// The column of vector k's first output.
     fn load_at(&self, k: usize) -> usize {
         let (_, per, step) = self.groups();
         (k / per) * step + (k % per) * LANES
     }
 
-    /// The offset of every tap (kh, kw) into the padded plane, in weight order.
-    fn offsets(&self) -> [usize; 49] {
-        let mut off = [0; 49];
-        for kh in 0..self.s.kh {
-            for kw in 0..self.s.kw {
-                off[kh * self.s.kw + kw] = kh * self.s.wp() + kw;
-            }
-        }
-        off
+    fn tap_count(&self) -> usize {
+        self.s.kernel_h * self.s.kernel_w
     }
 
-    /// Elements of the padded plane (with slack for the last vector's reads).
+    /// Elements of the padded buffer (with slack for the last vector's reads).
     pub fn padded_len(&self) -> usize {
-        let last_tap = (self.s.kh - 1) * self.s.wp() + self.s.kw - 1;
-        let plane = (self.s.in_h + 2 * self.s.pad) * self.s.wp();
-        plane.max(last_tap + self.load_at(self.vectors - 1) + LANES)
+        self.padded
+    }
+
+    /// `xp` ([`Self::padded_len`]) = the plane `x` zero-padded (phase-split at stride > 1).
+    pub fn pad(&self, x: &[f32], xp: &mut [f32]) {
+        pad_into(&self.s, x, xp);
     }
 
     /// Scratch elements past the padded plane: the wide outputs (or gradient) when the
@@ -101,9 +129,10 @@ impl WidePlane {
     /// `out = conv(xp, taps)` (H_out × W_out) on the padded plane `xp` ([`Self::padded_len`]),
     /// with `wide` ([`Self::wide_len`]) as scratch.
     pub fn conv(&self, xp: &[f32], taps: &[f32], out: &mut [f32], wide: &mut [f32]) {
-        let nt = self.s.kh * self.s.kw;
-        assert!(xp.len() >= self.padded_len() && taps.len() >= nt && nt <= 49);
-        assert!(out.len() >= self.s.out_h * self.s.out_w && wide.len() >= self.wide_len());
+        let nt = self.tap_count();
+        let (oh, ow) = (self.s.out_h(), self.s.out_w());
+        assert!(xp.len() >= self.padded_len() && taps.len() >= nt);
+        assert!(out.len() >= oh * ow && wide.len() >= self.wide_len());
         let dst = if self.rows {
             out.as_mut_ptr()
         } else {
@@ -119,16 +148,16 @@ impl WidePlane {
             }
         }
         if !self.rows {
-            let (wp, ow) = (self.s.wp(), self.s.out_w);
-            for (oh, row) in out.chunks_exact_mut(ow).take(self.s.out_h).enumerate() {
-                row.copy_from_slice(&wide[oh * wp..][..ow]);
+            let wq = self.s.wq();
+            for (r, row) in out.chunks_exact_mut(ow).take(oh).enumerate() {
+                row.copy_from_slice(&wide[r * wq..][..ow]);
             }
         }
     }
 
     #[target_feature(enable = "avx2,fma")]
     unsafe fn conv_taps<const NT: usize>(&self, xp: *const f32, taps: &[f32], dst: *mut f32) {
-        let off = self.offsets();
+        let off = &self.taps;
         let w: [__m256; NT] = std::array::from_fn(|t| _mm256_set1_ps(taps[t]));
         let (groups, per, step) = self.groups();
         // SAFETY (loop): as `conv` states, for vector k = g·per + j.
@@ -149,7 +178,7 @@ impl WidePlane {
 
     #[target_feature(enable = "avx2,fma")]
     unsafe fn conv_any(&self, xp: *const f32, taps: &[f32], dst: *mut f32) {
-        let off = self.offsets();
+        let off = &self.taps;
         let (groups, per, step) = self.groups();
         // SAFETY (loop): as `conv` states, for vector k = g·per + j.
         for g in 0..groups {
@@ -170,9 +199,9 @@ impl WidePlane {
     /// `sums[t] = Σ dout[oh, ow] · xp[oh + kh, ow + kw]` for every tap t = (kh, kw), with
     /// `wide` ([`Self::wide_len`]) as scratch for the widened gradient.
     pub fn weight_grad(&self, xp: &[f32], dout: &[f32], sums: &mut [f32], wide: &mut [f32]) {
-        let nt = self.s.kh * self.s.kw;
-        let (oh, ow, wp) = (self.s.out_h, self.s.out_w, self.s.wp());
-        assert!(xp.len() >= self.padded_len() && sums.len() >= nt && nt <= 49);
+        let nt = self.tap_count();
+        let (oh, ow, wq) = (self.s.out_h(), self.s.out_w(), self.s.wq());
+        assert!(xp.len() >= self.padded_len() && sums.len() >= nt);
         assert!(dout.len() >= oh * ow && wide.len() >= self.wide_len());
         let grad = if self.rows {
             &dout[..oh * ow]
@@ -180,7 +209,7 @@ impl WidePlane {
             let wide = &mut wide[..self.wide_len()];
             wide.fill(0.0);
             for (r, row) in dout.chunks_exact(ow).take(oh).enumerate() {
-                wide[r * wp..][..ow].copy_from_slice(row);
+                wide[r * wq..][..ow].copy_from_slice(row);
             }
             &*wide
         };
@@ -201,7 +230,7 @@ impl WidePlane {
         grad: *const f32,
         sums: &mut [f32],
     ) {
-        let off = self.offsets();
+        let off = &self.taps;
         let mut acc = [_mm256_setzero_ps(); NT];
         let (groups, per, step) = self.groups();
         // SAFETY (loop): as `weight_grad` states, for vector k = g·per + j.
@@ -223,7 +252,7 @@ impl WidePlane {
 
     #[target_feature(enable = "avx2,fma")]
     unsafe fn grad_any(&self, xp: *const f32, grad: *const f32, sums: &mut [f32]) {
-        let off = self.offsets();
+        let off = &self.taps;
         let (groups, per, step) = self.groups();
         for (t, s) in sums.iter_mut().enumerate() {
             let mut a = _mm256_setzero_ps();
@@ -256,31 +285,37 @@ mod tests {
     use super::*;
     use crate::test_inputs::lcg_values;
 
-    /// Stride-1 planes: rows of a whole number of vectors (8, 16 wide), wide ranges with
-    /// junk columns (2 × 2 to 13 wide), 1 × 1, 3 × 3, 5 × 5 and 3 × 2 kernels, padding 0 up
-    /// to k − 1 (the input gradient's "full" conv).
+    /// Planes: rows of a whole number of vectors (8, 16 wide), wide ranges with junk
+    /// columns (2 × 2 to 13 wide), 1 × 1, 3 × 3, 5 × 5 and 3 × 2 kernels, padding 0 up to
+    /// k − 1 (the input gradient's "full" conv), strides 1 to 3 (even and odd sizes).
     fn planes() -> Vec<PlaneConv> {
-        let plane = |h: usize, w: usize, (kh, kw): (usize, usize), pad: usize| PlaneConv {
+        let plane = |h: usize, w: usize, (kh, kw): (usize, usize), pad: usize, stride| PlaneConv {
             in_h: h,
             in_w: w,
             pad,
             kh,
             kw,
-            stride: 1,
-            out_h: h + 2 * pad + 1 - kh,
-            out_w: w + 2 * pad + 1 - kw,
+            stride,
+            out_h: (h + 2 * pad - kh) / stride + 1,
+            out_w: (w + 2 * pad - kw) / stride + 1,
         };
         vec![
-            plane(2, 2, (3, 3), 1),
-            plane(4, 4, (3, 3), 1),
-            plane(8, 8, (3, 3), 1),
-            plane(16, 16, (3, 3), 1),
-            plane(5, 13, (3, 3), 1),
-            plane(7, 7, (3, 3), 0),
-            plane(6, 6, (3, 3), 2),
-            plane(9, 10, (5, 5), 2),
-            plane(4, 8, (1, 1), 0),
-            plane(6, 9, (3, 2), 1),
+            plane(2, 2, (3, 3), 1, 1),
+            plane(4, 4, (3, 3), 1, 1),
+            plane(8, 8, (3, 3), 1, 1),
+            plane(16, 16, (3, 3), 1, 1),
+            plane(5, 13, (3, 3), 1, 1),
+            plane(7, 7, (3, 3), 0, 1),
+            plane(6, 6, (3, 3), 2, 1),
+            plane(9, 10, (5, 5), 2, 1),
+            plane(4, 8, (1, 1), 0, 1),
+            plane(6, 9, (3, 2), 1, 1),
+            plane(32, 32, (3, 3), 1, 2),
+            plane(8, 8, (3, 3), 1, 2),
+            plane(4, 4, (3, 3), 1, 2),
+            plane(7, 9, (3, 3), 1, 2),
+            plane(11, 10, (5, 5), 2, 2),
+            plane(10, 11, (3, 3), 1, 3),
         ]
     }
 
@@ -300,12 +335,12 @@ mod tests {
             return;
         }
         for (i, s) in planes().iter().enumerate() {
-            let k = WidePlane::of(s).expect("stride 1");
+            let k = WidePlane::of(s).expect("padding below the kernel");
             let x = lcg_values(s.in_h * s.in_w, 3 * i as u64, 1.0);
             let taps = lcg_values(s.kh * s.kw, 3 * i as u64 + 1, 1.0);
             let mut xp = vec![f32::NAN; k.padded_len()];
             let mut wide = vec![f32::NAN; k.wide_len()];
-            pad_plane(s, &x, &mut xp);
+            k.pad(&x, &mut xp);
             let mut ours = vec![f32::NAN; s.out_h * s.out_w];
             k.conv(&xp, &taps, &mut ours, &mut wide);
             let mut xp = vec![f32::NAN; s.padded_len()];
@@ -327,12 +362,12 @@ mod tests {
             return;
         }
         for (i, s) in planes().iter().enumerate() {
-            let k = WidePlane::of(s).expect("stride 1");
+            let k = WidePlane::of(s).expect("padding below the kernel");
             let x = lcg_values(s.in_h * s.in_w, 3 * i as u64, 1.0);
             let dout = lcg_values(s.out_h * s.out_w, 3 * i as u64 + 2, 1.0);
             let mut xp = vec![f32::NAN; k.padded_len()];
             let mut wide = vec![f32::NAN; k.wide_len()];
-            pad_plane(s, &x, &mut xp);
+            k.pad(&x, &mut xp);
             let mut sums = vec![f32::NAN; s.kh * s.kw];
             k.weight_grad(&xp, &dout, &mut sums, &mut wide);
             for (t, got) in sums.iter().enumerate() {
@@ -340,7 +375,8 @@ mod tests {
                 let (mut want, mut size) = (0f64, 0f64);
                 for oh in 0..s.out_h {
                     for ow in 0..s.out_w {
-                        let (r, c) = ((oh + kh).wrapping_sub(s.pad), (ow + kw).wrapping_sub(s.pad));
+                        let r = (s.stride * oh + kh).wrapping_sub(s.pad);
+                        let c = (s.stride * ow + kw).wrapping_sub(s.pad);
                         if r < s.in_h && c < s.in_w {
                             let term = dout[oh * s.out_w + ow] as f64 * x[r * s.in_w + c] as f64;
                             want += term;
