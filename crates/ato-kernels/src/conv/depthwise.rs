@@ -5,6 +5,11 @@
 //! loops have no bounds logic: 16 outputs of a row accumulate in a 16-lane register over the
 //! taps. The stride-1 input gradient is the same kernel on the output gradient with the taps
 //! flipped ("full" convolution); the weight gradient keeps one 16-lane accumulator per tap.
+//!
+//! On a CPU with AVX2 and FMA the planes run in [`super::depthwise_wide`] instead (8-lane
+//! vectors over the padded plane's wide coordinates, the same forward bits), chosen once per
+//! call ([`Planes`]); these row loops remain the path without them, and the input gradient of a
+//! strided conv is scattered on every CPU.
 
 #[cfg(target_arch = "x86_64")]
 use super::depthwise_wide::WidePlane;
@@ -55,6 +60,28 @@ impl PlaneConv {
             .then(|| Self {
                 in_h: g.out_h,
                 in_w: g.out_w,
+                pad: g.kernel_h - 1 - g.padding,
+                kh: g.kernel_h,
+                kw: g.kernel_w,
+                stride: 1,
+                out_h: g.in_h,
+                out_w: g.in_w,
+            })
+    }
+
+    /// The input gradient of a strided conv as the stride-1 forward (flipped taps) of the
+    /// output gradient dilated by the stride — s − 1 zeros between its pixels, then the rows
+    /// and columns the forward's rounding left out as zeros, a plane of
+    /// (H + 2p − KH + 1) × (W + 2p − KW + 1) — padded by KH − 1 − p.
+    fn dilated_input_grad(g: &ConvGeometry) -> Option<Self> {
+        (g.stride > 1
+            && g.padding < g.kernel_h
+            && g.kernel_h == g.kernel_w
+            && g.in_h + 2 * g.padding >= g.kernel_h
+            && g.in_w + 2 * g.padding >= g.kernel_w)
+            .then(|| Self {
+                in_h: g.in_h + 2 * g.padding + 1 - g.kernel_h,
+                in_w: g.in_w + 2 * g.padding + 1 - g.kernel_w,
                 pad: g.kernel_h - 1 - g.padding,
                 kh: g.kernel_h,
                 kw: g.kernel_w,
@@ -167,6 +194,10 @@ struct Planes {
     wide_forward: Option<WidePlane>,
     #[cfg(target_arch = "x86_64")]
     wide_input_grad: Option<WidePlane>,
+    /// A strided conv's input gradient on the dilated output gradient
+    /// ([`PlaneConv::dilated_input_grad`]), with the wide kernel.
+    #[cfg(target_arch = "x86_64")]
+    wide_dilated: Option<WidePlane>,
 }
 
 impl Planes {
@@ -180,6 +211,10 @@ impl Planes {
             wide_forward: WidePlane::of(&forward),
             #[cfg(target_arch = "x86_64")]
             wide_input_grad: input_grad.as_ref().and_then(WidePlane::of),
+            #[cfg(target_arch = "x86_64")]
+            wide_dilated: PlaneConv::dilated_input_grad(g)
+                .as_ref()
+                .and_then(WidePlane::of),
         }
     }
 }
@@ -215,8 +250,36 @@ fn input_grad_plane(g: &ConvGeometry, p: &Planes, dout: &[f32], w: &[f32], dx: &
                 conv_padded_plane(&s, dp, flipped, dx);
             });
         }
-        None => scatter_input_grad_plane(g, dout, w, dx),
+        None => {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(k) = &p.wide_dilated {
+                return dilated_input_grad_plane(g, k, dout, w, dx);
+            }
+            scatter_input_grad_plane(g, dout, w, dx)
+        }
     }
+}
+
+/// A strided conv's input gradient of one plane: the output gradient dilated by the stride
+/// into the zero-padded plane, then the wide kernel's stride-1 conv with the taps flipped.
+#[cfg(target_arch = "x86_64")]
+fn dilated_input_grad_plane(
+    g: &ConvGeometry,
+    k: &WidePlane,
+    dout: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+) {
+    let mut flipped = [0f32; 49];
+    let flipped = &mut flipped[..g.taps()];
+    for (f, v) in flipped.iter_mut().zip(w.iter().rev()) {
+        *f = *v;
+    }
+    with_plane_scratch(k.padded_len() + k.wide_len(), |buf| {
+        let (xp, wide) = buf.split_at_mut(k.padded_len());
+        k.pad_dilated(&dout[..g.out_plane()], g.out_w, g.stride, xp);
+        k.conv(xp, flipped, dx, wide);
+    });
 }
 
 /// `out = conv(x, taps)` for one plane with the wide kernel.

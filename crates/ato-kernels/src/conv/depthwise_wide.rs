@@ -116,6 +116,25 @@ impl WidePlane {
         pad_into(&self.s, x, xp);
     }
 
+    /// `xp` ([`Self::padded_len`]) = the `cols`-wide plane `g` dilated by `stride` into this
+    /// stride-1 plane's input (g[r, c] at pixel (stride·r, stride·c), zeros elsewhere), then
+    /// zero-padded: one pass for the dilation and the padding.
+    pub fn pad_dilated(&self, g: &[f32], cols: usize, stride: usize, xp: &mut [f32]) {
+        assert_eq!(self.s.stride, 1, "a dilated plane is read at stride 1");
+        let (p, wq) = (self.s.padding, self.s.wq());
+        let rows = g.len() / cols.max(1);
+        assert!(
+            rows == 0 || (stride * (rows - 1) < self.s.in_h && stride * (cols - 1) < self.s.in_w)
+        );
+        xp.fill(0.0);
+        for (r, row) in g.chunks_exact(cols).enumerate() {
+            let dst = &mut xp[(p + stride * r) * wq + p..];
+            for (c, v) in row.iter().enumerate() {
+                dst[stride * c] = *v;
+            }
+        }
+    }
+
     /// Scratch elements past the padded plane: the wide outputs (or gradient) when the
     /// vectors are not the rows'.
     pub fn wide_len(&self) -> usize {
