@@ -24,6 +24,14 @@ pub(crate) unsafe fn assume_init(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
+/// Initialised f32 as a piece to write (every write stores a valid f32, so it stays
+/// initialised), for the `*_into` kernels called on memory that already holds values.
+pub(crate) fn as_uninit(piece: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and through `&mut
+    // [MaybeUninit<f32>]` only f32 values (or nothing) can be written.
+    unsafe { &mut *(piece as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
 /// `piece` zero-filled, as initialised f32.
 pub(crate) fn zeroed(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     for v in piece.iter_mut() {

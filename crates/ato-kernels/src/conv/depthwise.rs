@@ -15,9 +15,10 @@
 use super::depthwise_wide::WidePlane;
 use super::geometry::ConvGeometry;
 use super::im2col::copy;
-use crate::output::fill_item_groups;
+use crate::output::{as_uninit, assume_init, fill_item_groups, zeroed};
 use crate::parallel::{par_chunks_mut, with_plane_scratch};
 use crate::simd::multiversion;
+use std::mem::MaybeUninit;
 
 /// Planes are grouped into tasks of at least this many output elements.
 const MIN_TASK_ELEMS: usize = 16 * 1024;
@@ -219,21 +220,30 @@ impl Planes {
     }
 }
 
-/// `out_plane = depthwise_conv(x_plane, w_c)`.
-fn forward_plane(p: &Planes, x: &[f32], w: &[f32], out: &mut [f32]) {
+/// `out_plane = depthwise_conv(x_plane, w_c)`, every element of `out` written (it may be
+/// uninitialised).
+fn forward_plane(p: &Planes, x: &[f32], w: &[f32], out: &mut [MaybeUninit<f32>]) {
     let s = p.forward;
     #[cfg(target_arch = "x86_64")]
     if let Some(k) = &p.wide_forward {
         return wide_conv(k, x, w, out);
     }
+    let out = zeroed(out);
     with_plane_scratch(s.padded_len(), |xp| {
         pad_plane(&s, x, xp);
         conv_padded_plane(&s, xp, w, out);
     });
 }
 
-/// `dx_plane = ∂(depthwise_conv)/∂x · dout_plane`.
-fn input_grad_plane(g: &ConvGeometry, p: &Planes, dout: &[f32], w: &[f32], dx: &mut [f32]) {
+/// `dx_plane = ∂(depthwise_conv)/∂x · dout_plane`, every element of `dx` written (it may be
+/// uninitialised).
+fn input_grad_plane(
+    g: &ConvGeometry,
+    p: &Planes,
+    dout: &[f32],
+    w: &[f32],
+    dx: &mut [MaybeUninit<f32>],
+) {
     match p.input_grad {
         Some(s) => {
             let mut flipped = [0f32; 49];
@@ -245,6 +255,7 @@ fn input_grad_plane(g: &ConvGeometry, p: &Planes, dout: &[f32], w: &[f32], dx: &
             if let Some(k) = &p.wide_input_grad {
                 return wide_conv(k, dout, flipped, dx);
             }
+            let dx = zeroed(dx);
             with_plane_scratch(s.padded_len(), |dp| {
                 pad_plane(&s, dout, dp);
                 conv_padded_plane(&s, dp, flipped, dx);
@@ -255,7 +266,7 @@ fn input_grad_plane(g: &ConvGeometry, p: &Planes, dout: &[f32], w: &[f32], dx: &
             if let Some(k) = &p.wide_dilated {
                 return dilated_input_grad_plane(g, k, dout, w, dx);
             }
-            scatter_input_grad_plane(g, dout, w, dx)
+            scatter_input_grad_plane(g, dout, w, zeroed(dx))
         }
     }
 }
@@ -268,7 +279,7 @@ fn dilated_input_grad_plane(
     k: &WidePlane,
     dout: &[f32],
     w: &[f32],
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
 ) {
     let mut flipped = [0f32; 49];
     let flipped = &mut flipped[..g.taps()];
@@ -284,7 +295,7 @@ fn dilated_input_grad_plane(
 
 /// `out = conv(x, taps)` for one plane with the wide kernel.
 #[cfg(target_arch = "x86_64")]
-fn wide_conv(k: &WidePlane, x: &[f32], taps: &[f32], out: &mut [f32]) {
+fn wide_conv(k: &WidePlane, x: &[f32], taps: &[f32], out: &mut [MaybeUninit<f32>]) {
     with_plane_scratch(k.padded_len() + k.wide_len(), |buf| {
         let (xp, wide) = buf.split_at_mut(k.padded_len());
         k.pad(x, xp);
@@ -335,26 +346,51 @@ fn scatter_input_grad_plane(g: &ConvGeometry, dout: &[f32], w: &[f32], dx: &mut 
 
 /// `out_n = depthwise_conv(x_n, w)` for one image.
 pub(crate) fn forward_image(g: &ConvGeometry, x_n: &[f32], w: &[f32], out_n: &mut [f32]) {
+    forward_image_into(g, x_n, w, as_uninit(out_n));
+}
+
+/// [`forward_image`] into `out_n` (one output image, possibly uninitialised), every element
+/// written, returned initialised.
+pub(crate) fn forward_image_into<'o>(
+    g: &ConvGeometry,
+    x_n: &[f32],
+    w: &[f32],
+    out_n: &'o mut [MaybeUninit<f32>],
+) -> &'o mut [f32] {
     let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
+    assert_eq!(out_n.len(), g.out_image());
     let p = Planes::new(g);
     for (c, out_plane) in out_n.chunks_mut(po).enumerate() {
         forward_plane(&p, &x_n[c * pi..][..pi], &w[c * taps..][..taps], out_plane);
     }
+    // SAFETY: `forward_plane` wrote every element of each of the C_out planes, which tile
+    // `out_n` (its length asserted).
+    unsafe { assume_init(out_n) }
 }
 
 /// `dx_n = ∂(depthwise_conv)/∂x · dout_n` for one image.
 pub(crate) fn input_grad_image(g: &ConvGeometry, dout_n: &[f32], w: &[f32], dx_n: &mut [f32]) {
+    input_grad_image_into(g, dout_n, w, as_uninit(dx_n));
+}
+
+/// [`input_grad_image`] into `dx_n` (one input image, possibly uninitialised), every element
+/// written, returned initialised.
+pub(crate) fn input_grad_image_into<'o>(
+    g: &ConvGeometry,
+    dout_n: &[f32],
+    w: &[f32],
+    dx_n: &'o mut [MaybeUninit<f32>],
+) -> &'o mut [f32] {
     let (pi, po, taps) = (g.in_plane(), g.out_plane(), g.taps());
+    assert_eq!(dx_n.len(), g.in_image());
     let p = Planes::new(g);
     for (c, dx_plane) in dx_n.chunks_mut(pi).enumerate() {
-        input_grad_plane(
-            g,
-            &p,
-            &dout_n[c * po..][..po],
-            &w[c * taps..][..taps],
-            dx_plane,
-        );
+        let (dout, w) = (&dout_n[c * po..][..po], &w[c * taps..][..taps]);
+        input_grad_plane(g, &p, dout, w, dx_plane);
     }
+    // SAFETY: `input_grad_plane` wrote every element of each of the C_in planes, which tile
+    // `dx_n` (its length asserted).
+    unsafe { assume_init(dx_n) }
 }
 
 /// `acc (+)= ∂(depthwise_conv)/∂w · dout_n` for one image (C × KH·KW); overwrites while
@@ -397,7 +433,7 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
                     &p,
                     &x[plane * pi..][..pi],
                     &w[ch * taps..][..taps],
-                    out_plane,
+                    as_uninit(out_plane),
                 );
             }
         },
@@ -421,7 +457,7 @@ pub(crate) fn backward_input(g: &ConvGeometry, dout: &[f32], w: &[f32]) -> Vec<f
                     &p,
                     &dout[plane * po..][..po],
                     &w[ch * taps..][..taps],
-                    dx_plane,
+                    as_uninit(dx_plane),
                 );
             }
         },
@@ -454,4 +490,43 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dout: &[f32]) -> Vec<
         }
     });
     dw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::geometry::ConvParams;
+    use crate::test_inputs::lcg_values;
+
+    /// The `*_into` paths write every element of their output: into memory holding NaN they
+    /// give the bits they give into zeros, at strides 1 and 2, odd and even planes (wide and
+    /// rows vector plans, the dilated strided input gradient).
+    #[test]
+    fn into_paths_write_every_element() {
+        let cases = [
+            (5, 7, 1),
+            (8, 8, 1),
+            (4, 4, 1),
+            (9, 7, 2),
+            (8, 16, 2),
+            (2, 2, 1),
+        ];
+        for (k, &(h, w, stride)) in cases.iter().enumerate() {
+            let c = 3;
+            let p = ConvParams::new(stride, 1, c);
+            let g = ConvGeometry::new((1, c, h, w), (c, 1, 3, 3), p).unwrap();
+            let x = lcg_values(g.in_image(), 2 * k as u64, 1.0);
+            let wt = lcg_values(c * 9, 2 * k as u64 + 1, 1.0);
+            let dout = lcg_values(g.out_image(), 2 * k as u64 + 2, 1.0);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let (mut nan, mut zero) = (vec![f32::NAN; g.out_image()], vec![0f32; g.out_image()]);
+            forward_image_into(&g, &x, &wt, as_uninit(&mut nan));
+            forward_image_into(&g, &x, &wt, as_uninit(&mut zero));
+            assert_eq!(bits(&nan), bits(&zero), "forward, case {k}");
+            let (mut nan, mut zero) = (vec![f32::NAN; g.in_image()], vec![0f32; g.in_image()]);
+            input_grad_image_into(&g, &dout, &wt, as_uninit(&mut nan));
+            input_grad_image_into(&g, &dout, &wt, as_uninit(&mut zero));
+            assert_eq!(bits(&nan), bits(&zero), "input gradient, case {k}");
+        }
+    }
 }

@@ -22,6 +22,7 @@ use super::depthwise::PlaneConv;
 use super::direct_layout::pad_into;
 use super::direct_shape::DirectShape;
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// f32 lanes of one vector.
 const LANES: usize = 8;
@@ -147,13 +148,14 @@ impl WidePlane {
 
     /// `out = conv(xp, taps)` (H_out × W_out) on the padded plane `xp` ([`Self::padded_len`]),
     /// with `wide` ([`Self::wide_len`]) as scratch.
-    pub fn conv(&self, xp: &[f32], taps: &[f32], out: &mut [f32], wide: &mut [f32]) {
+    /// Writes every element of `out[..H_out·W_out]` (which may be uninitialised).
+    pub fn conv(&self, xp: &[f32], taps: &[f32], out: &mut [MaybeUninit<f32>], wide: &mut [f32]) {
         let nt = self.tap_count();
         let (oh, ow) = (self.s.out_h(), self.s.out_w());
         assert!(xp.len() >= self.padded_len() && taps.len() >= nt);
         assert!(out.len() >= oh * ow && wide.len() >= self.wide_len());
-        let dst = if self.rows {
-            out.as_mut_ptr()
+        let dst: *mut f32 = if self.rows {
+            out.as_mut_ptr().cast()
         } else {
             wide.as_mut_ptr()
         };
@@ -169,7 +171,9 @@ impl WidePlane {
         if !self.rows {
             let wq = self.s.wq();
             for (r, row) in out.chunks_exact_mut(ow).take(oh).enumerate() {
-                row.copy_from_slice(&wide[r * wq..][..ow]);
+                for (d, v) in row.iter_mut().zip(&wide[r * wq..][..ow]) {
+                    d.write(*v);
+                }
             }
         }
     }
@@ -361,7 +365,7 @@ mod tests {
             let mut wide = vec![f32::NAN; k.wide_len()];
             k.pad(&x, &mut xp);
             let mut ours = vec![f32::NAN; s.out_h * s.out_w];
-            k.conv(&xp, &taps, &mut ours, &mut wide);
+            k.conv(&xp, &taps, crate::output::as_uninit(&mut ours), &mut wide);
             let mut xp = vec![f32::NAN; s.padded_len()];
             pad_plane(s, &x, &mut xp);
             let mut rows = vec![f32::NAN; s.out_h * s.out_w];

@@ -118,7 +118,8 @@ pub(crate) fn forward_image(
 }
 
 /// [`forward_image`] into an uninitialised `out_n` (exactly one output image), returned
-/// initialised: the direct kernel writes it in place, the other paths after a zero fill. With
+/// initialised: the direct and depthwise kernels write it in place, the other paths after a
+/// zero fill. With
 /// `epi`, the epilogue follows: fused into the direct kernel's copy out of its wide layout,
 /// applied in place on the other paths (the same operations in the same order).
 pub(crate) fn forward_image_into<'o>(
@@ -134,8 +135,13 @@ pub(crate) fn forward_image_into<'o>(
     if let Some(d) = &w.direct_forward {
         return d.conv_image_then_into(x_n, out_n, col, epi);
     }
-    let out_n = zeroed(out_n);
-    forward_image(g, x_n, w, out_n, col, t);
+    let out_n = if g.kind() == ConvKind::Depthwise {
+        depthwise::forward_image_into(g, x_n, w.raw, out_n)
+    } else {
+        let out_n = zeroed(out_n);
+        forward_image(g, x_n, w, out_n, col, t);
+        out_n
+    };
     if let Some(epi) = epi {
         epi.apply_in_place(out_n, g.out_plane());
     }
@@ -143,7 +149,8 @@ pub(crate) fn forward_image_into<'o>(
 }
 
 /// [`input_grad_image`] into an uninitialised `dx_n` (exactly one input image), returned
-/// initialised: the direct kernel writes it in place, the other paths after a zero fill.
+/// initialised: the direct and depthwise kernels write it in place, the other paths after a
+/// zero fill.
 pub(crate) fn input_grad_image_into<'o>(
     g: &ConvGeometry,
     dout_n: &[f32],
@@ -155,6 +162,9 @@ pub(crate) fn input_grad_image_into<'o>(
     assert_eq!(dx_n.len(), g.in_image());
     if let Some(d) = &w.direct_input_grad {
         return d.conv_image_into(dout_n, dx_n, col);
+    }
+    if g.kind() == ConvKind::Depthwise {
+        return depthwise::input_grad_image_into(g, dout_n, w.raw, dx_n);
     }
     let dx_n = zeroed(dx_n);
     input_grad_image(g, dout_n, w, dx_n, col, t);
