@@ -246,11 +246,8 @@ fn input_grad_plane(
 ) {
     match p.input_grad {
         Some(s) => {
-            let mut flipped = [0f32; 49];
-            let flipped = &mut flipped[..g.taps()];
-            for (f, v) in flipped.iter_mut().zip(w.iter().rev()) {
-                *f = *v;
-            }
+            let flipped = flipped(w, g.taps());
+            let flipped = &flipped[..g.taps()];
             #[cfg(target_arch = "x86_64")]
             if let Some(k) = &p.wide_input_grad {
                 return wide_conv(k, dout, flipped, dx);
@@ -281,16 +278,22 @@ fn dilated_input_grad_plane(
     w: &[f32],
     dx: &mut [MaybeUninit<f32>],
 ) {
-    let mut flipped = [0f32; 49];
-    let flipped = &mut flipped[..g.taps()];
-    for (f, v) in flipped.iter_mut().zip(w.iter().rev()) {
-        *f = *v;
-    }
+    let flipped = flipped(w, g.taps());
+    let flipped = &flipped[..g.taps()];
     with_plane_scratch(k.padded_len() + k.wide_len(), |buf| {
         let (xp, wide) = buf.split_at_mut(k.padded_len());
         k.pad_dilated(&dout[..g.out_plane()], g.out_w, g.stride, xp);
         k.conv(xp, flipped, dx, wide);
     });
+}
+
+/// The first `taps` weights of a plane in reverse order (the input gradient's "full" conv).
+fn flipped(w: &[f32], taps: usize) -> [f32; 49] {
+    let mut f = [0f32; 49];
+    for (d, v) in f.iter_mut().zip(w[..taps].iter().rev()) {
+        *d = *v;
+    }
+    f
 }
 
 /// `out = conv(x, taps)` for one plane with the wide kernel.
