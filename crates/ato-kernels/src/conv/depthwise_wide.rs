@@ -18,7 +18,7 @@
 //! one fixed tree over the lanes (a fixed order on every CPU with AVX2 and FMA; not the row
 //! kernel's 16 lanes).
 
-use super::depthwise::PlaneConv;
+use super::depthwise_rows::PlaneConv;
 use super::direct_layout::pad_into;
 use super::direct_shape::DirectShape;
 use std::arch::x86_64::*;
@@ -304,7 +304,7 @@ fn lane_sum(a: __m256) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::depthwise::{conv_padded_plane, pad_plane};
+    use super::super::depthwise_rows::{conv_padded_plane, pad_plane};
     use super::*;
     use crate::test_inputs::lcg_values;
 

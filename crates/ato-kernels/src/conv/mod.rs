@@ -5,6 +5,7 @@
 mod batch;
 mod dense;
 mod depthwise;
+mod depthwise_rows;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_wide;
 mod direct;
