@@ -45,16 +45,22 @@ impl PlaneConv {
             && g.padding < g.kernel_h
             && g.padding < g.kernel_w
             && g.kernel_h == g.kernel_w)
-            .then(|| Self {
-                in_h: g.out_h,
-                in_w: g.out_w,
-                pad: g.kernel_h - 1 - g.padding,
-                kh: g.kernel_h,
-                kw: g.kernel_w,
-                stride: 1,
-                out_h: g.in_h,
-                out_w: g.in_w,
-            })
+            .then(|| Self::full(g, g.out_h, g.out_w))
+    }
+
+    /// The stride-1 "full" conv (padding KH − 1 − p, flipped taps) of an `in_h × in_w` plane
+    /// onto the forward's input plane.
+    fn full(g: &ConvGeometry, in_h: usize, in_w: usize) -> Self {
+        Self {
+            in_h,
+            in_w,
+            pad: g.kernel_h - 1 - g.padding,
+            kh: g.kernel_h,
+            kw: g.kernel_w,
+            stride: 1,
+            out_h: g.in_h,
+            out_w: g.in_w,
+        }
     }
 
     /// The input gradient of a strided conv as the stride-1 forward (flipped taps) of the
@@ -67,15 +73,9 @@ impl PlaneConv {
             && g.kernel_h == g.kernel_w
             && g.in_h + 2 * g.padding >= g.kernel_h
             && g.in_w + 2 * g.padding >= g.kernel_w)
-            .then(|| Self {
-                in_h: g.in_h + 2 * g.padding + 1 - g.kernel_h,
-                in_w: g.in_w + 2 * g.padding + 1 - g.kernel_w,
-                pad: g.kernel_h - 1 - g.padding,
-                kh: g.kernel_h,
-                kw: g.kernel_w,
-                stride: 1,
-                out_h: g.in_h,
-                out_w: g.in_w,
+            .then(|| {
+                let h = g.in_h + 2 * g.padding + 1 - g.kernel_h;
+                Self::full(g, h, g.in_w + 2 * g.padding + 1 - g.kernel_w)
             })
     }
 
