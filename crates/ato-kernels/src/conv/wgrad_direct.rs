@@ -318,7 +318,9 @@ mod tests {
 
     /// The tiles against the f64 sums on shapes with every tile remainder (channels not a
     /// multiple of 4, taps not of 3), strides 1 to 3, a 7 × 7 stem and a 1 × 1 stride-2 conv,
-    /// over two images (the sums of the second add to the first's).
+    /// output widths of whole vectors (the rows' vectors, the gradient read in place: 40 and
+    /// 32 wide at stride 1, 8 wide at stride 2 and in a 1 × 1 conv), over two images (the sums
+    /// of the second add to the first's).
     #[test]
     fn direct_tiles_match_the_definition() {
         if !takes(crate::cpu::simd_path(), avx2_fma()) {
@@ -345,6 +347,8 @@ mod tests {
             shape(2, 7, 11, 11, (3, 3), 3, 2),
             shape(3, 4, 6, 7, (3, 2), 1, 1),
             shape(16, 16, 32, 32, (3, 3), 1, 1),
+            shape(4, 6, 16, 16, (3, 3), 2, 1),
+            shape(8, 5, 4, 8, (1, 1), 1, 0),
         ];
         for (k, s) in cases.iter().enumerate() {
             let batch = 2;
