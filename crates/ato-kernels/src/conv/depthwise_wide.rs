@@ -1,6 +1,7 @@
 //! Depthwise convolution on AVX2 + FMA in the padded plane's wide coordinates: the forward
-//! pass at any stride (and with it the stride-1 input gradient, the forward of the "full"
-//! conv) and the weight gradient of one (image, channel) plane.
+//! pass at any stride (and with it the input gradient: at stride 1 the forward of the "full"
+//! conv, at stride s that of the gradient dilated by s, [`WidePlane::pad_dilated`]) and the
+//! weight gradient of one (image, channel) plane.
 //!
 //! The plane is laid out as the dense direct kernel lays out one channel ([`super::direct`],
 //! a one-channel [`DirectShape`]): zero-padded, and at stride s split into its s × s phases,
@@ -10,7 +11,7 @@
 //! otherwise they run over the wide range `0 … (H_out − 1)·Wq + W_out`, whose junk columns
 //! (ow ≥ W_out) are dropped when the rows are copied out. A 4 × 4 plane (Wp = 6) takes 3
 //! vectors of 8 lanes instead of the 4 rows × 16 lanes of the row kernel
-//! ([`super::depthwise`]), a 2 × 2 plane 1 instead of 2 × 16.
+//! ([`super::depthwise_rows`]), a 2 × 2 plane 1 instead of 2 × 16.
 //!
 //! The forward sum of every output is `((0 + w₀·x₀) + w₁·x₁) + …` over the taps in order, a
 //! rounded product then a rounded add, as the row kernel computes it: the same bits. The weight
