@@ -67,6 +67,7 @@ impl PlaneConv {
     /// output gradient dilated by the stride — s − 1 zeros between its pixels, then the rows
     /// and columns the forward's rounding left out as zeros, a plane of
     /// (H + 2p − KH + 1) × (W + 2p − KW + 1) — padded by KH − 1 − p.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) fn dilated_input_grad(g: &ConvGeometry) -> Option<Self> {
         (g.stride > 1
             && g.padding < g.kernel_h
