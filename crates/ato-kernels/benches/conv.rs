@@ -1,5 +1,6 @@
 //! Criterion benches of our conv kernels against candle's (forward, input gradient, weight
-//! gradient) on the shapes of CIFAR ResNets and MobileNetV2, batch 128.
+//! gradient) on the shapes of CIFAR ResNets and MobileNetV2 (ImageNet and CIFAR, whose later
+//! depthwise layers run on 4 × 4 planes), batch 128.
 //!
 //! `cargo bench -p ato-kernels --bench conv` (add `-- --quick` for a short run). The stock
 //! gradients are computed the way candle's backward does (conv_transpose2d for the input,
@@ -70,6 +71,12 @@ fn shapes() -> Vec<Shape> {
             (128, 144, 16, 16),
             (144, 1, 3, 3),
             p(2, 1, 144),
+        ),
+        (
+            "depthwise 3x3 384ch 4x4",
+            (128, 384, 4, 4),
+            (384, 1, 3, 3),
+            p(1, 1, 384),
         ),
         (
             "7x7 s2 stem 3-64ch 64x64",
