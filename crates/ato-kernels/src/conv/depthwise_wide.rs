@@ -351,6 +351,13 @@ mod tests {
         ok
     }
 
+    /// The plane `x` padded for `k`, and NaN scratch for its wide outputs or gradient.
+    fn buffers(k: &WidePlane, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let mut xp = vec![f32::NAN; k.padded_len()];
+        k.pad(x, &mut xp);
+        (xp, vec![f32::NAN; k.wide_len()])
+    }
+
     /// The forward sums are the row kernel's, bit for bit (each output's products added in
     /// tap order from 0), with both kernels on their own padded buffers.
     #[test]
@@ -362,9 +369,7 @@ mod tests {
             let k = WidePlane::of(s).expect("padding below the kernel");
             let x = lcg_values(s.in_h * s.in_w, 3 * i as u64, 1.0);
             let taps = lcg_values(s.kh * s.kw, 3 * i as u64 + 1, 1.0);
-            let mut xp = vec![f32::NAN; k.padded_len()];
-            let mut wide = vec![f32::NAN; k.wide_len()];
-            k.pad(&x, &mut xp);
+            let (xp, mut wide) = buffers(&k, &x);
             let mut ours = vec![f32::NAN; s.out_h * s.out_w];
             k.conv(&xp, &taps, crate::output::as_uninit(&mut ours), &mut wide);
             let mut xp = vec![f32::NAN; s.padded_len()];
@@ -389,9 +394,7 @@ mod tests {
             let k = WidePlane::of(s).expect("padding below the kernel");
             let x = lcg_values(s.in_h * s.in_w, 3 * i as u64, 1.0);
             let dout = lcg_values(s.out_h * s.out_w, 3 * i as u64 + 2, 1.0);
-            let mut xp = vec![f32::NAN; k.padded_len()];
-            let mut wide = vec![f32::NAN; k.wide_len()];
-            k.pad(&x, &mut xp);
+            let (xp, mut wide) = buffers(&k, &x);
             let mut sums = vec![f32::NAN; s.kh * s.kw];
             k.weight_grad(&xp, &dout, &mut sums, &mut wide);
             for (t, got) in sums.iter().enumerate() {

@@ -20,6 +20,7 @@ pub(crate) use super::direct_shape::DirectShape;
 use super::direct_shape::VectorPlan;
 use super::direct_simd::{run_block, Isa};
 use crate::batchnorm::kernels::ChannelAffine;
+use crate::output::{as_uninit, assume_init};
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,10 +82,7 @@ impl<'a> DirectConv<'a> {
     /// `out = conv(x, w)` for one image: x is C_in × H × W, out C_out × H_out × W_out;
     /// `scratch` holds at least [`DirectShape::scratch_len`] elements.
     pub fn conv_image(&self, x: &[f32], out: &mut [f32], scratch: &mut [f32]) {
-        // SAFETY: `conv_image_into` writes only initialised f32 to `out`, so it stays
-        // initialised; `MaybeUninit<f32>` has the layout of `f32`.
-        let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
-        self.conv_image_into(x, out, scratch);
+        self.conv_image_into(x, as_uninit(out), scratch);
     }
 
     /// [`Self::conv_image`] into uninitialised memory of exactly C_out × H_out × W_out
@@ -119,8 +117,8 @@ impl<'a> DirectConv<'a> {
             self.run_blocks(xp, out.as_mut_ptr().cast(), out.len());
             // SAFETY: the plan's vectors cover every output row (`vector_plan`), so the
             // blocks wrote every element of `out` (C_out planes of H_out × W_out, its whole
-            // length); `MaybeUninit<f32>` has the layout of `f32`.
-            let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            // length).
+            let out = unsafe { assume_init(out) };
             if let Some(epi) = epi {
                 epi.apply_in_place(out, plane);
             }
@@ -140,8 +138,8 @@ impl<'a> DirectConv<'a> {
             }
         }
         // SAFETY: `narrow_into` and `narrow_affine_into` write every element of `out` (C_out
-        // planes of H_out × W_out, its whole length); `MaybeUninit<f32>` has the layout of `f32`.
-        unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
+        // planes of H_out × W_out, its whole length).
+        unsafe { assume_init(out) }
     }
 
     /// `out[o·P + stores[k] + l] = Σ_t w[o, t] · xp[loads[k] + l + taps[t]]` for every block
@@ -155,7 +153,7 @@ impl<'a> DirectConv<'a> {
         let per_channel = self.taps.len();
         let last_tap = self.taps.iter().copied().max().unwrap_or(0);
         debug_assert_eq!(last_tap, s.last_tap());
-        let (loads, stores) = (plan.loads.iter().max(), plan.stores.iter().max());
+        let (loads, stores) = (plan.loads.last(), plan.stores.last());
         let (Some(&last_load), Some(&last_store)) = (loads, stores) else {
             unreachable!("a conv output has at least one vector")
         };

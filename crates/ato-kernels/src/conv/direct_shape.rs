@@ -20,7 +20,8 @@ pub(crate) struct DirectShape {
 /// Where the direct kernel's tiles read and write: output vector k (of `lanes` pixels) reads
 /// its inputs at `loads[k]` past each tap's offset into the padded input and is stored at
 /// `stores[k]` of its channel's output row, the channels' rows `pitch` apart and the output
-/// rows `row_pitch` apart within them. `loads.len()` is a whole number of tiles.
+/// rows `row_pitch` apart within them. `loads.len()` is a whole number of tiles; both lists
+/// never decrease (their last entry is their largest).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct VectorPlan {
     pub loads: Vec<usize>,
@@ -142,21 +143,31 @@ impl DirectShape {
                 rows: false,
             };
         }
-        let per_row = ow / lanes;
-        let count = oh * per_row;
         // Whole tiles: the last one repeats the last vector (the same value stored twice).
-        let slots = count.div_ceil(b.vectors) * b.vectors;
-        let at = |k: usize, pitch: usize| {
-            let k = k.min(count - 1);
-            (k / per_row) * pitch + (k % per_row) * lanes
+        let pad = |starts: Vec<usize>| {
+            let last = *starts
+                .last()
+                .expect("a conv output has at least one vector");
+            let slots = starts.len().div_ceil(b.vectors) * b.vectors;
+            let mut padded = starts;
+            padded.resize(slots, last);
+            padded
         };
         VectorPlan {
-            loads: (0..slots).map(|k| at(k, wq)).collect(),
-            stores: (0..slots).map(|k| at(k, ow)).collect(),
+            loads: pad(self.row_vectors(lanes, wq)),
+            stores: pad(self.row_vectors(lanes, ow)),
             pitch: oh * ow,
             row_pitch: ow,
             rows: true,
         }
+    }
+    /// The first column of every `lanes`-wide vector along the output rows (W_out a multiple
+    /// of `lanes`; 1: every output column), the rows `pitch` apart, in increasing order.
+    pub(super) fn row_vectors(&self, lanes: usize, pitch: usize) -> Vec<usize> {
+        let ow = self.out_w();
+        (0..self.out_h())
+            .flat_map(|r| (0..ow).step_by(lanes).map(move |c| r * pitch + c))
+            .collect()
     }
     /// The buffer offset of every (c, kh, kw), in weight order.
     pub(super) fn tap_offsets(&self) -> Vec<usize> {

@@ -32,7 +32,8 @@ pub(crate) enum Order {
 /// The columns a weight gradient sums over, as offsets: column (or vector of 8 columns) k
 /// reads the input at `inputs[k]` past each tap's offset and the output gradient at
 /// `gradient[k]` of its channel's row, the rows `gradient_pitch` apart (the lanes order; the
-/// sequential order reads column k of its transposed gradient and leaves these empty).
+/// sequential order reads column k of its transposed gradient and leaves these empty). Both
+/// lists increase (their last entry is their largest).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Columns {
     pub inputs: Vec<usize>,
@@ -102,7 +103,7 @@ impl DirectWeightGrad {
             Order::Lanes => 8,
             Order::Sequential => 1,
         };
-        self.columns.inputs.iter().max().map_or(0, |m| m + width)
+        self.columns.inputs.last().map_or(0, |m| m + width)
     }
 
     fn padded_len(&self) -> usize {
@@ -154,7 +155,7 @@ impl DirectWeightGrad {
         let cols = &self.columns;
         match self.order {
             Order::Lanes => {
-                let last = cols.gradient.iter().max().map_or(0, |m| m + 8);
+                let last = cols.gradient.last().map_or(0, |m| m + 8);
                 assert!((co - 1) * cols.gradient_pitch + last <= grad.len());
             }
             Order::Sequential => assert!(cols.inputs.len() * pitch <= grad.len()),
@@ -215,18 +216,11 @@ fn takes(path: crate::cpu::SimdPath, avx2_fma: bool) -> bool {
 fn columns(s: &DirectShape, order: Order) -> Columns {
     let (oh, ow, wq) = (s.out_h(), s.out_w(), s.wq());
     match order {
-        Order::Lanes if ow.is_multiple_of(8) => {
-            let at = |pitch: usize| -> Vec<usize> {
-                (0..oh)
-                    .flat_map(|r| (0..ow).step_by(8).map(move |c| r * pitch + c))
-                    .collect()
-            };
-            Columns {
-                inputs: at(wq),
-                gradient: at(ow),
-                gradient_pitch: oh * ow,
-            }
-        }
+        Order::Lanes if ow.is_multiple_of(8) => Columns {
+            inputs: s.row_vectors(8, wq),
+            gradient: s.row_vectors(8, ow),
+            gradient_pitch: oh * ow,
+        },
         Order::Lanes => {
             let pitch = s.wide().div_ceil(8) * 8;
             let starts: Vec<usize> = (0..pitch).step_by(8).collect();
@@ -237,9 +231,7 @@ fn columns(s: &DirectShape, order: Order) -> Columns {
             }
         }
         Order::Sequential => Columns {
-            inputs: (0..oh)
-                .flat_map(|r| (0..ow).map(move |c| r * wq + c))
-                .collect(),
+            inputs: s.row_vectors(1, wq),
             gradient: Vec::new(),
             gradient_pitch: 0,
         },
